@@ -1,0 +1,40 @@
+# One entry point for people and CI. `make test` does all its own set-up: the virtual
+# environment, the test-host image and the test builds of step and step-ca (both cached).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: test test-unit test-e2e lint format venv clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+## Lint, then the whole suite (unit, artifact and end-to-end tests).
+test: venv lint
+	$(BIN)/pytest
+
+## Unit tests only: no Docker needed.
+test-unit: venv
+	$(BIN)/pytest -m 'not e2e and not artifacts'
+
+## End-to-end tests only: real pyinfra over SSH against Docker test hosts.
+test-e2e: venv
+	$(BIN)/pytest -m e2e
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) *.egg-info .sandbox

@@ -1,0 +1,1 @@
+"""Entry points: one pyinfra deploy file per job."""
