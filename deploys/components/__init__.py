@@ -1,0 +1,1 @@
+"""Reusable @deploy units that the entry points in deploys/ compose."""

@@ -1,0 +1,92 @@
+"""step-ca on the cert-managers: active on the primary, installed and stopped on backups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pyinfra.api import deploy
+from pyinfra.operations import files, systemd
+from pyinfra.operations.util import any_changed
+
+from deploys.settings import DEFAULTS, Settings, ca_dns_names, load_settings
+from operations import ca
+from operations.binaries import release_binaries
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+UNIT = "/etc/systemd/system/step-ca.service"
+
+
+@deploy("step-ca", data_defaults=DEFAULTS)
+def certificate_authority() -> None:
+    """Install step and step-ca on every cert-manager; initialise and run the CA on the
+    primary; leave it installed, stopped and disabled on the backups."""
+    settings = load_settings()
+    if not settings.is_cert_manager:
+        return
+    binaries = release_binaries(
+        name="Install step and step-ca",
+        artifacts=[settings.step, settings.step_ca],
+        bin_dir=settings.bin_dir,
+    )
+    unit = files.template(
+        name="step-ca unit",
+        src=str(TEMPLATES / "step-ca.service.j2"),
+        dest=UNIT,
+        mode="0644",
+        path=settings.ca_path,
+        bin_dir=settings.bin_dir,
+        port=settings.ca_port,
+    )
+    systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
+    if settings.is_primary:
+        _primary(settings, [binaries, unit])
+    else:
+        systemd.service(
+            name="step-ca stays stopped on a backup cert-manager",
+            service="step-ca.service",
+            running=False,
+            enabled=False,
+        )
+
+
+def _primary(settings: Settings, changes: list) -> None:
+    path = settings.ca_path
+    names = ca_dns_names(settings)
+    init = ca.authority(
+        name="Initialise the CA",
+        path=path,
+        ca_name=settings.ca_name,
+        dns_names=names,
+        port=settings.ca_port,
+        provisioner=settings.ca_provisioner,
+        bin_dir=settings.bin_dir,
+    )
+    config = ca.configuration(
+        name="Configure ca.json",
+        path=path,
+        dns_names=names,
+        port=settings.ca_port,
+        db_type=settings.ca_db_type,
+        durations=settings.durations,
+    )
+    ca.file_modes(name="CA file modes", path=path)
+    systemd.service(
+        name="Restart step-ca after a change",
+        service="step-ca.service",
+        running=True,
+        restarted=True,
+        _if=any_changed(init, config, *changes),
+    )
+    systemd.service(
+        name="step-ca runs and starts at boot",
+        service="step-ca.service",
+        running=True,
+        enabled=True,
+    )
+    ca.healthy(
+        name="step-ca is healthy",
+        ca_name=urlsplit(settings.ca_url).hostname,
+        port=settings.ca_port,
+        root=f"{path}/certs/root_ca.crt",
+    )

@@ -1,0 +1,313 @@
+"""Settings of the etcd PKI: defaults, and validation of every host's data before any change.
+
+Deploys call `load_settings()` first. It reads each host's data (inventory, group data,
+these defaults), checks it, and stops the run with a message naming the setting and the host
+when something is wrong, before any operation has run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pyinfra import host, state
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.host import Host
+from pyinfra.api.inventory import Inventory
+
+# Upstream's checksums.txt of each release, per architecture.
+STEP_CA_CHECKSUMS = {
+    "0.30.2": {
+        "amd64": "126615795bafe3f2d3f890e2d628fa6e2857315fb48d0671d34b23047cc37d73",
+        "arm64": "43f79d1b0b8cab9895dbadd46b0a014006f682a6b1341e1fadf0be31d4b9f4b4",
+    },
+}
+STEP_CHECKSUMS = {
+    "0.30.6": {
+        "amd64": "e44a5dc5f880a694b24a0f2941a69a81b0bc6ee053170fdfde18453d4d5816de",
+        "arm64": "eff511c3e6797039702e74fada62b10b079e413742f925703e5b7d810e611619",
+    },
+}
+
+DEFAULTS: dict[str, object] = {
+    "etcd_cluster_name": "k8s",
+    # Artifacts
+    "step_version": "0.30.6",
+    "step_ca_version": "0.30.2",
+    "step_checksums": None,  # {arch: sha256}; default: the pinned upstream table above
+    "step_ca_checksums": None,
+    "artifact_source": "upstream",  # upstream | mirror | local
+    "artifact_mirror_url": None,
+    "artifact_dir": None,
+    "bin_dir": "/opt/bin",
+    # The CA
+    "step_ca_name": "etcd-k8s CA",
+    "step_ca_url": None,  # default: https://<primary cert-manager>:<port>
+    "step_ca_port": 9000,
+    "step_ca_dns_names": [],  # extra names for the CA's TLS certificate
+    "step_ca_provisioner": "etcd-pki",
+    "step_ca_db_type": "bbolt",
+    "step_ca_path": "/etc/step-ca",
+    "step_cert_default_duration": "17520h",
+    "step_cert_max_duration": "26280h",
+    "step_cert_min_duration": "1h",
+    # This host's addresses (default: its SSH hostname when that is an IP address)
+    "node_addresses": None,
+}
+
+ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+ARTIFACT_SOURCES = ("upstream", "mirror", "local")
+DB_TYPES = ("bbolt", "badgerv2", "badgerv1", "badger", "mysql", "postgresql")
+GROUPS = ("etcd", "etcd_cert_managers", "etcd_clients")
+UPSTREAM_URLS = {
+    "step": "https://github.com/smallstep/cli/releases/download/v{version}/{file}",
+    "step-ca": "https://github.com/smallstep/certificates/releases/download/v{version}/{file}",
+}
+
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?$")
+
+
+class SettingsError(PyinfraError):
+    """Bad configuration: raised before any host is changed."""
+
+
+def _fail(host: str, setting: str, problem: str) -> SettingsError:
+    return SettingsError(f"invalid setting `{setting}` for host {host}: {problem}")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds of a Go duration string (`17520h`, `1h30m`), as step-ca reads them."""
+    if not isinstance(value, str) or not _DURATION.match(value):
+        raise ValueError(f"{value!r} is not a duration such as 17520h or 90m")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_dns_name(value: str) -> bool:
+    return bool(_DNS_NAME.match(value)) and not is_ip(value)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One release archive of one binary: where it comes from and its checksum per arch."""
+
+    binary: str
+    version: str
+    checksums: dict[str, str]
+    source: str
+    mirror_url: str | None
+    local_dir: str | None
+
+    def file_name(self, arch: str) -> str:
+        return f"{self.binary}_linux_{self.version}_{arch}.tar.gz"
+
+    def url(self, arch: str) -> str:
+        name = self.file_name(arch)
+        if self.source == "mirror":
+            return f"{(self.mirror_url or '').rstrip('/')}/{name}"
+        return UPSTREAM_URLS[self.binary].format(version=self.version, file=name)
+
+    def local_path(self, arch: str) -> str:
+        return f"{(self.local_dir or '').rstrip('/')}/{self.file_name(arch)}"
+
+
+@dataclass(frozen=True)
+class Durations:
+    default: str
+    max: str
+    min: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a deploy needs to know about one host, validated."""
+
+    host: str
+    groups: tuple[str, ...]
+    cluster: str
+    primary: str
+    backups: tuple[str, ...]
+    step: Artifact
+    step_ca: Artifact
+    bin_dir: str
+    ca_name: str
+    ca_url: str
+    ca_port: int
+    ca_dns_names: tuple[str, ...]
+    ca_provisioner: str
+    ca_db_type: str
+    ca_path: str
+    durations: Durations
+    addresses: tuple[str, ...]
+
+    @property
+    def is_primary(self) -> bool:
+        return self.host == self.primary
+
+    @property
+    def is_cert_manager(self) -> bool:
+        return "etcd_cert_managers" in self.groups
+
+
+def _data(host: Host, key: str) -> object:
+    return host.data.get(key, DEFAULTS[key])
+
+
+def _artifact(host: Host, binary: str, table: dict[str, dict[str, str]]) -> Artifact:
+    prefix = binary.replace("-", "_")
+    version = _data(host, f"{prefix}_version")
+    if not isinstance(version, str) or not re.match(r"^\d+\.\d+\.\d+$", version):
+        raise _fail(host.name, f"{prefix}_version", f"{version!r} is not a version like 0.30.2")
+    checksums = _data(host, f"{prefix}_checksums")
+    if checksums is None:
+        checksums = table.get(version, {})
+    if not isinstance(checksums, dict):
+        raise _fail(host.name, f"{prefix}_checksums", "must map an architecture to a SHA-256")
+    for arch, digest in checksums.items():
+        if arch not in ("amd64", "arm64"):
+            raise _fail(host.name, f"{prefix}_checksums", f"unknown architecture {arch!r}")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise _fail(host.name, f"{prefix}_checksums", f"{arch}: {digest!r} is not a SHA-256")
+    source = _data(host, "artifact_source")
+    if source not in ARTIFACT_SOURCES:
+        raise _fail(host.name, "artifact_source", f"{source!r} is not one of {ARTIFACT_SOURCES}")
+    mirror, local = _data(host, "artifact_mirror_url"), _data(host, "artifact_dir")
+    if source == "mirror" and not (isinstance(mirror, str) and urlsplit(mirror).scheme):
+        raise _fail(host.name, "artifact_mirror_url", "an http(s) URL is needed with mirror")
+    if source == "local" and not isinstance(local, str):
+        raise _fail(host.name, "artifact_dir", "a directory on the controller is needed")
+    return Artifact(binary, version, dict(checksums), source, mirror, local)
+
+
+def _durations(host: Host) -> Durations:
+    values = {}
+    for kind in ("default", "max", "min"):
+        key = f"step_cert_{kind}_duration"
+        try:
+            values[kind] = (_data(host, key), parse_duration(_data(host, key)))
+        except ValueError as error:
+            raise _fail(host.name, key, str(error)) from None
+    if not values["min"][1] <= values["default"][1] <= values["max"][1]:
+        raise _fail(
+            host.name,
+            "step_cert_default_duration",
+            f"{values['default'][0]} must lie between step_cert_min_duration "
+            f"({values['min'][0]}) and step_cert_max_duration ({values['max'][0]})",
+        )
+    return Durations(values["default"][0], values["max"][0], values["min"][0])
+
+
+def _addresses(host: Host) -> tuple[str, ...]:
+    value = _data(host, "node_addresses")
+    if value is None:
+        ssh_host = host.data.get("ssh_hostname") or host.name
+        return (ssh_host,) if is_ip(ssh_host) else ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str) and is_ip(v) for v in value
+    ):
+        raise _fail(host.name, "node_addresses", f"{value!r} is not a list of IP addresses")
+    return tuple(value)
+
+
+def _ca_url(host: Host, primary: str, port: int) -> str:
+    url = _data(host, "step_ca_url") or f"https://{primary}:{port}"
+    parts = urlsplit(str(url))
+    if parts.scheme != "https" or not parts.hostname:
+        raise _fail(host.name, "step_ca_url", f"{url!r} is not an https:// URL")
+    return str(url).rstrip("/")
+
+
+def settings_for(host: Host, inventory: Inventory) -> Settings:
+    """Validate one host's data; raises SettingsError naming the setting and the host."""
+    managers = [h.name for h in inventory.get_group("etcd_cert_managers", [])]
+    if not managers:
+        raise SettingsError(
+            "no primary cert-manager: the inventory needs a group `etcd_cert_managers` "
+            "whose first host runs step-ca"
+        )
+    groups = tuple(g for g in host.groups if g in GROUPS)
+    if not groups:
+        raise _fail(host.name, "groups", f"the host is in none of the groups {GROUPS}")
+    port = _data(host, "step_ca_port")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise _fail(host.name, "step_ca_port", f"{port!r} is not a TCP port")
+    dns_names = _data(host, "step_ca_dns_names") or []
+    for name in dns_names:  # type: ignore[attr-defined]
+        if not (isinstance(name, str) and (is_dns_name(name) or is_ip(name))):
+            raise _fail(host.name, "step_ca_dns_names", f"{name!r} is not a DNS name or IP")
+    db_type = _data(host, "step_ca_db_type")
+    if db_type not in DB_TYPES:
+        raise _fail(host.name, "step_ca_db_type", f"{db_type!r} is not one of {DB_TYPES}")
+    cluster = _data(host, "etcd_cluster_name")
+    if not isinstance(cluster, str) or not re.match(r"^[a-z0-9][a-z0-9-]*$", cluster):
+        raise _fail(host.name, "etcd_cluster_name", f"{cluster!r}: lower-case letters, digits, -")
+    return Settings(
+        host=host.name,
+        groups=groups,
+        cluster=cluster,
+        primary=managers[0],
+        backups=tuple(managers[1:]),
+        step=_artifact(host, "step", STEP_CHECKSUMS),
+        step_ca=_artifact(host, "step-ca", STEP_CA_CHECKSUMS),
+        bin_dir=str(_data(host, "bin_dir")),
+        ca_name=str(_data(host, "step_ca_name")),
+        ca_url=_ca_url(host, managers[0], port),
+        ca_port=port,
+        ca_dns_names=tuple(dns_names),  # type: ignore[arg-type]
+        ca_provisioner=str(_data(host, "step_ca_provisioner")),
+        ca_db_type=str(db_type),
+        ca_path=str(_data(host, "step_ca_path")),
+        durations=_durations(host),
+        addresses=_addresses(host),
+    )
+
+
+def validate_inventory(inventory: Inventory) -> dict[str, Settings]:
+    """Every host's settings; the first bad one stops the run."""
+    return {h.name: settings_for(h, inventory) for h in inventory}
+
+
+_validated: dict[int, dict[str, Settings]] = {}
+
+
+def load_settings() -> Settings:
+    """The current host's settings, after checking every host of the inventory once a run."""
+    if id(state) not in _validated:
+        _validated.clear()
+        _validated[id(state)] = validate_inventory(state.inventory)
+    return _validated[id(state)][host.name]
+
+
+def ca_dns_names(settings: Settings) -> list[str]:
+    """Names and addresses the CA's TLS certificate covers, so any cert-manager can take over."""
+    inventory = state.inventory
+    names = [urlsplit(settings.ca_url).hostname or ""]
+    for name in (settings.primary, *settings.backups):
+        names.append(name)
+        names.extend(validate_inventory_host(inventory, name).addresses)
+    names.extend(settings.ca_dns_names)
+    names.extend(["localhost", "127.0.0.1"])
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def validate_inventory_host(inventory: Inventory, name: str) -> Settings:
+    return (
+        _validated[id(state)][name]
+        if id(state) in _validated
+        else settings_for(inventory.get_host(name), inventory)
+    )

@@ -1,0 +1,43 @@
+"""Which release binaries a host has, and its architecture: one command for all of them."""
+
+from __future__ import annotations
+
+import re
+
+from pyinfra.api import FactBase, StringCommand
+
+from operations.shell import script
+
+ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+_VERSION = re.compile(r"(\d+\.\d+\.\d+)")
+
+
+class Binaries(FactBase[dict]):
+    """`{"arch": "amd64" | None, "machine": <uname -m>, "versions": {binary: version | None}}`.
+
+    A version is what `<binary> version` (or `--version`) prints first, e.g. `0.30.2` from
+    `Smallstep CLI/0.30.2 (linux/amd64)`; None when the binary is missing or does not run.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"arch": None, "machine": None, "versions": {}}
+
+    def command(self, bin_dir: str, binaries: list[str]) -> StringCommand:
+        return script(
+            'uname -m; for b in {binaries}; do p={bin_dir}/"$b"; if [ -x "$p" ]; then'
+            ' v=$("$p" version 2>/dev/null || "$p" --version 2>/dev/null);'
+            ' printf "%s %s\\n" "$b" "$(printf "%s" "$v" | head -n 1)";'
+            ' else printf "%s -\\n" "$b"; fi; done',
+            binaries=binaries,
+            bin_dir=bin_dir.rstrip("/"),
+        )
+
+    def process(self, output: list[str]) -> dict:
+        machine = output[0].strip() if output else None
+        versions: dict[str, str | None] = {}
+        for line in output[1:]:
+            name, _, text = line.partition(" ")
+            match = _VERSION.search(text)
+            versions[name] = match.group(1) if match and text != "-" else None
+        return {"arch": ARCHITECTURES.get(machine or ""), "machine": machine, "versions": versions}

@@ -1,0 +1,85 @@
+"""Install binaries from release archives, checked against a pinned SHA-256 before unpacking."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, OperationError, OperationValueError, operation
+
+from deploys.settings import Artifact
+from facts.binaries import Binaries
+from operations.shell import script
+
+STAGING_DIR = "/var/tmp"
+
+# Verify, unpack into a private directory, find the one binary of that name, replace the
+# installed one atomically (a running step-ca keeps its open file), and always clean up.
+_INSTALL = (
+    'set -e; f={archive}; d="$f.d"; trap \'rm -rf "$f" "$d"\' EXIT;'
+    ' if ! printf "%s  %s\\n" {sha256} "$f" | sha256sum -c --status; then'
+    ' echo "checksum mismatch for "{name}": expected "{sha256}",'
+    ' got $(sha256sum "$f" | cut -d\' \' -f1); nothing was unpacked" >&2; exit 1; fi;'
+    ' mkdir -m 0700 "$d"; tar -xzf "$f" -C "$d";'
+    ' b=$(find "$d" -type f -name {binary}); n=$(printf "%s\\n" "$b" | grep -c .);'
+    ' if [ "$n" != 1 ]; then echo {name}" holds $n files named "{binary} >&2; exit 1; fi;'
+    ' install -d -m 0755 {bin_dir}; install -m 0755 "$b" {target}.new;'
+    " mv -f {target}.new {target}"
+)
+
+
+def _install_commands(artifact: Artifact, arch: str, bin_dir: str) -> Generator:
+    digest = artifact.checksums.get(arch)
+    if digest is None:
+        raise OperationValueError(
+            f"no SHA-256 for {artifact.file_name(arch)}: set "
+            f"`{artifact.binary.replace('-', '_')}_checksums` for {arch}"
+        )
+    name = artifact.file_name(arch)
+    staged = f"{STAGING_DIR}/etcd-step-pki.{name}"
+    if artifact.source == "local":
+        local = Path(artifact.local_path(arch))
+        if not local.is_file():
+            raise OperationValueError(f"{local} does not exist on the controller")
+        yield FileUploadCommand(str(local), staged, remote_temp_filename=staged + ".part")
+    else:
+        yield script(
+            "curl -fsSL --retry 3 --connect-timeout 15 -o {staged} {url}",
+            staged=staged,
+            url=artifact.url(arch),
+        )
+    yield script(
+        _INSTALL,
+        name=name,
+        archive=staged,
+        sha256=digest,
+        binary=artifact.binary,
+        bin_dir=bin_dir,
+        target=f"{bin_dir.rstrip('/')}/{artifact.binary}",
+    )
+
+
+@operation()
+def release_binaries(artifacts: Sequence[Artifact], *, bin_dir: str = "/opt/bin") -> Generator:
+    """
+    Install each binary from its release archive unless that version is installed already.
+
+    + artifacts: the archives (binary, version, checksums, source) to install
+    + bin_dir: where the binaries go
+
+    The archive is downloaded on the host (upstream or mirror URL) or uploaded from the
+    controller (air-gapped sites), its SHA-256 checked before anything is unpacked, and the
+    binary replaced atomically. A wrong checksum leaves the installed binary untouched.
+    """
+    info = host.get_fact(Binaries, bin_dir=bin_dir, binaries=[a.binary for a in artifacts])
+    arch = info["arch"]
+    if arch is None:
+        raise OperationError(f"unknown architecture {info['machine']!r}: only amd64 and arm64")
+    current = info["versions"]
+    outdated = [a for a in artifacts if current.get(a.binary) != a.version]
+    if not outdated:
+        host.noop(", ".join(f"{a.binary} {a.version} is installed" for a in artifacts))
+        return
+    for artifact in outdated:
+        yield from _install_commands(artifact, arch, bin_dir)

@@ -1,0 +1,219 @@
+"""step-ca on a cert-manager: initialise once, keep ca.json and file modes as configured."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Generator, Sequence
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, OperationError, operation
+
+from deploys.settings import Durations
+from facts.ca import CAHealth, CAState
+from operations.shell import script
+
+PASSWORD = "secrets/password"
+PROVISIONER_PASSWORD = "secrets/provisioner_password"
+
+# Modes of the reference: keys and passwords 0400 root, their directory 0700.
+MODES = {
+    "": ("700", "d"),
+    "config": ("700", "d"),
+    "config/ca.json": ("600", "f"),
+    "config/defaults.json": ("644", "f"),
+    "certs": ("755", "d"),
+    "certs/root_ca.crt": ("644", "f"),
+    "certs/intermediate_ca.crt": ("644", "f"),
+    "secrets": ("700", "d"),
+    "secrets/root_ca_key": ("400", "f"),
+    "secrets/intermediate_ca_key": ("400", "f"),
+    PASSWORD: ("400", "f"),
+    PROVISIONER_PASSWORD: ("400", "f"),
+    "db": ("700", "d"),
+}
+
+# Passwords are made on the host and written straight to their files: they appear in no
+# command line, no output and never reach the controller.
+_INIT = (
+    'set -e; umask 077; p={path}; export STEPPATH="$p";'
+    ' if [ -e "$p/config/ca.json" ]; then echo "a CA exists at $p; not initialising" >&2;'
+    " exit 1; fi;"
+    ' install -d -m 0700 "$p" "$p/secrets";'
+    " for f in {password} {provisioner_password}; do"
+    ' [ -s "$p/$f" ] || openssl rand -base64 33 | tr -d "\\n" > "$p/$f"; done;'
+    " {step} ca init --deployment-type standalone --name {name} {dns} --address {address}"
+    ' --provisioner {provisioner} --password-file "$p/"{password}'
+    ' --provisioner-password-file "$p/"{provisioner_password} >/dev/null'
+)
+
+
+def desired_config(
+    current: dict,
+    *,
+    path: str,
+    dns_names: Sequence[str],
+    port: int,
+    db_type: str,
+    durations: Durations,
+) -> dict:
+    """ca.json as configured: names, address, database and certificate durations.
+
+    Everything that `step ca init` generated (keys, provisioner) is kept as it is.
+    """
+    config = copy.deepcopy(current)
+    config["dnsNames"] = list(dns_names)
+    config["address"] = f":{port}"
+    # bbolt keeps the whole database in one file; badger wants a directory.
+    source = f"{path}/db/bbolt.db" if db_type == "bbolt" else f"{path}/db"
+    config["db"] = {**config.get("db", {}), "type": db_type, "dataSource": source}
+    authority = config.setdefault("authority", {})
+    authority["claims"] = {
+        **authority.get("claims", {}),
+        "minTLSCertDuration": durations.min,
+        "maxTLSCertDuration": durations.max,
+        "defaultTLSCertDuration": durations.default,
+    }
+    return config
+
+
+def render_config(config: dict) -> str:
+    return json.dumps(config, indent=4) + "\n"
+
+
+@operation()
+def authority(
+    path: str,
+    *,
+    ca_name: str,
+    dns_names: Sequence[str],
+    port: int,
+    provisioner: str,
+    bin_dir: str = "/opt/bin",
+) -> Generator:
+    """
+    Initialise the CA (root, intermediate, JWK provisioner) unless one exists.
+
+    + path: the CA's `$STEPPATH`, e.g. `/etc/step-ca`
+    + ca_name: the name of the root and intermediate certificates
+    + dns_names: names and addresses of the CA's TLS certificate
+    + port: the port step-ca listens on
+    + provisioner: the name of the JWK provisioner
+
+    An existing CA is never overwritten: with CA keys but no `ca.json` the run stops.
+    """
+    state = host.get_fact(CAState, path=path)
+    if state["config"] is not None:
+        host.noop(f"a CA exists at {path}")
+        return
+    for key in ("secrets/root_ca_key", "secrets/intermediate_ca_key"):
+        if f"{path}/{key}" in state["files"]:
+            raise OperationError(
+                f"{path}/{key} exists but {path}/config/ca.json does not: refusing to "
+                "initialise a new CA over existing keys; restore the CA (deploys/restore_ca.py) "
+                "or move the old state away"
+            )
+    yield script(
+        _INIT,
+        path=path,
+        password=PASSWORD,
+        provisioner_password=PROVISIONER_PASSWORD,
+        step=f"{bin_dir}/step",
+        name=ca_name,
+        dns=[flag for name in dns_names for flag in ("--dns", name)],
+        address=f":{port}",
+        provisioner=provisioner,
+    )
+
+
+@operation()
+def configuration(
+    path: str,
+    *,
+    dns_names: Sequence[str],
+    port: int,
+    db_type: str,
+    durations: Durations,
+) -> Generator:
+    """
+    Keep ca.json as configured (names, address, database, durations).
+
+    + path: the CA's `$STEPPATH`
+    + dns_names: names and addresses of the CA's TLS certificate
+    + port: the port step-ca listens on
+    + db_type: `bbolt` (one file) or another step-ca database type
+    + durations: default, max and min durations of issued certificates
+    """
+    state = host.get_fact(CAState, path=path)
+    current = state["config"]
+    if current is None:
+        if host.state.is_executing:
+            raise OperationError(f"{path}/config/ca.json is missing: the CA is not initialised")
+        # Change detection before the CA exists: the content is known only after `ca init`.
+        yield script("test -f {file}", file=f"{path}/config/ca.json")
+        return
+    wanted = desired_config(
+        current,
+        path=path,
+        dns_names=dns_names,
+        port=port,
+        db_type=db_type,
+        durations=durations,
+    )
+    if wanted == current:
+        host.noop(f"{path}/config/ca.json is as configured")
+        return
+    target = f"{path}/config/ca.json"
+    yield FileUploadCommand(StringIO(render_config(wanted)), target + ".new")
+    yield script("chmod 0600 {new} && mv -f {new} {target}", new=target + ".new", target=target)
+
+
+@operation()
+def file_modes(path: str) -> Generator:
+    """
+    Keep owners and modes of the CA's files as the reference sets them (keys 0400 root).
+
+    + path: the CA's `$STEPPATH`
+    """
+    files = host.get_fact(CAState, path=path)["files"]
+    fixes = []
+    for relative, (mode, kind) in MODES.items():
+        full = f"{path}/{relative}".rstrip("/")
+        info = files.get(full)
+        if info is None or info["type"] != kind:
+            continue
+        if info["mode"] != mode or (info["user"], info["group"]) != ("root", "root"):
+            fixes.append((full, mode))
+    if not fixes:
+        host.noop(f"modes and owners under {path} are as they should be")
+        return
+    for full, mode in fixes:
+        yield script("chown root:root {f} && chmod {mode} {f}", f=full, mode=mode)
+
+
+@operation()
+def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Generator:
+    """
+    Wait until step-ca answers `/health` over TLS verified against the root.
+
+    + ca_name: a name in the CA's TLS certificate
+    + port: the port step-ca listens on
+    + root: the root certificate on this host
+    + timeout: seconds to wait before failing
+    """
+    if host.get_fact(CAHealth, ca_name=ca_name, port=port, root=root)["ok"]:
+        host.noop("step-ca is healthy")
+        return
+    yield script(
+        "i=0; until curl -sf --max-time 3 --cacert {root} --resolve {resolve}"
+        " https://{name}:{port}/health >/dev/null 2>&1; do i=$((i+1));"
+        ' if [ "$i" -ge {tries} ]; then echo "step-ca not healthy after {timeout}s" >&2;'
+        " journalctl -u step-ca -n 20 --no-pager >&2; exit 1; fi; sleep 0.5; done",
+        root=root,
+        resolve=f"{ca_name}:{port}:127.0.0.1",
+        name=ca_name,
+        port=port,
+        tries=timeout * 2,
+        timeout=timeout,
+    )

@@ -1,0 +1,50 @@
+"""A fake pyinfra host for operation unit tests: facts from fixtures, noops recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from pyinfra.api import StringCommand
+from pyinfra.context import ctx_host, ctx_state
+
+
+@dataclass
+class FakeState:
+    is_executing: bool = True
+
+
+@dataclass
+class FakeHost:
+    """Answers `get_fact(Fact, **kwargs)` from `facts[Fact]` (a value or a callable)."""
+
+    facts: dict = field(default_factory=dict)
+    name: str = "etcd-k8s-1"
+    noops: list[str] = field(default_factory=list)
+    state: FakeState = field(default_factory=FakeState)
+    fact_calls: list = field(default_factory=list)
+
+    def get_fact(self, fact, **kwargs):
+        self.fact_calls.append((fact, kwargs))
+        value = self.facts[fact]
+        return value(**kwargs) if callable(value) else value
+
+    def noop(self, description: str) -> None:
+        self.noops.append(description)
+
+
+@contextmanager
+def on_host(fake: FakeHost) -> Iterator[FakeHost]:
+    with ctx_state.use(fake.state), ctx_host.use(fake):
+        yield fake
+
+
+def run_op(op, fake: FakeHost, *args, **kwargs) -> list:
+    """The commands an operation yields on the fake host."""
+    with on_host(fake):
+        return list(op._inner(*args, **kwargs))
+
+
+def raw(commands: list) -> list[str]:
+    return [c.get_raw_value() for c in commands if isinstance(c, StringCommand)]

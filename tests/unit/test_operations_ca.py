@@ -1,0 +1,149 @@
+"""The CA operations: initialise once, never over existing keys; ca.json and modes converge."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pyinfra.api import FileUploadCommand, OperationError
+
+from deploys.settings import Durations
+from facts.ca import CAHealth, CAState
+from operations import ca
+from tests.unit.fakes import FakeHost, FakeState, raw, run_op
+
+PATH = "/etc/step-ca"
+DURATIONS = Durations("17520h", "26280h", "1h")
+INIT_CONFIG = {
+    "root": f"{PATH}/certs/root_ca.crt",
+    "address": ":443",
+    "dnsNames": ["ca.local"],
+    "db": {"type": "badgerv2", "dataSource": f"{PATH}/db"},
+    "authority": {"provisioners": [{"type": "JWK", "name": "etcd-pki", "encryptedKey": "e"}]},
+}
+CONFIG_ARGS = {"dns_names": ["etcd-k8s-1", "10.0.0.1"], "port": 9000, "db_type": "bbolt",
+               "durations": DURATIONS}  # fmt: skip
+
+
+def _state(config=None, files=None) -> dict:
+    return {"config": config, "root": None, "intermediate": None, "files": files or {}}
+
+
+def test_init_makes_passwords_on_the_host_and_runs_ca_init() -> None:
+    host = FakeHost({CAState: _state()})
+    commands = raw(
+        run_op(
+            ca.authority,
+            host,
+            PATH,
+            ca_name="etcd-k8s CA",
+            dns_names=["etcd-k8s-1", "10.0.0.1"],
+            port=9000,
+            provisioner="etcd-pki",
+        )
+    )
+    assert len(commands) == 1
+    init = commands[0]
+    assert "openssl rand -base64 33" in init
+    assert "umask 077" in init
+    assert (
+        "/opt/bin/step ca init --deployment-type standalone --name 'etcd-k8s CA' "
+        "--dns etcd-k8s-1 --dns 10.0.0.1 --address :9000 --provisioner etcd-pki"
+    ) in init
+    assert '--password-file "$p/"secrets/password' in init
+
+
+def test_an_existing_ca_is_never_initialised_again() -> None:
+    host = FakeHost({CAState: _state(INIT_CONFIG)})
+    assert run_op(ca.authority, host, PATH, ca_name="x", dns_names=[], port=9000,
+                  provisioner="p") == []  # fmt: skip
+    assert host.noops == [f"a CA exists at {PATH}"]
+
+
+def test_keys_without_config_are_refused() -> None:
+    files = {f"{PATH}/secrets/root_ca_key": {"mode": "400", "user": "root", "group": "root",
+                                             "type": "f"}}  # fmt: skip
+    host = FakeHost({CAState: _state(files=files)})
+    with pytest.raises(OperationError, match="refusing to initialise a new CA"):
+        run_op(ca.authority, host, PATH, ca_name="x", dns_names=[], port=9000, provisioner="p")
+
+
+def test_desired_config_keeps_generated_values_and_sets_ours() -> None:
+    wanted = ca.desired_config(INIT_CONFIG, path=PATH, **CONFIG_ARGS)
+    assert wanted["dnsNames"] == ["etcd-k8s-1", "10.0.0.1"]
+    assert wanted["address"] == ":9000"
+    assert wanted["db"] == {"type": "bbolt", "dataSource": f"{PATH}/db/bbolt.db"}
+    assert wanted["authority"]["claims"] == {
+        "minTLSCertDuration": "1h",
+        "maxTLSCertDuration": "26280h",
+        "defaultTLSCertDuration": "17520h",
+    }
+    assert wanted["authority"]["provisioners"] == INIT_CONFIG["authority"]["provisioners"]
+    assert INIT_CONFIG["address"] == ":443"  # the input is not modified
+
+
+def test_configuration_uploads_only_when_different() -> None:
+    host = FakeHost({CAState: _state(INIT_CONFIG)})
+    commands = run_op(ca.configuration, host, PATH, **CONFIG_ARGS)
+    upload = commands[0]
+    assert isinstance(upload, FileUploadCommand)
+    assert json.loads(upload.src.getvalue())["address"] == ":9000"
+    assert raw(commands[1:]) == [
+        f"chmod 0600 {PATH}/config/ca.json.new && mv -f {PATH}/config/ca.json.new "
+        f"{PATH}/config/ca.json"
+    ]
+    configured = ca.desired_config(INIT_CONFIG, path=PATH, **CONFIG_ARGS)
+    host = FakeHost({CAState: _state(configured)})
+    assert run_op(ca.configuration, host, PATH, **CONFIG_ARGS) == []
+
+
+def test_configuration_before_init_is_a_change_when_planning_and_an_error_when_running() -> None:
+    planning = FakeHost({CAState: _state()}, state=FakeState(is_executing=False))
+    assert raw(run_op(ca.configuration, planning, PATH, **CONFIG_ARGS))
+    running = FakeHost({CAState: _state()})
+    with pytest.raises(OperationError, match="not initialised"):
+        run_op(ca.configuration, running, PATH, **CONFIG_ARGS)
+
+
+def test_file_modes_fix_only_what_drifted() -> None:
+    def entry(mode: str, kind: str = "f", user: str = "root") -> dict:
+        return {"mode": mode, "user": user, "group": "root", "type": kind}
+
+    files = {
+        f"{PATH}/secrets": entry("700", "d"),
+        f"{PATH}/secrets/root_ca_key": entry("400"),
+        f"{PATH}/secrets/password": entry("644"),
+        f"{PATH}/certs/root_ca.crt": entry("644", user="nobody"),
+    }
+    host = FakeHost({CAState: _state(files=files)})
+    assert raw(run_op(ca.file_modes, host, PATH)) == [
+        f"chown root:root {PATH}/certs/root_ca.crt && chmod 644 {PATH}/certs/root_ca.crt",
+        f"chown root:root {PATH}/secrets/password && chmod 400 {PATH}/secrets/password",
+    ]
+
+
+def test_health_waits_only_when_unhealthy() -> None:
+    host = FakeHost({CAHealth: {"ok": True, "detail": '{"status":"ok"}'}})
+    assert run_op(ca.healthy, host, "etcd-k8s-1", port=9000, root="/r.crt") == []
+    host = FakeHost({CAHealth: {"ok": False, "detail": "refused"}})
+    (wait,) = raw(run_op(ca.healthy, host, "etcd-k8s-1", port=9000, root="/r.crt"))
+    assert "--resolve etcd-k8s-1:9000:127.0.0.1 https://etcd-k8s-1:9000/health" in wait
+
+
+def test_ca_state_fact_parses_sections() -> None:
+    output = [
+        "### etcd-step-pki config",
+        json.dumps(INIT_CONFIG),
+        "### etcd-step-pki root",
+        "-----BEGIN CERTIFICATE-----",
+        "MIIB",
+        "-----END CERTIFICATE-----",
+        "### etcd-step-pki files",
+        f"700 root root d {PATH}/secrets",
+        f"400 root root f {PATH}/secrets/root_ca_key",
+    ]
+    parsed = CAState().process(output)
+    assert parsed["config"] == INIT_CONFIG
+    assert parsed["root"].startswith("-----BEGIN CERTIFICATE-----\nMIIB")
+    assert parsed["intermediate"] is None
+    assert parsed["files"][f"{PATH}/secrets/root_ca_key"]["mode"] == "400"
