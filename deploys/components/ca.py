@@ -24,10 +24,9 @@ def certificate_authority() -> None:
     settings = load_settings()
     if not settings.is_cert_manager:
         return
-    binaries = release_binaries(
-        name="Install step and step-ca",
-        artifacts=[settings.step, settings.step_ca],
-        bin_dir=settings.bin_dir,
+    release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
+    binary = release_binaries(
+        name="Install step-ca", artifacts=[settings.step_ca], bin_dir=settings.bin_dir
     )
     unit = files.template(
         name="step-ca unit",
@@ -40,7 +39,7 @@ def certificate_authority() -> None:
     )
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
     if settings.is_primary:
-        _primary(settings, [binaries, unit])
+        _primary(settings, [binary, unit])
     else:
         systemd.service(
             name="step-ca stays stopped on a backup cert-manager",

@@ -1,1 +1,50 @@
-"""Settings of the Docker sandbox (every host of inventories/sandbox.py is in group `sandbox`)."""
+"""Settings of the Docker sandbox (pyinfra puts every host of inventories/sandbox.py in the
+group `sandbox`).
+
+The sandbox installs the test builds of step and step-ca (tests/hosts/artifacts/), uploaded
+from the controller as an air-gapped site would: `artifact_dir` is where the harness built
+them (`$PKI_ARTIFACTS_DIR`, or the directory recorded in the sandbox's hosts.json), and the
+checksums are read from that build's checksums.txt.
+"""
+
+import json
+import os
+from pathlib import Path
+
+__all__ = [
+    "artifact_dir",
+    "artifact_source",
+    "step_ca_checksums",
+    "step_ca_version",
+    "step_checksums",
+    "step_version",
+    "step_ca_name",
+]
+
+_state_dir = Path(
+    os.environ.get("PKI_SANDBOX_DIR", Path(__file__).resolve().parents[2] / ".sandbox")
+)
+_state_file = _state_dir / "hosts.json"
+_state = json.loads(_state_file.read_text()) if _state_file.exists() else {}
+_artifacts = os.environ.get("PKI_ARTIFACTS_DIR") or _state.get("artifacts_dir") or ""
+
+
+def _checksums(binary: str, version: str) -> dict[str, str]:
+    """`{arch: sha256}` of `<binary>_linux_<version>_<arch>.tar.gz` in checksums.txt."""
+    sums = Path(_artifacts, "checksums.txt")
+    found = {}
+    for line in sums.read_text().splitlines() if sums.exists() else []:
+        digest, _, name = line.partition("  ")
+        for arch in ("amd64", "arm64"):
+            if name.strip() == f"{binary}_linux_{version}_{arch}.tar.gz":
+                found[arch] = digest
+    return found
+
+
+artifact_source = "local"
+artifact_dir = _artifacts
+step_version = "0.30.2"
+step_ca_version = "0.30.2"
+step_checksums = _checksums("step", step_version)
+step_ca_checksums = _checksums("step-ca", step_ca_version)
+step_ca_name = "etcd-k8s sandbox CA"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -38,12 +39,22 @@ class PyinfraRun:
 
     @property
     def failed(self) -> dict[str, list[str]]:
-        """Per host, the names of the operations that failed there."""
+        """Per host, the names of the operations that failed there.
+
+        Read from the progress log: when every host fails, pyinfra stops before its results.
+        """
         errors: dict[str, list[str]] = {}
-        for op in self.results.get("operations", []):
-            for host in op.get("error", []):
-                errors.setdefault(host, []).append(op["name"])
+        operation = None
+        for line in self.stderr.splitlines():
+            if line.startswith("--> Starting operation: "):
+                operation = line.removeprefix("--> Starting operation: ").strip()
+            match = _HOST_ERROR.match(line)
+            if match and operation is not None:
+                errors.setdefault(match.group(1), []).append(operation)
         return errors
+
+
+_HOST_ERROR = re.compile(r"^\s+\[([^\]]+)\]\s+Error")
 
 
 def _parse_results(stdout: str) -> dict:
