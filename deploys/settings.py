@@ -55,8 +55,21 @@ DEFAULTS: dict[str, object] = {
     "step_cert_min_duration": "1h",
     # This host's addresses (default: its SSH hostname when that is an IP address)
     "node_addresses": None,
+    # Node certificates
+    "etcd_member_index": None,  # default: N of an inventory name etcd-<cluster>-N
+    "etcd_user": "etcd",
+    "ssl_dir": "/etc/etcd/ssl",
+    "step_path": "/etc/step",  # the step CLI's $STEPPATH on nodes (trust, defaults)
+    "cert_extra_sans": [],
+    "cert_key_type": "EC",  # EC (P-256), OKP (Ed25519) or RSA (2048)
+    # Renewal
+    "renewal_enabled": True,
+    "renewal_on_calendar": "*-*-* 03:00:00",
+    "renewal_randomized_delay": "1h",
+    "renewal_expires_in": None,  # None: step's 66% of the lifetime used; or "80%", "720h" left
 }
 
+KEY_TYPES = {"EC": ("EC", "P-256"), "OKP": ("OKP", "Ed25519"), "RSA": ("RSA", None)}
 ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 ARTIFACT_SOURCES = ("upstream", "mirror", "local")
 DB_TYPES = ("bbolt", "badgerv2", "badgerv1", "badger", "mysql", "postgresql")
@@ -132,6 +145,29 @@ class Durations:
 
 
 @dataclass(frozen=True)
+class Certificate:
+    """One leaf certificate of a node: its kind and where its files are."""
+
+    kind: str  # peer | server | client
+    subject: str
+    crt: str
+    key: str
+
+    @property
+    def unit(self) -> str:
+        """The renewal units' name, `step-renew-<member>-<kind>`."""
+        return f"step-renew-{self.subject}-{self.kind}"
+
+
+@dataclass(frozen=True)
+class Renewal:
+    enabled: bool
+    on_calendar: str
+    randomized_delay: str
+    expires_in: str | None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a deploy needs to know about one host, validated."""
 
@@ -152,6 +188,13 @@ class Settings:
     ca_path: str
     durations: Durations
     addresses: tuple[str, ...]
+    node_name: str  # etcd-<cluster>-<index> for members, the short host name for clients
+    etcd_user: str
+    ssl_dir: str
+    step_path: str
+    extra_sans: tuple[str, ...]
+    key_type: str
+    renewal: Renewal
 
     @property
     def is_primary(self) -> bool:
@@ -160,6 +203,34 @@ class Settings:
     @property
     def is_cert_manager(self) -> bool:
         return "etcd_cert_managers" in self.groups
+
+    @property
+    def is_member(self) -> bool:
+        return "etcd" in self.groups
+
+    @property
+    def needs_certificates(self) -> bool:
+        return self.is_member or "etcd_clients" in self.groups
+
+    @property
+    def certificates(self) -> tuple[Certificate, ...]:
+        """Members: peer, server and client certificates; clients: a client certificate."""
+        if not self.needs_certificates:
+            return ()
+        kinds = ("peer", "server", "client") if self.is_member else ("client",)
+        return tuple(
+            Certificate(
+                kind,
+                self.node_name,
+                f"{self.ssl_dir}/{self.node_name}-{kind}.crt",
+                f"{self.ssl_dir}/{self.node_name}-{kind}.key",
+            )
+            for kind in kinds
+        )
+
+    @property
+    def root_file(self) -> str:
+        return f"{self.ssl_dir}/root_ca.crt"
 
 
 def _data(host: Host, key: str) -> object:
@@ -232,6 +303,62 @@ def _ca_url(host: Host, primary: str, port: int) -> str:
     return str(url).rstrip("/")
 
 
+def _node_name(host: Host, groups: tuple[str, ...], cluster: str) -> str:
+    if "etcd" not in groups:
+        return host.name.split(".")[0]
+    index = _data(host, "etcd_member_index")
+    if index is None:
+        match = re.match(rf"^etcd-{re.escape(cluster)}-(\d+)(?:\.|$)", host.name)
+        if not match:
+            raise _fail(
+                host.name,
+                "etcd_member_index",
+                f"the name is not etcd-{cluster}-<N>: set the member's index",
+            )
+        index = int(match.group(1))
+    if not isinstance(index, int) or index < 1:
+        raise _fail(host.name, "etcd_member_index", f"{index!r} is not a positive integer")
+    return f"etcd-{cluster}-{index}"
+
+
+def _renewal(host: Host) -> Renewal:
+    expires_in = _data(host, "renewal_expires_in")
+    if expires_in is not None:
+        text = str(expires_in)
+        valid = False
+        if text.endswith("%"):
+            valid = text[:-1].isdigit() and 0 <= int(text[:-1]) <= 100
+        else:
+            try:
+                valid = parse_duration(text) > 0
+            except ValueError:
+                valid = False
+        if not valid:
+            raise _fail(
+                host.name, "renewal_expires_in", f"{expires_in!r}: a percentage or duration"
+            )
+    for key in ("renewal_on_calendar", "renewal_randomized_delay"):
+        value = _data(host, key)
+        if not isinstance(value, str) or not value or "\n" in value:
+            raise _fail(host.name, key, f"{value!r} is not a systemd timer value")
+    return Renewal(
+        enabled=bool(_data(host, "renewal_enabled")),
+        on_calendar=str(_data(host, "renewal_on_calendar")),
+        randomized_delay=str(_data(host, "renewal_randomized_delay")),
+        expires_in=None if expires_in is None else str(expires_in),
+    )
+
+
+def _extra_sans(host: Host) -> tuple[str, ...]:
+    sans = _data(host, "cert_extra_sans") or []
+    if not isinstance(sans, list | tuple):
+        raise _fail(host.name, "cert_extra_sans", "must be a list of DNS names or IPs")
+    for san in sans:
+        if not (isinstance(san, str) and (is_dns_name(san) or is_ip(san))):
+            raise _fail(host.name, "cert_extra_sans", f"{san!r} is not a DNS name or IP")
+    return tuple(sans)
+
+
 def settings_for(host: Host, inventory: Inventory) -> Settings:
     """Validate one host's data; raises SettingsError naming the setting and the host."""
     managers = [h.name for h in inventory.get_group("etcd_cert_managers", [])]
@@ -274,12 +401,52 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         ca_path=str(_data(host, "step_ca_path")),
         durations=_durations(host),
         addresses=_addresses(host),
+        node_name=_node_name(host, groups, cluster),
+        etcd_user=_word(host, "etcd_user"),
+        ssl_dir=_path(host, "ssl_dir"),
+        step_path=_path(host, "step_path"),
+        extra_sans=_extra_sans(host),
+        key_type=_key_type(host),
+        renewal=_renewal(host),
     )
 
 
+def _word(host: Host, key: str) -> str:
+    value = _data(host, key)
+    if not isinstance(value, str) or not re.match(r"^[a-z_][a-z0-9_-]*$", value):
+        raise _fail(host.name, key, f"{value!r} is not a user name")
+    return value
+
+
+def _path(host: Host, key: str) -> str:
+    value = _data(host, key)
+    if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
+        raise _fail(host.name, key, f"{value!r} is not an absolute path")
+    return value.rstrip("/")
+
+
+def _key_type(host: Host) -> str:
+    value = _data(host, "cert_key_type")
+    if value not in KEY_TYPES:
+        raise _fail(host.name, "cert_key_type", f"{value!r} is not one of {tuple(KEY_TYPES)}")
+    return str(value)
+
+
 def validate_inventory(inventory: Inventory) -> dict[str, Settings]:
-    """Every host's settings; the first bad one stops the run."""
-    return {h.name: settings_for(h, inventory) for h in inventory}
+    """Every host's settings; the first bad one stops the run. Member names are unique."""
+    settings = {h.name: settings_for(h, inventory) for h in inventory}
+    seen: dict[str, str] = {}
+    for name, item in settings.items():
+        if not item.needs_certificates:
+            continue
+        other = seen.setdefault(item.node_name, name)
+        if other != name:
+            raise _fail(
+                name,
+                "etcd_member_index",
+                f"{item.node_name} is also the name of {other}: names must be unique",
+            )
+    return settings
 
 
 _validated: dict[int, dict[str, Settings]] = {}

@@ -1,1 +1,21 @@
-"""Jinja2 templates rendered by the operations (systemd units, configuration)."""
+"""Jinja2 templates rendered on the controller (systemd units, configuration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+DIRECTORY = Path(__file__).resolve().parent
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(DIRECTORY)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+def render(name: str, **values: object) -> str:
+    """The text of template `name` (e.g. `step-renew.service.j2`) with `values`."""
+    return _environment.get_template(name).render(**values)

@@ -15,10 +15,10 @@ __all__ = [
     "artifact_dir",
     "artifact_source",
     "step_ca_checksums",
+    "step_ca_name",
     "step_ca_version",
     "step_checksums",
     "step_version",
-    "step_ca_name",
 ]
 
 _state_dir = Path(

@@ -59,8 +59,10 @@ _HOST_ERROR = re.compile(r"^\s+\[([^\]]+)\]\s+Error")
 
 def _parse_results(stdout: str) -> dict:
     """The `results` part of `pyinfra --json`: per operation, hosts changed, unchanged, failed."""
+    # The JSON is pyinfra's last line on stdout; a deploy may print before it.
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     try:
-        payload = json.loads(stdout)
+        payload = json.loads(lines[-1]) if lines else {}
     except json.JSONDecodeError:
         return {}
     return payload.get("results") or {}

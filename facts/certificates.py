@@ -1,0 +1,163 @@
+"""A node's certificates and trust, read in one command and parsed on the controller.
+
+Only public material crosses the wire: certificate PEMs, the public key derived on the node
+from each private key (`openssl pkey -pubout`), file modes, and the step CLI's trust files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+from pyinfra.api import FactBase, StringCommand
+
+from operations.shell import script
+
+_MARK = "### etcd-step-pki "
+
+
+def _public_der(key: object) -> bytes:
+    return key.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _common_name(name: x509.Name) -> str:
+    values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(values[0].value) if values else name.rfc4514_string()
+
+
+def parse_certificate(pem: str, now: float | None = None) -> dict:
+    """What the deploys and the status report need to know of one certificate (the leaf of
+    a chain file)."""
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = [str(v) for v in ext.get_values_for_type(x509.DNSName)]
+        sans += [str(v) for v in ext.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        sans = []
+    start = cert.not_valid_before_utc.timestamp()
+    end = cert.not_valid_after_utc.timestamp()
+    now = time.time() if now is None else now
+    lifetime = max(end - start, 1.0)
+    return {
+        "subject": _common_name(cert.subject),
+        "issuer": _common_name(cert.issuer),
+        "sans": sans,
+        "serial": format(cert.serial_number, "x"),
+        "not_before": start,
+        "not_after": end,
+        "lifetime_used": (now - start) / lifetime,
+        "public_key": _public_der(cert.public_key()).hex(),
+        "pem": pem,
+    }
+
+
+def public_key_of(pem: str) -> str | None:
+    """The DER of a PEM public key, hex; None when it does not parse."""
+    try:
+        return _public_der(serialization.load_pem_public_key(pem.encode())).hex()
+    except ValueError:
+        return None
+
+
+class NodeCertificates(FactBase[dict]):
+    """`{"hostname", "fqdn", "trust": {...}, "files": {crt path: {...}}}`.
+
+    Per certificate: `cert` (parsed, or None when missing or unreadable), `key_public`
+    (hex DER of the key's public half, or None), and `modes` of the crt and key files.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"hostname": None, "fqdn": None, "trust": {}, "files": {}}
+
+    def command(
+        self, ssl_dir: str, step_path: str, pairs: Sequence[tuple[str, str]]
+    ) -> StringCommand:
+        flat = [path for pair in pairs for path in pair]
+        return script(
+            "m={mark}; hostname; hostname -f 2>/dev/null || hostname;"
+            ' echo "$m"defaults; cat {step_path}/config/defaults.json 2>/dev/null; echo;'
+            ' echo "$m"step-root; cat {step_path}/certs/root_ca.crt 2>/dev/null;'
+            ' echo "$m"ssl-root; cat {ssl_dir}/root_ca.crt 2>/dev/null;'
+            ' echo "$m"links; for l in peer-ca.crt client-ca.crt;'
+            ' do printf "%s %s\\n" "$l" "$(readlink {ssl_dir}/$l)"; done;'
+            " set -- {flat}; while [ $# -ge 2 ]; do"
+            ' echo "$m"cert "$1"; cat "$1" 2>/dev/null;'
+            ' echo "$m"modes "$1"; stat -c "%a %U %G %n" "$1" "$2" 2>/dev/null;'
+            ' echo "$m"pub "$1"; openssl pkey -in "$2" -pubout 2>/dev/null; shift 2; done',
+            mark=_MARK,
+            step_path=step_path,
+            ssl_dir=ssl_dir,
+            flat=flat,
+        )
+
+    def process(self, output: list[str]) -> dict:
+        result = self.default()
+        result["hostname"] = output[0].strip() if output else None
+        result["fqdn"] = output[1].strip() if len(output) > 1 else None
+        sections: dict[tuple[str, str], list[str]] = {}
+        key: tuple[str, str] | None = None
+        for line in output[2:]:
+            if line.startswith(_MARK):
+                kind, _, arg = line[len(_MARK) :].partition(" ")
+                key = (kind.strip(), arg.strip())
+                sections[key] = []
+            elif key is not None:
+                sections[key].append(line)
+        result["trust"] = self._trust(sections)
+        for (kind, path), lines in sections.items():
+            if kind != "cert":
+                continue
+            result["files"][path] = {
+                "cert": self._cert("\n".join(lines)),
+                "key_public": public_key_of("\n".join(sections.get(("pub", path), []))),
+                "modes": self._modes(sections.get(("modes", path), [])),
+            }
+        return result
+
+    @staticmethod
+    def _trust(sections: dict[tuple[str, str], list[str]]) -> dict:
+        text = "\n".join(sections.get(("defaults", ""), [])).strip()
+        try:
+            defaults = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            defaults = None
+        links = {}
+        for line in sections.get(("links", ""), []):
+            name, _, target = line.partition(" ")
+            links[name] = target.strip() or None
+        pems = {}
+        for kind in ("step-root", "ssl-root"):
+            pem = "\n".join(sections.get((kind, ""), [])).strip()
+            pems[kind] = pem + "\n" if pem else None
+        return {
+            "defaults": defaults,
+            "step_root": pems["step-root"],
+            "ssl_root": pems["ssl-root"],
+            "links": links,
+        }
+
+    @staticmethod
+    def _cert(text: str) -> dict | None:
+        if "BEGIN CERTIFICATE" not in text:
+            return None
+        try:
+            return parse_certificate(text.strip() + "\n")
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _modes(lines: list[str]) -> dict[str, dict[str, str]]:
+        modes = {}
+        for line in lines:
+            parts = line.split(" ", 3)
+            if len(parts) == 4:
+                modes[parts[3]] = {"mode": parts[0], "user": parts[1], "group": parts[2]}
+        return modes

@@ -1,0 +1,65 @@
+"""Unit files and states of a set of systemd units, in one command."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyinfra.api import FactBase, StringCommand
+
+from operations.shell import script
+
+PROPERTIES = (
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "Result",
+    "ExecMainStatus",
+    "ExecMainExitTimestamp",
+    "LastTriggerUSec",
+    "NextElapseUSecRealtime",
+)
+_MARK = "### etcd-step-pki "
+
+
+class Units(FactBase[dict]):
+    """`{"files": {unit: sha256 | None}, "states": {unit: {property: value}}}` for the units
+    under `directory` (default /etc/systemd/system)."""
+
+    @staticmethod
+    def default() -> dict:
+        return {"files": {}, "states": {}}
+
+    def command(
+        self, units: Sequence[str], directory: str = "/etc/systemd/system"
+    ) -> StringCommand:
+        return script(
+            "for u in {units}; do f={directory}/\"$u\"; if [ -f \"$f\" ];"
+            ' then printf "%s %s\\n" "$u" "$(sha256sum < "$f" | cut -c1-64)";'
+            ' else printf "%s -\\n" "$u"; fi; done; echo {mark}states;'
+            " systemctl show --no-pager {props} -- {units} 2>/dev/null || true",
+            units=list(units),
+            directory=directory.rstrip("/"),
+            mark=_MARK,
+            props=[flag for p in PROPERTIES for flag in ("-p", p)],
+        )
+
+    def process(self, output: list[str]) -> dict:
+        result = self.default()
+        lines = iter(output)
+        for line in lines:
+            if line.startswith(_MARK):
+                break
+            name, _, digest = line.partition(" ")
+            result["files"][name] = None if digest.strip() == "-" else digest.strip()
+        current: dict[str, str] = {}
+        for line in [*lines, ""]:
+            if not line.strip():
+                if "Id" in current:
+                    result["states"][current["Id"]] = current
+                current = {}
+                continue
+            key, _, value = line.partition("=")
+            current[key] = value
+        return result

@@ -1,0 +1,279 @@
+"""deploys/certs.py after deploys/ca.py: trust, certificates and renewal on every node, issued
+only when needed, renewed for real by systemd, secrets kept out of output and `ps`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fresh_scenario
+from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
+from tests.harness.processes import ProcessSampler
+from tests.harness.pyinfra_run import PyinfraRun, run_pyinfra
+
+pytestmark = pytest.mark.e2e
+
+SSL = "/etc/etcd/ssl"
+MEMBERS = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
+CERTS = "Node certificates | Trust and certificates"
+JWT_PREFIX = "eyJ"  # every one-time token (a JWT) starts with this
+
+
+def _certs(host: str) -> list[tuple[str, str]]:
+    kinds = ("peer", "server", "client") if host in MEMBERS else ("client",)
+    return [(host, kind) for kind in kinds]
+
+
+def _all_certs(scenario: Scenario) -> list[tuple[str, str]]:
+    return [pair for h in scenario.hosts for pair in _certs(h.name)]
+
+
+def _serial(scenario: Scenario, host: str, kind: str) -> str:
+    cmd = f"openssl x509 -in {SSL}/{host}-{kind}.crt -noout -serial"
+    return docker_exec(scenario, host, cmd).stdout.strip()
+
+
+def _serials(scenario: Scenario) -> dict[tuple[str, str], str]:
+    return {pair: _serial(scenario, *pair) for pair in _all_certs(scenario)}
+
+
+def _unit(scenario: Scenario, host: str, unit: str, prop: str) -> str:
+    return docker_exec(scenario, host, f"systemctl show {unit} -p {prop} --value").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def certs_hosts(step_artifacts: Path) -> Iterator[Scenario]:
+    scenario = fresh_scenario("pki-test-certs", "172.28.65.0/24", step_artifacts)
+    with scenario_hosts(scenario) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def deployed(certs_hosts: Scenario) -> dict[str, object]:
+    """ca.py then certs.py from bare hosts, with process arguments sampled on a member, a
+    client and the primary (where the tokens are minted)."""
+    ca = run_pyinfra(certs_hosts, "deploys/ca.py")
+    with (
+        ProcessSampler(certs_hosts, "etcd-k8s-1") as primary,
+        ProcessSampler(certs_hosts, "etcd-k8s-3") as member,
+        ProcessSampler(certs_hosts, "client-1") as client,
+    ):
+        certs = run_pyinfra(certs_hosts, "deploys/certs.py")
+    return {"runs": [ca, certs], "ps": primary.text() + member.text() + client.text()}
+
+
+def test_files_owners_modes_and_links(certs_hosts: Scenario, deployed) -> None:
+    for host in certs_hosts.hosts:
+        listing = docker_exec(
+            certs_hosts, host.name, f"find {SSL} -mindepth 1 -printf '%f %m %u:%g %l\\n'"
+        ).stdout
+        entries = {line.split()[0]: line.split()[1:] for line in listing.splitlines()}
+        for _, kind in _certs(host.name):
+            assert entries[f"{host.name}-{kind}.crt"] == ["644", "etcd:etcd"]
+            assert entries[f"{host.name}-{kind}.key"] == ["400", "etcd:etcd"]
+        assert entries["root_ca.crt"] == ["644", "root:root"]
+        for link in ("peer-ca.crt", "client-ca.crt"):
+            assert entries[link][-1] == "root_ca.crt"
+        # The node's root is the CA's root.
+        root = docker_exec(certs_hosts, host.name, f"cat {SSL}/root_ca.crt").stdout
+        assert (
+            root
+            == docker_exec(certs_hosts, "etcd-k8s-1", "cat /etc/step-ca/certs/root_ca.crt").stdout
+        )
+        defaults = json.loads(
+            docker_exec(certs_hosts, host.name, "cat /etc/step/config/defaults.json").stdout
+        )
+        assert defaults["ca-url"] == "https://etcd-k8s-1:9000"
+
+
+def test_certificates_verify_and_carry_the_sans(certs_hosts: Scenario, deployed) -> None:
+    for host in certs_hosts.hosts:
+        for _, kind in _certs(host.name):
+            crt = f"{SSL}/{host.name}-{kind}.crt"
+            verify = docker_exec(
+                certs_hosts,
+                host.name,
+                f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}",
+            )
+            assert verify.stdout.strip() == f"{crt}: OK"
+            text = docker_exec(
+                certs_hosts,
+                host.name,
+                f"openssl x509 -in {crt} -noout -subject -ext subjectAltName,extendedKeyUsage",
+            ).stdout
+            assert f"CN = {host.name}" in text
+            for san in (f"DNS:{host.name}", f"DNS:{host.fqdn}", "DNS:localhost",
+                        f"IP Address:{host.address}", "IP Address:127.0.0.1"):  # fmt: skip
+                assert san in text, (host.name, kind, san)
+            assert "TLS Web Server Authentication" in text
+            assert "TLS Web Client Authentication" in text
+            # Two years by default: 17520h.
+            days = docker_exec(
+                certs_hosts, host.name, f"openssl x509 -in {crt} -noout -checkend {86400 * 729}"
+            )
+            assert days.returncode == 0
+
+
+def test_keys_were_made_on_the_node_and_never_travelled(certs_hosts: Scenario, deployed) -> None:
+    runs: list[PyinfraRun] = deployed["runs"]
+    for run in runs:
+        assert "PRIVATE KEY" not in run.output
+        assert JWT_PREFIX not in run.output
+    # No token, no provisioner password in any process's arguments on the primary, a member
+    # or a client while certificates were issued.
+    ps = deployed["ps"]
+    assert "step ca certificate" in ps and "step ca token" in ps
+    assert JWT_PREFIX not in ps
+    password = docker_exec(
+        certs_hosts, "etcd-k8s-1", "cat /etc/step-ca/secrets/provisioner_password"
+    ).stdout.strip()
+    assert password not in ps and all(password not in r.output for r in runs)
+    # Only cert-managers hold a provisioner password; nothing of the tokens is left behind.
+    for host in ("etcd-k8s-3", "client-1"):
+        assert docker_exec(certs_hosts, host, "test -e /etc/step-ca", check=False).returncode
+        assert docker_exec(certs_hosts, host, "ls -A /run/etcd-step-pki").stdout == ""
+
+
+def test_renewal_timers_are_enabled_and_active(certs_hosts: Scenario, deployed) -> None:
+    for host, kind in _all_certs(certs_hosts):
+        timer = f"step-renew-{host}-{kind}.timer"
+        assert _unit(certs_hosts, host, timer, "ActiveState") == "active"
+        assert _unit(certs_hosts, host, timer, "UnitFileState") == "enabled"
+        on_calendar = docker_exec(
+            certs_hosts, host, f"systemctl cat {timer} | grep -E '^(OnCalendar|Persistent)='"
+        ).stdout.split()
+        assert on_calendar == ["OnCalendar=*-*-*", "03:00:00", "Persistent=true"]
+
+
+def test_second_run_changes_nothing(certs_hosts: Scenario, deployed) -> None:
+    before = _serials(certs_hosts)
+    assert run_pyinfra(certs_hosts, "deploys/certs.py").changes == {}
+    assert run_pyinfra(certs_hosts, "deploys/ca.py").changes == {}
+    assert _serials(certs_hosts) == before
+
+
+def test_deleted_damaged_or_short_of_a_san_is_reissued_alone(
+    certs_hosts: Scenario, deployed
+) -> None:
+    before = _serials(certs_hosts)
+    docker_exec(certs_hosts, "etcd-k8s-3", f"rm {SSL}/etcd-k8s-3-server.crt")
+    docker_exec(certs_hosts, "client-1", f"head -c 200 {SSL}/client-1-client.crt > /tmp/x && "
+                f"cat /tmp/x > {SSL}/client-1-client.crt")  # fmt: skip
+    # A certificate of the right CA whose SANs lack the FQDN, made by hand.
+    token = docker_exec(
+        certs_hosts,
+        "etcd-k8s-1",
+        "STEPPATH=/etc/step-ca /opt/bin/step ca token etcd-k8s-2 --san etcd-k8s-2 "
+        "--provisioner etcd-pki --provisioner-password-file "
+        "/etc/step-ca/secrets/provisioner_password --ca-url https://etcd-k8s-1:9000 "
+        "--root /etc/step-ca/certs/root_ca.crt",
+    ).stdout.strip()
+    docker_exec(
+        certs_hosts,
+        "etcd-k8s-2",
+        f'cd {SSL} && STEP_TOKEN="$(cat)" STEPPATH=/etc/step /opt/bin/step ca certificate '
+        "etcd-k8s-2 short.crt short.key --force >/dev/null 2>&1 && "
+        "mv short.crt etcd-k8s-2-peer.crt && mv short.key etcd-k8s-2-peer.key && "
+        "chown etcd:etcd etcd-k8s-2-peer.* && chmod 0400 etcd-k8s-2-peer.key",
+        input=token,
+    )
+    before[("etcd-k8s-2", "peer")] = _serial(certs_hosts, "etcd-k8s-2", "peer")
+
+    run = run_pyinfra(certs_hosts, "deploys/certs.py")
+    assert run.changes == {h: [CERTS] for h in ("etcd-k8s-2", "etcd-k8s-3", "client-1")}
+    after = _serials(certs_hosts)
+    reissued = {pair for pair in before if before.get(pair) != after[pair]}
+    assert reissued == {("etcd-k8s-3", "server"), ("client-1", "client"), ("etcd-k8s-2", "peer")}
+    sans = docker_exec(
+        certs_hosts,
+        "etcd-k8s-2",
+        f"openssl x509 -in {SSL}/etcd-k8s-2-peer.crt -noout -ext subjectAltName",
+    ).stdout
+    assert "DNS:etcd-k8s-2.sandbox.test" in sans
+    assert run_pyinfra(certs_hosts, "deploys/certs.py").changes == {}
+
+
+SHORT = [
+    "--data", "step_cert_default_duration=2m",
+    "--data", "step_cert_min_duration=1m",
+    "--data", "renewal_expires_in=5%",
+]  # fmt: skip
+
+
+def _renew(scenario: Scenario, host: str, kind: str) -> str:
+    unit = f"step-renew-{host}-{kind}.service"
+    docker_exec(scenario, host, f"systemctl start {unit}", check=False)
+    return _unit(scenario, host, unit, "Result")
+
+
+def test_renewal_by_systemd_renews_what_is_due_and_skips_the_rest(
+    certs_hosts: Scenario, deployed
+) -> None:
+    host = "etcd-k8s-3"
+    # Certificates of two minutes, due after 5% of their lifetime (6 s).
+    configured = run_pyinfra(certs_hosts, "deploys/ca.py", *SHORT)
+    assert "step-ca | Configure ca.json" in configured.changes["etcd-k8s-1"]
+    docker_exec(certs_hosts, host, f"rm {SSL}/{host}-peer.crt")
+    run_pyinfra(certs_hosts, "deploys/certs.py", *SHORT)
+    key_before = docker_exec(certs_hosts, host, f"sha256sum {SSL}/{host}-peer.key").stdout
+    serial = _serial(certs_hosts, host, "peer")
+    server_serial = _serial(certs_hosts, host, "server")
+    time.sleep(8)
+
+    assert _renew(certs_hosts, host, "peer") == "success"
+    assert _serial(certs_hosts, host, "peer") != serial
+    assert docker_exec(certs_hosts, host, f"sha256sum {SSL}/{host}-peer.key").stdout == key_before
+    modes = docker_exec(
+        certs_hosts, host, f"stat -c '%a %U' {SSL}/{host}-peer.crt {SSL}/{host}-peer.key"
+    )
+    assert modes.stdout.split() == ["644", "etcd", "400", "etcd"]
+    crt = f"{SSL}/{host}-peer.crt"
+    verify = docker_exec(
+        certs_hosts, host, f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}"
+    )
+    assert verify.stdout.strip().endswith("OK")
+
+    # The two-year server certificate is not due: ExecCondition skips the run.
+    assert _renew(certs_hosts, host, "server") == "exec-condition"
+    assert _serial(certs_hosts, host, "server") == server_serial
+
+
+def test_a_failed_renewal_is_visible_and_keeps_the_old_certificate(
+    certs_hosts: Scenario, deployed
+) -> None:
+    host = "etcd-k8s-3"
+    docker_exec(certs_hosts, "etcd-k8s-1", "systemctl stop step-ca")
+    try:
+        time.sleep(7)  # the renewed two-minute certificate is due again
+        before = docker_exec(certs_hosts, host, f"sha256sum {SSL}/{host}-peer.crt").stdout
+        assert _renew(certs_hosts, host, "peer") == "exit-code"
+        unit = f"step-renew-{host}-peer.service"
+        assert _unit(certs_hosts, host, unit, "ActiveState") == "failed"
+        assert docker_exec(certs_hosts, host, f"sha256sum {SSL}/{host}-peer.crt").stdout == before
+        assert docker_exec(
+            certs_hosts, host, f"test -e {SSL}/{host}-peer.crt.new", check=False
+        ).returncode
+        report = run_pyinfra(certs_hosts, "deploys/status.py", *SHORT, "--limit", host)
+        line = next(x for x in report.stdout.splitlines() if x.startswith(f"{host} peer:"))
+        assert "last-renewal=FAILED" in line
+    finally:
+        docker_exec(certs_hosts, "etcd-k8s-1", "systemctl start step-ca")
+    docker_exec(
+        certs_hosts,
+        "etcd-k8s-1",
+        "for i in $(seq 50); do curl -sfk https://localhost:9000/health && break; sleep 0.2; done",
+    )
+    serial = _serial(certs_hosts, host, "peer")
+    assert _renew(certs_hosts, host, "peer") == "success"
+    assert _serial(certs_hosts, host, "peer") != serial
+    assert _unit(certs_hosts, host, f"step-renew-{host}-peer.service", "ActiveState") == "inactive"
+
+
+def test_back_to_defaults_converges(certs_hosts: Scenario, deployed) -> None:
+    run_pyinfra(certs_hosts, "deploys/ca.py")
+    run_pyinfra(certs_hosts, "deploys/certs.py")
+    assert run_pyinfra(certs_hosts, "deploys/certs.py").changes == {}
