@@ -1,0 +1,112 @@
+"""Renewal units: rendered per certificate, uploaded only when different, timers converge."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pyinfra.api import FileUploadCommand, Inventory
+
+from deploys.settings import settings_for
+from facts.units import Units
+from operations.renewal import renewal_units, unit_files
+from tests.unit.fakes import FakeHost, raw, run_op
+
+
+def _settings(data: dict | None = None, name: str = "etcd-k8s-2"):
+    inventory = Inventory(
+        ([("etcd-k8s-1", {"ssh_hostname": "10.0.0.1"}), (name, {"ssh_hostname": "10.0.0.2"})],
+         data or {}),
+        etcd=(["etcd-k8s-1", name], {}),
+        etcd_cert_managers=(["etcd-k8s-1"], {}),
+    )  # fmt: skip
+    return settings_for(inventory.get_host(name), inventory)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_service_and_a_timer_per_certificate() -> None:
+    files = unit_files(_settings(), "https://etcd-k8s-1:9000")
+    assert sorted(files) == [
+        f"step-renew-etcd-k8s-2-{kind}.{suffix}"
+        for kind in ("client", "peer", "server")
+        for suffix in ("service", "timer")
+    ]
+    service = files["step-renew-etcd-k8s-2-peer.service"]
+    assert (
+        "ExecCondition=/opt/bin/step certificate needs-renewal /etc/etcd/ssl/etcd-k8s-2-peer.crt\n"
+        in service
+    )
+    assert (
+        "ExecStart=/opt/bin/step ca renew --force --ca-url https://etcd-k8s-1:9000 --root "
+        "/etc/etcd/ssl/root_ca.crt --out /etc/etcd/ssl/etcd-k8s-2-peer.crt.new "
+        "/etc/etcd/ssl/etcd-k8s-2-peer.crt /etc/etcd/ssl/etcd-k8s-2-peer.key\n"
+    ) in service
+    assert "ExecStartPost=/bin/mv -f /etc/etcd/ssl/etcd-k8s-2-peer.crt.new" in service
+    timer = files["step-renew-etcd-k8s-2-peer.timer"]
+    for line in ("OnCalendar=*-*-* 03:00:00", "RandomizedDelaySec=1h", "Persistent=true"):
+        assert line in timer
+
+
+def test_schedule_and_renewal_point_are_configurable() -> None:
+    settings = _settings({"renewal_on_calendar": "Sun *-*-* 02:00:00", "renewal_expires_in": "80%"})
+    files = unit_files(settings, "https://ca:9000")
+    assert "OnCalendar=Sun *-*-* 02:00:00" in files["step-renew-etcd-k8s-2-client.timer"]
+    assert (
+        "needs-renewal /etc/etcd/ssl/etcd-k8s-2-client.crt --expires-in 80%"
+        in (files["step-renew-etcd-k8s-2-client.service"])
+    )
+
+
+def _host(files: dict[str, str], active: bool, changed: set[str] = frozenset()) -> FakeHost:
+    state = "active" if active else "inactive"
+    enabled = "enabled" if active else "disabled"
+    found = {
+        "files": {n: ("0" * 64 if n in changed else _digest(t)) for n, t in files.items()},
+        "states": {n: {"ActiveState": state, "UnitFileState": enabled} for n in files},
+    }
+    return FakeHost({Units: found})
+
+
+def test_nothing_to_do_when_units_match_and_timers_run() -> None:
+    files = {"a.service": "s", "a.timer": "t"}
+    host = _host(files, active=True)
+    assert run_op(renewal_units, host, files) == []
+    assert host.noops == ["1 renewal timer(s) enabled and running"]
+
+
+def test_changed_files_are_uploaded_reloaded_and_timers_restarted() -> None:
+    files = {"a.service": "s", "a.timer": "t", "b.timer": "u"}
+    host = _host(files, active=True, changed={"a.timer"})
+    commands = run_op(renewal_units, host, files)
+    assert isinstance(commands[0], FileUploadCommand)
+    assert commands[0].dest == "/etc/systemd/system/a.timer"
+    assert raw(commands[1:]) == ["systemctl daemon-reload", "systemctl restart a.timer"]
+
+
+def test_new_timers_are_enabled_and_disabled_ones_stopped() -> None:
+    files = {"a.service": "s", "a.timer": "t"}
+    assert raw(run_op(renewal_units, _host(files, active=False), files)) == [
+        "systemctl enable --now a.timer"
+    ]
+    assert raw(run_op(renewal_units, _host(files, active=True), files, enabled=False)) == [
+        "systemctl disable --now a.timer"
+    ]
+
+
+def test_units_fact_parses_hashes_and_states() -> None:
+    output = [
+        "a.timer " + "f" * 64,
+        "a.service -",
+        "### etcd-step-pki states",
+        "Id=a.timer",
+        "ActiveState=active",
+        "",
+        "Id=a.service",
+        "Result=exit-code",
+    ]
+    fact = Units().process(output)
+    assert fact["files"] == {"a.timer": "f" * 64, "a.service": None}
+    assert fact["states"]["a.service"]["Result"] == "exit-code"
+    assert fact["states"]["a.timer"]["ActiveState"] == "active"
