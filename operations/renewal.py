@@ -7,7 +7,7 @@ from collections.abc import Generator, Mapping
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api import FileUploadCommand, StringCommand, operation
 
 from deploys.settings import Certificate, Settings
 from facts.units import Units
@@ -62,7 +62,7 @@ def renewal_units(files: Mapping[str, str], *, enabled: bool = True) -> Generato
     for name in sorted(changed):
         yield FileUploadCommand(StringIO(files[name]), f"{UNIT_DIR}/{name}")
     if changed:
-        yield "systemctl daemon-reload"
+        yield StringCommand("systemctl", "daemon-reload")
     states = found["states"]
     if enabled:
         start = [
