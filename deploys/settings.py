@@ -24,6 +24,12 @@ STEP_CA_CHECKSUMS = {
         "arm64": "43f79d1b0b8cab9895dbadd46b0a014006f682a6b1341e1fadf0be31d4b9f4b4",
     },
 }
+ETCD_CHECKSUMS = {
+    "3.5.21": {
+        "amd64": "adddda4b06718e68671ffabff2f8cee48488ba61ad82900e639d108f2148501c",
+        "arm64": "95bf6918623a097c0385b96f139d90248614485e781ec9bee4768dbb6c79c53f",
+    },
+}
 STEP_CHECKSUMS = {
     "0.30.6": {
         "amd64": "e44a5dc5f880a694b24a0f2941a69a81b0bc6ee053170fdfde18453d4d5816de",
@@ -38,6 +44,17 @@ DEFAULTS: dict[str, object] = {
     "step_ca_version": "0.30.2",
     "step_checksums": None,  # {arch: sha256}; default: the pinned upstream table above
     "step_ca_checksums": None,
+    "etcd_version": "3.5.21",
+    "etcd_checksums": None,
+    "etcd_install_from": "archive",  # archive (artifact_source) | package (the distribution's)
+    "etcd_client_port": 2379,
+    "etcd_peer_port": 2380,
+    "etcd_data_root": "/var/lib/etcd",  # each member's data in <root>/<member>
+    "etcd_config_dir": "/etc/etcd",
+    "etcd_tls_min_version": "TLS1.2",
+    "etcd_cipher_suites": [],  # empty: etcd's defaults
+    "etcd_snapshot_dir": "/var/backups/etcd",  # on the member that takes snapshots
+    "etcd_snapshot_local_dir": "backups/etcd",  # on the controller, relative to the cwd
     "artifact_source": "upstream",  # upstream | mirror | local
     "artifact_mirror_url": None,
     "artifact_dir": None,
@@ -77,6 +94,13 @@ GROUPS = ("etcd", "etcd_cert_managers", "etcd_clients")
 UPSTREAM_URLS = {
     "step": "https://github.com/smallstep/cli/releases/download/v{version}/{file}",
     "step-ca": "https://github.com/smallstep/certificates/releases/download/v{version}/{file}",
+    "etcd": "https://github.com/etcd-io/etcd/releases/download/v{version}/{file}",
+}
+# Release file names and the binaries each archive provides.
+ARCHIVES = {
+    "step": ("step_linux_{version}_{arch}.tar.gz", ("step",)),
+    "step-ca": ("step-ca_linux_{version}_{arch}.tar.gz", ("step-ca",)),
+    "etcd": ("etcd-v{version}-linux-{arch}.tar.gz", ("etcd", "etcdctl", "etcdutl")),
 }
 
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
@@ -124,8 +148,13 @@ class Artifact:
     mirror_url: str | None
     local_dir: str | None
 
+    @property
+    def binaries(self) -> tuple[str, ...]:
+        """The binaries installed from the archive; the first one tells the version."""
+        return ARCHIVES[self.binary][1]
+
     def file_name(self, arch: str) -> str:
-        return f"{self.binary}_linux_{self.version}_{arch}.tar.gz"
+        return ARCHIVES[self.binary][0].format(version=self.version, arch=arch)
 
     def url(self, arch: str) -> str:
         name = self.file_name(arch)
@@ -168,6 +197,35 @@ class Renewal:
 
 
 @dataclass(frozen=True)
+class Etcd:
+    """How etcd is installed and how a member listens."""
+
+    artifact: Artifact
+    install_from: str
+    bin_dir: str
+    client_port: int
+    peer_port: int
+    data_root: str
+    config_dir: str
+    tls_min_version: str
+    cipher_suites: tuple[str, ...]
+    snapshot_dir: str
+    snapshot_local_dir: str
+
+    @property
+    def binary(self) -> str:
+        return f"{self.bin_dir}/etcd"
+
+    @property
+    def etcdctl(self) -> str:
+        return f"{self.bin_dir}/etcdctl"
+
+    @property
+    def etcdutl(self) -> str:
+        return f"{self.bin_dir}/etcdutl"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a deploy needs to know about one host, validated."""
 
@@ -195,6 +253,7 @@ class Settings:
     extra_sans: tuple[str, ...]
     key_type: str
     renewal: Renewal
+    etcd: Etcd
 
     @property
     def is_primary(self) -> bool:
@@ -231,6 +290,27 @@ class Settings:
     @property
     def root_file(self) -> str:
         return f"{self.ssl_dir}/root_ca.crt"
+
+    @property
+    def address(self) -> str:
+        """The address a member listens and advertises on: its first address."""
+        return self.addresses[0]
+
+    @property
+    def client_certificate(self) -> Certificate:
+        return next(c for c in self.certificates if c.kind == "client")
+
+    def member_file(self, suffix: str) -> str:
+        """`/etc/etcd/<member>.<suffix>`: the member's configuration and such."""
+        return f"{self.etcd.config_dir}/{self.node_name}.{suffix}"
+
+    @property
+    def data_dir(self) -> str:
+        return f"{self.etcd.data_root}/{self.node_name}"
+
+    @property
+    def unit(self) -> str:
+        return f"{self.node_name}.service"
 
 
 def _data(host: Host, key: str) -> object:
@@ -383,6 +463,13 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
     cluster = _data(host, "etcd_cluster_name")
     if not isinstance(cluster, str) or not re.match(r"^[a-z0-9][a-z0-9-]*$", cluster):
         raise _fail(host.name, "etcd_cluster_name", f"{cluster!r}: lower-case letters, digits, -")
+    addresses = _addresses(host)
+    if "etcd" in groups and not addresses:
+        raise _fail(
+            host.name,
+            "node_addresses",
+            "an etcd member needs the IP address it listens on (its SSH hostname is no IP)",
+        )
     return Settings(
         host=host.name,
         groups=groups,
@@ -400,7 +487,7 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         ca_db_type=str(db_type),
         ca_path=str(_data(host, "step_ca_path")),
         durations=_durations(host),
-        addresses=_addresses(host),
+        addresses=addresses,
         node_name=_node_name(host, groups, cluster),
         etcd_user=_word(host, "etcd_user"),
         ssl_dir=_path(host, "ssl_dir"),
@@ -408,6 +495,44 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         extra_sans=_extra_sans(host),
         key_type=_key_type(host),
         renewal=_renewal(host),
+        etcd=_etcd(host),
+    )
+
+
+TLS_VERSIONS = ("TLS1.2", "TLS1.3")
+
+
+def _port(host: Host, key: str) -> int:
+    value = _data(host, key)
+    if not isinstance(value, int) or not 0 < value < 65536:
+        raise _fail(host.name, key, f"{value!r} is not a TCP port")
+    return value
+
+
+def _etcd(host: Host) -> Etcd:
+    install_from = _data(host, "etcd_install_from")
+    if install_from not in ("archive", "package"):
+        raise _fail(host.name, "etcd_install_from", f"{install_from!r}: archive or package")
+    tls = _data(host, "etcd_tls_min_version")
+    if tls not in TLS_VERSIONS:
+        raise _fail(host.name, "etcd_tls_min_version", f"{tls!r} is not one of {TLS_VERSIONS}")
+    suites = _data(host, "etcd_cipher_suites") or []
+    if not isinstance(suites, list | tuple) or not all(
+        isinstance(x, str) and re.match(r"^TLS_[A-Z0-9_]+$", x) for x in suites
+    ):
+        raise _fail(host.name, "etcd_cipher_suites", "must be a list of Go TLS suite names")
+    return Etcd(
+        artifact=_artifact(host, "etcd", ETCD_CHECKSUMS),
+        install_from=str(install_from),
+        bin_dir="/usr/bin" if install_from == "package" else str(_data(host, "bin_dir")),
+        client_port=_port(host, "etcd_client_port"),
+        peer_port=_port(host, "etcd_peer_port"),
+        data_root=_path(host, "etcd_data_root"),
+        config_dir=_path(host, "etcd_config_dir"),
+        tls_min_version=str(tls),
+        cipher_suites=tuple(suites),
+        snapshot_dir=_path(host, "etcd_snapshot_dir"),
+        snapshot_local_dir=str(_data(host, "etcd_snapshot_local_dir")),
     )
 
 
@@ -458,6 +583,12 @@ def load_settings() -> Settings:
         _validated.clear()
         _validated[id(state)] = validate_inventory(state.inventory)
     return _validated[id(state)][host.name]
+
+
+def all_settings() -> list[Settings]:
+    """Every host's settings (validated once a run), in inventory order."""
+    load_settings()
+    return list(_validated[id(state)].values())
 
 
 def ca_dns_names(settings: Settings) -> list[str]:

@@ -26,7 +26,8 @@ class Binaries(FactBase[dict]):
     def command(self, bin_dir: str, binaries: list[str]) -> StringCommand:
         return script(
             'uname -m; for b in {binaries}; do p={bin_dir}/"$b"; if [ -x "$p" ]; then'
-            ' v=$("$p" version 2>/dev/null || "$p" --version 2>/dev/null);'
+            ' case "$b" in etcd*) a=--version;; *) a=version;; esac;'
+            ' v=$("$p" "$a" 2>/dev/null);'
             ' printf "%s %s\\n" "$b" "$(printf "%s" "$v" | head -n 1)";'
             ' else printf "%s -\\n" "$b"; fi; done',
             binaries=binaries,

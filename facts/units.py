@@ -35,7 +35,7 @@ class Units(FactBase[dict]):
         self, units: Sequence[str], directory: str = "/etc/systemd/system"
     ) -> StringCommand:
         return script(
-            "for u in {units}; do f={directory}/\"$u\"; if [ -f \"$f\" ];"
+            'for u in {units}; do f={directory}/"$u"; if [ -f "$f" ];'
             ' then printf "%s %s\\n" "$u" "$(sha256sum < "$f" | cut -c1-64)";'
             ' else printf "%s -\\n" "$u"; fi; done; echo {mark}states;'
             " systemctl show --no-pager {props} -- {units} 2>/dev/null || true",

@@ -14,18 +14,20 @@ from operations.shell import script
 
 STAGING_DIR = "/var/tmp"
 
-# Verify, unpack into a private directory, find the one binary of that name, replace the
-# installed one atomically (a running step-ca keeps its open file), and always clean up.
+# Verify, unpack into a private directory, find each binary (exactly one file of that name),
+# replace the installed ones atomically (a running daemon keeps its open file), and always
+# clean up.
 _INSTALL = (
     'set -e; f={archive}; d="$f.d"; trap \'rm -rf "$f" "$d"\' EXIT;'
     ' if ! printf "%s  %s\\n" {sha256} "$f" | sha256sum -c --status; then'
     ' echo "checksum mismatch for "{name}": expected "{sha256}",'
     ' got $(sha256sum "$f" | cut -d\' \' -f1); nothing was unpacked" >&2; exit 1; fi;'
-    ' mkdir -m 0700 "$d"; tar -xzf "$f" -C "$d";'
-    ' b=$(find "$d" -type f -name {binary}); n=$(printf "%s\\n" "$b" | grep -c .);'
-    ' if [ "$n" != 1 ]; then echo {name}" holds $n files named "{binary} >&2; exit 1; fi;'
-    ' install -d -m 0755 {bin_dir}; install -m 0755 "$b" {target}.new;'
-    " mv -f {target}.new {target}"
+    ' mkdir -m 0700 "$d"; tar -xzf "$f" -C "$d"; install -d -m 0755 {bin_dir};'
+    " for b in {binaries}; do"
+    ' p=$(find "$d" -type f -name "$b"); n=$(printf "%s\\n" "$p" | grep -c .);'
+    ' if [ "$n" != 1 ]; then echo {name}" holds $n files named $b" >&2; exit 1; fi;'
+    ' install -m 0755 "$p" {bin_dir}/"$b".new; done;'
+    ' for b in {binaries}; do mv -f {bin_dir}/"$b".new {bin_dir}/"$b"; done'
 )
 
 
@@ -54,9 +56,8 @@ def _install_commands(artifact: Artifact, arch: str, bin_dir: str) -> Generator:
         name=name,
         archive=staged,
         sha256=digest,
-        binary=artifact.binary,
-        bin_dir=bin_dir,
-        target=f"{bin_dir.rstrip('/')}/{artifact.binary}",
+        binaries=list(artifact.binaries),
+        bin_dir=bin_dir.rstrip("/"),
     )
 
 

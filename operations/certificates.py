@@ -265,7 +265,7 @@ def _certificate_command(settings: Settings, ca_url: str, wanted: Wanted, tokens
     kty, curve = KEY_TYPES[wanted.key_type]
     key_flags = ["--kty", kty] + (["--curve", curve] if curve else ["--size", "2048"])
     parts = [
-        "set -e; umask 077; t={tokens}; trap 'rm -f \"$t\" \"$t.err\"' EXIT; install -d -m 0755 {ssl_dir};"
+        'set -e; umask 077; t={tokens}; trap \'rm -f "$t" "$t.err"\' EXIT; install -d -m 0755 {ssl_dir};'
     ]
     values: dict[str, object] = {"tokens": tokens, "ssl_dir": settings.ssl_dir}
     for index, item in enumerate(wanted.certificates):

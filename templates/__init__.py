@@ -16,6 +16,6 @@ _environment = jinja2.Environment(
 )
 
 
-def render(name: str, **values: object) -> str:
-    """The text of template `name` (e.g. `step-renew.service.j2`) with `values`."""
-    return _environment.get_template(name).render(**values)
+def render(template: str, **values: object) -> str:
+    """The text of `template` (e.g. `step-renew.service.j2`) with `values`."""
+    return _environment.get_template(template).render(**values)

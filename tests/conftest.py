@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.harness import artifacts
 from tests.harness.hosts import (
-    REPO,
     Scenario,
     default_hosts,
     scenario_hosts,
@@ -22,21 +21,23 @@ SUBNET = "172.28.61.0/24"
 
 @pytest.fixture(scope="session")
 def step_artifacts() -> Path:
-    """The upstream-shaped release archives of the step and step-ca test builds (cached).
-
-    `PKI_ARTIFACTS_DIR` names a directory of archives built before, to skip the build.
-    """
+    """Upstream-shaped release archives of the step and step-ca test builds (cached):
+    tests/hosts/artifacts/build.sh. `PKI_ARTIFACTS_DIR` names a directory built before."""
     if os.environ.get("PKI_ARTIFACTS_DIR"):
         return Path(os.environ["PKI_ARTIFACTS_DIR"])
-    out = subprocess.run(
-        ["bash", str(REPO / "tests/hosts/artifacts/build.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"building the step/step-ca test artifacts failed:\n{out.stderr}")
-    return Path(out.stdout.strip().splitlines()[-1])
+    return artifacts.build("artifacts/build.sh")
+
+
+@pytest.fixture(scope="session")
+def etcd_release() -> Path:
+    """An upstream-shaped etcd release archive, from Debian's etcd 3.5 binaries (cached)."""
+    return artifacts.build("etcd-release.sh")
+
+
+@pytest.fixture(scope="session")
+def release_archives(step_artifacts: Path, etcd_release: Path) -> Path:
+    """Every archive the deploys install, in one directory: the sandbox's `artifact_dir`."""
+    return artifacts.combined(step_artifacts, etcd_release)
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,10 @@ from pyinfra import host
 from deploys.settings import Settings, load_settings
 from facts.ca import CAHealth
 from facts.certificates import NodeCertificates
+from facts.etcd import EtcdCluster, cluster_healthy
 from facts.units import Units
 from operations.certificates import past_renewal_point
+from operations.etcd import etcdctl_for
 
 DAY = 86400.0
 
@@ -74,6 +76,23 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_etcd(name: str, view: dict) -> str:
+    """One line: the cluster as this member sees it."""
+    if view["error"] and not view["members"]:
+        return f"{name} etcd: UNREACHABLE ({view['error']})"
+    healthy = sum(1 for h in view["health"] if h["healthy"])
+    names = {m["id"]: m["name"] for m in view["members"]}
+    mine = next((s for s in view["status"] if s["endpoint"].find(":2379") > 0), None)
+    state = "healthy" if cluster_healthy(view) else "UNHEALTHY"
+    line = f"{name} etcd: {state} members={healthy}/{len(view['members'])}"
+    if mine:
+        line += (
+            f" leader={names.get(mine['leader'], mine['leader'])} revision={mine['revision']}"
+            f" db-size={mine['db_size']} version={mine['version']}"
+        )
+    return line
+
+
 def status_report() -> str:
     """The report of the current host (read-only: facts only, no operation)."""
     settings = load_settings()
@@ -87,6 +106,9 @@ def status_report() -> str:
             root=f"{settings.ca_path}/certs/root_ca.crt",
         )
         parts.append(f"{settings.host} step-ca: {'healthy' if health['ok'] else 'UNHEALTHY'}")
+    if settings.is_member:
+        view = host.get_fact(EtcdCluster, etcdctl_args=etcdctl_for(settings))
+        parts.append(format_etcd(settings.host, view))
     if settings.needs_certificates:
         items = settings.certificates
         found = host.get_fact(

@@ -14,6 +14,8 @@ from pathlib import Path
 __all__ = [
     "artifact_dir",
     "artifact_source",
+    "etcd_checksums",
+    "etcd_version",
     "step_ca_checksums",
     "step_ca_name",
     "step_ca_version",
@@ -33,10 +35,15 @@ def _checksums(binary: str, version: str) -> dict[str, str]:
     """`{arch: sha256}` of `<binary>_linux_<version>_<arch>.tar.gz` in checksums.txt."""
     sums = Path(_artifacts, "checksums.txt")
     found = {}
+    names = {
+        arch: (f"etcd-v{version}-linux-{arch}.tar.gz" if binary == "etcd"
+               else f"{binary}_linux_{version}_{arch}.tar.gz")
+        for arch in ("amd64", "arm64")
+    }  # fmt: skip
     for line in sums.read_text().splitlines() if sums.exists() else []:
         digest, _, name = line.partition("  ")
-        for arch in ("amd64", "arm64"):
-            if name.strip() == f"{binary}_linux_{version}_{arch}.tar.gz":
+        for arch, wanted in names.items():
+            if name.strip() == wanted:
                 found[arch] = digest
     return found
 
@@ -48,3 +55,5 @@ step_ca_version = "0.30.2"
 step_checksums = _checksums("step", step_version)
 step_ca_checksums = _checksums("step-ca", step_ca_version)
 step_ca_name = "etcd-k8s sandbox CA"
+etcd_version = "3.5.30"
+etcd_checksums = _checksums("etcd", etcd_version)

@@ -33,8 +33,8 @@ STEP = "step-ca | Install step"
 
 
 @pytest.fixture(scope="module")
-def ca_hosts(step_artifacts: Path) -> Iterator[Scenario]:
-    scenario = fresh_scenario("pki-test-ca", "172.28.64.0/24", step_artifacts)
+def ca_hosts(release_archives: Path) -> Iterator[Scenario]:
+    scenario = fresh_scenario("pki-test-ca", "172.28.64.0/24", release_archives)
     with scenario_hosts(scenario) as started:
         yield started
 

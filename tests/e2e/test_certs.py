@@ -46,8 +46,8 @@ def _unit(scenario: Scenario, host: str, unit: str, prop: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def certs_hosts(step_artifacts: Path) -> Iterator[Scenario]:
-    scenario = fresh_scenario("pki-test-certs", "172.28.65.0/24", step_artifacts)
+def certs_hosts(release_archives: Path) -> Iterator[Scenario]:
+    scenario = fresh_scenario("pki-test-certs", "172.28.65.0/24", release_archives)
     with scenario_hosts(scenario) as started:
         yield started
 

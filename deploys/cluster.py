@@ -1,0 +1,13 @@
+"""The whole system in one run: CA, trust, certificates, renewal, the etcd cluster.
+
+pyinfra inventories/<environment>.py deploys/cluster.py
+pyinfra inventories/<environment>.py deploys/cluster.py --limit etcd-k8s-4   # add a node
+"""
+
+from deploys.components.ca import certificate_authority
+from deploys.components.certificates import certificates
+from deploys.components.etcd import etcd_cluster
+
+certificate_authority()
+certificates()
+etcd_cluster()

@@ -1,0 +1,8 @@
+"""Remove one etcd member (its node stays in the inventory until you take it out).
+
+pyinfra inventories/<environment>.py deploys/remove_node.py --data etcd_remove_node=etcd-k8s-4
+"""
+
+from deploys.components.etcd import remove_member
+
+remove_member()

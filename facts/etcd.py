@@ -1,0 +1,154 @@
+"""etcd facts: a member's local state, and the cluster as one member's etcdctl sees it."""
+
+from __future__ import annotations
+
+import json
+
+from pyinfra.api import FactBase, StringCommand
+
+from operations.shell import script
+
+_MARK = "### etcd-step-pki "
+
+
+def etcdctl(
+    etcdctl_path: str, cacert: str, cert: str, key: str, endpoints: str = "https://127.0.0.1:2379"
+) -> list[str]:
+    """An etcdctl command line with the client certificate (paths only, no secret)."""
+    return [
+        etcdctl_path,
+        f"--endpoints={endpoints}",
+        f"--cacert={cacert}",
+        f"--cert={cert}",
+        f"--key={key}",
+        "--dial-timeout=3s",
+        "--command-timeout=8s",
+    ]
+
+
+class EtcdMember(FactBase[dict]):
+    """`{"config": text | None, "bootstrapped": bool, "active": bool, "pid": str}`: the
+    member's configuration file, whether its data directory holds a member, its unit."""
+
+    @staticmethod
+    def default() -> dict:
+        return {"config": None, "bootstrapped": False, "active": False, "pid": "0"}
+
+    def command(self, config: str, data_dir: str, unit: str) -> StringCommand:
+        return script(
+            'm={mark}; echo "$m"unit; systemctl show -p ActiveState -p MainPID --value {unit};'
+            ' echo "$m"data; if [ -d {data}/member ]; then echo yes; else echo no; fi;'
+            ' if [ -f {config} ]; then echo "$m"config; cat {config}; fi',
+            mark=_MARK,
+            unit=unit,
+            data=data_dir,
+            config=config,
+        )
+
+    def process(self, output: list[str]) -> dict:
+        sections = _sections(output)
+        unit = [line.strip() for line in sections.get("unit", [])]
+        result = self.default()
+        if len(unit) >= 2:
+            result["active"] = unit[0] == "active"
+            result["pid"] = unit[1]
+        result["bootstrapped"] = sections.get("data", ["no"])[0].strip() == "yes"
+        if "config" in sections:
+            result["config"] = "\n".join(sections["config"]) + "\n"
+        return result
+
+
+class EtcdCluster(FactBase[dict]):
+    """`{"members": [...], "health": [...], "status": [...], "error": str | None}` from
+    `etcdctl member list`, `endpoint health --cluster` and `endpoint status --cluster`."""
+
+    @staticmethod
+    def default() -> dict:
+        return {"members": [], "health": [], "status": [], "error": "no answer"}
+
+    def command(self, etcdctl_args: list[str]) -> StringCommand:
+        return script(
+            'm={mark}; c() {{ {etcdctl} "$@" -w json 2>&1; }};'
+            ' echo "$m"members; c member list || exit 0;'
+            ' echo "$m"health; c endpoint health --cluster;'
+            ' echo "$m"status; c endpoint status --cluster; true',
+            mark=_MARK,
+            etcdctl=etcdctl_args,
+        )
+
+    def process(self, output: list[str]) -> dict:
+        sections = _sections(output)
+        result = self.default()
+        errors = []
+        members = _json(sections.get("members", []))
+        if isinstance(members, dict):
+            result["members"] = [
+                {
+                    "id": format(m.get("ID", 0), "x"),
+                    "name": m.get("name", ""),
+                    "peer_urls": m.get("peerURLs", []),
+                    "client_urls": m.get("clientURLs", []),
+                    "learner": m.get("isLearner", False),
+                }
+                for m in members.get("members", [])
+            ]
+        else:
+            errors.append(" ".join(sections.get("members", [])).strip())
+        health = _json(sections.get("health", []))
+        if isinstance(health, list):
+            result["health"] = [
+                {"endpoint": h.get("endpoint"), "healthy": h.get("health", False),
+                 "error": h.get("error", "")}
+                for h in health
+            ]  # fmt: skip
+        else:
+            errors.append(" ".join(sections.get("health", [])).strip())
+        status = _json(sections.get("status", []))
+        if isinstance(status, list):
+            result["status"] = [
+                {
+                    "endpoint": s.get("Endpoint"),
+                    "id": format(s.get("Status", {}).get("header", {}).get("member_id", 0), "x"),
+                    "leader": format(s.get("Status", {}).get("leader", 0), "x"),
+                    "db_size": s.get("Status", {}).get("dbSize", 0),
+                    "revision": s.get("Status", {}).get("header", {}).get("revision", 0),
+                    "version": s.get("Status", {}).get("version", ""),
+                }
+                for s in status
+            ]
+        result["error"] = "; ".join(e for e in errors if e) or None
+        return result
+
+
+def cluster_healthy(cluster: dict) -> bool:
+    """Every member answers and is healthy."""
+    health = cluster["health"]
+    return (
+        cluster["error"] is None
+        and bool(health)
+        and len(health) >= len(cluster["members"])
+        and all(h["healthy"] for h in health)
+    )
+
+
+def _sections(output: list[str]) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in output:
+        if line.startswith(_MARK):
+            current = line[len(_MARK) :].strip()
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return sections
+
+
+def _json(lines: list[str]) -> object:
+    text = "\n".join(lines).strip()
+    # etcdctl prints one JSON document; a failing endpoint adds an error line after it.
+    for candidate in (text, text.split("\n")[0]):
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+    return None

@@ -1,0 +1,254 @@
+"""deploys/cluster.py from bare hosts: a healthy 3-member etcd cluster over mTLS, idempotent;
+members added with --limit and removed; snapshots saved and restored; bad input refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fresh_scenario
+from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts
+from tests.harness.pyinfra_run import run_pyinfra
+
+pytestmark = pytest.mark.e2e
+
+SSL = "/etc/etcd/ssl"
+SUBNET = "172.28.66.0/24"
+FOURTH = TestHost("etcd-k8s-4", "172.28.66.14", ("etcd",))
+
+
+def etcdctl(host: str, *args: str, endpoints: str = "https://127.0.0.1:2379") -> str:
+    """etcdctl on `host` with that host's client certificate."""
+    return (
+        f"/opt/bin/etcdctl --endpoints={endpoints} --cacert={SSL}/root_ca.crt "
+        f"--cert={SSL}/{host}-client.crt --key={SSL}/{host}-client.key " + " ".join(args)
+    )
+
+
+def _members(scenario: Scenario, via: str = "etcd-k8s-1") -> dict[str, str]:
+    out = docker_exec(scenario, via, etcdctl(via, "member list -w json")).stdout
+    return {m["name"]: format(m["ID"], "x") for m in json.loads(out)["members"]}
+
+
+def _healthy(scenario: Scenario, via: str = "etcd-k8s-1") -> bool:
+    out = docker_exec(scenario, via, etcdctl(via, "endpoint health --cluster -w json"), check=False)
+    return out.returncode == 0 and all(h["health"] for h in json.loads(out.stdout))
+
+
+def _set_inventory(scenario: Scenario, names: set[str]) -> None:
+    """The inventory (hosts.json) lists only `names` of the scenario's containers."""
+    state_file = scenario.state_dir / "hosts.json"
+    state = json.loads(state_file.read_text())
+    state["hosts"] = [
+        {"name": h.name, "address": h.address, "groups": list(h.groups)}
+        for h in scenario.hosts
+        if h.name in names
+    ]
+    state_file.write_text(json.dumps(state, indent=2))
+
+
+@pytest.fixture(scope="module")
+def cluster_hosts(release_archives: Path) -> Iterator[Scenario]:
+    scenario = fresh_scenario("pki-test-cluster", SUBNET, release_archives)
+    scenario.hosts.append(FOURTH)
+    with scenario_hosts(scenario) as started:
+        _set_inventory(started, {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"})
+        yield started
+
+
+@pytest.fixture(scope="module")
+def created(cluster_hosts: Scenario) -> float:
+    """One run of deploys/cluster.py from bare hosts; returns its wall time."""
+    start = time.monotonic()
+    run_pyinfra(cluster_hosts, "deploys/cluster.py")
+    return time.monotonic() - start
+
+
+def test_one_run_gives_a_healthy_three_member_cluster(cluster_hosts: Scenario, created) -> None:
+    assert set(_members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
+    assert _healthy(cluster_hosts)
+    for host in ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"):
+        unit = f"etcd-{host.removeprefix('etcd-')}.service"
+        state = docker_exec(
+            cluster_hosts, host, f"systemctl is-active {unit}; systemctl is-enabled {unit}"
+        )
+        assert state.stdout.split() == ["active", "enabled"]
+        user = docker_exec(cluster_hosts, host, "ps -o user= -C etcd").stdout.strip()
+        assert user == "etcd"
+        config = docker_exec(cluster_hosts, host, f"cat /etc/etcd/{host}.conf.yml").stdout
+        assert "client-cert-auth: true" in config and "initial-cluster-state: new" in config
+        assert f"trusted-ca-file: {SSL}/client-ca.crt" in config
+        assert "tls-min-version: TLS1.2" in config
+
+
+def test_a_client_reads_and_writes_over_mtls(cluster_hosts: Scenario, created) -> None:
+    endpoints = ",".join(f"https://etcd-k8s-{i}:2379" for i in (1, 2, 3))
+    put = docker_exec(
+        cluster_hosts,
+        "client-1",
+        etcdctl("client-1", "put /pki/greeting hello", endpoints=endpoints),
+    )
+    assert put.stdout.strip() == "OK"
+    got = docker_exec(
+        cluster_hosts, "client-1",
+        etcdctl("client-1", "get /pki/greeting --print-value-only", endpoints=endpoints),
+    )  # fmt: skip
+    assert got.stdout.strip() == "hello"
+
+
+def test_a_connection_without_client_certificate_is_refused(
+    cluster_hosts: Scenario, created
+) -> None:
+    refused = docker_exec(
+        cluster_hosts,
+        "client-1",
+        f"/opt/bin/etcdctl --endpoints=https://etcd-k8s-1:2379 --cacert={SSL}/root_ca.crt "
+        "--dial-timeout=3s --command-timeout=5s get /pki/greeting",
+        check=False,
+    )
+    assert refused.returncode != 0
+    curl = docker_exec(
+        cluster_hosts, "client-1",
+        f"curl -sS --cacert {SSL}/root_ca.crt https://etcd-k8s-1:2379/version", check=False,
+    )  # fmt: skip
+    assert curl.returncode != 0
+
+
+def test_second_run_changes_nothing(cluster_hosts: Scenario, created) -> None:
+    pids = {
+        h: docker_exec(cluster_hosts, h, "pidof etcd").stdout for h in ("etcd-k8s-1", "etcd-k8s-2")
+    }
+    assert run_pyinfra(cluster_hosts, "deploys/cluster.py").changes == {}
+    assert {h: docker_exec(cluster_hosts, h, "pidof etcd").stdout for h in pids} == pids
+
+
+def _served_serial(scenario: Scenario, host: str, address: str) -> str:
+    out = docker_exec(
+        scenario,
+        host,
+        f"echo | openssl s_client -connect {address}:2379 -cert {SSL}/{host}-client.crt "
+        f"-key {SSL}/{host}-client.key -CAfile {SSL}/root_ca.crt 2>/dev/null "
+        "| openssl x509 -noout -serial",
+    )
+    return out.stdout.strip()
+
+
+def test_renewed_certificate_is_served_without_restart(cluster_hosts: Scenario, created) -> None:
+    member = "etcd-k8s-2"
+    address = cluster_hosts.host(member).address
+    pid = docker_exec(cluster_hosts, member, "pidof etcd").stdout
+    before = _served_serial(cluster_hosts, "etcd-k8s-1", address)
+    docker_exec(
+        cluster_hosts,
+        member,
+        f"STEPPATH=/etc/step /opt/bin/step ca renew --force {SSL}/{member}-server.crt "
+        f"{SSL}/{member}-server.key >/dev/null 2>&1",
+    )
+    on_disk = docker_exec(
+        cluster_hosts, member, f"openssl x509 -in {SSL}/{member}-server.crt -noout -serial"
+    ).stdout.strip()
+    assert on_disk != before
+    assert _served_serial(cluster_hosts, "etcd-k8s-1", address) == on_disk
+    assert docker_exec(cluster_hosts, member, "pidof etcd").stdout == pid
+    assert _healthy(cluster_hosts)
+
+
+def test_a_fourth_member_joins_with_limit(cluster_hosts: Scenario, created) -> None:
+    _set_inventory(cluster_hosts, {h.name for h in cluster_hosts.hosts})
+    run = run_pyinfra(cluster_hosts, "deploys/cluster.py", "--limit", FOURTH.name)
+    assert set(run.changes) == {FOURTH.name}
+    assert set(_members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", FOURTH.name}
+    assert _healthy(cluster_hosts)
+    config = docker_exec(cluster_hosts, FOURTH.name, "cat /etc/etcd/etcd-k8s-4.conf.yml").stdout
+    assert "initial-cluster-state: existing" in config
+    got = docker_exec(
+        cluster_hosts, FOURTH.name, etcdctl(FOURTH.name, "get /pki/greeting --print-value-only")
+    )
+    assert got.stdout.strip() == "hello"
+    # The whole inventory now converges with no change: the others were not rewritten.
+    assert run_pyinfra(cluster_hosts, "deploys/cluster.py").changes == {}
+
+
+def test_the_fourth_member_is_removed(cluster_hosts: Scenario, created) -> None:
+    remove = ["--data", f"etcd_remove_node={FOURTH.name}"]
+    run = run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove)
+    assert set(run.changes) == {FOURTH.name}
+    assert set(_members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
+    assert _healthy(cluster_hosts)
+    left = docker_exec(
+        cluster_hosts, FOURTH.name,
+        "ls /etc/etcd/ssl /etc/systemd/system | grep -E 'etcd-k8s-4|step-renew' || true; "
+        "systemctl is-active etcd-k8s-4.service || true",
+    ).stdout.split()  # fmt: skip
+    assert left == ["inactive"]
+    assert run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove).changes == {}
+    _set_inventory(cluster_hosts, {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"})
+
+
+def test_snapshot_save_and_restore(cluster_hosts: Scenario, created, tmp_path: Path) -> None:
+    for key in ("a", "b", "c"):
+        docker_exec(
+            cluster_hosts, "etcd-k8s-1", etcdctl("etcd-k8s-1", f"put /snap/{key} {key}-value")
+        )
+    local = [
+        "--data",
+        f"etcd_snapshot_local_dir={tmp_path}",
+        "--data",
+        "etcd_snapshot_name=test.db",
+    ]
+    saved = run_pyinfra(cluster_hosts, "deploys/etcd_backup.py", *local)
+    assert set(saved.changes) == {"etcd-k8s-1"}
+    snapshot = tmp_path / "test.db"
+    digest = (tmp_path / "test.db.sha256").read_text().split()[0]
+    import hashlib
+
+    assert hashlib.sha256(snapshot.read_bytes()).hexdigest() == digest
+    assert run_pyinfra(cluster_hosts, "deploys/etcd_backup.py", *local).changes == {}
+
+    docker_exec(cluster_hosts, "etcd-k8s-1", etcdctl("etcd-k8s-1", "del --prefix /snap/"))
+    restore = ["--data", f"etcd_restore_snapshot={snapshot}"]
+    refused = run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *restore, check=False)
+    assert refused.returncode != 0
+    assert f"etcd_restore_confirm={digest}" in refused.output
+    assert "Starting operation" not in refused.output
+
+    confirmed = [*restore, "--data", f"etcd_restore_confirm={digest}"]
+    run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *confirmed)
+    assert _healthy(cluster_hosts)
+    for key in ("a", "b", "c"):
+        got = docker_exec(
+            cluster_hosts,
+            "etcd-k8s-2",
+            etcdctl("etcd-k8s-2", f"get /snap/{key} --print-value-only"),
+        )
+        assert got.stdout.strip() == f"{key}-value"
+    assert run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *confirmed).changes == {}
+    assert run_pyinfra(cluster_hosts, "deploys/cluster.py").changes == {}
+
+
+@pytest.mark.parametrize(
+    ("deploy", "data", "message"),
+    [
+        ("deploys/cluster.py", ["etcd_member_index=1"], "names must be unique"),
+        ("deploys/remove_node.py", ["etcd_remove_node=client-1"], "is no host of the `etcd` group"),
+        ("deploys/remove_node.py", [], "name the member with --data etcd_remove_node"),
+        ("deploys/etcd_restore.py", ["etcd_restore_snapshot=/nonexistent.db"], "no snapshot file"),
+        (
+            "deploys/cluster.py",
+            ["step_cert_default_duration=forever"],
+            "step_cert_default_duration",
+        ),
+    ],
+)
+def test_bad_input_stops_before_any_change(
+    cluster_hosts: Scenario, created, deploy: str, data: list[str], message: str
+) -> None:
+    args = [arg for item in data for arg in ("--data", item)]
+    run = run_pyinfra(cluster_hosts, deploy, *args, check=False)
+    assert run.returncode != 0
+    assert message in run.output
+    assert "Starting operation" not in run.output
