@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: test test-unit test-e2e lint format venv clean
+.PHONY: test test-unit test-e2e lint format venv clean sandbox sandbox-down
 
 venv: $(STAMP)
 
@@ -18,6 +18,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 ## Lint, then the whole suite (unit, artifact and end-to-end tests).
 test: venv lint
+	tests/hosts/prerequisites.sh
 	$(BIN)/pytest
 
 ## Unit tests only: no Docker needed.
@@ -26,7 +27,16 @@ test-unit: venv
 
 ## End-to-end tests only: real pyinfra over SSH against Docker test hosts.
 test-e2e: venv
+	tests/hosts/prerequisites.sh
 	$(BIN)/pytest -m e2e
+
+## The sandbox: Docker hosts with the whole system deployed by deploys/cluster.py.
+sandbox: venv
+	tests/hosts/prerequisites.sh
+	$(BIN)/python -m tests.harness.sandbox up
+
+sandbox-down: venv
+	$(BIN)/python -m tests.harness.sandbox down
 
 lint: venv
 	$(BIN)/ruff check .

@@ -36,7 +36,7 @@ class EtcdMember(FactBase[dict]):
 
     def command(self, config: str, data_dir: str, unit: str) -> StringCommand:
         return script(
-            'm={mark}; echo "$m"unit; systemctl show -p ActiveState -p MainPID --value {unit};'
+            'm={mark}; echo "$m"unit; systemctl show -p ActiveState -p MainPID {unit};'
             ' echo "$m"data; if [ -d {data}/member ]; then echo yes; else echo no; fi;'
             ' if [ -f {config} ]; then echo "$m"config; cat {config}; fi',
             mark=_MARK,
@@ -47,11 +47,11 @@ class EtcdMember(FactBase[dict]):
 
     def process(self, output: list[str]) -> dict:
         sections = _sections(output)
-        unit = [line.strip() for line in sections.get("unit", [])]
+        # `systemctl show` prints properties in its own order, not the order asked for.
+        unit = dict(line.strip().partition("=")[::2] for line in sections.get("unit", []))
         result = self.default()
-        if len(unit) >= 2:
-            result["active"] = unit[0] == "active"
-            result["pid"] = unit[1]
+        result["active"] = unit.get("ActiveState") == "active"
+        result["pid"] = unit.get("MainPID", "0")
         result["bootstrapped"] = sections.get("data", ["no"])[0].strip() == "yes"
         if "config" in sections:
             result["config"] = "\n".join(sections["config"]) + "\n"

@@ -4,6 +4,7 @@ members added with --limit and removed; snapshots saved and restored; bad input 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,6 +156,49 @@ def test_renewed_certificate_is_served_without_restart(cluster_hosts: Scenario, 
     assert _served_serial(cluster_hosts, "etcd-k8s-1", address) == on_disk
     assert docker_exec(cluster_hosts, member, "pidof etcd").stdout == pid
     assert _healthy(cluster_hosts)
+
+
+def test_a_configuration_change_restarts_members_one_at_a_time(
+    cluster_hosts: Scenario, created
+) -> None:
+    members = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
+    pids = {h: docker_exec(cluster_hosts, h, "pidof etcd").stdout.strip() for h in members}
+    endpoints = ",".join(f"https://etcd-k8s-{i}:2379" for i in (1, 2, 3))
+    # A client writes all along; with one member down at a time every write succeeds.
+    writer = (
+        "i=0; fail=0; while [ ! -e /tmp/stop-writer ]; do i=$((i+1)); "
+        + etcdctl("client-1", "put /rolling/$i $i", endpoints=endpoints)
+        + " >/dev/null 2>&1 || fail=$((fail+1)); done; echo $i $fail > /tmp/writer-result"
+    )
+    docker_exec(cluster_hosts, "client-1", "rm -f /tmp/stop-writer /tmp/writer-result")
+    background = subprocess.Popen(
+        ["docker", "exec", cluster_hosts.container("client-1"), "sh", "-c", writer]
+    )
+    try:
+        run = run_pyinfra(
+            cluster_hosts, "deploys/cluster.py", "--data", "etcd_tls_min_version=TLS1.3"
+        )
+    finally:
+        docker_exec(cluster_hosts, "client-1", "touch /tmp/stop-writer")
+        background.wait(timeout=60)
+    writes, failures = docker_exec(
+        cluster_hosts, "client-1", "cat /tmp/writer-result"
+    ).stdout.split()
+    assert int(writes) > 10 and int(failures) == 0
+    for host in members:
+        assert "etcd | Rolling restart after a change" in run.changes[host]
+        assert docker_exec(cluster_hosts, host, "pidof etcd").stdout.strip() != pids[host]
+    # Restarts did not overlap: each member came up after the one before it.
+    starts = [
+        int(docker_exec(cluster_hosts, h, f"systemctl show etcd-{h[5:]}.service "
+                        "-p ExecMainStartTimestampMonotonic --value").stdout)
+        for h in members
+    ]  # fmt: skip
+    assert starts == sorted(starts)
+    assert _healthy(cluster_hosts)
+    back = run_pyinfra(cluster_hosts, "deploys/cluster.py")
+    assert set(back.changes) == set(members)
+    assert run_pyinfra(cluster_hosts, "deploys/cluster.py").changes == {}
 
 
 def test_a_fourth_member_joins_with_limit(cluster_hosts: Scenario, created) -> None:

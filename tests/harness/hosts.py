@@ -241,7 +241,7 @@ def wait_ready(scenario: Scenario, hosts: Sequence[TestHost] | None = None) -> N
         time.sleep(0.5)
 
 
-def _remove_leftovers(project: str) -> None:
+def remove_leftovers(project: str) -> None:
     """Containers and networks of an earlier run of the same project that was killed."""
     for kind in ("container", "network"):
         ids = subprocess.run(
@@ -260,7 +260,7 @@ def scenario_hosts(scenario: Scenario) -> Iterator[Scenario]:
     if not scenario.image:
         scenario.image = build_image()
     write_scenario(scenario)
-    _remove_leftovers(scenario.project)
+    remove_leftovers(scenario.project)
     try:
         with get_docker_services(
             compose_command(),
@@ -273,7 +273,7 @@ def scenario_hosts(scenario: Scenario) -> Iterator[Scenario]:
             yield scenario
     finally:
         # `up` may fail half-way, where pytest-docker runs no `down`.
-        _remove_leftovers(scenario.project)
+        remove_leftovers(scenario.project)
 
 
 def state_dir_for(project: str) -> Path:

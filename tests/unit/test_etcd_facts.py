@@ -1,0 +1,46 @@
+"""etcd facts parse what systemctl and etcdctl print."""
+
+from __future__ import annotations
+
+import json
+
+from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
+
+MARK = "### etcd-step-pki "
+
+
+def test_member_fact_reads_properties_in_any_order() -> None:
+    output = [f"{MARK}unit", "MainPID=42", "ActiveState=active", f"{MARK}data", "yes",
+              f"{MARK}config", "name: etcd-k8s-1"]  # fmt: skip
+    fact = EtcdMember().process(output)
+    assert "--value" not in EtcdMember().command("c", "d", "u").get_raw_value()
+    assert fact == {"config": "name: etcd-k8s-1\n", "bootstrapped": True, "active": True,
+                    "pid": "42"}  # fmt: skip
+    stopped = EtcdMember().process([f"{MARK}unit", "ActiveState=inactive", "MainPID=0",
+                                    f"{MARK}data", "no"])  # fmt: skip
+    assert stopped["active"] is False and stopped["config"] is None
+
+
+def _cluster(healthy: list[bool]) -> list[str]:
+    members = {"members": [{"ID": 1 + i, "name": f"etcd-k8s-{i + 1}",
+                            "peerURLs": [f"https://10.0.0.{i + 1}:2380"]} for i in range(3)]}  # fmt: skip
+    health = [{"endpoint": f"https://10.0.0.{i + 1}:2379", "health": ok}
+              for i, ok in enumerate(healthy)]  # fmt: skip
+    status = [{"Endpoint": "https://10.0.0.1:2379", "Status": {"header": {"member_id": 1,
+               "revision": 7}, "leader": 2, "dbSize": 20480, "version": "3.5.30"}}]  # fmt: skip
+    return [f"{MARK}members", json.dumps(members), f"{MARK}health", json.dumps(health),
+            f"{MARK}status", json.dumps(status)]  # fmt: skip
+
+
+def test_cluster_fact_and_health() -> None:
+    fact = EtcdCluster().process(_cluster([True, True, True]))
+    assert [m["name"] for m in fact["members"]] == ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"]
+    assert fact["status"][0]["leader"] == "2" and fact["status"][0]["revision"] == 7
+    assert cluster_healthy(fact)
+    assert not cluster_healthy(EtcdCluster().process(_cluster([True, False, True])))
+
+
+def test_an_unreachable_cluster_is_not_healthy() -> None:
+    fact = EtcdCluster().process([f"{MARK}members", "Error: context deadline exceeded"])
+    assert fact["members"] == [] and "deadline" in fact["error"]
+    assert not cluster_healthy(fact)
