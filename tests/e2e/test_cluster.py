@@ -203,6 +203,21 @@ def test_a_configuration_change_restarts_members_one_at_a_time(
 
 def test_a_fourth_member_joins_with_limit(cluster_hosts: Scenario, created) -> None:
     _set_inventory(cluster_hosts, {h.name for h in cluster_hosts.hosts})
+    # Not while the cluster is unhealthy.
+    docker_exec(cluster_hosts, "etcd-k8s-3", "systemctl stop etcd-k8s-3.service")
+    try:
+        refused = run_pyinfra(
+            cluster_hosts, "deploys/cluster.py", "--limit", FOURTH.name, check=False
+        )
+        assert refused.returncode != 0
+        assert "refusing to add etcd-k8s-4" in refused.output
+        assert set(_members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
+    finally:
+        docker_exec(cluster_hosts, "etcd-k8s-3", "systemctl start etcd-k8s-3.service")
+    for _ in range(60):
+        if _healthy(cluster_hosts):
+            break
+        time.sleep(0.5)
     run = run_pyinfra(cluster_hosts, "deploys/cluster.py", "--limit", FOURTH.name)
     assert set(run.changes) == {FOURTH.name}
     assert set(_members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", FOURTH.name}
