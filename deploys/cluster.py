@@ -7,7 +7,9 @@ pyinfra inventories/<environment>.py deploys/cluster.py --limit etcd-k8s-4   # a
 from deploys.components.ca import certificate_authority
 from deploys.components.certificates import certificates
 from deploys.components.etcd import etcd_cluster
+from deploys.components.ha import replicate_ca
 
 certificate_authority()
+replicate_ca()
 certificates()
 etcd_cluster()

@@ -70,6 +70,16 @@ DEFAULTS: dict[str, object] = {
     "step_cert_default_duration": "17520h",
     "step_cert_max_duration": "26280h",
     "step_cert_min_duration": "1h",
+    # The cert-manager that runs step-ca: the first of etcd_cert_managers unless a failover
+    # names another (deploys/failover.py --data ca_active=<backup>)
+    "ca_active": None,
+    # Backups of the CA state to S3 (deploys/backup_ca.py, deploys/restore_ca.py)
+    "ca_backup_bucket": None,
+    "ca_backup_prefix": "step-ca",
+    "ca_backup_endpoint_url": None,  # any S3-compatible endpoint; None: AWS
+    "ca_backup_region": "us-east-1",
+    "ca_backup_recipient_key": None,  # armored GnuPG public key file on the controller
+    "ca_backup_retention_days": 30,
     # This host's addresses (default: its SSH hostname when that is an IP address)
     "node_addresses": None,
     # Node certificates
@@ -447,6 +457,11 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
             "no primary cert-manager: the inventory needs a group `etcd_cert_managers` "
             "whose first host runs step-ca"
         )
+    active = _data(host, "ca_active")
+    if active is not None:
+        if active not in managers:
+            raise _fail(host.name, "ca_active", f"{active!r} is no host of etcd_cert_managers")
+        managers = [active, *(m for m in managers if m != active)]
     groups = tuple(g for g in host.groups if g in GROUPS)
     if not groups:
         raise _fail(host.name, "groups", f"the host is in none of the groups {GROUPS}")

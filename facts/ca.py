@@ -64,20 +64,24 @@ class CAState(FactBase[dict]):
 
 
 class CAHealth(FactBase[dict]):
-    """`{"ok": bool, "detail": str}`: step-ca's `/health` on this host, over TLS verified
-    against the root and the CA's name (`--resolve` sends it to this host's own instance).
+    """`{"ok": bool, "detail": str}`: step-ca's `/health` over TLS verified against the root
+    and the CA's name, sent to `address` (default this host's own instance; None: wherever
+    the name resolves).
     """
 
     @staticmethod
     def default() -> dict:
         return {"ok": False, "detail": "no answer"}
 
-    def command(self, ca_name: str, port: int, root: str) -> StringCommand:
+    def command(
+        self, ca_name: str, port: int, root: str, address: str | None = "127.0.0.1"
+    ) -> StringCommand:
+        resolve = ["--resolve", f"{ca_name}:{port}:{address}"] if address else []
         return script(
-            "curl -sS --max-time 5 --cacert {root} --resolve {resolve}"
+            "curl -sS --max-time 5 --cacert {root} {resolve}"
             " https://{name}:{port}/health 2>&1 || true",
             root=root,
-            resolve=f"{ca_name}:{port}:127.0.0.1",
+            resolve=resolve,
             name=ca_name,
             port=port,
         )
@@ -89,3 +93,67 @@ class CAHealth(FactBase[dict]):
         except (json.JSONDecodeError, AttributeError):
             ok = False
         return {"ok": ok, "detail": text}
+
+
+class CAFiles(FactBase[dict]):
+    """`{relative path: sha256}` of every file of a CA's state: what replication compares.
+
+    Hashes only: no content of a key or password crosses the wire.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self, path: str) -> StringCommand:
+        return script(
+            "if [ -d {path} ]; then cd {path} && find . -type f -print0 | sort -z"
+            " | xargs -0 -r sha256sum; fi",
+            path=path.rstrip("/"),
+        )
+
+    def process(self, output: list[str]) -> dict:
+        files = {}
+        for line in output:
+            digest, _, name = line.partition("  ")
+            if name:
+                files[name.removeprefix("./")] = digest
+        return files
+
+
+class IssuanceProof(FactBase[dict]):
+    """`{"ok": bool, "detail": str}`: a throwaway certificate issued by this host's step-ca
+    through `ca_url`, verified against the root and renewed over mTLS, then deleted.
+
+    The provisioner password stays on this cert-manager; the token only in `STEP_TOKEN`.
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"ok": False, "detail": "no answer"}
+
+    def command(
+        self, step: str, ca_path: str, ca_url: str, provisioner: str, subject: str
+    ) -> StringCommand:
+        return script(
+            "d=$(mktemp -d /run/etcd-step-pki-proof.XXXXXX); trap 'rm -rf \"$d\"' EXIT;"
+            " export STEPPATH={ca_path}; r={ca_path}/certs/root_ca.crt;"
+            ' t="$({step} ca token {subject} --san {subject} --provisioner {provisioner}'
+            " --provisioner-password-file {ca_path}/secrets/provisioner_password"
+            ' --ca-url {url} --root "$r" 2>"$d/err")" &&'
+            ' STEP_TOKEN="$t" {step} ca certificate {subject} "$d/c.crt" "$d/c.key" --not-after 1h'
+            ' --ca-url {url} --root "$r" --force >/dev/null 2>>"$d/err" &&'
+            ' {step} certificate verify "$d/c.crt" --roots "$r" 2>>"$d/err" &&'
+            ' s1=$(openssl x509 -in "$d/c.crt" -noout -serial) &&'
+            ' {step} ca renew --force --ca-url {url} --root "$r" "$d/c.crt" "$d/c.key"'
+            ' >/dev/null 2>>"$d/err" && s2=$(openssl x509 -in "$d/c.crt" -noout -serial) &&'
+            ' [ "$s1" != "$s2" ] && echo ok || {{ echo failed; cat "$d/err"; }}',
+            step=step,
+            ca_path=ca_path,
+            url=ca_url,
+            provisioner=provisioner,
+            subject=subject,
+        )
+
+    def process(self, output: list[str]) -> dict:
+        return {"ok": bool(output) and output[0].strip() == "ok", "detail": "\n".join(output)}

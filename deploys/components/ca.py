@@ -24,6 +24,20 @@ def certificate_authority() -> None:
     settings = load_settings()
     if not settings.is_cert_manager:
         return
+    binary, unit = install_step_ca(settings)
+    if settings.is_primary:
+        _primary(settings, [binary, unit])
+    else:
+        systemd.service(
+            name="step-ca stays stopped on a backup cert-manager",
+            service="step-ca.service",
+            running=False,
+            enabled=False,
+        )
+
+
+def install_step_ca(settings: Settings) -> list:
+    """step and step-ca binaries and the step-ca unit: what every cert-manager has."""
     release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
     binary = release_binaries(
         name="Install step-ca", artifacts=[settings.step_ca], bin_dir=settings.bin_dir
@@ -38,15 +52,7 @@ def certificate_authority() -> None:
         port=settings.ca_port,
     )
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
-    if settings.is_primary:
-        _primary(settings, [binary, unit])
-    else:
-        systemd.service(
-            name="step-ca stays stopped on a backup cert-manager",
-            service="step-ca.service",
-            running=False,
-            enabled=False,
-        )
+    return [binary, unit]
 
 
 def _primary(settings: Settings, changes: list) -> None:
@@ -70,12 +76,18 @@ def _primary(settings: Settings, changes: list) -> None:
         durations=settings.durations,
     )
     ca.file_modes(name="CA file modes", path=path)
+    run_step_ca(settings, [init, config, *changes])
+
+
+def run_step_ca(settings: Settings, changes: list) -> None:
+    """step-ca restarted after a change, running, enabled, and healthy."""
+    path = settings.ca_path
     systemd.service(
         name="Restart step-ca after a change",
         service="step-ca.service",
         running=True,
         restarted=True,
-        _if=any_changed(init, config, *changes),
+        _if=any_changed(*changes),
     )
     systemd.service(
         name="step-ca runs and starts at boot",

@@ -1,0 +1,15 @@
+"""Encrypted backup of the whole CA state to S3 (or any S3-compatible endpoint).
+
+    pyinfra inventories/<environment>.py deploys/backup_ca.py
+
+Needs ca_backup_bucket and ca_backup_recipient_key (an armored GnuPG public key on the
+controller); AWS credentials come from boto3's usual sources (environment, profile, role).
+A run changes nothing when the latest backup already holds the CA's current state.
+Daily at 02:00 from the controller, e.g. in root's crontab:
+
+    0 2 * * * cd /srv/etcd-step-pki && .venv/bin/pyinfra -y inventories/production.py deploys/backup_ca.py
+"""
+
+from deploys.components.ca_backup import backup_ca
+
+backup_ca()

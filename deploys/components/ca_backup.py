@@ -1,0 +1,109 @@
+"""Backups of the CA state to S3, and restores from S3 or from another cert-manager."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+
+from deploys.components.ca import install_step_ca, run_step_ca
+from deploys.settings import DEFAULTS, Settings, SettingsError, load_settings
+from operations import ca
+from operations.ca_backup import Store, backed_up, restored_from_s3
+from operations.replication import replicated
+
+
+def _store() -> Store:
+    bucket = host.data.get("ca_backup_bucket")
+    if not bucket:
+        raise SettingsError(f"invalid setting `ca_backup_bucket` for host {host.name}: not set")
+    prefix = str(host.data.get("ca_backup_prefix", DEFAULTS["ca_backup_prefix"])).strip("/")
+    return Store(
+        bucket=str(bucket),
+        prefix=prefix,
+        endpoint_url=host.data.get("ca_backup_endpoint_url"),
+        region=str(host.data.get("ca_backup_region", DEFAULTS["ca_backup_region"])),
+    )
+
+
+def _key_file(setting: str, kind: str) -> str:
+    """The armored GnuPG key in the controller file named by `setting`."""
+    name = host.data.get(setting)
+    path = Path(str(name)) if name else None
+    if path is None or not path.is_file():
+        raise SettingsError(
+            f"invalid setting `{setting}` for host {host.name}: {name!r} is no file on the "
+            f"controller holding the {kind} key"
+        )
+    text = path.read_text()
+    if f"BEGIN PGP {kind.upper()} KEY BLOCK" not in text:
+        raise SettingsError(f"invalid setting `{setting}`: {path} holds no armored {kind} key")
+    return text
+
+
+@deploy("Back up the CA", data_defaults=DEFAULTS)
+def backup_ca() -> None:
+    """On the primary: an encrypted archive of the whole CA state, uploaded to S3."""
+    settings = load_settings()
+    store = _store()
+    recipient = _key_file("ca_backup_recipient_key", "public")
+    days = host.data.get("ca_backup_retention_days", DEFAULTS["ca_backup_retention_days"])
+    if not isinstance(days, int) or days < 1:
+        raise SettingsError(f"invalid setting `ca_backup_retention_days`: {days!r}")
+    if not settings.is_primary:
+        return
+    backed_up(
+        name="Encrypted CA backup in S3",
+        path=settings.ca_path,
+        store=store,
+        recipient_key=recipient,
+        retention_days=days,
+    )
+
+
+def _restore_target(settings: Settings) -> str:
+    target = host.data.get("ca_restore_target") or settings.primary
+    if target not in (settings.primary, *settings.backups):
+        raise SettingsError(f"ca_restore_target: {target!r} is no cert-manager")
+    return str(target)
+
+
+@deploy("Restore the CA", data_defaults=DEFAULTS)
+def restore_ca() -> None:
+    """Restore the CA state onto a cert-manager (`ca_restore_target`, default the primary)
+    from S3 (`ca_restore_from=s3`, `ca_restore_key` = an object key or `latest`) or from
+    another cert-manager (`ca_restore_from=<host>`)."""
+    settings = load_settings()
+    source = host.data.get("ca_restore_from")
+    target = _restore_target(settings)
+    managers = (settings.primary, *settings.backups)
+    if source == "s3":
+        store = _store()
+        private_key = _key_file("ca_restore_private_key", "private")
+    elif source in managers and source != target:
+        store, private_key = None, ""
+    else:
+        raise SettingsError(
+            "ca_restore_from: `s3`, or the cert-manager to copy the CA state from "
+            f"(one of {', '.join(m for m in managers if m != target)})"
+        )
+    if host.name != target:
+        return
+    binary, unit = install_step_ca(settings)
+    if store is not None:
+        restored = restored_from_s3(
+            name="CA state from S3",
+            path=settings.ca_path,
+            store=store,
+            key=str(host.data.get("ca_restore_key") or "latest"),
+            private_key=private_key,
+            any_root=bool(host.data.get("ca_restore_any_root")),
+        )
+    else:
+        restored = replicated(
+            name=f"CA state from {source}", primary=str(source), path=settings.ca_path
+        )
+    ca.file_modes(name="CA file modes", path=settings.ca_path)
+    if target == settings.primary:
+        run_step_ca(settings, [restored, binary, unit])

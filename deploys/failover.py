@@ -1,0 +1,24 @@
+"""Promote a backup cert-manager when the primary is down.
+
+    pyinfra inventories/<environment>.py deploys/failover.py --data ca_active=etcd-k8s-2
+
+Checks that the primary is down (set failover_force=true to go on anyway), starts step-ca on
+the backup, points every node's step CLI and renewal units at it, and proves that it issues
+and renews. Then make the backup the first cert-manager of the inventory.
+"""
+
+from pyinfra import host, state
+
+from deploys.components.ca import certificate_authority
+from deploys.components.certificates import certificates
+from deploys.components.ha import check_failover, issuance_works
+
+settings = check_failover()
+certificate_authority()
+certificates()
+if host.name == settings.primary:
+    issuance_works(
+        name="Issuance and renewal work on the promoted CA",
+        settings=settings,
+        old_primary=state.inventory.get_group("etcd_cert_managers")[0].name,
+    )

@@ -1,0 +1,317 @@
+"""CA high availability and disaster recovery: replication, S3 backups and restores,
+failover to the backup cert-manager."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.conftest import fresh_scenario
+from tests.harness.hosts import REPO, Scenario, TestHost, docker_exec, scenario_hosts
+from tests.harness.pyinfra_run import run_pyinfra
+from tests.harness.s3 import CREDENTIALS, GpgKey, make_gpg_key, s3_server
+
+pytestmark = pytest.mark.e2e
+
+CA = "/etc/step-ca"
+SSL = "/etc/etcd/ssl"
+PRIMARY, BACKUP = "etcd-k8s-1", "etcd-k8s-2"
+SUBNET = "172.28.68.0/24"
+NEWCOMER = TestHost("client-2", "172.28.68.102", ("etcd_clients",))
+BUCKET = "etcd-pki-backups"
+
+
+def _set_inventory(scenario: Scenario, order: list[str]) -> None:
+    """hosts.json lists these hosts, in this order (the first cert-manager is the primary)."""
+    state_file = scenario.state_dir / "hosts.json"
+    state = json.loads(state_file.read_text())
+    by_name = {h.name: h for h in scenario.hosts}
+    state["hosts"] = [
+        {"name": n, "address": by_name[n].address, "groups": list(by_name[n].groups)} for n in order
+    ]
+    state_file.write_text(json.dumps(state, indent=2))
+
+
+def _ca_files(scenario: Scenario, host: str) -> str:
+    return docker_exec(
+        scenario, host, f"cd {CA} && find . -type f -print0 | sort -z | xargs -0 sha256sum"
+    ).stdout
+
+
+def _fingerprint(scenario: Scenario, host: str, cert: str = f"{CA}/certs/root_ca.crt") -> str:
+    return docker_exec(
+        scenario, host, f"openssl x509 -in {cert} -outform DER | sha256sum | cut -c1-64"
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, str]]:
+    with s3_server() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint, **_boto_args())
+        client.create_bucket(Bucket=BUCKET)
+        yield {"endpoint": endpoint}
+
+
+def _boto_args() -> dict[str, str]:
+    return {
+        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
+    }
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GpgKey]:
+    directory = tmp_path_factory.mktemp("gpg")
+    return {"backup": make_gpg_key(directory, "backup"), "other": make_gpg_key(directory, "other")}
+
+
+@pytest.fixture(scope="module")
+def ha_hosts(release_archives: Path) -> Iterator[Scenario]:
+    scenario = fresh_scenario("pki-test-ha", SUBNET, release_archives)
+    scenario.hosts.append(NEWCOMER)
+    with scenario_hosts(scenario) as started:
+        _set_inventory(started, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
+        run_pyinfra(started, "deploys/cluster.py")
+        yield started
+
+
+def _backup_data(s3: dict[str, str], keys: dict[str, GpgKey]) -> list[str]:
+    return [
+        "--data", f"ca_backup_bucket={BUCKET}",
+        "--data", f"ca_backup_endpoint_url={s3['endpoint']}",
+        "--data", f"ca_backup_recipient_key={keys['backup'].public}",
+    ]  # fmt: skip
+
+
+def _run(scenario: Scenario, *args: str, check: bool = True):
+    return run_pyinfra(scenario, *args, env=CREDENTIALS, check=check)
+
+
+def test_replication_copies_the_whole_state(ha_hosts: Scenario) -> None:
+    assert _ca_files(ha_hosts, BACKUP) == _ca_files(ha_hosts, PRIMARY)
+    assert "./db/bbolt.db" in _ca_files(ha_hosts, BACKUP)
+    assert _fingerprint(ha_hosts, BACKUP) == _fingerprint(ha_hosts, PRIMARY)
+    modes = docker_exec(ha_hosts, BACKUP, f"stat -c '%a %U' {CA}/secrets/*").stdout.split()
+    assert set(modes) == {"400", "root"}
+    state = docker_exec(ha_hosts, BACKUP, "systemctl is-active step-ca; systemctl is-enabled step-ca",
+                        check=False).stdout.split()  # fmt: skip
+    assert state == ["inactive", "disabled"]
+    assert _run(ha_hosts, "deploys/cluster.py").changes == {}
+    assert _run(ha_hosts, "deploys/replicate_ca.py").changes == {}
+
+
+def test_a_changed_database_is_replicated_through_ciphertext_only(ha_hosts: Scenario) -> None:
+    # A renewal writes to the CA's database; the next replication carries it over.
+    docker_exec(ha_hosts, "etcd-k8s-3", f"STEPPATH=/etc/step /opt/bin/step ca renew --force "
+                f"{SSL}/etcd-k8s-3-client.crt {SSL}/etcd-k8s-3-client.key >/dev/null 2>&1")  # fmt: skip
+    assert _ca_files(ha_hosts, BACKUP) != _ca_files(ha_hosts, PRIMARY)
+    before = _snapshot_controller_files()
+    run = _run(ha_hosts, "deploys/replicate_ca.py")
+    assert run.changes == {BACKUP: ["Replicate the CA | CA state from etcd-k8s-1"]}
+    assert _ca_files(ha_hosts, BACKUP) == _ca_files(ha_hosts, PRIMARY)
+    # Nothing of the CA's secrets reached the controller's disk or output.
+    password = docker_exec(ha_hosts, PRIMARY, f"cat {CA}/secrets/password").stdout.strip()
+    key_line = docker_exec(
+        ha_hosts, PRIMARY, f"sed -n 2p {CA}/secrets/intermediate_ca_key"
+    ).stdout.strip()
+    for secret in (password, key_line):
+        assert secret not in run.output
+        assert not _files_containing(secret.encode(), _snapshot_controller_files() - before)
+    assert (
+        docker_exec(ha_hosts, BACKUP, "ls -A /run/etcd-step-pki", check=False).stdout.strip() == ""
+    )
+
+
+def _snapshot_controller_files() -> set[Path]:
+    roots = [
+        Path(tempfile.gettempdir()),
+        REPO,
+        Path.home() / ".cache" / "etcd-step-pki" / "scenarios",
+    ]
+    found = set()
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [
+                d for d in dirnames if d not in (".git", ".venv", "chroots", "node_modules")
+            ]
+            for name in filenames:
+                found.add(Path(dirpath) / name)
+    return found
+
+
+def _files_containing(needle: bytes, paths: set[Path]) -> list[Path]:
+    hits = []
+    for path in paths:
+        try:
+            if path.is_file() and path.stat().st_size < 50_000_000 and needle in path.read_bytes():
+                hits.append(path)
+        except OSError:
+            continue
+    return hits
+
+
+def _objects(s3: dict[str, str]) -> dict[str, bytes]:
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], **_boto_args())
+    listing = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return {
+        o["Key"]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listing
+    }
+
+
+def test_backup_to_s3_is_encrypted_to_the_recipient(ha_hosts: Scenario, s3, keys) -> None:
+    run = _run(ha_hosts, "deploys/backup_ca.py", *_backup_data(s3, keys))
+    assert set(run.changes) == {PRIMARY}
+    objects = _objects(s3)
+    latest = objects["step-ca/latest"].decode()
+    assert latest.startswith("step-ca/") and latest.endswith(".tar.gz.gpg")
+    data = objects[latest]
+    import hashlib
+
+    assert objects[f"{latest}.sha256"].decode().split()[0] == hashlib.sha256(data).hexdigest()
+    # Only the recipient's key decrypts it, into the whole CA state.
+    assert keys["other"].decrypt(data).returncode != 0
+    plain = keys["backup"].decrypt(data)
+    assert plain.returncode == 0
+    listing = subprocess.run(["tar", "-tzf", "-"], input=plain.stdout, capture_output=True,
+                             check=True).stdout.decode()  # fmt: skip
+    for name in ("./config/ca.json", "./certs/root_ca.crt", "./secrets/root_ca_key",
+                 "./secrets/intermediate_ca_key", "./secrets/password", "./db/bbolt.db"):  # fmt: skip
+        assert name in listing.splitlines(), name
+    assert (
+        docker_exec(ha_hosts, PRIMARY, "ls -A /run/etcd-step-pki", check=False).stdout.strip() == ""
+    )
+    # Nothing changed since: the second run uploads nothing.
+    assert _run(ha_hosts, "deploys/backup_ca.py", *_backup_data(s3, keys)).changes == {}
+    assert set(_objects(s3)) == set(objects)
+
+
+def _restore_data(s3, keys, key: GpgKey | None = None) -> list[str]:
+    return [
+        "--data", "ca_restore_from=s3",
+        "--data", f"ca_backup_bucket={BUCKET}",
+        "--data", f"ca_backup_endpoint_url={s3['endpoint']}",
+        "--data", f"ca_restore_private_key={(key or keys['backup']).private}",
+    ]  # fmt: skip
+
+
+def test_bad_backups_are_refused_and_change_nothing(ha_hosts: Scenario, s3, keys) -> None:
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], **_boto_args())
+    latest = _objects(s3)["step-ca/latest"].decode()
+    good = _objects(s3)[latest]
+    before = _ca_files(ha_hosts, PRIMARY)
+    cases = [
+        ("corrupted", good[:-64] + b"x" * 64, None, "does not match its checksum"),
+        ("wrong key", good, keys["other"], "does not decrypt or unpack"),
+    ]
+    for label, body, key, message in cases:
+        name = f"step-ca/test/{label.replace(' ', '-')}.tar.gz.gpg"
+        client.put_object(Bucket=BUCKET, Key=name, Body=body)
+        client.put_object(Bucket=BUCKET, Key=f"{name}.sha256",
+                          Body=objects_sha(good) + "  x\n")  # fmt: skip
+        run = _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys, key),
+                   "--data", f"ca_restore_key={name}", check=False)  # fmt: skip
+        assert run.returncode != 0, label
+        assert message in run.output, (label, run.output[-2000:])
+        assert _ca_files(ha_hosts, PRIMARY) == before, label
+    missing = _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys)[:-2],
+                   "--data", "ca_restore_private_key=/nonexistent.asc", check=False)  # fmt: skip
+    assert missing.returncode != 0 and "ca_restore_private_key" in missing.output
+    assert "Starting operation" not in missing.output
+
+
+def objects_sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_restore_from_s3_after_the_ca_state_is_lost(ha_hosts: Scenario, s3, keys) -> None:
+    fingerprint = _fingerprint(ha_hosts, PRIMARY)
+    docker_exec(ha_hosts, PRIMARY, f"systemctl stop step-ca && rm -rf {CA}")
+    run = _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys))
+    assert PRIMARY in run.changes
+    assert _fingerprint(ha_hosts, PRIMARY) == fingerprint
+    health = docker_exec(ha_hosts, PRIMARY, f"curl -sS --cacert {CA}/certs/root_ca.crt "
+                         "https://etcd-k8s-1:9000/health").stdout  # fmt: skip
+    assert json.loads(health) == {"status": "ok"}
+    modes = docker_exec(ha_hosts, PRIMARY, f"stat -c '%a %U' {CA}/secrets/*").stdout.split()
+    assert set(modes) == {"400", "root"}
+    # Certificates issued before the loss still renew.
+    serial = docker_exec(
+        ha_hosts, "client-1", f"openssl x509 -in {SSL}/client-1-client.crt -noout -serial"
+    ).stdout
+    docker_exec(ha_hosts, "client-1", f"STEPPATH=/etc/step /opt/bin/step ca renew --force "
+                f"{SSL}/client-1-client.crt {SSL}/client-1-client.key >/dev/null 2>&1")  # fmt: skip
+    assert (
+        docker_exec(
+            ha_hosts, "client-1", f"openssl x509 -in {SSL}/client-1-client.crt -noout -serial"
+        ).stdout
+        != serial
+    )
+    assert _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys)).changes == {}
+
+
+def test_failover_to_the_backup(ha_hosts: Scenario) -> None:
+    _run(ha_hosts, "deploys/replicate_ca.py")
+    endpoints = "https://etcd-k8s-2:2379,https://etcd-k8s-3:2379"
+    put = (
+        f"/opt/bin/etcdctl --endpoints={endpoints} --cacert={SSL}/root_ca.crt "
+        f"--cert={SSL}/client-1-client.crt --key={SSL}/client-1-client.key put /ha/{{}} ok"
+    )
+    subprocess.run(["docker", "stop", ha_hosts.container(PRIMARY)], check=True, capture_output=True)
+    assert docker_exec(ha_hosts, "client-1", put.format("during")).stdout.strip() == "OK"
+
+    refused = _run(ha_hosts, "deploys/failover.py", "--exclude", PRIMARY, check=False)
+    assert refused.returncode != 0 and "ca_active" in refused.output
+
+    started = time.monotonic()
+    run = _run(
+        ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
+    )
+    took = time.monotonic() - started
+    print(f"\nfailover: {took:.1f}s from start to working issuance")
+    assert took < 60
+    assert "issues and renews certificates" in run.output
+    assert docker_exec(ha_hosts, BACKUP, "systemctl is-active step-ca").stdout.strip() == "active"
+    for host in ("etcd-k8s-2", "etcd-k8s-3", "client-1"):
+        defaults = json.loads(
+            docker_exec(ha_hosts, host, "cat /etc/step/config/defaults.json").stdout
+        )
+        assert defaults["ca-url"] == "https://etcd-k8s-2:9000"
+        unit = docker_exec(ha_hosts, host, f"systemctl cat step-renew-{host}-client.service").stdout
+        assert "--ca-url https://etcd-k8s-2:9000" in unit
+    # A node renews through the promoted CA.
+    serial = docker_exec(
+        ha_hosts, "etcd-k8s-3", f"openssl x509 -in {SSL}/etcd-k8s-3-peer.crt -noout -serial"
+    ).stdout
+    docker_exec(ha_hosts, "etcd-k8s-3", f"STEPPATH=/etc/step /opt/bin/step ca renew --force "
+                f"{SSL}/etcd-k8s-3-peer.crt {SSL}/etcd-k8s-3-peer.key >/dev/null 2>&1")  # fmt: skip
+    assert (
+        docker_exec(
+            ha_hosts, "etcd-k8s-3", f"openssl x509 -in {SSL}/etcd-k8s-3-peer.crt -noout -serial"
+        ).stdout
+        != serial
+    )
+    # The inventory as the run said: the backup first. A new node gets its certificates.
+    _set_inventory(ha_hosts, ["etcd-k8s-2", "etcd-k8s-1", "etcd-k8s-3", "client-1", "client-2"])
+    joined = _run(ha_hosts, "deploys/certs.py", "--limit", NEWCOMER.name)
+    assert NEWCOMER.name in joined.changes
+    crt = f"{SSL}/client-2-client.crt"
+    verify = docker_exec(
+        ha_hosts, NEWCOMER.name, f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}"
+    )
+    assert verify.stdout.strip().endswith("OK")
+    assert docker_exec(ha_hosts, "client-1", put.format("after")).stdout.strip() == "OK"
+    again = _run(
+        ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
+    )
+    assert again.changes == {}

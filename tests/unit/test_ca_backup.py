@@ -1,0 +1,64 @@
+"""CA backups: state digests, checksum checks before anything is touched, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import boto3
+import pytest
+from moto import mock_aws
+from pyinfra.api import OperationError
+
+from operations.ca_backup import Store, _expire, fetch_backup, state_digest
+
+STORE = Store("backups", "step-ca", None, "us-east-1")
+
+
+def test_the_state_digest_depends_on_every_file_and_not_on_order() -> None:
+    files = {"certs/root_ca.crt": "a" * 64, "db/bbolt.db": "b" * 64}
+    assert state_digest(files) == state_digest(dict(reversed(list(files.items()))))
+    assert state_digest(files) != state_digest({**files, "db/bbolt.db": "c" * 64})
+
+
+@pytest.fixture
+def bucket(monkeypatch: pytest.MonkeyPatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="backups")
+        yield client
+
+
+def _put(client, key: str, body: bytes, recorded: bytes | None = None) -> None:
+    client.put_object(Bucket="backups", Key=key, Body=body, Metadata={"state-sha256": "s"})
+    digest = hashlib.sha256(recorded if recorded is not None else body).hexdigest()
+    client.put_object(Bucket="backups", Key=f"{key}.sha256", Body=f"{digest}  x\n".encode())
+
+
+def test_fetch_checks_the_checksum_and_follows_latest(bucket) -> None:
+    _put(bucket, "step-ca/2026/11/a.tar.gz.gpg", b"ciphertext")
+    bucket.put_object(Bucket="backups", Key="step-ca/latest", Body=b"step-ca/2026/11/a.tar.gz.gpg")
+    key, data, state = fetch_backup(STORE, "latest")
+    assert (key, data, state) == ("step-ca/2026/11/a.tar.gz.gpg", b"ciphertext", "s")
+    _put(bucket, "step-ca/2026/11/b.tar.gz.gpg", b"damaged", recorded=b"original")
+    with pytest.raises(OperationError, match="does not match its checksum"):
+        fetch_backup(STORE, "step-ca/2026/11/b.tar.gz.gpg")
+    with pytest.raises(OperationError, match="cannot read"):
+        fetch_backup(STORE, "step-ca/none.tar.gz.gpg")
+
+
+def test_no_backup_yet(bucket) -> None:
+    with pytest.raises(OperationError, match="no backup"):
+        fetch_backup(STORE, "latest")
+
+
+def test_retention_deletes_old_backups_but_never_the_kept_one(bucket) -> None:
+    for name in ("old", "kept"):
+        _put(bucket, f"step-ca/2026/01/{name}.tar.gz.gpg", b"x")
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=40)
+    assert _expire(STORE, keep="step-ca/2026/01/kept.tar.gz.gpg", days=30, now=future) == 1
+    left = {o["Key"] for o in bucket.list_objects_v2(Bucket="backups")["Contents"]}
+    assert left == {"step-ca/2026/01/kept.tar.gz.gpg", "step-ca/2026/01/kept.tar.gz.gpg.sha256"}
