@@ -24,3 +24,17 @@ class ExistingPaths(FactBase[list]):
 
     def process(self, output: list[str]) -> list:
         return [line for line in output if line]
+
+
+class FileText(FactBase[str | None]):
+    """The text of a small file, or None when it does not exist."""
+
+    @staticmethod
+    def default() -> None:
+        return None
+
+    def command(self, path: str) -> StringCommand:
+        return script("if [ -f {p} ]; then echo present; cat {p}; fi", p=path)
+
+    def process(self, output: list[str]) -> str | None:
+        return "\n".join(output[1:]) if output and output[0] == "present" else None

@@ -16,16 +16,20 @@ from dataclasses import dataclass
 from io import BytesIO, StringIO
 
 from pyinfra import host, logger
-from pyinfra.api import FunctionCommand, OperationError, operation
+from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, operation
 from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
+from facts.paths import FileText
 from operations.ca import MODES
 from operations.certificates import root_fingerprint
 from operations.shell import script
 
 WORK = "/run/etcd-step-pki/ca-backup"
+# What the last restore on a host restored: a second run of the same restore changes nothing,
+# even after the CA has issued more certificates (it would roll them back).
+RESTORE_MARKER = "/var/lib/etcd-step-pki/ca-restored"
 SUFFIX = ".tar.gz.gpg"
 
 
@@ -242,12 +246,23 @@ def restored_from_s3(
     + any_root: accept a backup of another CA than the one this host holds
     """
     key, data, digest = fetch_backup(store, key)
+    source = f"s3://{store.bucket}/{key}"
+    if host.get_fact(FileText, path=RESTORE_MARKER) == source:
+        host.noop(f"{source} was restored here already")
+        return
     if digest and state_digest(host.get_fact(CAFiles, path=path)) == digest:
         host.noop(f"{path} holds the state of {key} already")
         return
     current = host.get_fact(CAState, path=path)["root"]
     expect_root = root_fingerprint(current) if current and not any_root else ""
     yield FunctionCommand(_restore, (path, key, data, private_key, expect_root), {})
+    yield from restore_recorded(source)
+
+
+def restore_recorded(source: str) -> Generator:
+    """Record on the host what was restored there."""
+    yield script("install -d -m 0700 {d}", d=RESTORE_MARKER.rsplit("/", 1)[0])
+    yield FileUploadCommand(StringIO(source + "\n"), RESTORE_MARKER)
 
 
 def _restore(
@@ -272,3 +287,16 @@ def _restore(
         log_func=logger.info,
     )
     return True
+
+
+@operation()
+def recorded(*, source: str) -> Generator:
+    """
+    Record that the CA state of `source` was restored on this host.
+
+    + source: `s3://bucket/key` or `host:<cert-manager>`
+    """
+    if host.get_fact(FileText, path=RESTORE_MARKER) == source:
+        host.noop(f"the restore of {source} is recorded")
+        return
+    yield from restore_recorded(source)

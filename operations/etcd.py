@@ -172,8 +172,18 @@ def _add_member(state: State, host: Host, through: str, me: Peer, members: list[
     base = etcdctl_for(validate_inventory_host(state.inventory, through))
     stale = [m for m in members if m["name"] == me.name or me.peer_url in m["peer_urls"]]
     commands = [script("{c} member remove {id}", c=base, id=m["id"]) for m in stale]
-    commands.append(script("{c} member add {name} --peer-urls={url}", c=base, name=me.name,
-                           url=me.peer_url))  # fmt: skip
+    # etcd refuses a new voting member until every member has been connected for a few
+    # seconds (e.g. right after a restart): retry that answer, fail on any other.
+    commands.append(
+        script(
+            "i=0; until out=$({c} member add {name} --peer-urls={url} 2>&1); do i=$((i+1));"
+            ' case "$out" in *"unhealthy cluster"*) [ "$i" -lt 60 ] && sleep 1 && continue;;'
+            ' esac; echo "$out" >&2; exit 1; done',
+            c=base,
+            name=me.name,
+            url=me.peer_url,
+        )
+    )
     for command in commands:
         ok, output = other.run_shell_command(command)
         if not ok:

@@ -9,8 +9,9 @@ from pyinfra.api import deploy
 
 from deploys.components.ca import install_step_ca, run_step_ca
 from deploys.settings import DEFAULTS, Settings, SettingsError, load_settings
+from facts.paths import FileText
 from operations import ca
-from operations.ca_backup import Store, backed_up, restored_from_s3
+from operations.ca_backup import RESTORE_MARKER, Store, backed_up, recorded, restored_from_s3
 from operations.replication import replicated
 
 
@@ -100,10 +101,14 @@ def restore_ca() -> None:
             private_key=private_key,
             any_root=bool(host.data.get("ca_restore_any_root")),
         )
+    elif host.get_fact(FileText, path=RESTORE_MARKER) == f"host:{source}":
+        host.noop(f"the CA state of {source} was restored here already")
+        restored = None
     else:
         restored = replicated(
             name=f"CA state from {source}", primary=str(source), path=settings.ca_path
         )
+        recorded(name="Record the restore", source=f"host:{source}")
     ca.file_modes(name="CA file modes", path=settings.ca_path)
     if target == settings.primary:
-        run_step_ca(settings, [restored, binary, unit])
+        run_step_ca(settings, [m for m in (restored, binary, unit) if m is not None])

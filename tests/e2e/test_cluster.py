@@ -3,6 +3,7 @@ members added with --limit and removed; snapshots saved and restored; bad input 
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import time
@@ -188,13 +189,21 @@ def test_a_configuration_change_restarts_members_one_at_a_time(
     for host in members:
         assert "etcd | Rolling restart after a change" in run.changes[host]
         assert docker_exec(cluster_hosts, host, "pidof etcd").stdout.strip() != pids[host]
-    # Restarts did not overlap: each member came up after the one before it.
-    starts = [
-        int(docker_exec(cluster_hosts, h, f"systemctl show etcd-{h[5:]}.service "
-                        "-p ExecMainStartTimestampMonotonic --value").stdout)
+    # Restarts did not overlap: each member started only after the one before was back.
+    spans = sorted(
+        tuple(
+            int(value)
+            for value in docker_exec(
+                cluster_hosts,
+                h,
+                f"systemctl show etcd-{h[5:]}.service -p ExecMainStartTimestampMonotonic --value;"
+                f" systemctl show etcd-{h[5:]}.service -p ActiveEnterTimestampMonotonic --value",
+            ).stdout.split()
+        )
         for h in members
-    ]  # fmt: skip
-    assert starts == sorted(starts)
+    )
+    for (_, ready), (next_start, _) in itertools.pairwise(spans):
+        assert next_start > ready
     assert _healthy(cluster_hosts)
     back = run_pyinfra(cluster_hosts, "deploys/cluster.py")
     assert set(back.changes) == set(members)
