@@ -10,6 +10,7 @@ from deploys.components.etcd import etcd_cluster
 from deploys.components.ha import replicate_ca
 
 certificate_authority()
-replicate_ca()
 certificates()
+# After the certificates: issuing them writes to the CA's database.
+replicate_ca()
 etcd_cluster()

@@ -34,6 +34,16 @@ MODES = {
     "db": ("700", "d"),
 }
 
+# A copy of the CA state (replication, backups) is taken with step-ca paused (SIGSTOP), not
+# stopped: the copy is a point-in-time state that bbolt opens like one after a power loss,
+# and no restart writes to the database (a restart would make every later copy differ).
+# Use as PAUSE_STEP_CA + "<copy>; rc=$?;" + RESUME_STEP_CA; both are str.format templates.
+PAUSE_STEP_CA = (
+    "pid=$(systemctl show -p MainPID --value step-ca.service 2>/dev/null || echo 0);"
+    ' [ "$pid" = 0 ] || kill -STOP "$pid"; set +e;'
+)
+RESUME_STEP_CA = ' set -e; [ "$pid" = 0 ] || kill -CONT "$pid"; [ "$rc" = 0 ] || exit "$rc";'
+
 # Passwords are made on the host and written straight to their files: they appear in no
 # command line, no output and never reach the controller.
 _INIT = (

@@ -22,7 +22,7 @@ from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
 from facts.paths import FileText
-from operations.ca import MODES
+from operations.ca import MODES, PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
 from operations.shell import script
 
@@ -76,13 +76,11 @@ _PACK = (
     ' g="gpg --homedir $w/gnupg --batch --quiet --no-tty";'
     ' $g --import "$w/recipient.asc" 2>/dev/null;'
     " fpr=$($g --with-colons --list-keys | awk -F: '/^fpr:/ {{print $10; exit}}');"
-    " active=$(systemctl is-active step-ca.service || true);"
-    ' [ "$active" != active ] || systemctl stop step-ca.service;'
-    ' tar -C {path} -cpzf - . | $g --trust-model always --recipient "$fpr" --encrypt'
-    ' --output "$w/backup.gpg" || {{ [ "$active" != active ] || systemctl start step-ca.service;'
-    " exit 1; }};"
-    ' [ "$active" != active ] || systemctl start step-ca.service;'
-    ' rm -rf "$w/gnupg" "$w/recipient.asc"; sha256sum "$w/backup.gpg" | cut -c1-64'
+    + PAUSE_STEP_CA
+    + ' tar -C {path} -cpzf - . | $g --trust-model always --recipient "$fpr" --encrypt'
+    ' --output "$w/backup.gpg"; rc=$?;'
+    + RESUME_STEP_CA
+    + ' rm -rf "$w/gnupg" "$w/recipient.asc"; sha256sum "$w/backup.gpg" | cut -c1-64'
 )
 
 

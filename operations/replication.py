@@ -4,8 +4,8 @@ The state (config, certs, secrets, db) is packed on the primary and encrypted th
 one backup it goes to: a random AES-256 key, wrapped with an RSA-3072 key pair that the
 backup makes for this transfer and keeps in tmpfs. The controller carries only ciphertext,
 in memory; the backup checks the transfer's SHA-256 and the root's fingerprint before it
-swaps the new state in. step-ca on the primary pauses for the copy, so the database file is
-consistent; the backup's step-ca stays stopped.
+swaps the new state in. step-ca on the primary is paused for the copy (see
+`operations.ca.PAUSE_STEP_CA`); the backup's step-ca stays stopped.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
+from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
 from operations.shell import script
 
@@ -35,12 +36,9 @@ _PACK = (
     ' openssl rand -out "$d/k" 32;'
     ' openssl pkeyutl -encrypt -pubin -inkey "$d/backup.pub" -pkeyopt rsa_padding_mode:oaep'
     ' -pkeyopt rsa_oaep_md:sha256 -in "$d/k" -out "$d/k.enc";'
-    " active=$(systemctl is-active step-ca.service || true);"
-    ' [ "$active" != active ] || systemctl stop step-ca.service;'
-    ' tar -C {path} -cpzf - . | openssl enc -aes-256-cbc -pbkdf2 -salt -pass file:"$d/k"'
-    ' -out "$d/state.enc" || {{ [ "$active" != active ] || systemctl start step-ca.service; exit 1; }};'
-    ' [ "$active" != active ] || systemctl start step-ca.service;'
-    ' sha256sum "$d/state.enc" | cut -c1-64'
+    + PAUSE_STEP_CA
+    + ' tar -C {path} -cpzf - . | openssl enc -aes-256-cbc -pbkdf2 -salt -pass file:"$d/k"'
+    ' -out "$d/state.enc"; rc=$?;' + RESUME_STEP_CA + ' sha256sum "$d/state.enc" | cut -c1-64'
 )
 
 _UNPACK = (

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys.settings import DEFAULTS, Settings, ca_dns_names, load_settings
+from deploys.components import component
+from deploys.settings import Settings, ca_dns_names, load_settings
 from operations import ca
 from operations.binaries import release_binaries
 
@@ -17,7 +17,7 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 UNIT = "/etc/systemd/system/step-ca.service"
 
 
-@deploy("step-ca", data_defaults=DEFAULTS)
+@component("step-ca")
 def certificate_authority() -> None:
     """Install step and step-ca on every cert-manager; initialise and run the CA on the
     primary; leave it installed, stopped and disabled on the backups."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import deploy
 
+from deploys.components import component
 from deploys.components.ca import install_step_ca, run_step_ca
 from deploys.settings import DEFAULTS, Settings, SettingsError, load_settings
 from facts.paths import FileText
@@ -43,7 +43,7 @@ def _key_file(setting: str, kind: str) -> str:
     return text
 
 
-@deploy("Back up the CA", data_defaults=DEFAULTS)
+@component("Back up the CA")
 def backup_ca() -> None:
     """On the primary: an encrypted archive of the whole CA state, uploaded to S3."""
     settings = load_settings()
@@ -70,7 +70,7 @@ def _restore_target(settings: Settings) -> str:
     return str(target)
 
 
-@deploy("Restore the CA", data_defaults=DEFAULTS)
+@component("Restore the CA")
 def restore_ca() -> None:
     """Restore the CA state onto a cert-manager (`ca_restore_target`, default the primary)
     from S3 (`ca_restore_from=s3`, `ca_restore_key` = an object key or `latest`) or from

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import time
 
-from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from deploys.settings import DEFAULTS, load_settings
+from deploys.components import component
+from deploys.settings import load_settings
 from operations.binaries import release_binaries
 from operations.certificates import node_certificates
 from operations.renewal import renewal_units, unit_files
 
 
-@deploy("Node certificates", data_defaults=DEFAULTS)
+@component("Node certificates")
 def certificates() -> None:
     """step installed and bootstrapped, certificates issued where needed, renewal timers."""
     settings = load_settings()

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys.settings import DEFAULTS, Settings, SettingsError, all_settings, load_settings
+from deploys.components import component
+from deploys.settings import Settings, SettingsError, all_settings, load_settings
 from operations.binaries import release_binaries
 from operations.etcd import (
     cluster_healthy_wait,
@@ -24,7 +24,7 @@ from operations.snapshots import snapshot_restored, snapshot_saved
 from templates import DIRECTORY as TEMPLATES
 
 
-@deploy("etcd", data_defaults=DEFAULTS)
+@component("etcd")
 def etcd_cluster() -> None:
     """Install etcd everywhere certificates are; run a member on every `etcd` host."""
     settings = load_settings()
@@ -100,7 +100,7 @@ def _member_named(name: object, what: str) -> Settings:
     return members[str(name)]
 
 
-@deploy("Remove an etcd member", data_defaults=DEFAULTS)
+@component("Remove an etcd member")
 def remove_member() -> None:
     """Take the member named by `etcd_remove_node` out of the cluster and off its host."""
     target = _member_named(host.data.get("etcd_remove_node"), "etcd_remove_node")
@@ -113,7 +113,7 @@ def remove_member() -> None:
     )
 
 
-@deploy("etcd snapshot", data_defaults=DEFAULTS)
+@component("etcd snapshot")
 def snapshot_backup() -> None:
     """Save a snapshot on one member (`etcd_snapshot_member`, default the first) and fetch
     it with its checksum to the controller. One snapshot a day unless `etcd_snapshot_name`
@@ -139,7 +139,7 @@ def snapshot_backup() -> None:
         )
 
 
-@deploy("etcd restore", data_defaults=DEFAULTS)
+@component("etcd restore")
 def snapshot_restore() -> None:
     """Restore `etcd_restore_snapshot` (a file on the controller) onto every member as a
     new cluster. Confirm with `etcd_restore_confirm=<its sha256>`: all data is replaced."""

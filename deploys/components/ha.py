@@ -6,15 +6,16 @@ import time
 from urllib.parse import urlsplit
 
 from pyinfra import host, logger, state
-from pyinfra.api import deploy, operation
+from pyinfra.api import operation
 from pyinfra.api.exceptions import PyinfraError
 
-from deploys.settings import DEFAULTS, Settings, SettingsError, all_settings, load_settings
+from deploys.components import component
+from deploys.settings import Settings, SettingsError, all_settings, load_settings
 from facts.ca import CAHealth, IssuanceProof
 from operations.replication import replicated
 
 
-@deploy("Replicate the CA", data_defaults=DEFAULTS)
+@component("Replicate the CA")
 def replicate_ca() -> None:
     """Copy the primary's complete CA state to every backup cert-manager."""
     settings = load_settings()
