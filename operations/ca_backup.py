@@ -72,9 +72,9 @@ def _latest(store: Store) -> dict | None:
 
 
 _PACK = (
-    'set -e; umask 077; w={work}; rm -rf "$w"; install -d -m 0700 "$w" "$w/gnupg";'
+    'set -e; umask 077; w={work}; install -d -m 0700 "$w/gnupg";'
     ' g="gpg --homedir $w/gnupg --batch --quiet --no-tty";'
-    ' $g --import "$w/recipient.asc" 2>/dev/null;'
+    ' $g --import "$w/recipient.asc" 2>"$w/err" || {{ cat "$w/err" >&2; exit 1; }};'
     " fpr=$($g --with-colons --list-keys | awk -F: '/^fpr:/ {{print $10; exit}}');"
     + PAUSE_STEP_CA
     + ' tar -C {path} -cpzf - . | $g --trust-model always --recipient "$fpr" --encrypt'
