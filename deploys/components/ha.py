@@ -39,9 +39,8 @@ def check_failover() -> Settings:
         )
     managers = [h.name for h in state.inventory.get_group("etcd_cert_managers")]
     old = managers[0]
-    if settings.primary == old:
-        raise SettingsError(f"ca_active: {old} is the primary already; name a backup")
-    if host.name != settings.primary:
+    if settings.primary == old or host.name != settings.primary:
+        # Already first in the inventory: a failover done before; converge, refuse nothing.
         return settings
     old_settings = next(s for s in all_settings() if s.host == old)
     health = host.get_fact(

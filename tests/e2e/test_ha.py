@@ -342,6 +342,10 @@ def test_failover_to_the_backup(ha_hosts: Scenario) -> None:
         ).stdout
         != serial
     )
+    again = _run(
+        ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
+    )
+    assert again.changes == {}
     # The inventory as the run said: the backup first. A new node gets its certificates.
     _set_inventory(ha_hosts, ["etcd-k8s-2", "etcd-k8s-1", "etcd-k8s-3", "client-1", "client-2"])
     joined = _run(ha_hosts, "deploys/certs.py", "--limit", NEWCOMER.name)
