@@ -53,6 +53,8 @@ DEFAULTS: dict[str, object] = {
     "etcd_config_dir": "/etc/etcd",
     "etcd_tls_min_version": "TLS1.2",
     "etcd_cipher_suites": [],  # empty: etcd's defaults
+    "etcd_compaction_retention": "1h",  # etcd's periodic auto-compaction
+    "etcd_defrag_min_free_bytes": 64 * 1024 * 1024,  # etcd_maintenance.py: worth a defrag
     "etcd_snapshot_dir": "/var/backups/etcd",  # on the member that takes snapshots
     "etcd_snapshot_local_dir": "backups/etcd",  # on the controller, relative to the cwd
     "artifact_source": "upstream",  # upstream | mirror | local
@@ -94,6 +96,8 @@ DEFAULTS: dict[str, object] = {
     "renewal_on_calendar": "*-*-* 03:00:00",
     "renewal_randomized_delay": "1h",
     "renewal_expires_in": None,  # None: step's 66% of the lifetime used; or "80%", "720h" left
+    # node-exporter textfile collector directory for renewal metrics; None: no metrics
+    "metrics_textfile_dir": None,
 }
 
 KEY_TYPES = {"EC": ("EC", "P-256"), "OKP": ("OKP", "Ed25519"), "RSA": ("RSA", None)}
@@ -204,6 +208,7 @@ class Renewal:
     on_calendar: str
     randomized_delay: str
     expires_in: str | None
+    metrics_dir: str | None
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,8 @@ class Etcd:
     config_dir: str
     tls_min_version: str
     cipher_suites: tuple[str, ...]
+    compaction_retention: str
+    defrag_min_free_bytes: int
     snapshot_dir: str
     snapshot_local_dir: str
 
@@ -334,7 +341,10 @@ def _artifact(host: Host, binary: str, table: dict[str, dict[str, str]]) -> Arti
         raise _fail(host.name, f"{prefix}_version", f"{version!r} is not a version like 0.30.2")
     checksums = _data(host, f"{prefix}_checksums")
     if checksums is None:
-        checksums = table.get(version, {})
+        checksums = table
+    # Either {arch: sha256} for the version in use, or {version: {arch: sha256}}.
+    if isinstance(checksums, dict) and any(re.match(r"^\d+\.\d+\.\d+$", k) for k in checksums):
+        checksums = checksums.get(version, {})
     if not isinstance(checksums, dict):
         raise _fail(host.name, f"{prefix}_checksums", "must map an architecture to a SHA-256")
     for arch, digest in checksums.items():
@@ -436,6 +446,9 @@ def _renewal(host: Host) -> Renewal:
         on_calendar=str(_data(host, "renewal_on_calendar")),
         randomized_delay=str(_data(host, "renewal_randomized_delay")),
         expires_in=None if expires_in is None else str(expires_in),
+        metrics_dir=None
+        if _data(host, "metrics_textfile_dir") is None
+        else _path(host, "metrics_textfile_dir"),
     )
 
 
@@ -546,9 +559,27 @@ def _etcd(host: Host) -> Etcd:
         config_dir=_path(host, "etcd_config_dir"),
         tls_min_version=str(tls),
         cipher_suites=tuple(suites),
+        compaction_retention=_retention(host),
+        defrag_min_free_bytes=_bytes(host, "etcd_defrag_min_free_bytes"),
         snapshot_dir=_path(host, "etcd_snapshot_dir"),
         snapshot_local_dir=str(_data(host, "etcd_snapshot_local_dir")),
     )
+
+
+def _retention(host: Host) -> str:
+    value = _data(host, "etcd_compaction_retention")
+    try:
+        parse_duration(str(value))
+    except ValueError as error:
+        raise _fail(host.name, "etcd_compaction_retention", str(error)) from None
+    return str(value)
+
+
+def _bytes(host: Host, key: str) -> int:
+    value = _data(host, key)
+    if not isinstance(value, int) or value < 0:
+        raise _fail(host.name, key, f"{value!r} is not a number of bytes")
+    return value
 
 
 def _word(host: Host, key: str) -> str:

@@ -1,8 +1,12 @@
-"""Certificate and CA health report; changes nothing.
+"""Certificate, CA and etcd health report; changes nothing. Exits non-zero when anything
+needs attention (a certificate missing or past its renewal point, a failed renewal, a
+stopped renewal timer, step-ca unhealthy, a CA certificate expiring within
+status_ca_expiry_days, etcd unhealthy).
 
-pyinfra inventories/<environment>.py deploys/status.py
+    pyinfra inventories/<environment>.py deploys/status.py
+    pyinfra inventories/<environment>.py deploys/status.py --data status_format=json
 """
 
-from deploys.components.status import status_report
+from deploys.components.status import status
 
-print(status_report(), flush=True)
+status()

@@ -111,6 +111,7 @@ class EtcdCluster(FactBase[dict]):
                     "id": format(s.get("Status", {}).get("header", {}).get("member_id", 0), "x"),
                     "leader": format(s.get("Status", {}).get("leader", 0), "x"),
                     "db_size": s.get("Status", {}).get("dbSize", 0),
+                    "db_size_in_use": s.get("Status", {}).get("dbSizeInUse", 0),
                     "revision": s.get("Status", {}).get("header", {}).get("revision", 0),
                     "version": s.get("Status", {}).get("version", ""),
                 }
@@ -152,3 +153,22 @@ def _json(lines: list[str]) -> object:
         except json.JSONDecodeError:
             continue
     return None
+
+
+class EtcdCompacted(FactBase[bool]):
+    """Whether the history before `revision` is compacted away (a read at revision - 1 is
+    refused as compacted)."""
+
+    @staticmethod
+    def default() -> bool:
+        return False
+
+    def command(self, etcdctl_args: list[str], revision: int) -> StringCommand:
+        return script(
+            "{etcdctl} get / --rev={before} --limit 1 --keys-only 2>&1 | grep -c compacted || true",
+            etcdctl=etcdctl_args,
+            before=max(revision - 1, 1),
+        )
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[0].strip() not in ("", "0")

@@ -17,7 +17,7 @@ from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
 from deploys.settings import Settings, validate_inventory_host
-from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy, etcdctl
+from facts.etcd import EtcdCluster, EtcdCompacted, EtcdMember, cluster_healthy, etcdctl
 from facts.paths import ExistingPaths
 from operations.shell import script
 from templates import render
@@ -66,6 +66,7 @@ def member_config(settings: Settings, initial_cluster: str, initial_state: str) 
         initial_cluster=initial_cluster,
         initial_cluster_state=initial_state,
         cluster_token=f"etcd-{settings.cluster}",
+        compaction_retention=settings.etcd.compaction_retention,
     )
 
 
@@ -299,3 +300,46 @@ def _run_on(state: State, host: Host, target: str, command) -> bool:
     if not ok:
         host.log_styled(f"on {target}: {output.stderr}", fg="red", log_func=logger.error)
     return ok
+
+
+@operation()
+def compacted(*, settings: Settings) -> Generator:
+    """
+    Compact the cluster's history up to its current revision (run on one member).
+
+    + settings: the member's validated settings
+    """
+    args = etcdctl_for(settings)
+    view = host.get_fact(EtcdCluster, etcdctl_args=args)
+    own = next((s for s in view["status"] if s["endpoint"].startswith("https://127.0.0.1")), None)
+    if own is None:
+        raise OperationError(f"{settings.node_name} does not answer: {view['error']}")
+    revision = int(own["revision"])
+    if host.get_fact(EtcdCompacted, etcdctl_args=args, revision=revision):
+        host.noop(f"history before revision {revision} is compacted already")
+        return
+    yield script("{c} compact {rev} --physical >/dev/null", c=args, rev=revision)
+
+
+@operation()
+def defragmented(*, settings: Settings, min_free_bytes: int, timeout: int = 120) -> Generator:
+    """
+    Defragment this member when its database holds at least `min_free_bytes` of free space.
+
+    + settings: the member's validated settings
+    + min_free_bytes: free space (db size minus size in use) that is worth a defragmentation
+    + timeout: seconds to wait for cluster health afterwards
+
+    Run with `_serial=True`: a member blocks while it defragments.
+    """
+    args = etcdctl_for(settings)
+    view = host.get_fact(EtcdCluster, etcdctl_args=args)
+    own = next((s for s in view["status"] if s["endpoint"].startswith("https://127.0.0.1")), None)
+    if own is None:
+        raise OperationError(f"{settings.node_name} does not answer: {view['error']}")
+    free = int(own["db_size"]) - int(own["db_size_in_use"])
+    if free < min_free_bytes:
+        host.noop(f"{free} bytes free in the database: no defragmentation needed")
+        return
+    yield script("{c} defrag --command-timeout=60s >/dev/null", c=args)
+    yield script(_WAIT_HEALTHY, etcdctl=args, tries=timeout * 2, timeout=timeout)

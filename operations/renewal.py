@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
 
 from deploys.settings import Certificate, Settings
+from facts.certificates import NodeCertificates
 from facts.units import Units
 from operations.shell import script
 from templates import render
@@ -27,8 +28,32 @@ def unit_files(settings: Settings, ca_url: str) -> dict[str, str]:
     return files
 
 
+METRICS_SCRIPT = "etcd-pki-renewal-metrics"
+
+
+def metrics_script(settings: Settings) -> str:
+    """The textfile-metrics helper the renewal units call when metrics are on."""
+    return render(
+        "etcd-pki-renewal-metrics.sh.j2",
+        textfile_dir=settings.renewal.metrics_dir,
+        step_path=settings.step_path,
+        bin_dir=settings.bin_dir,
+        expires_in=settings.renewal.expires_in,
+    )
+
+
 def _values(settings: Settings, item: Certificate, ca_url: str) -> dict[str, object]:
+    expires = f" --expires-in {settings.renewal.expires_in}" if settings.renewal.expires_in else ""
+    helper = f"{settings.bin_dir}/{METRICS_SCRIPT}"
+    args = f"{item.subject}-{item.kind} {item.kind} {item.crt}"
+    metrics = settings.renewal.metrics_dir is not None
     return {
+        "condition": (
+            f"{helper} check {args}"
+            if metrics
+            else f"{settings.bin_dir}/step certificate needs-renewal {item.crt}{expires}"
+        ),
+        "metrics_record": f"{helper} record {args}" if metrics else "",
         "kind": item.kind,
         "subject": item.subject,
         "crt": item.crt,
@@ -38,7 +63,6 @@ def _values(settings: Settings, item: Certificate, ca_url: str) -> dict[str, obj
         "step_path": settings.step_path,
         "ca_url": ca_url,
         "root": settings.root_file,
-        "expires_in": settings.renewal.expires_in,
         "on_calendar": settings.renewal.on_calendar,
         "randomized_delay": settings.renewal.randomized_delay,
     }
@@ -89,3 +113,49 @@ def renewal_units(files: Mapping[str, str], *, enabled: bool = True) -> Generato
             yield script("systemctl disable --now {units}", units=stop)
         if not (changed or stop):
             host.noop(f"{len(timers)} renewal timer(s) disabled")
+
+
+# step-ca backdates certificates by a minute: one renewed at time T starts at T - 1 min.
+BACKDATE = 60.0
+
+
+@operation()
+def renewed_now(
+    *, settings: Settings, issued_before: float, kinds: Sequence[str] = ("peer", "server", "client")
+) -> Generator:
+    """
+    Renew now, through their renewal units, the certificates issued before a point in time.
+
+    + settings: this host's validated settings
+    + issued_before: certificates that started before this time (seconds) are renewed
+    + kinds: which of the host's certificates
+
+    The unit runs as on its timer (mTLS renewal, owner and mode fixed, metrics) with its
+    renewal-due condition lifted by a runtime drop-in for this one start. A certificate
+    renewed by an earlier run started after `issued_before`: a second run changes nothing.
+    """
+    items = [c for c in settings.certificates if c.kind in kinds]
+    found = host.get_fact(
+        NodeCertificates,
+        ssl_dir=settings.ssl_dir,
+        step_path=settings.step_path,
+        pairs=[(c.crt, c.key) for c in items],
+    )
+    due = []
+    for item in items:
+        cert = (found["files"].get(item.crt) or {}).get("cert")
+        if cert is None:
+            raise OperationError(f"{item.crt} is missing: run deploys/certs.py to issue it")
+        if cert["not_before"] + BACKDATE < issued_before:
+            due.append(item)
+    if not due:
+        host.noop(f"{len(items)} certificate(s) issued after the given time already")
+        return
+    for item in due:
+        yield script(
+            'd=/run/systemd/system/{unit}.service.d; install -d "$d";'
+            ' printf "[Service]\\nExecCondition=\\n" > "$d/renew-now.conf"; systemctl daemon-reload;'
+            ' systemctl start {unit}.service; rc=$?; rm -rf "$d"; systemctl daemon-reload;'
+            ' [ "$rc" = 0 ] || {{ journalctl -u {unit}.service -n 5 --no-pager >&2; exit "$rc"; }}',
+            unit=item.unit,
+        )

@@ -15,6 +15,8 @@ from deploys.settings import Settings, SettingsError, all_settings, load_setting
 from operations.binaries import release_binaries
 from operations.etcd import (
     cluster_healthy_wait,
+    compacted,
+    defragmented,
     member,
     member_removed,
     peers_of,
@@ -169,3 +171,21 @@ def snapshot_restore() -> None:
     )
     systemd.service(name="etcd member runs", service=settings.unit, running=True, enabled=True)
     cluster_healthy_wait(name="etcd cluster is healthy", settings=settings)
+
+
+@component("etcd maintenance")
+def maintenance() -> None:
+    """Compact the history on the first member, then defragment members one at a time where
+    enough space is free (`etcd_defrag_min_free_bytes`)."""
+    settings = load_settings()
+    if not settings.is_member:
+        return
+    first = next(s for s in all_settings() if s.is_member)
+    if settings.host == first.host:
+        compacted(name="Compact the history", settings=settings)
+    defragmented(
+        name="Defragment",
+        settings=settings,
+        min_free_bytes=settings.etcd.defrag_min_free_bytes,
+        _serial=True,
+    )

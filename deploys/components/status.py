@@ -1,21 +1,29 @@
-"""The status report: per host and certificate, what it is and whether it needs attention."""
+"""The status report: per host, the CA, etcd and every certificate, and what needs attention.
+
+`report_for_host` gathers one host's part (facts only: read-only); `status` prints each host's
+part as text, or the whole run as one JSON document (`status_format=json`), and fails the
+run when anything needs attention, so monitoring can act on the exit code.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import urlsplit
 
-from pyinfra import host
+from pyinfra import host, state
+from pyinfra.api.exceptions import PyinfraError
 
-from deploys.settings import Settings, load_settings
-from facts.ca import CAHealth
-from facts.certificates import NodeCertificates
+from deploys.settings import Settings, SettingsError, load_settings
+from facts.ca import CAHealth, CAState
+from facts.certificates import NodeCertificates, parse_certificate
 from facts.etcd import EtcdCluster, cluster_healthy
 from facts.units import Units
 from operations.certificates import past_renewal_point
 from operations.etcd import etcdctl_for
 
 DAY = 86400.0
+FORMATS = ("text", "json")
 
 
 def certificate_rows(settings: Settings, found: dict, units: dict, now: float) -> list[dict]:
@@ -26,13 +34,12 @@ def certificate_rows(settings: Settings, found: dict, units: dict, now: float) -
         timer = units["states"].get(f"{item.unit}.timer", {})
         service = units["states"].get(f"{item.unit}.service", {})
         row: dict[str, object] = {
-            "host": settings.host,
             "kind": item.kind,
             "file": item.crt,
             "present": cert is not None,
             "timer": timer.get("ActiveState", "missing"),
             "timer_enabled": timer.get("UnitFileState", "missing"),
-            "last_result": _last_result(service),
+            "last_renewal": _last_result(service),
         }
         if cert is not None:
             row.update(
@@ -40,6 +47,7 @@ def certificate_rows(settings: Settings, found: dict, units: dict, now: float) -
                 sans=cert["sans"],
                 issuer=cert["issuer"],
                 serial=cert["serial"],
+                not_after=int(cert["not_after"]),
                 days_left=round((cert["not_after"] - now) / DAY, 2),
                 renewal_due=past_renewal_point(cert, settings.renewal.expires_in, now),
             )
@@ -48,67 +56,90 @@ def certificate_rows(settings: Settings, found: dict, units: dict, now: float) -
 
 
 def _last_result(service: dict) -> str:
-    """The renewal service's last run, in words: never, success, not due, or FAILED."""
+    """The renewal service's last run, in words: never, success, not-due, or failed."""
     result = service.get("Result", "")
     if result == "exec-condition":
         return "not-due"
     if result == "success":
         return "success" if service.get("ExecMainExitTimestamp") else "never"
-    if not result:
-        return "unknown"
-    return "FAILED"
+    return "failed" if result else "unknown"
 
 
-def format_rows(rows: list[dict]) -> str:
-    lines = []
-    for row in rows:
+def attention(report: dict, renewal_enabled: bool) -> list[str]:
+    """What in one host's report needs an operator."""
+    name = report["host"]
+    found = []
+    ca = report.get("ca")
+    if ca is not None:
+        if not ca["healthy"]:
+            found.append(f"{name}: step-ca is unhealthy ({ca['detail'][:80]})")
+        for kind in ("root", "intermediate"):
+            days = ca.get(f"{kind}_days_left")
+            if days is not None and days < ca["expiry_window_days"]:
+                found.append(f"{name}: the {kind} CA certificate expires in {days:.0f} days")
+    etcd = report.get("etcd")
+    if etcd is not None and not etcd["healthy"]:
+        found.append(f"{name}: etcd is unhealthy ({etcd.get('error') or etcd['health']})")
+    for row in report.get("certificates", []):
+        label = f"{name} {row['kind']} certificate"
         if not row["present"]:
-            lines.append(f"{row['host']} {row['kind']}: MISSING ({row['file']})")
+            found.append(f"{label} is missing")
             continue
-        due = "DUE" if row["renewal_due"] else "not due"
-        last = row["last_result"]
-        lines.append(
-            f"{row['host']} {row['kind']}: CN={row['subject']} issuer={row['issuer']}"
-            f" days-left={row['days_left']:.1f} renewal={due}"
-            f" timer={row['timer']}/{row['timer_enabled']} last-renewal={last}"
-        )
-        lines.append(f"    SANs: {', '.join(row['sans'])}")
-    return "\n".join(lines)
+        if row["renewal_due"]:
+            found.append(f"{label} is past its renewal point ({row['days_left']} days left)")
+        if row["last_renewal"] == "failed":
+            found.append(f"{label}: the last renewal failed")
+        if renewal_enabled and row["timer"] != "active":
+            found.append(f"{label}: the renewal timer is {row['timer']}")
+    return found
 
 
-def format_etcd(name: str, view: dict) -> str:
-    """One line: the cluster as this member sees it."""
-    if view["error"] and not view["members"]:
-        return f"{name} etcd: UNREACHABLE ({view['error']})"
-    healthy = sum(1 for h in view["health"] if h["healthy"])
+def _ca_part(settings: Settings, now: float, window: int) -> dict:
+    health = host.get_fact(
+        CAHealth,
+        ca_name=urlsplit(settings.ca_url).hostname,
+        port=settings.ca_port,
+        root=f"{settings.ca_path}/certs/root_ca.crt",
+    )
+    found = host.get_fact(CAState, path=settings.ca_path)
+    part: dict[str, object] = {
+        "healthy": health["ok"],
+        "detail": health["detail"],
+        "url": settings.ca_url,
+        "expiry_window_days": window,
+    }
+    for kind in ("root", "intermediate"):
+        if found[kind]:
+            cert = parse_certificate(found[kind], now=now)
+            part[f"{kind}_not_after"] = int(cert["not_after"])
+            part[f"{kind}_days_left"] = round((cert["not_after"] - now) / DAY, 1)
+    return part
+
+
+def _etcd_part(settings: Settings) -> dict:
+    view = host.get_fact(EtcdCluster, etcdctl_args=etcdctl_for(settings))
     names = {m["id"]: m["name"] for m in view["members"]}
-    mine = next((s for s in view["status"] if s["endpoint"].find(":2379") > 0), None)
-    state = "healthy" if cluster_healthy(view) else "UNHEALTHY"
-    line = f"{name} etcd: {state} members={healthy}/{len(view['members'])}"
-    if mine:
-        line += (
-            f" leader={names.get(mine['leader'], mine['leader'])} revision={mine['revision']}"
-            f" db-size={mine['db_size']} version={mine['version']}"
-        )
-    return line
+    own = next((s for s in view["status"] if s["endpoint"].startswith("https://127.0.0.1")), None)
+    own = own or next(iter(view["status"]), None)
+    return {
+        "healthy": cluster_healthy(view),
+        "members": [m["name"] for m in view["members"]],
+        "health": {h["endpoint"]: h["healthy"] for h in view["health"]},
+        "leader": names.get(own["leader"], own["leader"]) if own else None,
+        "revision": own["revision"] if own else None,
+        "db_size": own["db_size"] if own else None,
+        "version": own["version"] if own else None,
+        "error": view["error"],
+    }
 
 
-def status_report() -> str:
-    """The report of the current host (read-only: facts only, no operation)."""
-    settings = load_settings()
-    now = time.time()
-    parts = []
+def report_for_host(settings: Settings, now: float, window: int) -> dict:
+    """One host's part of the report (facts only)."""
+    report: dict[str, object] = {"host": settings.host, "groups": list(settings.groups)}
     if settings.is_primary:
-        health = host.get_fact(
-            CAHealth,
-            ca_name=urlsplit(settings.ca_url).hostname,
-            port=settings.ca_port,
-            root=f"{settings.ca_path}/certs/root_ca.crt",
-        )
-        parts.append(f"{settings.host} step-ca: {'healthy' if health['ok'] else 'UNHEALTHY'}")
+        report["ca"] = _ca_part(settings, now, window)
     if settings.is_member:
-        view = host.get_fact(EtcdCluster, etcdctl_args=etcdctl_for(settings))
-        parts.append(format_etcd(settings.host, view))
+        report["etcd"] = _etcd_part(settings)
     if settings.needs_certificates:
         items = settings.certificates
         found = host.get_fact(
@@ -119,5 +150,73 @@ def status_report() -> str:
         )
         names = [f"{c.unit}.{kind}" for c in items for kind in ("service", "timer")]
         units = host.get_fact(Units, units=names)
-        parts.append(format_rows(certificate_rows(settings, found, units, now)))
-    return "\n".join(parts)
+        report["certificates"] = certificate_rows(settings, found, units, now)
+    report["attention"] = attention(report, settings.renewal.enabled)
+    return report
+
+
+def format_text(report: dict) -> str:
+    name = report["host"]
+    lines = []
+    ca = report.get("ca")
+    if ca is not None:
+        state_word = "healthy" if ca["healthy"] else "UNHEALTHY"
+        lines.append(
+            f"{name} step-ca: {state_word} root-days-left={ca.get('root_days_left')}"
+            f" intermediate-days-left={ca.get('intermediate_days_left')}"
+        )
+    etcd = report.get("etcd")
+    if etcd is not None:
+        healthy = sum(1 for ok in etcd["health"].values() if ok)
+        word = "healthy" if etcd["healthy"] else "UNHEALTHY"
+        lines.append(
+            f"{name} etcd: {word} members={healthy}/{len(etcd['members'])}"
+            f" leader={etcd['leader']} revision={etcd['revision']} db-size={etcd['db_size']}"
+            f" version={etcd['version']}"
+        )
+    for row in report.get("certificates", []):
+        if not row["present"]:
+            lines.append(f"{name} {row['kind']}: MISSING ({row['file']})")
+            continue
+        due = "DUE" if row["renewal_due"] else "not due"
+        lines.append(
+            f"{name} {row['kind']}: CN={row['subject']} issuer={row['issuer']}"
+            f" days-left={row['days_left']:.1f} renewal={due}"
+            f" timer={row['timer']}/{row['timer_enabled']}"
+            f" last-renewal={_shout(row['last_renewal'])}"
+        )
+        lines.append(f"    SANs: {', '.join(row['sans'])}")
+    lines += [f"{name} ATTENTION: {item}" for item in report["attention"]]
+    return "\n".join(lines)
+
+
+def _shout(result: str) -> str:
+    return "FAILED" if result == "failed" else result
+
+
+_collected: dict[int, list[dict]] = {}
+
+
+def status() -> None:
+    """Print this host's report (text) or, once every host is read, the run's JSON document;
+    then fail the run if anything needs attention."""
+    settings = load_settings()
+    output = host.data.get("status_format", "text")
+    if output not in FORMATS:
+        raise SettingsError(f"status_format: {output!r} is not one of {FORMATS}")
+    window = int(host.data.get("status_ca_expiry_days", 180))
+    report = report_for_host(settings, time.time(), window)
+    reports = _collected.setdefault(id(state), [])
+    reports.append(report)
+    if output == "text":
+        print(format_text(report), flush=True)
+    # Hosts are read in parallel: the one that completes the set reports for the run.
+    if len(reports) < len(state.inventory.get_active_hosts()):
+        return
+    items = [item for r in reports for item in r["attention"]]
+    if output == "json":
+        document = {"generated": int(time.time()), "ok": not items, "attention": items,
+                    "hosts": reports}  # fmt: skip
+        print(json.dumps(document), flush=True)
+    if items:
+        raise PyinfraError(f"{len(items)} item(s) need attention: " + "; ".join(items))

@@ -9,6 +9,7 @@ checksums are read from that build's checksums.txt.
 
 import json
 import os
+import re
 from pathlib import Path
 
 __all__ = [
@@ -31,20 +32,22 @@ _state = json.loads(_state_file.read_text()) if _state_file.exists() else {}
 _artifacts = os.environ.get("PKI_ARTIFACTS_DIR") or _state.get("artifacts_dir") or ""
 
 
-def _checksums(binary: str, version: str) -> dict[str, str]:
-    """`{arch: sha256}` of `<binary>_linux_<version>_<arch>.tar.gz` in checksums.txt."""
+_PATTERNS = {
+    "step": re.compile(r"^step_linux_(\d+\.\d+\.\d+)_(amd64|arm64)\.tar\.gz$"),
+    "step-ca": re.compile(r"^step-ca_linux_(\d+\.\d+\.\d+)_(amd64|arm64)\.tar\.gz$"),
+    "etcd": re.compile(r"^etcd-v(\d+\.\d+\.\d+)-linux-(amd64|arm64)\.tar\.gz$"),
+}
+
+
+def _checksums(binary: str) -> dict[str, dict[str, str]]:
+    """`{version: {arch: sha256}}` of every archive of `binary` in checksums.txt."""
     sums = Path(_artifacts, "checksums.txt")
-    found = {}
-    names = {
-        arch: (f"etcd-v{version}-linux-{arch}.tar.gz" if binary == "etcd"
-               else f"{binary}_linux_{version}_{arch}.tar.gz")
-        for arch in ("amd64", "arm64")
-    }  # fmt: skip
+    found: dict[str, dict[str, str]] = {}
     for line in sums.read_text().splitlines() if sums.exists() else []:
         digest, _, name = line.partition("  ")
-        for arch, wanted in names.items():
-            if name.strip() == wanted:
-                found[arch] = digest
+        match = _PATTERNS[binary].match(name.strip())
+        if match:
+            found.setdefault(match.group(1), {})[match.group(2)] = digest
     return found
 
 
@@ -52,8 +55,8 @@ artifact_source = "local"
 artifact_dir = _artifacts
 step_version = "0.30.2"
 step_ca_version = "0.30.2"
-step_checksums = _checksums("step", step_version)
-step_ca_checksums = _checksums("step-ca", step_ca_version)
+step_checksums = _checksums("step")
+step_ca_checksums = _checksums("step-ca")
 step_ca_name = "etcd-k8s sandbox CA"
 etcd_version = "3.5.30"
-etcd_checksums = _checksums("etcd", etcd_version)
+etcd_checksums = _checksums("etcd")

@@ -156,6 +156,29 @@ def test_second_run_changes_nothing(certs_hosts: Scenario, deployed) -> None:
     assert _serials(certs_hosts) == before
 
 
+def test_renewal_units_write_textfile_metrics(certs_hosts: Scenario, deployed) -> None:
+    textfiles = "/var/lib/prometheus/node-exporter"
+    metrics = ["--data", f"metrics_textfile_dir={textfiles}", "--limit", "client-1"]
+    run = run_pyinfra(certs_hosts, "deploys/certs.py", *metrics)
+    assert run.changes == {"client-1": ["Node certificates | Renewal metrics helper",
+                                        "Node certificates | Renewal units"]}  # fmt: skip
+    unit = "step-renew-client-1-client.service"
+    docker_exec(certs_hosts, "client-1", f"systemctl start {unit}", check=False)
+    assert _unit(certs_hosts, "client-1", unit, "Result") == "exec-condition"  # not due: skipped
+    text = docker_exec(
+        certs_hosts, "client-1", f"cat {textfiles}/etcd_pki_client-1-client.prom"
+    ).stdout
+    end = docker_exec(
+        certs_hosts, "client-1",
+        f"date -d \"$(openssl x509 -enddate -noout -in {SSL}/client-1-client.crt | cut -d= -f2)\" +%s",
+    ).stdout.strip()  # fmt: skip
+    labels = f'host="client-1",kind="client",file="{SSL}/client-1-client.crt"'
+    assert f"etcd_pki_certificate_not_after_timestamp_seconds{{{labels}}} {end}" in text
+    assert f"etcd_pki_ca_up{{{labels}}} 1" in text
+    assert run_pyinfra(certs_hosts, "deploys/certs.py", *metrics).changes == {}
+    assert set(run_pyinfra(certs_hosts, "deploys/certs.py").changes) == {"client-1"}
+
+
 def test_deleted_damaged_or_short_of_a_san_is_reissued_alone(
     certs_hosts: Scenario, deployed
 ) -> None:
@@ -257,9 +280,11 @@ def test_a_failed_renewal_is_visible_and_keeps_the_old_certificate(
         assert docker_exec(
             certs_hosts, host, f"test -e {SSL}/{host}-peer.crt.new", check=False
         ).returncode
-        report = run_pyinfra(certs_hosts, "deploys/status.py", *SHORT, "--limit", host)
+        report = run_pyinfra(certs_hosts, "deploys/status.py", *SHORT, "--limit", host, check=False)
         line = next(x for x in report.stdout.splitlines() if x.startswith(f"{host} peer:"))
         assert "last-renewal=FAILED" in line
+        assert report.returncode != 0
+        assert f"{host} peer certificate: the last renewal failed" in report.output
     finally:
         docker_exec(certs_hosts, "etcd-k8s-1", "systemctl start step-ca")
     docker_exec(

@@ -128,6 +128,46 @@ def test_second_run_changes_nothing(cluster_hosts: Scenario, created) -> None:
     assert {h: docker_exec(cluster_hosts, h, "pidof etcd").stdout for h in pids} == pids
 
 
+def _status(scenario: Scenario) -> tuple[int, dict]:
+    run = run_pyinfra(scenario, "deploys/status.py", "--data", "status_format=json", check=False)
+    documents = [json.loads(x) for x in run.stdout.splitlines() if x.startswith('{"generated"')]
+    assert len(documents) == 1, run.output[-3000:]
+    return run.returncode, documents[0]
+
+
+def test_status_reports_health_and_fails_on_problems(cluster_hosts: Scenario, created) -> None:
+    code, report = _status(cluster_hosts)
+    assert code == 0 and report["ok"] is True and report["attention"] == []
+    hosts = {h["host"]: h for h in report["hosts"]}
+    assert set(hosts) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"}
+    assert hosts["etcd-k8s-1"]["ca"]["healthy"] is True
+    assert hosts["etcd-k8s-1"]["ca"]["root_days_left"] > 3600
+    assert hosts["etcd-k8s-2"]["etcd"]["healthy"] is True
+    assert sorted(hosts["etcd-k8s-2"]["etcd"]["members"]) == [
+        "etcd-k8s-1",
+        "etcd-k8s-2",
+        "etcd-k8s-3",
+    ]
+    rows = hosts["etcd-k8s-3"]["certificates"]
+    assert {r["kind"] for r in rows} == {"peer", "server", "client"}
+    assert all(r["present"] and not r["renewal_due"] and r["timer"] == "active" for r in rows)
+    assert rows[0]["days_left"] > 729
+
+    docker_exec(cluster_hosts, "etcd-k8s-1", "systemctl stop step-ca")
+    docker_exec(cluster_hosts, "client-1", "systemctl stop step-renew-client-1-client.timer")
+    try:
+        code, report = _status(cluster_hosts)
+        assert code != 0 and report["ok"] is False
+        assert any("step-ca is unhealthy" in item for item in report["attention"])
+        assert "client-1 client certificate: the renewal timer is inactive" in report["attention"]
+    finally:
+        docker_exec(cluster_hosts, "etcd-k8s-1", "systemctl start step-ca")
+    fixed = run_pyinfra(cluster_hosts, "deploys/cluster.py")
+    assert fixed.changes == {"client-1": ["Node certificates | Renewal units"]}
+    code, report = _status(cluster_hosts)
+    assert code == 0, report["attention"]
+
+
 def _served_serial(scenario: Scenario, host: str, address: str) -> str:
     out = docker_exec(
         scenario,

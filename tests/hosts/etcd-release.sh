@@ -3,15 +3,18 @@
 # download-verify-unpack path for etcd runs in tests exactly as against upstream:
 #   etcd-v<ver>-linux-amd64.tar.gz  holding  etcd-v<ver>-linux-amd64/{etcd,etcdctl,etcdutl}
 #   SHA256SUMS                       in sha256sum format, as upstream publishes it
-# Cached by a hash of this script; the last line of stdout is the output directory.
+# Usage: etcd-release.sh [VERSION DEBIAN_VERSION SUITE]   (default: 3.5.30 3.5.30-2 sid)
+# Cached by a hash of this script and its arguments; the last line of stdout is the output
+# directory.
 set -euo pipefail
 
-version=3.5.30
-debian_version=3.5.30-2
+version=${1:-3.5.30}
+debian_version=${2:-3.5.30-2}
+suite=${3:-sid}
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${PKI_CACHE_DIR:-$HOME/.cache/etcd-step-pki}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-hash=$(sha256sum < "$here/etcd-release.sh" | cut -c1-16)
+hash=$( (cat "$here/etcd-release.sh"; echo "$version $debian_version $suite") | sha256sum | cut -c1-16)
 out="$cache/etcd-release/$hash"
 name="etcd-v$version-linux-amd64"
 
@@ -23,7 +26,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/x" "$work/$name"
-echo "deb $mirror sid main" > "$work/sources.list"
+echo "deb $mirror $suite main" > "$work/sources.list"
 apt_opts=(
     -o "Dir::Etc::sourcelist=$work/sources.list" -o Dir::Etc::sourceparts=-
     -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"

@@ -1,0 +1,14 @@
+"""Renew certificates now (day-2), through their renewal units.
+
+    pyinfra inventories/<environment>.py deploys/renew.py --data renew_before=2026-11-28T06:00:00Z
+    pyinfra inventories/<environment>.py deploys/renew.py --limit etcd-k8s-1
+        --data renew_before=2026-11-28T06:00:00Z --data renew_kinds=peer,server
+
+Every selected certificate issued before `renew_before` is renewed over mTLS (same key); a
+second run with the same time changes nothing. etcd picks the new certificates up on its next
+TLS connections, without a restart.
+"""
+
+from deploys.components.certificates import renew_now
+
+renew_now()

@@ -1,0 +1,187 @@
+"""Day-2 operations on a running cluster: each shows its effect on the hosts and that etcd
+stayed healthy (and, where members restart, that a client's writes never failed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fresh_scenario
+from tests.harness import artifacts
+from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
+from tests.harness.pyinfra_run import run_pyinfra
+
+pytestmark = pytest.mark.e2e
+
+SSL = "/etc/etcd/ssl"
+MEMBERS = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
+OLD_ETCD = "3.5.16"
+
+
+def etcdctl(host: str, *args: str, endpoints: str = "https://127.0.0.1:2379") -> str:
+    return (
+        f"/opt/bin/etcdctl --endpoints={endpoints} --cacert={SSL}/root_ca.crt "
+        f"--cert={SSL}/{host}-client.crt --key={SSL}/{host}-client.key " + " ".join(args)
+    )
+
+
+def _healthy(scenario: Scenario) -> bool:
+    out = docker_exec(scenario, "etcd-k8s-1", etcdctl("etcd-k8s-1", "endpoint health --cluster -w json"),
+                      check=False)  # fmt: skip
+    return out.returncode == 0 and all(h["health"] for h in json.loads(out.stdout))
+
+
+def _serial(scenario: Scenario, host: str, kind: str) -> str:
+    cmd = f"openssl x509 -in {SSL}/{host}-{kind}.crt -noout -serial"
+    return docker_exec(scenario, host, cmd).stdout.strip()
+
+
+def _pids(scenario: Scenario) -> dict[str, str]:
+    return {h: docker_exec(scenario, h, "pidof etcd").stdout.strip() for h in MEMBERS}
+
+
+class Writer:
+    """A client writing to the cluster all along, counting failed writes."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        endpoints = ",".join(f"https://{h}:2379" for h in MEMBERS)
+        put = etcdctl("client-1", "put /day2/$i $i", endpoints=endpoints)
+        self.loop = (
+            "rm -f /tmp/stop /tmp/result; i=0; fail=0; while [ ! -e /tmp/stop ]; do i=$((i+1));"
+            f" {put} >/dev/null 2>&1 || fail=$((fail+1)); done; echo $i $fail > /tmp/result"
+        )
+
+    def __enter__(self) -> Writer:
+        container = self.scenario.container("client-1")
+        self.proc = subprocess.Popen(["docker", "exec", container, "sh", "-c", self.loop])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        docker_exec(self.scenario, "client-1", "touch /tmp/stop")
+        self.proc.wait(timeout=60)
+        writes, failures = docker_exec(self.scenario, "client-1", "cat /tmp/result").stdout.split()
+        self.writes, self.failures = int(writes), int(failures)
+
+
+@pytest.fixture(scope="module")
+def day2_archives(step_artifacts: Path, etcd_release: Path) -> Path:
+    old = artifacts.build("etcd-release.sh", OLD_ETCD, f"{OLD_ETCD}-4", "trixie")
+    return artifacts.combined(step_artifacts, etcd_release, old)
+
+
+@pytest.fixture(scope="module")
+def day2_hosts(day2_archives: Path) -> Iterator[Scenario]:
+    scenario = fresh_scenario("pki-test-day2", "172.28.70.0/24", day2_archives)
+    with scenario_hosts(scenario) as started:
+        # The cluster starts on the older etcd, for the rolling upgrade below.
+        run_pyinfra(started, "deploys/cluster.py", "--data", f"etcd_version={OLD_ETCD}")
+        yield started
+
+
+def test_rolling_upgrade_of_etcd(day2_hosts: Scenario) -> None:
+    version = docker_exec(day2_hosts, "etcd-k8s-1", "/opt/bin/etcd --version | head -1").stdout
+    assert OLD_ETCD in version
+    with Writer(day2_hosts) as writer:
+        run = run_pyinfra(day2_hosts, "deploys/cluster.py")
+    assert writer.writes > 10 and writer.failures == 0
+    for host in MEMBERS:
+        assert "etcd | Rolling restart after a change" in run.changes[host]
+        out = docker_exec(day2_hosts, host, etcdctl(host, "endpoint status -w json")).stdout
+        assert json.loads(out)[0]["Status"]["version"] == "3.5.30"
+    assert _healthy(day2_hosts)
+    assert run_pyinfra(day2_hosts, "deploys/cluster.py").changes == {}
+
+
+def test_renew_now_renews_the_chosen_certificates(day2_hosts: Scenario) -> None:
+    before = {(h, k): _serial(day2_hosts, h, k) for h in MEMBERS for k in ("peer", "server")}
+    client = _serial(day2_hosts, "etcd-k8s-2", "client")
+    pids = _pids(day2_hosts)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    args = ["--data", f"renew_before={now}", "--data", "renew_kinds=peer,server"]
+    with Writer(day2_hosts) as writer:
+        run = run_pyinfra(day2_hosts, "deploys/renew.py", *args)
+    assert set(run.changes) == set(MEMBERS)
+    assert writer.failures == 0
+    for pair, serial in before.items():
+        assert _serial(day2_hosts, *pair) != serial, pair
+    assert _serial(day2_hosts, "etcd-k8s-2", "client") == client
+    assert _pids(day2_hosts) == pids  # no restart: etcd reads new certificates by itself
+    assert _healthy(day2_hosts)
+    assert run_pyinfra(day2_hosts, "deploys/renew.py", *args).changes == {}
+
+
+def _timer(scenario: Scenario, host: str, prop: str) -> str:
+    unit = f"step-renew-{host}-client.timer"
+    return docker_exec(scenario, host, f"systemctl show {unit} -p {prop} --value").stdout.strip()
+
+
+def test_renewal_can_be_disabled_rescheduled_and_enabled(day2_hosts: Scenario) -> None:
+    off = ["--data", "renewal_enabled=false", "--limit", "client-1"]
+    run_pyinfra(day2_hosts, "deploys/certs.py", *off)
+    assert (_timer(day2_hosts, "client-1", "ActiveState"),
+            _timer(day2_hosts, "client-1", "UnitFileState")) == ("inactive", "disabled")  # fmt: skip
+    assert run_pyinfra(day2_hosts, "deploys/certs.py", *off).changes == {}
+
+    weekly = ["--data", "renewal_on_calendar=Sun *-*-* 02:00:00", "--limit", "client-1"]
+    run_pyinfra(day2_hosts, "deploys/certs.py", *weekly)
+    assert _timer(day2_hosts, "client-1", "ActiveState") == "active"
+    calendar = docker_exec(day2_hosts, "client-1",
+                           "systemctl cat step-renew-client-1-client.timer | grep ^OnCalendar").stdout  # fmt: skip
+    assert calendar.strip() == "OnCalendar=Sun *-*-* 02:00:00"
+    assert run_pyinfra(day2_hosts, "deploys/certs.py", *weekly).changes == {}
+    run_pyinfra(day2_hosts, "deploys/certs.py")
+    assert run_pyinfra(day2_hosts, "deploys/certs.py").changes == {}
+
+
+def test_reissue_with_new_sans(day2_hosts: Scenario) -> None:
+    key = docker_exec(day2_hosts, "etcd-k8s-3", f"sha256sum {SSL}/etcd-k8s-3-server.key").stdout
+    sans = ["--data", 'cert_extra_sans=["etcd.k8s.example", "10.99.0.3"]', "--limit", "etcd-k8s-3"]
+    run = run_pyinfra(day2_hosts, "deploys/certs.py", *sans)
+    assert run.changes == {"etcd-k8s-3": ["Node certificates | Trust and certificates"]}
+    text = docker_exec(day2_hosts, "etcd-k8s-3",
+                       f"openssl x509 -in {SSL}/etcd-k8s-3-server.crt -noout -ext subjectAltName").stdout  # fmt: skip
+    assert "DNS:etcd.k8s.example" in text and "IP Address:10.99.0.3" in text
+    # A new certificate comes with a new key, made on the node.
+    assert (
+        docker_exec(day2_hosts, "etcd-k8s-3", f"sha256sum {SSL}/etcd-k8s-3-server.key").stdout
+        != key
+    )
+    assert _healthy(day2_hosts)
+    assert run_pyinfra(day2_hosts, "deploys/certs.py", *sans).changes == {}
+
+
+def test_maintenance_compacts_and_defragments(day2_hosts: Scenario) -> None:
+    # Churn: rewrite the same keys so history and free pages pile up.
+    docker_exec(day2_hosts, "etcd-k8s-1",
+                "v=$(printf '%020000d' 0); for i in $(seq 1 300); do "
+                + etcdctl("etcd-k8s-1", "put /churn/$((i % 5)) $v") + " >/dev/null; done")  # fmt: skip
+    args = ["--data", "etcd_defrag_min_free_bytes=1"]
+
+    def sizes() -> dict[str, tuple[int, int]]:
+        out = docker_exec(day2_hosts, "etcd-k8s-1",
+                          etcdctl("etcd-k8s-1", "endpoint status --cluster -w json")).stdout  # fmt: skip
+        return {s["Endpoint"]: (s["Status"]["dbSize"], s["Status"]["dbSizeInUse"])
+                for s in json.loads(out)}  # fmt: skip
+
+    with Writer(day2_hosts) as writer:
+        run = run_pyinfra(day2_hosts, "deploys/etcd_maintenance.py", *args)
+    assert writer.failures == 0
+    assert "etcd maintenance | Compact the history" in run.changes["etcd-k8s-1"]
+    assert all("etcd maintenance | Defragment" in run.changes[h] for h in MEMBERS)
+    after = sizes()
+    for size, in_use in after.values():
+        assert size - in_use < 1024 * 1024
+    assert _healthy(day2_hosts)
+    old = docker_exec(day2_hosts, "etcd-k8s-1", etcdctl("etcd-k8s-1", "get /churn/1 --rev=2"),
+                      check=False)  # fmt: skip
+    assert "compacted" in old.stdout + old.stderr
+    # Once the writes of the run are compacted too, a run with the default threshold has
+    # nothing left to do.
+    run_pyinfra(day2_hosts, "deploys/etcd_maintenance.py")
+    assert run_pyinfra(day2_hosts, "deploys/etcd_maintenance.py").changes == {}
