@@ -16,10 +16,10 @@ from tests.harness.hosts import REPO
 CACHE = Path(os.environ.get("PKI_CACHE_DIR", Path.home() / ".cache" / "etcd-step-pki"))
 
 
-def build(script: str) -> Path:
+def build(script: str, *args: str) -> Path:
     """Run a cached build script of tests/hosts/ and return the directory it prints last."""
     out = subprocess.run(
-        ["bash", str(REPO / "tests" / "hosts" / script)],
+        ["bash", str(REPO / "tests" / "hosts" / script), *args],
         capture_output=True,
         text=True,
         check=False,
