@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: test test-unit test-e2e lint format venv clean sandbox sandbox-down
+.PHONY: test test-unit test-e2e lint format venv clean sandbox sandbox-down bench
 
 venv: $(STAMP)
 
@@ -37,6 +37,12 @@ sandbox: venv
 
 sandbox-down: venv
 	$(BIN)/python -m tests.harness.sandbox down
+
+## Benchmarks on the sandbox hosts: writes benchmarks/RESULTS.md and benchmarks/results.png.
+bench: venv
+	tests/hosts/prerequisites.sh
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python -m benchmarks.run
 
 lint: venv
 	$(BIN)/ruff check .
