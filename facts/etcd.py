@@ -121,6 +121,12 @@ class EtcdCluster(FactBase[dict]):
         return result
 
 
+def member_status(cluster: dict, name: str) -> dict | None:
+    """The `endpoint status` entry of the member called `name`, if it answered."""
+    ids = {m["id"] for m in cluster["members"] if m["name"] == name}
+    return next((s for s in cluster["status"] if s["id"] in ids), None)
+
+
 def cluster_healthy(cluster: dict) -> bool:
     """Every member answers and is healthy."""
     health = cluster["health"]

@@ -17,7 +17,14 @@ from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
 from deploys.settings import Settings, validate_inventory_host
-from facts.etcd import EtcdCluster, EtcdCompacted, EtcdMember, cluster_healthy, etcdctl
+from facts.etcd import (
+    EtcdCluster,
+    EtcdCompacted,
+    EtcdMember,
+    cluster_healthy,
+    etcdctl,
+    member_status,
+)
 from facts.paths import ExistingPaths
 from operations.shell import script
 from templates import render
@@ -311,7 +318,7 @@ def compacted(*, settings: Settings) -> Generator:
     """
     args = etcdctl_for(settings)
     view = host.get_fact(EtcdCluster, etcdctl_args=args)
-    own = next((s for s in view["status"] if s["endpoint"].startswith("https://127.0.0.1")), None)
+    own = member_status(view, settings.node_name)
     if own is None:
         raise OperationError(f"{settings.node_name} does not answer: {view['error']}")
     revision = int(own["revision"])
@@ -334,7 +341,7 @@ def defragmented(*, settings: Settings, min_free_bytes: int, timeout: int = 120)
     """
     args = etcdctl_for(settings)
     view = host.get_fact(EtcdCluster, etcdctl_args=args)
-    own = next((s for s in view["status"] if s["endpoint"].startswith("https://127.0.0.1")), None)
+    own = member_status(view, settings.node_name)
     if own is None:
         raise OperationError(f"{settings.node_name} does not answer: {view['error']}")
     free = int(own["db_size"]) - int(own["db_size_in_use"])

@@ -17,7 +17,7 @@ from pyinfra.api.exceptions import PyinfraError
 from deploys.settings import Settings, SettingsError, load_settings
 from facts.ca import CAHealth, CAState
 from facts.certificates import NodeCertificates, parse_certificate
-from facts.etcd import EtcdCluster, cluster_healthy
+from facts.etcd import EtcdCluster, cluster_healthy, member_status
 from facts.units import Units
 from operations.certificates import past_renewal_point
 from operations.etcd import etcdctl_for
@@ -119,8 +119,7 @@ def _ca_part(settings: Settings, now: float, window: int) -> dict:
 def _etcd_part(settings: Settings) -> dict:
     view = host.get_fact(EtcdCluster, etcdctl_args=etcdctl_for(settings))
     names = {m["id"]: m["name"] for m in view["members"]}
-    own = next((s for s in view["status"] if s["endpoint"].startswith("https://127.0.0.1")), None)
-    own = own or next(iter(view["status"]), None)
+    own = member_status(view, settings.node_name)
     return {
         "healthy": cluster_healthy(view),
         "members": [m["name"] for m in view["members"]],
