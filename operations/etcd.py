@@ -230,8 +230,20 @@ def rolling_restart(*, settings: Settings, timeout: int = 120) -> Generator:
     if not local["active"]:
         host.noop(f"{settings.unit} is not running: nothing to restart")
         return
+    args = etcdctl_for(settings)
+    view = host.get_fact(EtcdCluster, etcdctl_args=args)
+    own = member_status(view, settings.node_name)
+    healthy = {h["endpoint"] for h in view["health"] if h["healthy"]}
+    others = [
+        m["id"]
+        for m in view["members"]
+        if m["name"] != settings.node_name and not m["learner"] and set(m["client_urls"]) & healthy
+    ]
+    if own is not None and own["leader"] == own["id"] and others:
+        # Hand leadership over first: no election while this member is down.
+        yield script("{c} move-leader {id} >/dev/null", c=args, id=others[0])
     yield script("systemctl restart {unit}", unit=settings.unit)
-    yield script(_WAIT_HEALTHY, etcdctl=etcdctl_for(settings), tries=timeout * 2, timeout=timeout)
+    yield script(_WAIT_HEALTHY, etcdctl=args, tries=timeout * 2, timeout=timeout)
 
 
 @operation()

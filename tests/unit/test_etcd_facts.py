@@ -44,3 +44,11 @@ def test_an_unreachable_cluster_is_not_healthy() -> None:
     fact = EtcdCluster().process([f"{MARK}members", "Error: context deadline exceeded"])
     assert fact["members"] == [] and "deadline" in fact["error"]
     assert not cluster_healthy(fact)
+
+
+def test_a_members_own_status_is_found_by_its_id() -> None:
+    from facts.etcd import member_status
+
+    fact = EtcdCluster().process(_cluster([True, True, True]))
+    assert member_status(fact, "etcd-k8s-1")["revision"] == 7
+    assert member_status(fact, "etcd-k8s-2") is None  # it gave no status
