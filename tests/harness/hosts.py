@@ -27,7 +27,7 @@ from pytest_docker.plugin import get_docker_services
 REPO = Path(__file__).resolve().parents[2]
 HOSTS_DIR = REPO / "tests" / "hosts"
 DOMAIN = "sandbox.test"
-READY_TIMEOUT = 90.0
+READY_TIMEOUT = 60.0  # and 5 s more a host: many systemd hosts boot slowly on 2 cores
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,8 @@ def _ssh_ready(scenario: Scenario, host: TestHost) -> bool:
 def wait_ready(scenario: Scenario, hosts: Sequence[TestHost] | None = None) -> None:
     """Wait until systemd has finished booting and sshd takes the key, on every host."""
     pending = list(hosts if hosts is not None else scenario.hosts)
-    deadline = time.monotonic() + READY_TIMEOUT
+    timeout = READY_TIMEOUT + 5 * len(pending)
+    deadline = time.monotonic() + timeout
     while pending:
         pending = [
             h for h in pending if not (_system_ready(scenario, h) and _ssh_ready(scenario, h))
@@ -237,7 +238,7 @@ def wait_ready(scenario: Scenario, hosts: Sequence[TestHost] | None = None) -> N
             return
         if time.monotonic() > deadline:
             names = ", ".join(h.name for h in pending)
-            raise RuntimeError(f"test hosts not ready after {READY_TIMEOUT:.0f}s: {names}")
+            raise RuntimeError(f"test hosts not ready after {timeout:.0f}s: {names}")
         time.sleep(0.5)
 
 
