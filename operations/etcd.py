@@ -59,7 +59,37 @@ def etcdctl_for(settings: Settings) -> list[str]:
     )
 
 
-def member_config(settings: Settings, initial_cluster: str, initial_state: str) -> str:
+@dataclass(frozen=True)
+class TLSFiles:
+    """The certificate, key and trust files a member's configuration names."""
+
+    peer_cert: str
+    peer_key: str
+    server_cert: str
+    server_key: str
+    peer_trust: str
+    client_trust: str
+
+
+def standard_tls(settings: Settings) -> TLSFiles:
+    """This tool's files: step-ca certificates; trust in peer-ca.crt and client-ca.crt."""
+    files = {c.kind: c for c in settings.certificates}
+    return TLSFiles(
+        files["peer"].crt,
+        files["peer"].key,
+        files["server"].crt,
+        files["server"].key,
+        f"{settings.ssl_dir}/peer-ca.crt",
+        f"{settings.ssl_dir}/client-ca.crt",
+    )
+
+
+def member_config(
+    settings: Settings,
+    initial_cluster: str,
+    initial_state: str,
+    tls: TLSFiles | None = None,
+) -> str:
     return render(
         "etcd.conf.yml.j2",
         name=settings.node_name,
@@ -67,7 +97,7 @@ def member_config(settings: Settings, initial_cluster: str, initial_state: str) 
         address=settings.address,
         peer_port=settings.etcd.peer_port,
         client_port=settings.etcd.client_port,
-        ssl_dir=settings.ssl_dir,
+        tls=tls or standard_tls(settings),
         tls_min_version=settings.etcd.tls_min_version,
         cipher_suites=settings.etcd.cipher_suites,
         initial_cluster=initial_cluster,
@@ -119,13 +149,20 @@ def _other_member(state: State, me: str, peers: Sequence[Peer]) -> tuple[Host, d
 
 
 @operation()
-def member(*, settings: Settings, peers: Sequence[Peer], config_path: str) -> Generator:
+def member(
+    *,
+    settings: Settings,
+    peers: Sequence[Peer],
+    config_path: str,
+    tls: TLSFiles | None = None,
+) -> Generator:
     """
     Keep the member's configuration; on its first start, join the cluster it belongs to.
 
     + settings: this member's validated settings
     + peers: every member of the inventory
     + config_path: where the configuration file goes
+    + tls: the certificate and trust files to name (default: this tool's)
 
     Before its first start a member looks for a running cluster through the other members:
     none answers, so the cluster is new and all members start together; one answers, so
@@ -137,7 +174,7 @@ def member(*, settings: Settings, peers: Sequence[Peer], config_path: str) -> Ge
     )
     everyone = ",".join(f"{p.name}={p.peer_url}" for p in peers)
     if local["bootstrapped"] and local["config"] is not None:
-        wanted = _keep_initial(member_config(settings, everyone, "new"), local["config"])
+        wanted = _keep_initial(member_config(settings, everyone, "new", tls), local["config"])
         if _steady(wanted) == _steady(local["config"]):
             host.noop(f"{config_path} is as configured")
             return
@@ -149,13 +186,17 @@ def member(*, settings: Settings, peers: Sequence[Peer], config_path: str) -> Ge
             "configuration or remove the data directory to join afresh"
         )
     if not host.state.is_executing:
-        yield FileUploadCommand(StringIO(member_config(settings, everyone, "new")), config_path)
+        yield FileUploadCommand(
+            StringIO(member_config(settings, everyone, "new", tls)), config_path
+        )
         return
     found = _other_member(host.state, settings.host, peers)
     if found is None:
         # Nobody answers: a new cluster, every member starts with the same list.
         yield script("install -d -m 0755 {d}", d=settings.etcd.config_dir)
-        yield FileUploadCommand(StringIO(member_config(settings, everyone, "new")), config_path)
+        yield FileUploadCommand(
+            StringIO(member_config(settings, everyone, "new", tls)), config_path
+        )
         return
     other, view = found
     if not cluster_healthy(view):
@@ -170,7 +211,9 @@ def member(*, settings: Settings, peers: Sequence[Peer], config_path: str) -> Ge
     )
     yield FunctionCommand(_add_member, (other.name, me, view["members"]), {})
     yield script("install -d -m 0755 {d}", d=settings.etcd.config_dir)
-    yield FileUploadCommand(StringIO(member_config(settings, initial, "existing")), config_path)
+    yield FileUploadCommand(
+        StringIO(member_config(settings, initial, "existing", tls)), config_path
+    )
 
 
 def _add_member(state: State, host: Host, through: str, me: Peer, members: list[dict]) -> bool:
