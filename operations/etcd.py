@@ -47,14 +47,25 @@ def peers_of(all_settings: Sequence[Settings]) -> tuple[Peer, ...]:
     )
 
 
-def etcdctl_for(settings: Settings) -> list[str]:
+@dataclass(frozen=True)
+class ClientFiles:
+    """The certificate, key and CA file etcdctl uses (other than this tool's during a
+    migration, while the members still present their old certificates)."""
+
+    cert: str
+    key: str
+    ca: str
+
+
+def etcdctl_for(settings: Settings, client: ClientFiles | None = None) -> list[str]:
     """etcdctl on a member, against its own endpoint, with its client certificate."""
-    client = settings.client_certificate
+    own = settings.client_certificate
+    files = client or ClientFiles(own.crt, own.key, settings.root_file)
     return etcdctl(
         settings.etcd.etcdctl,
-        settings.root_file,
-        client.crt,
-        client.key,
+        files.ca,
+        files.cert,
+        files.key,
         f"https://127.0.0.1:{settings.etcd.client_port}",
     )
 
@@ -256,12 +267,15 @@ _WAIT_HEALTHY = (
 
 
 @operation()
-def rolling_restart(*, settings: Settings, timeout: int = 120) -> Generator:
+def rolling_restart(
+    *, settings: Settings, timeout: int = 120, client: ClientFiles | None = None
+) -> Generator:
     """
     Restart a running member and wait until the whole cluster is healthy again.
 
     + settings: this member's validated settings
     + timeout: seconds to wait for health after the restart
+    + client: etcdctl's certificate, key and CA file (default: this tool's)
 
     Run it with `_serial=True` so members restart one at a time; a member that is not
     running is left to the start that follows.
@@ -273,7 +287,7 @@ def rolling_restart(*, settings: Settings, timeout: int = 120) -> Generator:
     if not local["active"]:
         host.noop(f"{settings.unit} is not running: nothing to restart")
         return
-    args = etcdctl_for(settings)
+    args = etcdctl_for(settings, client)
     view = host.get_fact(EtcdCluster, etcdctl_args=args)
     own = member_status(view, settings.node_name)
     healthy = {h["endpoint"] for h in view["health"] if h["healthy"]}
@@ -290,18 +304,22 @@ def rolling_restart(*, settings: Settings, timeout: int = 120) -> Generator:
 
 
 @operation()
-def cluster_healthy_wait(*, settings: Settings, timeout: int = 120) -> Generator:
+def cluster_healthy_wait(
+    *, settings: Settings, timeout: int = 120, client: ClientFiles | None = None
+) -> Generator:
     """
     Wait until every member of the cluster is healthy, as this member sees it.
 
     + settings: this member's validated settings
     + timeout: seconds to wait
+    + client: etcdctl's certificate, key and CA file (default: this tool's)
     """
-    view = host.get_fact(EtcdCluster, etcdctl_args=etcdctl_for(settings))
+    args = etcdctl_for(settings, client)
+    view = host.get_fact(EtcdCluster, etcdctl_args=args)
     if cluster_healthy(view):
         host.noop("the etcd cluster is healthy")
         return
-    yield script(_WAIT_HEALTHY, etcdctl=etcdctl_for(settings), tries=timeout * 2, timeout=timeout)
+    yield script(_WAIT_HEALTHY, etcdctl=args, tries=timeout * 2, timeout=timeout)
 
 
 @operation()

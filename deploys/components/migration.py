@@ -18,6 +18,7 @@ from facts.paths import FileText
 from operations.binaries import release_binaries
 from operations.certificates import node_certificates
 from operations.etcd import (
+    ClientFiles,
     TLSFiles,
     cluster_healthy_wait,
     member,
@@ -60,6 +61,18 @@ def legacy_tls(settings: Settings) -> TLSFiles:
     )
 
 
+def _client(settings: Settings, legacy: bool) -> ClientFiles:
+    """etcdctl's files while members may still present cfssl certificates: the bundle as CA,
+    the old client certificate until the new one is there."""
+    own = settings.client_certificate
+    cert, key = (
+        (_legacy_name(settings, "client"), _legacy_name(settings, "client", key=True))
+        if legacy
+        else (own.crt, own.key)
+    )
+    return ClientFiles(cert, key, f"{settings.ssl_dir}/client-ca.crt")
+
+
 def legacy_files(settings: Settings) -> list[str]:
     paths = [
         f"{settings.ssl_dir}/{settings.cfssl.peer_ca}",
@@ -100,6 +113,7 @@ def trust_phase() -> None:
         rolling_restart(
             name="Rolling restart onto the bundles",
             settings=settings,
+            client=_client(settings, legacy=True),
             _serial=True,
             _if=any_changed(trust, config),
         )
@@ -130,6 +144,7 @@ def certificates_phase() -> None:
         rolling_restart(
             name="Rolling restart onto the new certificates",
             settings=settings,
+            client=_client(settings, legacy=False),
             _serial=True,
             _if=any_changed(config),
         )
