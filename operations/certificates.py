@@ -242,7 +242,10 @@ def _trust_commands(
         yield script("chmod 0644 {new} && mv -f {new} {target}", new=target + ".new", target=target)
     for link in ("peer-ca.crt", "client-ca.crt") if links else ():
         if trust.get("links", {}).get(link) != "root_ca.crt":
-            yield script("ln -sfn root_ca.crt {link}", link=f"{settings.ssl_dir}/{link}")
+            yield script(
+                "ln -sfn root_ca.crt {link}.new && mv -Tf {link}.new {link}",
+                link=f"{settings.ssl_dir}/{link}",
+            )
 
 
 def _token_command(settings: Settings, ca_url: str, wanted: Wanted) -> str:

@@ -34,7 +34,8 @@ def trust_bundles(*, settings: Settings, old_roots: Mapping[str, str] | None) ->
     if old_roots is None:
         changed = [t for t in targets if found.get(t) != {"link": "root_ca.crt"}]
         for target in changed:
-            yield script("ln -sfn root_ca.crt {t}", t=target)
+            # Renamed over the bundle: a reader never finds the file missing.
+            yield script("ln -sfn root_ca.crt {t}.new && mv -Tf {t}.new {t}", t=target)
         if not changed:
             host.noop("peer-ca.crt and client-ca.crt trust the new root only")
         return
@@ -52,9 +53,9 @@ def trust_bundles(*, settings: Settings, old_roots: Mapping[str, str] | None) ->
         wanted = material["root"].strip() + "\n" + old_pem
         if found.get(target) != {"pem": wanted}:
             changed.append(target)
-            yield script("install -d -m 0755 {d}; rm -f {t}", d=settings.ssl_dir, t=target)
-            yield FileUploadCommand(StringIO(wanted), target)
-            yield script("chmod 0644 {t}", t=target)
+            yield script("install -d -m 0755 {d}; rm -f {t}.new", d=settings.ssl_dir, t=target)
+            yield FileUploadCommand(StringIO(wanted), target + ".new")
+            yield script("chmod 0644 {t}.new && mv -Tf {t}.new {t}", t=target)
     if not changed:
         host.noop("peer-ca.crt and client-ca.crt trust the old and the new CA")
 
