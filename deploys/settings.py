@@ -96,6 +96,11 @@ DEFAULTS: dict[str, object] = {
     "renewal_on_calendar": "*-*-* 03:00:00",
     "renewal_randomized_delay": "1h",
     "renewal_expires_in": None,  # None: step's 66% of the lifetime used; or "80%", "720h" left
+    # The earlier cfssl layout in ssl_dir (deploys/migrate_cfssl.py)
+    "cfssl_peer_ca": "peer-ca.pem",
+    "cfssl_client_ca": "client-ca.pem",
+    "cfssl_cert_name": "{name}-{kind}.pem",
+    "cfssl_key_name": "{name}-{kind}-key.pem",
     # node-exporter textfile collector directory for renewal metrics; None: no metrics
     "metrics_textfile_dir": None,
 }
@@ -212,6 +217,17 @@ class Renewal:
 
 
 @dataclass(frozen=True)
+class Cfssl:
+    """File names of the earlier cfssl layout (in ssl_dir): CA files, certificate and key
+    patterns with `{name}` (member or client) and `{kind}` (peer, server, client)."""
+
+    peer_ca: str
+    client_ca: str
+    cert_name: str
+    key_name: str
+
+
+@dataclass(frozen=True)
 class Etcd:
     """How etcd is installed and how a member listens."""
 
@@ -271,6 +287,7 @@ class Settings:
     key_type: str
     renewal: Renewal
     etcd: Etcd
+    cfssl: Cfssl
 
     @property
     def is_primary(self) -> bool:
@@ -524,6 +541,7 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         key_type=_key_type(host),
         renewal=_renewal(host),
         etcd=_etcd(host),
+        cfssl=_cfssl(host),
     )
 
 
@@ -564,6 +582,21 @@ def _etcd(host: Host) -> Etcd:
         snapshot_dir=_path(host, "etcd_snapshot_dir"),
         snapshot_local_dir=str(_data(host, "etcd_snapshot_local_dir")),
     )
+
+
+def _cfssl(host: Host) -> Cfssl:
+    values = {}
+    for key in ("cfssl_peer_ca", "cfssl_client_ca", "cfssl_cert_name", "cfssl_key_name"):
+        value = _data(host, key)
+        if not isinstance(value, str) or not value or "/" in value:
+            raise _fail(host.name, key, f"{value!r} is not a file name")
+        values[key] = value
+    for key in ("cfssl_cert_name", "cfssl_key_name"):
+        try:
+            values[key].format(name="n", kind="k")
+        except (KeyError, IndexError, ValueError):
+            raise _fail(host.name, key, "use only {name} and {kind}") from None
+    return Cfssl(*values.values())
 
 
 def _retention(host: Host) -> str:

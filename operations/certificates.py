@@ -137,6 +137,7 @@ def node_certificates(
     settings: Settings,
     ca_url: str,
     now: float,
+    trust_links: bool = True,
 ) -> Generator:
     """
     Trust the CA and hold valid peer/server/client certificates (members) or a client
@@ -145,6 +146,8 @@ def node_certificates(
     + settings: this host's validated settings
     + ca_url: the URL nodes reach step-ca at
     + now: the time the renewal point is judged at (seconds since the epoch)
+    + trust_links: keep peer-ca.crt and client-ca.crt linked to root_ca.crt (a cfssl
+      migration holds transitional bundles there instead)
     """
     items = settings.certificates
     found = host.get_fact(
@@ -160,7 +163,7 @@ def node_certificates(
         yield script("true  # trust and certificates once the CA exists")
         return
     root, intermediate = material["root"], material["intermediate"]
-    yield from _trust_commands(settings, found["trust"], root, ca_url)
+    yield from _trust_commands(settings, found["trust"], root, ca_url, trust_links)
 
     sans = expected_sans(settings, found["hostname"], found["fqdn"])
     due: list[tuple[Certificate, str]] = []
@@ -196,22 +199,27 @@ def node_certificates(
         )
         reasons = "; ".join(f"{item.kind}: {why}" for item, why in due)
         yield FunctionCommand(_issue, (settings, ca_url, wanted, reasons), {})
-    elif not fixes and _trust_ok(settings, found["trust"], root, ca_url):
+    elif not fixes and _trust_ok(found["trust"], root, ca_url, trust_links):
         host.noop(f"{len(items)} certificate(s) valid, trust in place")
 
 
-def _trust_ok(settings: Settings, trust: dict, root: str, ca_url: str) -> bool:
+def _trust_ok(trust: dict, root: str, ca_url: str, links: bool) -> bool:
     defaults = trust.get("defaults") or {}
     return (
         defaults.get("ca-url") == ca_url
         and defaults.get("fingerprint") == root_fingerprint(root)
         and trust.get("step_root") == root
         and trust.get("ssl_root") == root
-        and all(trust["links"].get(n) == "root_ca.crt" for n in ("peer-ca.crt", "client-ca.crt"))
+        and (
+            not links
+            or all(trust["links"].get(n) == "root_ca.crt" for n in ("peer-ca.crt", "client-ca.crt"))
+        )
     )
 
 
-def _trust_commands(settings: Settings, trust: dict, root: str, ca_url: str) -> Generator:
+def _trust_commands(
+    settings: Settings, trust: dict, root: str, ca_url: str, links: bool = True
+) -> Generator:
     defaults = trust.get("defaults") or {}
     fingerprint = root_fingerprint(root)
     if (
@@ -232,9 +240,12 @@ def _trust_commands(settings: Settings, trust: dict, root: str, ca_url: str) -> 
         yield script("install -d -m 0755 {dir}", dir=settings.ssl_dir)
         yield FileUploadCommand(StringIO(root), target + ".new")
         yield script("chmod 0644 {new} && mv -f {new} {target}", new=target + ".new", target=target)
-    for link in ("peer-ca.crt", "client-ca.crt"):
+    for link in ("peer-ca.crt", "client-ca.crt") if links else ():
         if trust.get("links", {}).get(link) != "root_ca.crt":
-            yield script("ln -sfn root_ca.crt {link}", link=f"{settings.ssl_dir}/{link}")
+            yield script(
+                "ln -sfn root_ca.crt {link}.new && mv -Tf {link}.new {link}",
+                link=f"{settings.ssl_dir}/{link}",
+            )
 
 
 def _token_command(settings: Settings, ca_url: str, wanted: Wanted) -> str:

@@ -47,19 +47,60 @@ def peers_of(all_settings: Sequence[Settings]) -> tuple[Peer, ...]:
     )
 
 
-def etcdctl_for(settings: Settings) -> list[str]:
+@dataclass(frozen=True)
+class ClientFiles:
+    """The certificate, key and CA file etcdctl uses (other than this tool's during a
+    migration, while the members still present their old certificates)."""
+
+    cert: str
+    key: str
+    ca: str
+
+
+def etcdctl_for(settings: Settings, client: ClientFiles | None = None) -> list[str]:
     """etcdctl on a member, against its own endpoint, with its client certificate."""
-    client = settings.client_certificate
+    own = settings.client_certificate
+    files = client or ClientFiles(own.crt, own.key, settings.root_file)
     return etcdctl(
         settings.etcd.etcdctl,
-        settings.root_file,
-        client.crt,
-        client.key,
+        files.ca,
+        files.cert,
+        files.key,
         f"https://127.0.0.1:{settings.etcd.client_port}",
     )
 
 
-def member_config(settings: Settings, initial_cluster: str, initial_state: str) -> str:
+@dataclass(frozen=True)
+class TLSFiles:
+    """The certificate, key and trust files a member's configuration names."""
+
+    peer_cert: str
+    peer_key: str
+    server_cert: str
+    server_key: str
+    peer_trust: str
+    client_trust: str
+
+
+def standard_tls(settings: Settings) -> TLSFiles:
+    """This tool's files: step-ca certificates; trust in peer-ca.crt and client-ca.crt."""
+    files = {c.kind: c for c in settings.certificates}
+    return TLSFiles(
+        files["peer"].crt,
+        files["peer"].key,
+        files["server"].crt,
+        files["server"].key,
+        f"{settings.ssl_dir}/peer-ca.crt",
+        f"{settings.ssl_dir}/client-ca.crt",
+    )
+
+
+def member_config(
+    settings: Settings,
+    initial_cluster: str,
+    initial_state: str,
+    tls: TLSFiles | None = None,
+) -> str:
     return render(
         "etcd.conf.yml.j2",
         name=settings.node_name,
@@ -67,7 +108,7 @@ def member_config(settings: Settings, initial_cluster: str, initial_state: str) 
         address=settings.address,
         peer_port=settings.etcd.peer_port,
         client_port=settings.etcd.client_port,
-        ssl_dir=settings.ssl_dir,
+        tls=tls or standard_tls(settings),
         tls_min_version=settings.etcd.tls_min_version,
         cipher_suites=settings.etcd.cipher_suites,
         initial_cluster=initial_cluster,
@@ -119,13 +160,20 @@ def _other_member(state: State, me: str, peers: Sequence[Peer]) -> tuple[Host, d
 
 
 @operation()
-def member(*, settings: Settings, peers: Sequence[Peer], config_path: str) -> Generator:
+def member(
+    *,
+    settings: Settings,
+    peers: Sequence[Peer],
+    config_path: str,
+    tls: TLSFiles | None = None,
+) -> Generator:
     """
     Keep the member's configuration; on its first start, join the cluster it belongs to.
 
     + settings: this member's validated settings
     + peers: every member of the inventory
     + config_path: where the configuration file goes
+    + tls: the certificate and trust files to name (default: this tool's)
 
     Before its first start a member looks for a running cluster through the other members:
     none answers, so the cluster is new and all members start together; one answers, so
@@ -137,7 +185,7 @@ def member(*, settings: Settings, peers: Sequence[Peer], config_path: str) -> Ge
     )
     everyone = ",".join(f"{p.name}={p.peer_url}" for p in peers)
     if local["bootstrapped"] and local["config"] is not None:
-        wanted = _keep_initial(member_config(settings, everyone, "new"), local["config"])
+        wanted = _keep_initial(member_config(settings, everyone, "new", tls), local["config"])
         if _steady(wanted) == _steady(local["config"]):
             host.noop(f"{config_path} is as configured")
             return
@@ -149,13 +197,17 @@ def member(*, settings: Settings, peers: Sequence[Peer], config_path: str) -> Ge
             "configuration or remove the data directory to join afresh"
         )
     if not host.state.is_executing:
-        yield FileUploadCommand(StringIO(member_config(settings, everyone, "new")), config_path)
+        yield FileUploadCommand(
+            StringIO(member_config(settings, everyone, "new", tls)), config_path
+        )
         return
     found = _other_member(host.state, settings.host, peers)
     if found is None:
         # Nobody answers: a new cluster, every member starts with the same list.
         yield script("install -d -m 0755 {d}", d=settings.etcd.config_dir)
-        yield FileUploadCommand(StringIO(member_config(settings, everyone, "new")), config_path)
+        yield FileUploadCommand(
+            StringIO(member_config(settings, everyone, "new", tls)), config_path
+        )
         return
     other, view = found
     if not cluster_healthy(view):
@@ -170,7 +222,9 @@ def member(*, settings: Settings, peers: Sequence[Peer], config_path: str) -> Ge
     )
     yield FunctionCommand(_add_member, (other.name, me, view["members"]), {})
     yield script("install -d -m 0755 {d}", d=settings.etcd.config_dir)
-    yield FileUploadCommand(StringIO(member_config(settings, initial, "existing")), config_path)
+    yield FileUploadCommand(
+        StringIO(member_config(settings, initial, "existing", tls)), config_path
+    )
 
 
 def _add_member(state: State, host: Host, through: str, me: Peer, members: list[dict]) -> bool:
@@ -213,12 +267,15 @@ _WAIT_HEALTHY = (
 
 
 @operation()
-def rolling_restart(*, settings: Settings, timeout: int = 120) -> Generator:
+def rolling_restart(
+    *, settings: Settings, timeout: int = 120, client: ClientFiles | None = None
+) -> Generator:
     """
     Restart a running member and wait until the whole cluster is healthy again.
 
     + settings: this member's validated settings
     + timeout: seconds to wait for health after the restart
+    + client: etcdctl's certificate, key and CA file (default: this tool's)
 
     Run it with `_serial=True` so members restart one at a time; a member that is not
     running is left to the start that follows.
@@ -230,7 +287,7 @@ def rolling_restart(*, settings: Settings, timeout: int = 120) -> Generator:
     if not local["active"]:
         host.noop(f"{settings.unit} is not running: nothing to restart")
         return
-    args = etcdctl_for(settings)
+    args = etcdctl_for(settings, client)
     view = host.get_fact(EtcdCluster, etcdctl_args=args)
     own = member_status(view, settings.node_name)
     healthy = {h["endpoint"] for h in view["health"] if h["healthy"]}
@@ -247,18 +304,22 @@ def rolling_restart(*, settings: Settings, timeout: int = 120) -> Generator:
 
 
 @operation()
-def cluster_healthy_wait(*, settings: Settings, timeout: int = 120) -> Generator:
+def cluster_healthy_wait(
+    *, settings: Settings, timeout: int = 120, client: ClientFiles | None = None
+) -> Generator:
     """
     Wait until every member of the cluster is healthy, as this member sees it.
 
     + settings: this member's validated settings
     + timeout: seconds to wait
+    + client: etcdctl's certificate, key and CA file (default: this tool's)
     """
-    view = host.get_fact(EtcdCluster, etcdctl_args=etcdctl_for(settings))
+    args = etcdctl_for(settings, client)
+    view = host.get_fact(EtcdCluster, etcdctl_args=args)
     if cluster_healthy(view):
         host.noop("the etcd cluster is healthy")
         return
-    yield script(_WAIT_HEALTHY, etcdctl=etcdctl_for(settings), tries=timeout * 2, timeout=timeout)
+    yield script(_WAIT_HEALTHY, etcdctl=args, tries=timeout * 2, timeout=timeout)
 
 
 @operation()

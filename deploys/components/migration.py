@@ -1,0 +1,180 @@
+"""cfssl -> step-ca, one phase a component (each ends at a shared barrier), resumable.
+
+The phase a host completed is recorded in MARKER; a run picks up after it.
+"""
+
+from __future__ import annotations
+
+import time
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.operations import files
+from pyinfra.operations.util import any_changed
+
+from deploys.components import component
+from deploys.settings import Settings, all_settings, load_settings
+from facts.paths import FileText
+from operations.binaries import release_binaries
+from operations.certificates import node_certificates
+from operations.etcd import (
+    ClientFiles,
+    TLSFiles,
+    cluster_healthy_wait,
+    member,
+    peers_of,
+    rolling_restart,
+    standard_tls,
+)
+from operations.migration import legacy_removed, trust_bundles
+from operations.renewal import renewal_units, unit_files
+
+MARKER = "/var/lib/etcd-step-pki/cfssl-migration"
+PHASES = ("bundle", "certs", "final", "done")
+
+
+def completed() -> int:
+    """How many phases this host has completed."""
+    text = (host.get_fact(FileText, path=MARKER) or "").strip()
+    return PHASES.index(text) + 1 if text in PHASES else 0
+
+
+def _record(phase: str) -> None:
+    files.directory(name="Migration state directory", path=MARKER.rsplit("/", 1)[0], mode="0700")
+    files.put(name=f"Phase {phase} done", src=StringIO(f"{phase}\n"), dest=MARKER, mode="0600")
+
+
+def _legacy_name(settings: Settings, kind: str, key: bool = False) -> str:
+    pattern = settings.cfssl.key_name if key else settings.cfssl.cert_name
+    return f"{settings.ssl_dir}/{pattern.format(name=settings.node_name, kind=kind)}"
+
+
+def legacy_tls(settings: Settings) -> TLSFiles:
+    """The cfssl certificates, with trust in the (transitional) bundles."""
+    return TLSFiles(
+        _legacy_name(settings, "peer"),
+        _legacy_name(settings, "peer", key=True),
+        _legacy_name(settings, "server"),
+        _legacy_name(settings, "server", key=True),
+        f"{settings.ssl_dir}/peer-ca.crt",
+        f"{settings.ssl_dir}/client-ca.crt",
+    )
+
+
+def _client(settings: Settings, legacy: bool) -> ClientFiles:
+    """etcdctl's files while members may still present cfssl certificates: the bundle as CA,
+    the old client certificate until the new one is there."""
+    own = settings.client_certificate
+    cert, key = (
+        (_legacy_name(settings, "client"), _legacy_name(settings, "client", key=True))
+        if legacy
+        else (own.crt, own.key)
+    )
+    return ClientFiles(cert, key, f"{settings.ssl_dir}/client-ca.crt")
+
+
+def legacy_files(settings: Settings) -> list[str]:
+    paths = [
+        f"{settings.ssl_dir}/{settings.cfssl.peer_ca}",
+        f"{settings.ssl_dir}/{settings.cfssl.client_ca}",
+    ]
+    for item in settings.certificates:
+        paths += [_legacy_name(settings, item.kind), _legacy_name(settings, item.kind, key=True)]
+    return paths
+
+
+def _member_config(settings: Settings, tls: TLSFiles):
+    return member(
+        name="etcd member configuration",
+        settings=settings,
+        peers=peers_of(all_settings()),
+        config_path=settings.member_file("conf.yml"),
+        tls=tls,
+    )
+
+
+@component("cfssl migration 1/4: trust both CAs")
+def trust_phase() -> None:
+    """Every host trusts the old CAs and the new root; members restart one at a time."""
+    settings = load_settings()
+    if not settings.needs_certificates or completed() >= 1:
+        return
+    ssl = settings.ssl_dir
+    trust = trust_bundles(
+        name="Transitional trust bundles",
+        settings=settings,
+        old_roots={
+            f"{ssl}/peer-ca.crt": f"{ssl}/{settings.cfssl.peer_ca}",
+            f"{ssl}/client-ca.crt": f"{ssl}/{settings.cfssl.client_ca}",
+        },
+    )
+    if settings.is_member:
+        config = _member_config(settings, legacy_tls(settings))
+        rolling_restart(
+            name="Rolling restart onto the bundles",
+            settings=settings,
+            client=_client(settings, legacy=True),
+            _serial=True,
+            _if=any_changed(trust, config),
+        )
+    _record("bundle")
+
+
+@component("cfssl migration 2/4: step-ca certificates")
+def certificates_phase() -> None:
+    """Keys and certificates from step-ca on every host; members switch one at a time."""
+    settings = load_settings()
+    if not settings.needs_certificates or completed() >= 2:
+        return
+    release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
+    node_certificates(
+        name="Trust and certificates",
+        settings=settings,
+        ca_url=settings.ca_url,
+        now=time.time(),
+        trust_links=False,
+    )
+    renewal_units(
+        name="Renewal units",
+        files=unit_files(settings, settings.ca_url),
+        enabled=settings.renewal.enabled,
+    )
+    if settings.is_member:
+        config = _member_config(settings, standard_tls(settings))
+        rolling_restart(
+            name="Rolling restart onto the new certificates",
+            settings=settings,
+            client=_client(settings, legacy=False),
+            _serial=True,
+            _if=any_changed(config),
+        )
+    _record("certs")
+
+
+@component("cfssl migration 3/4: the new root only")
+def root_only_phase() -> None:
+    """The old CAs leave the trust files; members restart one at a time."""
+    settings = load_settings()
+    if not settings.needs_certificates or completed() >= 3:
+        return
+    trust = trust_bundles(name="Trust the new root only", settings=settings, old_roots=None)
+    if settings.is_member:
+        rolling_restart(
+            name="Rolling restart onto the new root",
+            settings=settings,
+            _serial=True,
+            _if=any_changed(trust),
+        )
+    _record("final")
+
+
+@component("cfssl migration 4/4: old files removed")
+def cleanup_phase() -> None:
+    """Once the cluster is healthy on the new certificates, the old *.pem go."""
+    settings = load_settings()
+    if not settings.needs_certificates or completed() >= 4:
+        return
+    if settings.is_member:
+        cluster_healthy_wait(name="etcd cluster is healthy", settings=settings)
+    legacy_removed(name="Old cfssl files", paths=legacy_files(settings))
+    _record("done")

@@ -1,0 +1,39 @@
+"""Move a running etcd cluster from cfssl certificates to step-ca, without downtime.
+
+    pyinfra inventories/<environment>.py deploys/migrate_cfssl.py
+
+1. step-ca on the cert-managers (the cluster is not touched);
+2. trust bundles (old peer/client CA + new root) on every host, rolling restart;
+3. step-ca keys and certificates on every host, members switched one at a time;
+4. the old CAs out of the trust files, rolling restart;
+5. the old *.pem removed once the cluster is healthy on the new certificates.
+
+Each phase completes on every host before the next; a host records the phases it completed,
+so an interrupted run (or `--data cfssl_migration_stop_after=bundle|certs|final`) resumes
+where it stopped. Afterwards deploys/cluster.py converges everything as usual.
+"""
+
+from pyinfra import host
+
+from deploys.components.ca import certificate_authority
+from deploys.components.migration import (
+    certificates_phase,
+    cleanup_phase,
+    root_only_phase,
+    trust_phase,
+)
+from deploys.settings import SettingsError
+
+STOPS = (None, "bundle", "certs", "final")
+stop = host.data.get("cfssl_migration_stop_after")
+if stop not in STOPS:
+    raise SettingsError(f"cfssl_migration_stop_after: {stop!r} is not one of {STOPS[1:]}")
+
+certificate_authority()
+trust_phase()
+if stop != "bundle":
+    certificates_phase()
+    if stop != "certs":
+        root_only_phase()
+        if stop != "final":
+            cleanup_phase()

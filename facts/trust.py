@@ -1,0 +1,52 @@
+"""The trust files of a node (links or PEM bundles), read in one command. Public data only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyinfra.api import FactBase, StringCommand
+
+from operations.shell import script
+
+_MARK = "### etcd-step-pki "
+
+
+class TrustFiles(FactBase[dict]):
+    """`{path: {"link": target} | {"pem": text} | None}` for each of `paths`."""
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def command(self, paths: Sequence[str]) -> StringCommand:
+        return script(
+            'for p in {paths}; do if [ -L "$p" ]; then echo {mark}link "$p"; readlink "$p";'
+            ' elif [ -f "$p" ]; then echo {mark}pem "$p"; cat "$p";'
+            ' else echo {mark}missing "$p"; fi; done',
+            paths=list(paths),
+            mark=_MARK,
+        )
+
+    def process(self, output: list[str]) -> dict:
+        result: dict[str, dict | None] = {}
+        kind, path, lines = None, None, []
+
+        def close() -> None:
+            if path is None:
+                return
+            if kind == "link":
+                result[path] = {"link": "\n".join(lines).strip()}
+            elif kind == "pem":
+                result[path] = {"pem": "\n".join(lines).strip() + "\n"}
+            else:
+                result[path] = None
+
+        for line in output:
+            if line.startswith(_MARK):
+                close()
+                kind, _, path = line[len(_MARK) :].partition(" ")
+                lines = []
+            else:
+                lines.append(line)
+        close()
+        return result

@@ -1,0 +1,74 @@
+"""Moving a running etcd cluster from cfssl certificates to step-ca, without downtime.
+
+Trust first (the old peer and client CAs and the new root in one bundle each), then the new
+certificates, then the old roots out: each step on every host before the next, each followed
+by a rolling restart of the members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping, Sequence
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, OperationError, operation
+
+from deploys.settings import Settings
+from facts.paths import ExistingPaths
+from facts.trust import TrustFiles
+from operations.certificates import ca_material
+from operations.shell import script
+
+
+@operation()
+def trust_bundles(*, settings: Settings, old_roots: Mapping[str, str] | None) -> Generator:
+    """
+    Point peer-ca.crt and client-ca.crt at the CA: bundles of the new root and the old
+    cfssl CA (transition), or links to root_ca.crt (the end).
+
+    + settings: this host's validated settings
+    + old_roots: trust file -> the old CA's PEM file to add to it; None: the new root only
+    """
+    targets = [f"{settings.ssl_dir}/peer-ca.crt", f"{settings.ssl_dir}/client-ca.crt"]
+    found = host.get_fact(TrustFiles, paths=[*targets, *(old_roots or {}).values()])
+    if old_roots is None:
+        changed = [t for t in targets if found.get(t) != {"link": "root_ca.crt"}]
+        for target in changed:
+            # Renamed over the bundle: a reader never finds the file missing.
+            yield script("ln -sfn root_ca.crt {t}.new && mv -Tf {t}.new {t}", t=target)
+        if not changed:
+            host.noop("peer-ca.crt and client-ca.crt trust the new root only")
+        return
+    material = ca_material(host.state, settings.primary, settings.ca_path)
+    if not material["root"]:
+        if host.state.is_executing:
+            raise OperationError(f"the CA on {settings.primary} has no root certificate yet")
+        yield script("true  # trust bundles once the CA exists")
+        return
+    changed = []
+    for target, old in old_roots.items():
+        old_pem = (found.get(old) or {}).get("pem")
+        if old_pem is None:
+            raise OperationError(f"{old} is missing: it should hold the old cfssl CA")
+        wanted = material["root"].strip() + "\n" + old_pem
+        if found.get(target) != {"pem": wanted}:
+            changed.append(target)
+            yield script("install -d -m 0755 {d}; rm -f {t}.new", d=settings.ssl_dir, t=target)
+            yield FileUploadCommand(StringIO(wanted), target + ".new")
+            yield script("chmod 0644 {t}.new && mv -Tf {t}.new {t}", t=target)
+    if not changed:
+        host.noop("peer-ca.crt and client-ca.crt trust the old and the new CA")
+
+
+@operation()
+def legacy_removed(*, paths: Sequence[str]) -> Generator:
+    """
+    Remove the old cfssl files that are still there.
+
+    + paths: the old certificates, keys and CA files
+    """
+    present = host.get_fact(ExistingPaths, paths=list(paths))
+    if not present:
+        host.noop("no old cfssl file is left")
+        return
+    yield script("rm -f {paths}", paths=present)
