@@ -168,7 +168,11 @@ def _objects(s3: dict[str, str]) -> dict[str, bytes]:
 
 
 def test_backup_to_s3_is_encrypted_to_the_recipient(ha_hosts: Scenario, s3, keys) -> None:
+    before = _snapshot_controller_files()
     run = _run(ha_hosts, "deploys/backup_ca.py", *_backup_data(s3, keys))
+    password = docker_exec(ha_hosts, PRIMARY, f"cat {CA}/secrets/password").stdout.strip()
+    assert password not in run.output
+    assert not _files_containing(password.encode(), _snapshot_controller_files() - before)
     assert set(run.changes) == {PRIMARY}
     objects = _objects(s3)
     latest = objects["step-ca/latest"].decode()
@@ -258,6 +262,24 @@ def test_restore_from_s3_after_the_ca_state_is_lost(ha_hosts: Scenario, s3, keys
         != serial
     )
     assert _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys)).changes == {}
+
+
+def test_restore_from_the_backup_cert_manager(ha_hosts: Scenario) -> None:
+    _run(ha_hosts, "deploys/replicate_ca.py")
+    fingerprint = _fingerprint(ha_hosts, PRIMARY)
+    docker_exec(ha_hosts, PRIMARY, f"systemctl stop step-ca && rm -rf {CA}")
+    source = ["--data", f"ca_restore_from={BACKUP}"]
+    run = _run(ha_hosts, "deploys/restore_ca.py", *source)
+    assert PRIMARY in run.changes
+    assert _fingerprint(ha_hosts, PRIMARY) == fingerprint
+    assert _ca_files(ha_hosts, PRIMARY) == _ca_files(ha_hosts, BACKUP)
+    health = docker_exec(ha_hosts, PRIMARY, f"curl -sS --cacert {CA}/certs/root_ca.crt "
+                         "https://etcd-k8s-1:9000/health").stdout  # fmt: skip
+    assert json.loads(health) == {"status": "ok"}
+    assert _run(ha_hosts, "deploys/restore_ca.py", *source).changes == {}
+    refused = _run(ha_hosts, "deploys/restore_ca.py", "--data", f"ca_restore_from={PRIMARY}",
+                   check=False)  # fmt: skip
+    assert refused.returncode != 0 and "ca_restore_from" in refused.output
 
 
 def test_complete_disaster_rebuilds_from_backups(
