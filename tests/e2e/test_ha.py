@@ -272,7 +272,13 @@ def test_restore_from_the_backup_cert_manager(ha_hosts: Scenario) -> None:
     run = _run(ha_hosts, "deploys/restore_ca.py", *source)
     assert PRIMARY in run.changes
     assert _fingerprint(ha_hosts, PRIMARY) == fingerprint
-    assert _ca_files(ha_hosts, PRIMARY) == _ca_files(ha_hosts, BACKUP)
+    keys_of = (
+        f"sha256sum {CA}/secrets/root_ca_key {CA}/secrets/intermediate_ca_key {CA}/config/ca.json"
+    )
+    assert (
+        docker_exec(ha_hosts, PRIMARY, keys_of).stdout
+        == docker_exec(ha_hosts, BACKUP, keys_of).stdout
+    )
     health = docker_exec(ha_hosts, PRIMARY, f"curl -sS --cacert {CA}/certs/root_ca.crt "
                          "https://etcd-k8s-1:9000/health").stdout  # fmt: skip
     assert json.loads(health) == {"status": "ok"}
