@@ -29,10 +29,12 @@ from tests.harness.hosts import (
     default_hosts,
     docker_exec,
     scenario_hosts,
+    set_inventory,
     state_dir_for,
 )
 from tests.harness.pyinfra_run import PYINFRA, run_pyinfra
 from tests.harness.s3 import CREDENTIALS, make_gpg_key, s3_server
+from tests.harness.writer import ContinuousWriter
 
 OUT = REPO / "benchmarks"
 SSL = "/etc/etcd/ssl"
@@ -67,41 +69,13 @@ def _scenario(name: str, subnet: str, archives: Path, clients: int = 1) -> Scena
     )
 
 
-def _inventory(scenario: Scenario, names: list[str]) -> None:
-    state_file = scenario.state_dir / "hosts.json"
-    state = json.loads(state_file.read_text())
-    by_name = {h.name: h for h in scenario.hosts}
-    state["hosts"] = [
-        {"name": n, "address": by_name[n].address, "groups": list(by_name[n].groups)} for n in names
-    ]
-    state_file.write_text(json.dumps(state, indent=2))
-
-
-class Writer:
-    """A client writing all along; counts the writes that failed."""
-
-    def __init__(self, scenario: Scenario) -> None:
-        self.scenario = scenario
-
-    def __enter__(self) -> Writer:
-        endpoints = ",".join(f"https://etcd-k8s-{i}:2379" for i in (1, 2, 3))
-        put = (
-            f"/opt/bin/etcdctl --endpoints={endpoints} --cacert={SSL}/root_ca.crt "
-            f"--cert={SSL}/client-1-client.crt --key={SSL}/client-1-client.key put /bench/$i $i"
-        )
-        loop = (
-            "rm -f /tmp/stop /tmp/result; i=0; f=0; while [ ! -e /tmp/stop ]; do i=$((i+1));"
-            f" {put} >/dev/null 2>&1 || f=$((f+1)); done; echo $i $f > /tmp/result"
-        )
-        container = self.scenario.container("client-1")
-        self.proc = subprocess.Popen(["docker", "exec", container, "sh", "-c", loop])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        docker_exec(self.scenario, "client-1", "touch /tmp/stop")
-        self.proc.wait(timeout=120)
-        writes, failed = docker_exec(self.scenario, "client-1", "cat /tmp/result").stdout.split()
-        self.writes, self.failed = int(writes), int(failed)
+def Writer(scenario: Scenario) -> ContinuousWriter:
+    endpoints = ",".join(f"https://etcd-k8s-{i}:2379" for i in (1, 2, 3))
+    put = (
+        f"/opt/bin/etcdctl --endpoints={endpoints} --cacert={SSL}/root_ca.crt "
+        f"--cert={SSL}/client-1-client.crt --key={SSL}/client-1-client.key put /bench/$i $i"
+    )
+    return ContinuousWriter(scenario, "client-1", put)
 
 
 def main_cluster(archives: Path, results: dict) -> None:
@@ -109,7 +83,7 @@ def main_cluster(archives: Path, results: dict) -> None:
     scenario.hosts.append(TestHost("etcd-k8s-4", "172.28.71.14", ("etcd",)))
     base = ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"]
     with scenario_hosts(scenario) as hosts, s3_server() as endpoint:
-        _inventory(hosts, base)
+        set_inventory(hosts, base)
         results["floor"] = floor(hosts)
         results["create"] = timed(lambda: run_pyinfra(hosts, "deploys/cluster.py"))
         reruns = []
@@ -120,13 +94,13 @@ def main_cluster(archives: Path, results: dict) -> None:
             assert run.changes == {}, run.changes
         results["rerun"] = statistics.median(reruns)
 
-        _inventory(hosts, [*base, "etcd-k8s-4"])
+        set_inventory(hosts, [*base, "etcd-k8s-4"])
         results["floor_5"] = floor(hosts)
         results["add_member"] = timed(
             lambda: run_pyinfra(hosts, "deploys/cluster.py", "--limit", "etcd-k8s-4")
         )
         run_pyinfra(hosts, "deploys/remove_node.py", "--data", "etcd_remove_node=etcd-k8s-4")
-        _inventory(hosts, base)
+        set_inventory(hosts, base)
 
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with Writer(hosts) as writer:

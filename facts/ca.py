@@ -11,9 +11,8 @@ import json
 from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.facts import FactProcessError
 
+from facts.sections import MARK, sections
 from operations.shell import script
-
-_MARK = "### etcd-step-pki "
 
 
 class CAState(FactBase[dict]):
@@ -34,28 +33,21 @@ class CAState(FactBase[dict]):
             ' done; echo "$m"files;'
             ' if [ -d "$p" ]; then find "$p" -maxdepth 2 -printf "%m %u %g %y %p\\n"; fi',
             path=path.rstrip("/"),
-            mark=_MARK,
+            mark=MARK,
         )
 
     def process(self, output: list[str]) -> dict:
-        sections: dict[str, list[str]] = {}
-        current = None
-        for line in output:
-            if line.startswith(_MARK):
-                current = line[len(_MARK) :].strip()
-                sections[current] = []
-            elif current is not None:
-                sections[current].append(line)
+        found = sections(output)
         result = self.default()
-        if "config" in sections:
+        if "config" in found:
             try:
-                result["config"] = json.loads("\n".join(sections["config"]))
+                result["config"] = json.loads("\n".join(found["config"]))
             except json.JSONDecodeError as error:
                 raise FactProcessError(f"ca.json is not valid JSON: {error}") from None
         for kind in ("root", "intermediate"):
-            if kind in sections:
-                result[kind] = "\n".join(sections[kind]).strip() + "\n"
-        for line in sections.get("files", []):
+            if kind in found:
+                result[kind] = "\n".join(found[kind]).strip() + "\n"
+        for line in found.get("files", []):
             parts = line.split(" ", 4)
             if len(parts) == 5:
                 mode, user, group, kind, path = parts

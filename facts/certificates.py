@@ -15,9 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from pyinfra.api import FactBase, StringCommand
 
+from facts.sections import MARK
 from operations.shell import script
-
-_MARK = "### etcd-step-pki "
 
 
 def _public_der(key: object) -> bytes:
@@ -92,7 +91,7 @@ class NodeCertificates(FactBase[dict]):
             ' echo "$m"cert "$1"; cat "$1" 2>/dev/null;'
             ' echo "$m"modes "$1"; stat -c "%a %U %G %n" "$1" "$2" 2>/dev/null;'
             ' echo "$m"pub "$1"; openssl pkey -in "$2" -pubout 2>/dev/null; shift 2; done',
-            mark=_MARK,
+            mark=MARK,
             step_path=step_path,
             ssl_dir=ssl_dir,
             flat=flat,
@@ -105,8 +104,8 @@ class NodeCertificates(FactBase[dict]):
         sections: dict[tuple[str, str], list[str]] = {}
         key: tuple[str, str] | None = None
         for line in output[2:]:
-            if line.startswith(_MARK):
-                kind, _, arg = line[len(_MARK) :].partition(" ")
+            if line.startswith(MARK):
+                kind, _, arg = line[len(MARK) :].partition(" ")
                 key = (kind.strip(), arg.strip())
                 sections[key] = []
             elif key is not None:

@@ -6,9 +6,8 @@ import json
 
 from pyinfra.api import FactBase, StringCommand
 
+from facts.sections import MARK, sections
 from operations.shell import script
-
-_MARK = "### etcd-step-pki "
 
 
 def etcdctl(
@@ -39,22 +38,22 @@ class EtcdMember(FactBase[dict]):
             'm={mark}; echo "$m"unit; systemctl show -p ActiveState -p MainPID {unit};'
             ' echo "$m"data; if [ -d {data}/member ]; then echo yes; else echo no; fi;'
             ' if [ -f {config} ]; then echo "$m"config; cat {config}; fi',
-            mark=_MARK,
+            mark=MARK,
             unit=unit,
             data=data_dir,
             config=config,
         )
 
     def process(self, output: list[str]) -> dict:
-        sections = _sections(output)
+        parts = sections(output)
         # `systemctl show` prints properties in its own order, not the order asked for.
-        unit = dict(line.strip().partition("=")[::2] for line in sections.get("unit", []))
+        unit = dict(line.strip().partition("=")[::2] for line in parts.get("unit", []))
         result = self.default()
         result["active"] = unit.get("ActiveState") == "active"
         result["pid"] = unit.get("MainPID", "0")
-        result["bootstrapped"] = sections.get("data", ["no"])[0].strip() == "yes"
-        if "config" in sections:
-            result["config"] = "\n".join(sections["config"]) + "\n"
+        result["bootstrapped"] = parts.get("data", ["no"])[0].strip() == "yes"
+        if "config" in parts:
+            result["config"] = "\n".join(parts["config"]) + "\n"
         return result
 
 
@@ -72,15 +71,15 @@ class EtcdCluster(FactBase[dict]):
             ' echo "$m"members; c member list || exit 0;'
             ' echo "$m"health; c endpoint health --cluster;'
             ' echo "$m"status; c endpoint status --cluster; true',
-            mark=_MARK,
+            mark=MARK,
             etcdctl=etcdctl_args,
         )
 
     def process(self, output: list[str]) -> dict:
-        sections = _sections(output)
+        parts = sections(output)
         result = self.default()
         errors = []
-        members = _json(sections.get("members", []))
+        members = _json(parts.get("members", []))
         if isinstance(members, dict):
             result["members"] = [
                 {
@@ -93,8 +92,8 @@ class EtcdCluster(FactBase[dict]):
                 for m in members.get("members", [])
             ]
         else:
-            errors.append(" ".join(sections.get("members", [])).strip())
-        health = _json(sections.get("health", []))
+            errors.append(" ".join(parts.get("members", [])).strip())
+        health = _json(parts.get("health", []))
         if isinstance(health, list):
             result["health"] = [
                 {"endpoint": h.get("endpoint"), "healthy": h.get("health", False),
@@ -102,8 +101,8 @@ class EtcdCluster(FactBase[dict]):
                 for h in health
             ]  # fmt: skip
         else:
-            errors.append(" ".join(sections.get("health", [])).strip())
-        status = _json(sections.get("status", []))
+            errors.append(" ".join(parts.get("health", [])).strip())
+        status = _json(parts.get("status", []))
         if isinstance(status, list):
             result["status"] = [
                 {
@@ -136,18 +135,6 @@ def cluster_healthy(cluster: dict) -> bool:
         and len(health) >= len(cluster["members"])
         and all(h["healthy"] for h in health)
     )
-
-
-def _sections(output: list[str]) -> dict[str, list[str]]:
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in output:
-        if line.startswith(_MARK):
-            current = line[len(_MARK) :].strip()
-            sections[current] = []
-        elif current is not None:
-            sections[current].append(line)
-    return sections
 
 
 def _json(lines: list[str]) -> object:

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 
 from pyinfra.api import FactBase, StringCommand
 
+from facts.sections import MARK
 from operations.shell import script
-
-_MARK = "### etcd-step-pki "
 
 
 class TrustFiles(FactBase[dict]):
@@ -24,7 +23,7 @@ class TrustFiles(FactBase[dict]):
             ' elif [ -f "$p" ]; then echo {mark}pem "$p"; cat "$p";'
             ' else echo {mark}missing "$p"; fi; done',
             paths=list(paths),
-            mark=_MARK,
+            mark=MARK,
         )
 
     def process(self, output: list[str]) -> dict:
@@ -42,9 +41,9 @@ class TrustFiles(FactBase[dict]):
                 result[path] = None
 
         for line in output:
-            if line.startswith(_MARK):
+            if line.startswith(MARK):
                 close()
-                kind, _, path = line[len(_MARK) :].partition(" ")
+                kind, _, path = line[len(MARK) :].partition(" ")
                 lines = []
             else:
                 lines.append(line)

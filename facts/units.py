@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from pyinfra.api import FactBase, StringCommand
 
+from facts.sections import MARK
 from operations.shell import script
 
 PROPERTIES = (
@@ -20,7 +21,6 @@ PROPERTIES = (
     "LastTriggerUSec",
     "NextElapseUSecRealtime",
 )
-_MARK = "### etcd-step-pki "
 
 
 class Units(FactBase[dict]):
@@ -41,7 +41,7 @@ class Units(FactBase[dict]):
             " systemctl show --no-pager {props} -- {units} 2>/dev/null || true",
             units=list(units),
             directory=directory.rstrip("/"),
-            mark=_MARK,
+            mark=MARK,
             props=[flag for p in PROPERTIES for flag in ("-p", p)],
         )
 
@@ -49,7 +49,7 @@ class Units(FactBase[dict]):
         result = self.default()
         lines = iter(output)
         for line in lines:
-            if line.startswith(_MARK):
+            if line.startswith(MARK):
                 break
             name, _, digest = line.partition(" ")
             result["files"][name] = None if digest.strip() == "-" else digest.strip()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_scenario
-from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts
+from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts, set_inventory
 from tests.harness.pyinfra_run import run_pyinfra
+from tests.harness.writer import ContinuousWriter
 
 pytestmark = pytest.mark.e2e
 
@@ -41,24 +41,12 @@ def _healthy(scenario: Scenario, via: str = "etcd-k8s-1") -> bool:
     return out.returncode == 0 and all(h["health"] for h in json.loads(out.stdout))
 
 
-def _set_inventory(scenario: Scenario, names: set[str]) -> None:
-    """The inventory (hosts.json) lists only `names` of the scenario's containers."""
-    state_file = scenario.state_dir / "hosts.json"
-    state = json.loads(state_file.read_text())
-    state["hosts"] = [
-        {"name": h.name, "address": h.address, "groups": list(h.groups)}
-        for h in scenario.hosts
-        if h.name in names
-    ]
-    state_file.write_text(json.dumps(state, indent=2))
-
-
 @pytest.fixture(scope="module")
 def cluster_hosts(release_archives: Path) -> Iterator[Scenario]:
     scenario = fresh_scenario("pki-test-cluster", SUBNET, release_archives)
     scenario.hosts.append(FOURTH)
     with scenario_hosts(scenario) as started:
-        _set_inventory(started, {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"})
+        set_inventory(started, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
         yield started
 
 
@@ -206,26 +194,12 @@ def test_a_configuration_change_restarts_members_one_at_a_time(
     pids = {h: docker_exec(cluster_hosts, h, "pidof etcd").stdout.strip() for h in members}
     endpoints = ",".join(f"https://etcd-k8s-{i}:2379" for i in (1, 2, 3))
     # A client writes all along; with one member down at a time every write succeeds.
-    writer = (
-        "i=0; fail=0; while [ ! -e /tmp/stop-writer ]; do i=$((i+1)); "
-        + etcdctl("client-1", "put /rolling/$i $i", endpoints=endpoints)
-        + " >/dev/null 2>&1 || fail=$((fail+1)); done; echo $i $fail > /tmp/writer-result"
-    )
-    docker_exec(cluster_hosts, "client-1", "rm -f /tmp/stop-writer /tmp/writer-result")
-    background = subprocess.Popen(
-        ["docker", "exec", cluster_hosts.container("client-1"), "sh", "-c", writer]
-    )
-    try:
+    put = etcdctl("client-1", "put /rolling/$i $i", endpoints=endpoints)
+    with ContinuousWriter(cluster_hosts, "client-1", put) as writer:
         run = run_pyinfra(
             cluster_hosts, "deploys/cluster.py", "--data", "etcd_tls_min_version=TLS1.3"
         )
-    finally:
-        docker_exec(cluster_hosts, "client-1", "touch /tmp/stop-writer")
-        background.wait(timeout=60)
-    writes, failures = docker_exec(
-        cluster_hosts, "client-1", "cat /tmp/writer-result"
-    ).stdout.split()
-    assert int(writes) > 10 and int(failures) == 0
+    assert writer.writes > 10 and writer.failed == 0
     for host in members:
         assert "etcd | Rolling restart after a change" in run.changes[host]
         assert docker_exec(cluster_hosts, host, "pidof etcd").stdout.strip() != pids[host]
@@ -251,7 +225,7 @@ def test_a_configuration_change_restarts_members_one_at_a_time(
 
 
 def test_a_fourth_member_joins_with_limit(cluster_hosts: Scenario, created) -> None:
-    _set_inventory(cluster_hosts, {h.name for h in cluster_hosts.hosts})
+    set_inventory(cluster_hosts, [h.name for h in cluster_hosts.hosts])
     # Not while the cluster is unhealthy.
     docker_exec(cluster_hosts, "etcd-k8s-3", "systemctl stop etcd-k8s-3.service")
     try:
@@ -294,7 +268,7 @@ def test_the_fourth_member_is_removed(cluster_hosts: Scenario, created) -> None:
     ).stdout.split()  # fmt: skip
     assert left == ["inactive"]
     assert run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove).changes == {}
-    _set_inventory(cluster_hosts, {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"})
+    set_inventory(cluster_hosts, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
 
 
 def test_snapshot_save_and_restore(cluster_hosts: Scenario, created, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from tests.conftest import fresh_scenario
 from tests.harness import artifacts
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
 from tests.harness.pyinfra_run import run_pyinfra
+from tests.harness.writer import ContinuousWriter
 
 pytestmark = pytest.mark.e2e
 
@@ -45,28 +45,12 @@ def _pids(scenario: Scenario) -> dict[str, str]:
     return {h: docker_exec(scenario, h, "pidof etcd").stdout.strip() for h in MEMBERS}
 
 
-class Writer:
-    """A client writing to the cluster all along, counting failed writes."""
-
-    def __init__(self, scenario: Scenario) -> None:
-        self.scenario = scenario
-        endpoints = ",".join(f"https://{h}:2379" for h in MEMBERS)
-        put = etcdctl("client-1", "put /day2/$i $i", endpoints=endpoints)
-        self.loop = (
-            "rm -f /tmp/stop /tmp/result; i=0; fail=0; while [ ! -e /tmp/stop ]; do i=$((i+1));"
-            f" {put} >/dev/null 2>&1 || fail=$((fail+1)); done; echo $i $fail > /tmp/result"
-        )
-
-    def __enter__(self) -> Writer:
-        container = self.scenario.container("client-1")
-        self.proc = subprocess.Popen(["docker", "exec", container, "sh", "-c", self.loop])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        docker_exec(self.scenario, "client-1", "touch /tmp/stop")
-        self.proc.wait(timeout=60)
-        writes, failures = docker_exec(self.scenario, "client-1", "cat /tmp/result").stdout.split()
-        self.writes, self.failures = int(writes), int(failures)
+def Writer(scenario: Scenario) -> ContinuousWriter:
+    """client-1 writing through every member all along."""
+    endpoints = ",".join(f"https://{h}:2379" for h in MEMBERS)
+    return ContinuousWriter(
+        scenario, "client-1", etcdctl("client-1", "put /day2/$i $i", endpoints=endpoints)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +73,7 @@ def test_rolling_upgrade_of_etcd(day2_hosts: Scenario) -> None:
     assert OLD_ETCD in version
     with Writer(day2_hosts) as writer:
         run = run_pyinfra(day2_hosts, "deploys/cluster.py")
-    assert writer.writes > 10 and writer.failures == 0
+    assert writer.writes > 10 and writer.failed == 0
     for host in MEMBERS:
         assert "etcd | Rolling restart after a change" in run.changes[host]
         out = docker_exec(day2_hosts, host, etcdctl(host, "endpoint status -w json")).stdout
@@ -107,7 +91,7 @@ def test_renew_now_renews_the_chosen_certificates(day2_hosts: Scenario) -> None:
     with Writer(day2_hosts) as writer:
         run = run_pyinfra(day2_hosts, "deploys/renew.py", *args)
     assert set(run.changes) == set(MEMBERS)
-    assert writer.failures == 0
+    assert writer.failed == 0
     for pair, serial in before.items():
         assert _serial(day2_hosts, *pair) != serial, pair
     assert _serial(day2_hosts, "etcd-k8s-2", "client") == client
@@ -171,7 +155,7 @@ def test_maintenance_compacts_and_defragments(day2_hosts: Scenario) -> None:
 
     with Writer(day2_hosts) as writer:
         run = run_pyinfra(day2_hosts, "deploys/etcd_maintenance.py", *args)
-    assert writer.failures == 0
+    assert writer.failed == 0
     assert "etcd maintenance | Compact the history" in run.changes["etcd-k8s-1"]
     assert all("etcd maintenance | Defragment" in run.changes[h] for h in MEMBERS)
     after = sizes()

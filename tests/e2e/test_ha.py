@@ -15,7 +15,14 @@ import boto3
 import pytest
 
 from tests.conftest import fresh_scenario
-from tests.harness.hosts import REPO, Scenario, TestHost, docker_exec, scenario_hosts
+from tests.harness.hosts import (
+    REPO,
+    Scenario,
+    TestHost,
+    docker_exec,
+    scenario_hosts,
+    set_inventory,
+)
 from tests.harness.pyinfra_run import run_pyinfra
 from tests.harness.s3 import CREDENTIALS, GpgKey, make_gpg_key, s3_server
 
@@ -27,17 +34,6 @@ PRIMARY, BACKUP = "etcd-k8s-1", "etcd-k8s-2"
 SUBNET = "172.28.68.0/24"
 NEWCOMER = TestHost("client-2", "172.28.68.102", ("etcd_clients",))
 BUCKET = "etcd-pki-backups"
-
-
-def _set_inventory(scenario: Scenario, order: list[str]) -> None:
-    """hosts.json lists these hosts, in this order (the first cert-manager is the primary)."""
-    state_file = scenario.state_dir / "hosts.json"
-    state = json.loads(state_file.read_text())
-    by_name = {h.name: h for h in scenario.hosts}
-    state["hosts"] = [
-        {"name": n, "address": by_name[n].address, "groups": list(by_name[n].groups)} for n in order
-    ]
-    state_file.write_text(json.dumps(state, indent=2))
 
 
 def _ca_files(scenario: Scenario, host: str) -> str:
@@ -79,7 +75,7 @@ def ha_hosts(release_archives: Path) -> Iterator[Scenario]:
     scenario = fresh_scenario("pki-test-ha", SUBNET, release_archives)
     scenario.hosts.append(NEWCOMER)
     with scenario_hosts(scenario) as started:
-        _set_inventory(started, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
+        set_inventory(started, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
         run_pyinfra(started, "deploys/cluster.py")
         yield started
 
@@ -375,7 +371,7 @@ def test_failover_to_the_backup(ha_hosts: Scenario) -> None:
     )
     assert again.changes == {}
     # The inventory as the run said: the backup first. A new node gets its certificates.
-    _set_inventory(ha_hosts, ["etcd-k8s-2", "etcd-k8s-1", "etcd-k8s-3", "client-1", "client-2"])
+    set_inventory(ha_hosts, ["etcd-k8s-2", "etcd-k8s-1", "etcd-k8s-3", "client-1", "client-2"])
     joined = _run(ha_hosts, "deploys/certs.py", "--limit", NEWCOMER.name)
     assert NEWCOMER.name in joined.changes
     crt = f"{SSL}/client-2-client.crt"

@@ -17,6 +17,7 @@ from templates import render
 from tests.conftest import fresh_scenario
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
 from tests.harness.pyinfra_run import run_pyinfra
+from tests.harness.writer import ContinuousWriter
 
 pytestmark = pytest.mark.e2e
 
@@ -111,33 +112,18 @@ def _legacy_cluster(scenario: Scenario, archives: Path) -> None:
     docker_exec(scenario, "etcd-k8s-1", health)
 
 
-class Writer:
+def Writer(scenario: Scenario) -> ContinuousWriter:
     """client-1 writing all along, with whatever trust and certificate it has at each write:
     the cfssl files at first, the bundle and the step-ca certificate once they are there."""
-
-    def __init__(self, scenario: Scenario) -> None:
-        self.scenario = scenario
-
-    def __enter__(self) -> Writer:
-        endpoints = ",".join(f"https://{h}:2379" for h in MEMBERS)
-        loop = (
-            "rm -f /tmp/stop /tmp/result; i=0; f=0; d=" + SSL + "; while [ ! -e /tmp/stop ]; do"
-            " i=$((i+1)); ca=$d/client-ca.crt; [ -e $ca ] || ca=$d/client-ca.pem;"
-            " c=$d/client-1-client.crt; k=$d/client-1-client.key;"
-            " [ -e $c ] || { c=$d/client-1-client.pem; k=$d/client-1-client-key.pem; };"
-            f" /opt/bin/etcdctl --endpoints={endpoints} --cacert=$ca --cert=$c --key=$k"
-            " put /migration/$i $i >/dev/null 2>&1 || f=$((f+1)); done; echo $i $f > /tmp/result"
-        )
-        self.proc = subprocess.Popen(
-            ["docker", "exec", self.scenario.container("client-1"), "sh", "-c", loop]
-        )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        docker_exec(self.scenario, "client-1", "touch /tmp/stop")
-        self.proc.wait(timeout=120)
-        writes, failed = docker_exec(self.scenario, "client-1", "cat /tmp/result").stdout.split()
-        self.writes, self.failed = int(writes), int(failed)
+    endpoints = ",".join(f"https://{h}:2379" for h in MEMBERS)
+    put = (
+        f"d={SSL}; ca=$d/client-ca.crt; [ -e $ca ] || ca=$d/client-ca.pem;"
+        " c=$d/client-1-client.crt; k=$d/client-1-client.key;"
+        " [ -e $c ] || { c=$d/client-1-client.pem; k=$d/client-1-client-key.pem; };"
+        f" /opt/bin/etcdctl --endpoints={endpoints} --cacert=$ca --cert=$c --key=$k"
+        " put /migration/$i $i"
+    )
+    return ContinuousWriter(scenario, "client-1", put)
 
 
 @pytest.fixture(scope="module")

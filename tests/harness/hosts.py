@@ -182,6 +182,18 @@ def write_scenario(scenario: Scenario) -> None:
     (scenario.state_dir / "hosts.json").write_text(json.dumps(inventory, indent=2))
 
 
+def set_inventory(scenario: Scenario, names: Sequence[str]) -> None:
+    """Let the inventory (hosts.json) list only these of the scenario's hosts, in this order
+    (the first cert-manager listed is the primary)."""
+    state_file = scenario.state_dir / "hosts.json"
+    state = json.loads(state_file.read_text())
+    by_name = {h.name: h for h in scenario.hosts}
+    state["hosts"] = [
+        {"name": n, "address": by_name[n].address, "groups": list(by_name[n].groups)} for n in names
+    ]
+    state_file.write_text(json.dumps(state, indent=2))
+
+
 def docker_exec(
     scenario: Scenario, host: str, command: str, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
