@@ -42,6 +42,16 @@ def _ca_files(scenario: Scenario, host: str) -> str:
     ).stdout
 
 
+def _renews(scenario: Scenario, host: str, kind: str) -> None:
+    """A certificate of `host` renews over mTLS by hand: a new serial, same key file."""
+    crt, key = f"{SSL}/{host}-{kind}.crt", f"{SSL}/{host}-{kind}.key"
+    serial = f"openssl x509 -in {crt} -noout -serial"
+    before = docker_exec(scenario, host, serial).stdout
+    docker_exec(scenario, host, f"STEPPATH=/etc/step /opt/bin/step ca renew --force {crt} {key}"
+                " >/dev/null 2>&1")  # fmt: skip
+    assert docker_exec(scenario, host, serial).stdout != before
+
+
 def _fingerprint(scenario: Scenario, host: str, cert: str = f"{CA}/certs/root_ca.crt") -> str:
     return docker_exec(
         scenario, host, f"openssl x509 -in {cert} -outform DER | sha256sum | cut -c1-64"
@@ -246,17 +256,7 @@ def test_restore_from_s3_after_the_ca_state_is_lost(ha_hosts: Scenario, s3, keys
     modes = docker_exec(ha_hosts, PRIMARY, f"stat -c '%a %U' {CA}/secrets/*").stdout.split()
     assert set(modes) == {"400", "root"}
     # Certificates issued before the loss still renew.
-    serial = docker_exec(
-        ha_hosts, "client-1", f"openssl x509 -in {SSL}/client-1-client.crt -noout -serial"
-    ).stdout
-    docker_exec(ha_hosts, "client-1", f"STEPPATH=/etc/step /opt/bin/step ca renew --force "
-                f"{SSL}/client-1-client.crt {SSL}/client-1-client.key >/dev/null 2>&1")  # fmt: skip
-    assert (
-        docker_exec(
-            ha_hosts, "client-1", f"openssl x509 -in {SSL}/client-1-client.crt -noout -serial"
-        ).stdout
-        != serial
-    )
+    _renews(ha_hosts, "client-1", "client")
     assert _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys)).changes == {}
 
 
@@ -355,17 +355,7 @@ def test_failover_to_the_backup(ha_hosts: Scenario) -> None:
         unit = docker_exec(ha_hosts, host, f"systemctl cat step-renew-{host}-client.service").stdout
         assert "--ca-url https://etcd-k8s-2:9000" in unit
     # A node renews through the promoted CA.
-    serial = docker_exec(
-        ha_hosts, "etcd-k8s-3", f"openssl x509 -in {SSL}/etcd-k8s-3-peer.crt -noout -serial"
-    ).stdout
-    docker_exec(ha_hosts, "etcd-k8s-3", f"STEPPATH=/etc/step /opt/bin/step ca renew --force "
-                f"{SSL}/etcd-k8s-3-peer.crt {SSL}/etcd-k8s-3-peer.key >/dev/null 2>&1")  # fmt: skip
-    assert (
-        docker_exec(
-            ha_hosts, "etcd-k8s-3", f"openssl x509 -in {SSL}/etcd-k8s-3-peer.crt -noout -serial"
-        ).stdout
-        != serial
-    )
+    _renews(ha_hosts, "etcd-k8s-3", "peer")
     again = _run(
         ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
     )
