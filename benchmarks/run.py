@@ -9,14 +9,20 @@ reports what it measures, targets included, met or not.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import http.server
+import ipaddress
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import boto3
@@ -58,8 +64,35 @@ def floor(scenario: Scenario) -> float:
     return statistics.median(runs)
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def archive_mirror(archives: Path) -> Iterator[None]:
+    """Serve the release archives over HTTP, as an operator's mirror would, and have every
+    scenario's hosts download them (PKI_ARTIFACT_MIRROR_URL, read by the sandbox settings)
+    rather than receive them from the controller."""
+    handler = partial(_QuietHandler, directory=str(archives))
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    global _MIRROR_PORT
+    _MIRROR_PORT = server.server_address[1]
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+_MIRROR_PORT = 0
+
+
 def _scenario(name: str, subnet: str, archives: Path, clients: int = 1) -> Scenario:
     project = f"pki-bench-{name}"
+    gateway = next(ipaddress.ip_network(subnet).hosts())
+    os.environ["PKI_ARTIFACT_MIRROR_URL"] = f"http://{gateway}:{_MIRROR_PORT}/"
     return Scenario(
         project,
         subnet,
@@ -217,7 +250,8 @@ def write_results(results: dict) -> None:
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by `make bench` on {platform.node()}:"
         f" {os.cpu_count()} cores, {_memory()}, {platform.platform()}, Python"
         f" {platform.python_version()}. Hosts: Docker containers running systemd, reached over SSH;"
-        " release archives uploaded from the controller (air-gapped source, cached).",
+        " release archives downloaded by every host from an HTTP mirror on the controller"
+        " (`artifact_source=mirror`; by default hosts download from upstream the same way).",
         "",
         "![figures against their floor and issuance against N](results.png)",
         "",
@@ -311,11 +345,12 @@ def main() -> int:
         artifacts.build("artifacts/build.sh"), artifacts.build("etcd-release.sh")
     )
     results: dict = {}
-    try:
-        main_cluster(archives, results)
-    except (RuntimeError, AssertionError) as error:
-        results.setdefault("errors", []).append(f"cluster figures: {str(error)[:300]}")
-    issuance(archives, results)
+    with archive_mirror(archives):
+        try:
+            main_cluster(archives, results)
+        except (RuntimeError, AssertionError) as error:
+            results.setdefault("errors", []).append(f"cluster figures: {str(error)[:300]}")
+        issuance(archives, results)
     write_results(results)
     print((OUT / "RESULTS.md").read_text())
     return 0

@@ -7,6 +7,7 @@ when something is wrong, before any operation has run.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ DEFAULTS: dict[str, object] = {
     "step_cert_default_duration": "17520h",
     "step_cert_max_duration": "26280h",
     "step_cert_min_duration": "1h",
+    # Validity of an intermediate made by deploys/rotate_intermediate.py (never past the root's)
+    "step_ca_intermediate_duration": "87600h",
     # The cert-manager that runs step-ca: the first of etcd_cert_managers unless a failover
     # names another (deploys/failover.py --data ca_active=<backup>)
     "ca_active": None,
@@ -278,6 +281,7 @@ class Settings:
     ca_db_type: str
     ca_path: str
     durations: Durations
+    intermediate_duration: str
     addresses: tuple[str, ...]
     node_name: str  # etcd-<cluster>-<index> for members, the short host name for clients
     etcd_user: str
@@ -532,6 +536,7 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         ca_db_type=str(db_type),
         ca_path=str(_data(host, "step_ca_path")),
         durations=_durations(host),
+        intermediate_duration=_duration(host, "step_ca_intermediate_duration"),
         addresses=addresses,
         node_name=_node_name(host, groups, cluster),
         etcd_user=_word(host, "etcd_user"),
@@ -577,7 +582,7 @@ def _etcd(host: Host) -> Etcd:
         config_dir=_path(host, "etcd_config_dir"),
         tls_min_version=str(tls),
         cipher_suites=tuple(suites),
-        compaction_retention=_retention(host),
+        compaction_retention=_duration(host, "etcd_compaction_retention"),
         defrag_min_free_bytes=_bytes(host, "etcd_defrag_min_free_bytes"),
         snapshot_dir=_path(host, "etcd_snapshot_dir"),
         snapshot_local_dir=str(_data(host, "etcd_snapshot_local_dir")),
@@ -599,13 +604,28 @@ def _cfssl(host: Host) -> Cfssl:
     return Cfssl(*values.values())
 
 
-def _retention(host: Host) -> str:
-    value = _data(host, "etcd_compaction_retention")
+def _duration(host: Host, key: str) -> str:
+    value = _data(host, key)
     try:
-        parse_duration(str(value))
+        parse_duration(value)
     except ValueError as error:
-        raise _fail(host.name, "etcd_compaction_retention", str(error)) from None
+        raise _fail(host.name, key, str(error)) from None
     return str(value)
+
+
+def time_setting(key: str) -> float:
+    """A day-2 deploy's point in time (`renew_before`, `rotate_before`): an ISO 8601 time
+    with a time zone, as seconds since the epoch. Read before any change."""
+    text = host.data.get(key)
+    try:
+        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(
+            f"{key}: {text!r} is no ISO 8601 time such as 2026-11-28T06:00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        raise SettingsError(f"{key}: {text!r} needs a time zone (Z or +01:00)")
+    return when.timestamp()
 
 
 def _bytes(host: Host, key: str) -> int:

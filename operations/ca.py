@@ -8,7 +8,7 @@ from collections.abc import Generator, Sequence
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
 
 from deploys.settings import Durations
 from facts.ca import CAHealth, CAState
@@ -202,6 +202,21 @@ def file_modes(path: str) -> Generator:
         yield script("chown root:root {f} && chmod {mode} {f}", f=full, mode=mode)
 
 
+def _wait_healthy(ca_name: str, port: int, root: str, timeout: int) -> StringCommand:
+    return script(
+        "i=0; until curl -sf --max-time 3 --cacert {root} --resolve {resolve}"
+        " https://{name}:{port}/health >/dev/null 2>&1; do i=$((i+1));"
+        ' if [ "$i" -ge {tries} ]; then echo "step-ca not healthy after {timeout}s" >&2;'
+        " journalctl -u step-ca -n 20 --no-pager >&2; exit 1; fi; sleep 0.5; done",
+        root=root,
+        resolve=f"{ca_name}:{port}:127.0.0.1",
+        name=ca_name,
+        port=port,
+        tries=timeout * 2,
+        timeout=timeout,
+    )
+
+
 @operation()
 def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Generator:
     """
@@ -215,15 +230,19 @@ def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Generat
     if host.get_fact(CAHealth, ca_name=ca_name, port=port, root=root)["ok"]:
         host.noop("step-ca is healthy")
         return
-    yield script(
-        "i=0; until curl -sf --max-time 3 --cacert {root} --resolve {resolve}"
-        " https://{name}:{port}/health >/dev/null 2>&1; do i=$((i+1));"
-        ' if [ "$i" -ge {tries} ]; then echo "step-ca not healthy after {timeout}s" >&2;'
-        " journalctl -u step-ca -n 20 --no-pager >&2; exit 1; fi; sleep 0.5; done",
-        root=root,
-        resolve=f"{ca_name}:{port}:127.0.0.1",
-        name=ca_name,
-        port=port,
-        tries=timeout * 2,
-        timeout=timeout,
-    )
+    yield _wait_healthy(ca_name, port, root, timeout)
+
+
+@operation()
+def restarted(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Generator:
+    """
+    Restart step-ca and wait until it answers `/health` again: what follows may issue.
+    Run it with `_if` on the changes that need the restart.
+
+    + ca_name: a name in the CA's TLS certificate
+    + port: the port step-ca listens on
+    + root: the root certificate on this host
+    + timeout: seconds to wait before failing
+    """
+    yield StringCommand("systemctl", "restart", "step-ca.service")
+    yield _wait_healthy(ca_name, port, root, timeout)

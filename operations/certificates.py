@@ -18,17 +18,17 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, operation
+from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
 from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
 from deploys.settings import KEY_TYPES, Certificate, Settings, parse_duration
 from facts.ca import CAState
 from facts.certificates import NodeCertificates
+from operations import tokens
 from operations.shell import script
 
 TOKEN_DIR = "/run/etcd-step-pki"
-TOKEN_VALIDITY = "5m"
 DEFAULT_RENEWAL_PERCENT = 66  # step's default: renew after 2/3 of the lifetime
 
 
@@ -138,6 +138,7 @@ def node_certificates(
     ca_url: str,
     now: float,
     trust_links: bool = True,
+    reissue: str | None = None,
 ) -> Generator:
     """
     Trust the CA and hold valid peer/server/client certificates (members) or a client
@@ -148,6 +149,8 @@ def node_certificates(
     + now: the time the renewal point is judged at (seconds since the epoch)
     + trust_links: keep peer-ca.crt and client-ca.crt linked to root_ca.crt (a cfssl
       migration holds transitional bundles there instead)
+    + reissue: why every certificate is issued again whatever its state (None: only those
+      that need it)
     """
     items = settings.certificates
     found = host.get_fact(
@@ -163,14 +166,13 @@ def node_certificates(
         yield script("true  # trust and certificates once the CA exists")
         return
     root, intermediate = material["root"], material["intermediate"]
-    yield from _trust_commands(settings, found["trust"], root, ca_url, trust_links)
+    commands = _trust_commands(settings, found["trust"], root, ca_url, trust_links)
 
     sans = expected_sans(settings, found["hostname"], found["fqdn"])
     due: list[tuple[Certificate, str]] = []
-    fixes: list[tuple[str, str]] = []
     for item in items:
         entry = found["files"].get(item.crt)
-        reason = reissue_reason(
+        reason = reissue or reissue_reason(
             entry,
             sans=sans,
             intermediate_pem=intermediate,
@@ -180,14 +182,19 @@ def node_certificates(
         if reason:
             due.append((item, reason))
         else:
-            fixes += _mode_fixes(entry, item, settings.etcd_user)
-    for path, mode in fixes:
-        yield script(
-            "chown {user}:{user} {path} && chmod {mode} {path}",
-            user=settings.etcd_user,
-            path=path,
-            mode=mode,
-        )
+            commands += [
+                _raw(
+                    "chown {user}:{user} {path} && chmod {mode} {path}",
+                    user=settings.etcd_user,
+                    path=path,
+                    mode=mode,
+                )
+                for path, mode in _mode_fixes(entry, item, settings.etcd_user)
+            ]
+    if due:
+        commands.append(_raw("install -d -m 0700 {d}", d=TOKEN_DIR))
+    if commands:
+        yield StringCommand("set -e; " + "; ".join(commands))
     if due:
         wanted = Wanted(
             tuple(item for item, _ in due),
@@ -197,29 +204,32 @@ def node_certificates(
             settings.key_type,
             settings.renewal.expires_in,
         )
+        tokens.register(
+            host.state,
+            tokens.TokenRequest(
+                host=host.name,
+                subject=settings.node_name,
+                sans=sans,
+                kinds=tuple(item.kind for item, _ in due),
+                duration=settings.durations.default,
+                ca_url=ca_url,
+            ),
+        )
         reasons = "; ".join(f"{item.kind}: {why}" for item, why in due)
         yield FunctionCommand(_issue, (settings, ca_url, wanted, reasons), {})
-    elif not fixes and _trust_ok(found["trust"], root, ca_url, trust_links):
+    elif not commands:
         host.noop(f"{len(items)} certificate(s) valid, trust in place")
 
 
-def _trust_ok(trust: dict, root: str, ca_url: str, links: bool) -> bool:
-    defaults = trust.get("defaults") or {}
-    return (
-        defaults.get("ca-url") == ca_url
-        and defaults.get("fingerprint") == root_fingerprint(root)
-        and trust.get("step_root") == root
-        and trust.get("ssl_root") == root
-        and (
-            not links
-            or all(trust["links"].get(n) == "root_ca.crt" for n in ("peer-ca.crt", "client-ca.crt"))
-        )
-    )
+def _raw(template: str, **values: object) -> str:
+    return script(template, **values).get_raw_value()
 
 
 def _trust_commands(
     settings: Settings, trust: dict, root: str, ca_url: str, links: bool = True
-) -> Generator:
+) -> list[str]:
+    """Shell commands that make the step CLI and ssl_dir trust the root (it is public)."""
+    commands = []
     defaults = trust.get("defaults") or {}
     fingerprint = root_fingerprint(root)
     if (
@@ -227,49 +237,37 @@ def _trust_commands(
         or defaults.get("fingerprint") != fingerprint
         or trust.get("step_root") != root
     ):
-        yield script(
-            "STEPPATH={step_path} {step} ca bootstrap --ca-url {url} --fingerprint {fp}"
-            " --force >/dev/null",
-            step_path=settings.step_path,
-            step=f"{settings.bin_dir}/step",
-            url=ca_url,
-            fp=fingerprint,
+        commands.append(
+            _raw(
+                "STEPPATH={step_path} {step} ca bootstrap --ca-url {url} --fingerprint {fp}"
+                " --force >/dev/null",
+                step_path=settings.step_path,
+                step=f"{settings.bin_dir}/step",
+                url=ca_url,
+                fp=fingerprint,
+            )
         )
     if trust.get("ssl_root") != root:
         target = f"{settings.ssl_dir}/root_ca.crt"
-        yield script("install -d -m 0755 {dir}", dir=settings.ssl_dir)
-        yield FileUploadCommand(StringIO(root), target + ".new")
-        yield script("chmod 0644 {new} && mv -f {new} {target}", new=target + ".new", target=target)
+        commands.append(
+            _raw(
+                "install -d -m 0755 {dir} && printf %s {pem} > {new} && chmod 0644 {new}"
+                " && mv -f {new} {target}",
+                dir=settings.ssl_dir,
+                pem=root,
+                new=target + ".new",
+                target=target,
+            )
+        )
     for link in ("peer-ca.crt", "client-ca.crt") if links else ():
         if trust.get("links", {}).get(link) != "root_ca.crt":
-            yield script(
-                "ln -sfn root_ca.crt {link}.new && mv -Tf {link}.new {link}",
-                link=f"{settings.ssl_dir}/{link}",
+            commands.append(
+                _raw(
+                    "ln -sfn root_ca.crt {link}.new && mv -Tf {link}.new {link}",
+                    link=f"{settings.ssl_dir}/{link}",
+                )
             )
-
-
-def _token_command(settings: Settings, ca_url: str, wanted: Wanted) -> str:
-    parts = ["set -e; export STEPPATH={ca_path};"]
-    values: dict[str, object] = {"ca_path": settings.ca_path}
-    for index, item in enumerate(wanted.certificates):
-        parts.append(
-            f"printf '%s ' {{kind{index}}}; {{step}} ca token {{subject}} {{sans}}"
-            " --provisioner {provisioner} --provisioner-password-file {password}"
-            f" --ca-url {{url}} --root {{root}} --not-after {TOKEN_VALIDITY}"
-            f" --cert-not-after {{duration}}; echo;"
-        )
-        values[f"kind{index}"] = item.kind
-    values.update(
-        step=f"{settings.bin_dir}/step",
-        subject=settings.node_name,
-        sans=[flag for san in wanted.sans for flag in ("--san", san)],
-        provisioner=settings.ca_provisioner,
-        password=f"{settings.ca_path}/secrets/provisioner_password",
-        url=ca_url,
-        root=f"{settings.ca_path}/certs/root_ca.crt",
-        duration=wanted.duration,
-    )
-    return script(" ".join(parts), **values).get_raw_value()
+    return commands
 
 
 def _certificate_command(settings: Settings, ca_url: str, wanted: Wanted, tokens: str) -> str:
@@ -317,19 +315,13 @@ def _issue(
     node = host
     node.log_styled(f"issuing certificates ({reasons})", log_func=logger.info)
     primary = state.inventory.get_host(settings.primary)
-    if not primary.connected:
-        primary.connect(reason="to mint certificate tokens", raise_exceptions=True)
-    ok, output = primary.run_shell_command(_token_command(settings, ca_url, wanted))
-    if not ok:
-        return _fail(node, f"minting tokens on {primary.name} failed: {output.stderr}")
-    tokens = "\n".join(line for line in output.stdout_lines if line.strip()) + "\n"
-    if len(tokens.splitlines()) != len(wanted.certificates):
-        return _fail(node, f"{primary.name} minted no token for every certificate")
+    try:
+        minted = tokens.tokens_for(state, primary, settings, node.name)
+    except RuntimeError as error:
+        return _fail(node, str(error))
+    text = "".join(f"{item.kind} {minted[item.kind]}\n" for item in wanted.certificates)
     token_file = f"{TOKEN_DIR}/tokens"
-    ok, output = node.run_shell_command(script("install -d -m 0700 {d}", d=TOKEN_DIR))
-    if not ok:
-        return _fail(node, f"cannot create {TOKEN_DIR}: {output.stderr}")
-    if not node.put_file(StringIO(tokens), token_file, remote_temp_filename=token_file + ".part"):
+    if not node.put_file(StringIO(text), token_file, remote_temp_filename=token_file + ".part"):
         return _fail(node, "uploading the one-time tokens failed")
     ok, output = node.run_shell_command(_certificate_command(settings, ca_url, wanted, token_file))
     if not ok:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Generator, Mapping, Sequence
-from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
+from pyinfra.api import OperationError, StringCommand, operation
 
 from deploys.settings import Certificate, Settings
 from facts.certificates import NodeCertificates
@@ -82,11 +81,18 @@ def renewal_units(files: Mapping[str, str], *, enabled: bool = True) -> Generato
     """
     timers = sorted(name for name in files if name.endswith(".timer"))
     found = host.get_fact(Units, units=sorted(files))
-    changed = [name for name, text in files.items() if found["files"].get(name) != _digest(text)]
-    for name in sorted(changed):
-        yield FileUploadCommand(StringIO(files[name]), f"{UNIT_DIR}/{name}")
+    changed = sorted(n for n, text in files.items() if found["files"].get(n) != _digest(text))
+    # Unit files are no secret: written inline, reloaded and (re)started in one command.
+    commands = [
+        script(
+            "printf %s {text} > {path}.new && chmod 0644 {path}.new && mv -f {path}.new {path}",
+            text=files[name],
+            path=f"{UNIT_DIR}/{name}",
+        ).get_raw_value()
+        for name in changed
+    ]
     if changed:
-        yield StringCommand("systemctl", "daemon-reload")
+        commands.append("systemctl daemon-reload")
     states = found["states"]
     if enabled:
         start = [
@@ -97,11 +103,9 @@ def renewal_units(files: Mapping[str, str], *, enabled: bool = True) -> Generato
         ]
         restart = [t for t in timers if t in changed and t not in start]
         if start:
-            yield script("systemctl enable --now {units}", units=start)
+            commands.append(script("systemctl enable --now {units}", units=start).get_raw_value())
         if restart:
-            yield script("systemctl restart {units}", units=restart)
-        if not (changed or start or restart):
-            host.noop(f"{len(timers)} renewal timer(s) enabled and running")
+            commands.append(script("systemctl restart {units}", units=restart).get_raw_value())
     else:
         stop = [
             t
@@ -110,9 +114,12 @@ def renewal_units(files: Mapping[str, str], *, enabled: bool = True) -> Generato
             or states.get(t, {}).get("ActiveState") == "active"
         ]
         if stop:
-            yield script("systemctl disable --now {units}", units=stop)
-        if not (changed or stop):
-            host.noop(f"{len(timers)} renewal timer(s) disabled")
+            commands.append(script("systemctl disable --now {units}", units=stop).get_raw_value())
+    if commands:
+        yield StringCommand("set -e; " + "; ".join(commands))
+    else:
+        state = "enabled and running" if enabled else "disabled"
+        host.noop(f"{len(timers)} renewal timer(s) {state}")
 
 
 # step-ca backdates certificates by a minute: one renewed at time T starts at T - 1 min.

@@ -82,11 +82,12 @@ def _primary(settings: Settings, changes: list) -> None:
 def run_step_ca(settings: Settings, changes: list) -> None:
     """step-ca restarted after a change, running, enabled, and healthy."""
     path = settings.ca_path
-    systemd.service(
+    name = urlsplit(settings.ca_url).hostname
+    ca.restarted(
         name="Restart step-ca after a change",
-        service="step-ca.service",
-        running=True,
-        restarted=True,
+        ca_name=name,
+        port=settings.ca_port,
+        root=f"{path}/certs/root_ca.crt",
         _if=any_changed(*changes),
     )
     systemd.service(
@@ -97,7 +98,7 @@ def run_step_ca(settings: Settings, changes: list) -> None:
     )
     ca.healthy(
         name="step-ca is healthy",
-        ca_name=urlsplit(settings.ca_url).hostname,
+        ca_name=name,
         port=settings.ca_port,
         root=f"{path}/certs/root_ca.crt",
     )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.operations import files, server
+from pyinfra.api.operation import OperationMeta
+from pyinfra.operations import files
 
 from deploys.components import component
-from deploys.settings import SettingsError, load_settings
+from deploys.settings import SettingsError, load_settings, time_setting
+from operations.accounts import system_account
 from operations.binaries import release_binaries
 from operations.certificates import node_certificates
 from operations.renewal import (
@@ -23,27 +24,22 @@ from operations.renewal import (
 
 
 @component("Node certificates")
-def certificates() -> None:
-    """step installed and bootstrapped, certificates issued where needed, renewal timers."""
+def certificates(reissue: str | None = None) -> OperationMeta | None:
+    """step installed and bootstrapped, certificates issued where needed, renewal timers.
+
+    `reissue` names why every certificate is issued again (an intermediate CA rotation).
+    Returns the certificates' operation, for what has to follow a new certificate."""
     settings = load_settings()
     if not settings.needs_certificates:
-        return
+        return None
     release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
-    server.group(name="etcd group", group=settings.etcd_user, system=True)
-    server.user(
-        name="etcd user",
-        user=settings.etcd_user,
-        group=settings.etcd_user,
-        system=True,
-        shell="/usr/sbin/nologin",
-        home="/var/lib/etcd",
-        create_home=False,
-    )
-    node_certificates(
+    system_account(name="etcd user and group", user=settings.etcd_user, home="/var/lib/etcd")
+    issued = node_certificates(
         name="Trust and certificates",
         settings=settings,
         ca_url=settings.ca_url,
         now=time.time(),
+        reissue=reissue,
     )
     if settings.renewal.metrics_dir is not None:
         files.put(
@@ -57,6 +53,7 @@ def certificates() -> None:
         files=unit_files(settings, settings.ca_url),
         enabled=settings.renewal.enabled,
     )
+    return issued
 
 
 @component("Renew now")
@@ -64,15 +61,7 @@ def renew_now() -> None:
     """Renew the certificates issued before `renew_before` (ISO 8601 time, e.g.
     2026-11-28T06:00:00Z) on the hosts of the run; `renew_kinds` narrows them."""
     settings = load_settings()
-    text = host.data.get("renew_before")
-    try:
-        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise SettingsError(
-            f"renew_before: {text!r} is no ISO 8601 time such as 2026-11-28T06:00:00Z"
-        ) from None
-    if when.tzinfo is None:
-        raise SettingsError(f"renew_before: {text!r} needs a time zone (Z or +01:00)")
+    when = time_setting("renew_before")
     kinds = host.data.get("renew_kinds") or ["peer", "server", "client"]
     if isinstance(kinds, str):
         kinds = [k.strip() for k in kinds.split(",")]
@@ -82,6 +71,6 @@ def renew_now() -> None:
         renewed_now(
             name="Renew certificates now",
             settings=settings,
-            issued_before=when.timestamp(),
+            issued_before=when,
             kinds=kinds,
         )

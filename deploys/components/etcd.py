@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from pyinfra import host
+from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
@@ -72,6 +73,20 @@ def etcd_cluster() -> None:
         enabled=True,
     )
     cluster_healthy_wait(name="etcd cluster is healthy", settings=settings)
+
+
+@component("Restart members on new certificates")
+def restart_on_new_certificates(issued: OperationMeta | None) -> None:
+    """Restart each member whose certificates `issued` changed, one at a time, each waiting
+    for a healthy cluster: every peer and client connection then uses the new chain."""
+    settings = load_settings()
+    if settings.is_member and issued is not None:
+        rolling_restart(
+            name="Rolling restart on new certificates",
+            settings=settings,
+            _serial=True,
+            _if=issued.did_change,
+        )
 
 
 def _install(settings: Settings):

@@ -4,7 +4,9 @@ group `sandbox`).
 The sandbox installs the test builds of step and step-ca (tests/hosts/artifacts/), uploaded
 from the controller as an air-gapped site would: `artifact_dir` is where the harness built
 them (`$PKI_ARTIFACTS_DIR`, or the directory recorded in the sandbox's hosts.json), and the
-checksums are read from that build's checksums.txt.
+checksums are read from that build's checksums.txt. With `$PKI_ARTIFACT_MIRROR_URL` set
+(an HTTP server holding the same directory, as the benchmarks run one), every host downloads
+the archives itself instead, as it does from upstream by default.
 """
 
 import json
@@ -14,6 +16,7 @@ from pathlib import Path
 
 __all__ = [
     "artifact_dir",
+    "artifact_mirror_url",
     "artifact_source",
     "etcd_checksums",
     "etcd_version",
@@ -51,7 +54,8 @@ def _checksums(binary: str) -> dict[str, dict[str, str]]:
     return found
 
 
-artifact_source = "local"
+artifact_mirror_url = os.environ.get("PKI_ARTIFACT_MIRROR_URL") or None
+artifact_source = "mirror" if artifact_mirror_url else "local"
 artifact_dir = _artifacts
 step_version = "0.30.2"
 step_ca_version = "0.30.2"

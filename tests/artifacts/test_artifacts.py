@@ -39,14 +39,14 @@ def clean_env(**extra):
     return env
 
 
-def run(cmd, env, check=True, timeout=60):
+def run(cmd, env, check=True, timeout=60, input=None):
     proc = subprocess.run(
         [str(c) for c in cmd],
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}),
         check=False,
     )
     if check and proc.returncode != 0:
@@ -56,9 +56,9 @@ def run(cmd, env, check=True, timeout=60):
     return proc
 
 
-def step(release, env, *args, check=True):
+def step(release, env, *args, check=True, input=None):
     """Run the unpacked step binary."""
-    return run([release.step, *args], env, check=check)
+    return run([release.step, *args], env, check=check, input=input)
 
 
 def read_chain(path):
@@ -448,3 +448,70 @@ def test_needs_renewal_exit_codes(release, ca, node, tmp_path):
     assert code(crt, "--expires-in", "0%") == 0
     assert code(tmp_path / "missing.crt") == 2
     assert code(crt, "--expires-in", "soon") == 255
+
+
+def test_a_token_signed_with_the_decrypted_provisioner_key(release, ca, node, tmp_path):
+    """`crypto jwe decrypt` once, then `ca token --key`: what the deploys do per batch."""
+    config = json.loads((ca.steppath / "config" / "ca.json").read_text())
+    (provisioner,) = config["authority"]["provisioners"]
+    jwe = provisioner["encryptedKey"]
+    key = tmp_path / "provisioner.json"
+    decrypt = ("crypto", "jwe", "decrypt", "--password-file")
+    key.write_text(step(release, ca.env, *decrypt, ca.ppw, input=jwe).stdout)
+    assert json.loads(key.read_text())["kid"] == provisioner["key"]["kid"]
+    wrong = step(release, ca.env, *decrypt, ca.root, check=False, input=jwe)
+    assert wrong.returncode != 0 and "invalid password" in wrong.stderr
+    tok = step(
+        release, ca.env, "ca", "token", "etcd-k.example", "--san", "etcd-k.example",
+        "--provisioner", "admin", "--key", key, "--ca-url", ca.url, "--root", ca.root,
+    ).stdout.strip()  # fmt: skip
+    crt, key_file = tmp_path / "k.crt", tmp_path / "k.key"
+    step(
+        release,
+        dict(node.env, STEP_TOKEN=tok),
+        "ca",
+        "certificate",
+        "etcd-k.example",
+        crt,
+        key_file,
+    )
+    assert sans(read_chain(crt)[0]) == {"etcd-k.example"}
+    # Another key is refused, with the provisioner named.
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"kty": "oct", "k": "c2VjcmV0"}))
+    refused = step(release, ca.env, "ca", "token", "x.example", "--provisioner", "admin",
+                   "--key", other, "--ca-url", ca.url, "--root", ca.root, check=False)  # fmt: skip
+    assert refused.returncode != 0
+
+
+def test_certificate_create_makes_an_intermediate_under_the_root(release, ca, tmp_path):
+    pw = ca.base / "password"
+    crt, key = tmp_path / "int.crt", tmp_path / "int.key"
+    step(
+        release, ca.env, "certificate", "create", "Test CA Intermediate CA", crt, key,
+        "--profile", "intermediate-ca", "--ca", ca.root,
+        "--ca-key", ca.steppath / "secrets" / "root_ca_key", "--ca-password-file", pw,
+        "--password-file", pw, "--not-after", "2000h",
+    )  # fmt: skip
+    (cert,) = read_chain(crt)
+    root = read_chain(ca.root)[0]
+    cert.verify_directly_issued_by(root)
+    basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert basic.ca and basic.path_length == 0
+    assert cert.subject.rfc4514_string() == "CN=Test CA Intermediate CA"
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert datetime.timedelta(hours=1999) < lifetime <= datetime.timedelta(hours=2000)
+    assert "ENCRYPTED" in key.read_text()  # with the password, as step-ca expects it
+    assert crt.stat().st_mode & 0o777 == 0o600 and key.stat().st_mode & 0o777 == 0o600
+    # A wrong root password creates nothing.
+    bad = step(
+        release, ca.env, "certificate", "create", "x", tmp_path / "x.crt", tmp_path / "x.key",
+        "--profile", "intermediate-ca", "--ca", ca.root,
+        "--ca-key", ca.steppath / "secrets" / "root_ca_key", "--ca-password-file", ca.ppw,
+        "--password-file", pw, check=False,
+    )  # fmt: skip
+    assert bad.returncode != 0 and not (tmp_path / "x.crt").exists()
+    # --no-password needs --insecure, as upstream.
+    insecure = step(release, ca.env, "certificate", "create", "r", tmp_path / "r.crt",
+                    tmp_path / "r.key", "--profile", "root-ca", "--no-password", check=False)  # fmt: skip
+    assert insecure.returncode != 0 and "--insecure" in insecure.stderr

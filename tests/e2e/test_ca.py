@@ -177,17 +177,18 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _repack_step(artifacts: Path, target: Path, version: str) -> str:
-    """A step archive that reports `version`: the test build with its version string patched
-    (same length), packed with upstream's layout. Returns its SHA-256."""
-    source = artifacts / "step_linux_0.30.2_amd64.tar.gz"
-    out = target / f"step_linux_{version}_amd64.tar.gz"
+def _repack(artifacts: Path, target: Path, binary: str, version: str) -> str:
+    """A release archive of `binary` (step or step-ca) that reports `version`: the test build
+    with its version string patched (same length), packed in upstream's layout. Returns its
+    SHA-256."""
+    source = artifacts / f"{binary}_linux_0.30.2_amd64.tar.gz"
+    out = target / f"{binary}_linux_{version}_amd64.tar.gz"
     with tarfile.open(source) as src, tarfile.open(out, "w:gz") as dst:
         for member in src.getmembers():
             data = src.extractfile(member).read() if member.isfile() else None
             member.name = member.name.replace("0.30.2", version)
             if data is not None:
-                if member.name.endswith("/step") or member.name == "step":
+                if member.name.endswith(f"/{binary}") or member.name == binary:
                     data = data.replace(b"0.30.2", version.encode())
                 member.size = len(data)
                 dst.addfile(member, io.BytesIO(data))
@@ -200,7 +201,7 @@ def test_changing_the_step_version_reinstalls_only_step(
     ca_hosts: Scenario, first_run, step_artifacts: Path, tmp_path: Path
 ) -> None:
     shutil.copy(step_artifacts / "step-ca_linux_0.30.2_amd64.tar.gz", tmp_path)
-    digest = _repack_step(step_artifacts, tmp_path, "0.30.3")
+    digest = _repack(step_artifacts, tmp_path, "step", "0.30.3")
     step_ca_sum = docker_exec(ca_hosts, PRIMARY, "sha256sum /opt/bin/step-ca").stdout
     pid = _unit(ca_hosts, PRIMARY, "MainPID")
     upgraded = run_pyinfra(
@@ -221,6 +222,39 @@ def test_changing_the_step_version_reinstalls_only_step(
     assert _unit(ca_hosts, PRIMARY, "MainPID") == pid
     # And back to the sandbox's version.
     assert run_pyinfra(ca_hosts, DEPLOY).changes == {PRIMARY: [STEP], BACKUP: [STEP]}  # fmt: skip
+
+
+def test_a_step_ca_upgrade_restarts_the_ca_on_its_state(
+    ca_hosts: Scenario, first_run, step_artifacts: Path, tmp_path: Path
+) -> None:
+    shutil.copy(step_artifacts / "step_linux_0.30.2_amd64.tar.gz", tmp_path)
+    digest = _repack(step_artifacts, tmp_path, "step-ca", "0.30.3")
+    state = f"sha256sum {CA}/certs/root_ca.crt {CA}/certs/intermediate_ca.crt {CA}/secrets/*"
+    before = docker_exec(ca_hosts, PRIMARY, state).stdout
+    pid = _unit(ca_hosts, PRIMARY, "MainPID")
+    upgrade = [
+        "--data", f"artifact_dir={tmp_path}", "--data", "step_ca_version=0.30.3",
+        "--data", json.dumps({"amd64": digest}).join(["step_ca_checksums=", ""]),
+    ]  # fmt: skip
+    run = run_pyinfra(ca_hosts, DEPLOY, *upgrade)
+    assert run.changes == {
+        PRIMARY: ["step-ca | Install step-ca", "step-ca | Restart step-ca after a change"],
+        BACKUP: ["step-ca | Install step-ca"],
+    }
+    for host in (PRIMARY, BACKUP):
+        out = docker_exec(ca_hosts, host, "/opt/bin/step-ca version").stdout
+        assert out.startswith("Smallstep CA/0.30.3")
+    # The new binary serves the same CA: same keys, healthy, issuing; the backup stays off.
+    assert _unit(ca_hosts, PRIMARY, "MainPID") != pid
+    assert docker_exec(ca_hosts, PRIMARY, state).stdout == before
+    root = docker_exec(ca_hosts, PRIMARY, f"cat {CA}/certs/root_ca.crt").stdout
+    assert _health(ca_hosts, PRIMARY, root) == {"status": "ok"}
+    assert _unit(ca_hosts, BACKUP, "ActiveState") == "inactive"
+    assert run_pyinfra(ca_hosts, DEPLOY, *upgrade).changes == {}
+    # And back to the sandbox's version.
+    back = run_pyinfra(ca_hosts, DEPLOY)
+    assert back.changes[PRIMARY][-1] == "step-ca | Restart step-ca after a change"
+    assert _health(ca_hosts, PRIMARY, root) == {"status": "ok"}
 
 
 @pytest.fixture
@@ -251,7 +285,7 @@ def test_download_source_over_http(ca_hosts: Scenario, first_run, mirror: str) -
 def test_a_wrong_checksum_fails_before_unpacking(
     ca_hosts: Scenario, first_run, step_artifacts: Path, tmp_path: Path
 ) -> None:
-    _repack_step(step_artifacts, tmp_path, "0.30.9")
+    _repack(step_artifacts, tmp_path, "step", "0.30.9")
     before = docker_exec(ca_hosts, BACKUP, "sha256sum /opt/bin/step").stdout
     bad = run_pyinfra(
         ca_hosts,

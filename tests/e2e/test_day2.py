@@ -169,3 +169,82 @@ def test_maintenance_compacts_and_defragments(day2_hosts: Scenario) -> None:
     # nothing left to do.
     run_pyinfra(day2_hosts, "deploys/etcd_maintenance.py")
     assert run_pyinfra(day2_hosts, "deploys/etcd_maintenance.py").changes == {}
+
+
+CA = "/etc/step-ca"
+
+
+def _issued_by(scenario: Scenario, host: str, crt: str, intermediate: str) -> bool:
+    """`crt` chains to the root through exactly `intermediate` (PEM), nothing else."""
+    docker_exec(scenario, host, f"cat > /tmp/intermediate.pem <<'PEM'\n{intermediate}PEM")
+    cmd = f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted /tmp/intermediate.pem {crt}"
+    return docker_exec(scenario, host, cmd, check=False).returncode == 0
+
+
+def test_rotate_the_intermediate_ca(day2_hosts: Scenario) -> None:
+    def read(host: str, path: str) -> str:
+        return docker_exec(day2_hosts, host, f"cat {path}").stdout
+
+    old = read("etcd-k8s-1", f"{CA}/certs/intermediate_ca.crt")
+    old_key = docker_exec(
+        day2_hosts, "etcd-k8s-1", f"sha256sum < {CA}/secrets/intermediate_ca_key"
+    ).stdout
+    root = read("etcd-k8s-1", f"{CA}/certs/root_ca.crt")
+    pids = _pids(day2_hosts)
+    leaves = [(h, f"{SSL}/{h}-{k}.crt") for h in MEMBERS for k in ("peer", "server", "client")]
+    leaves.append(("client-1", f"{SSL}/client-1-client.crt"))
+    assert all(_issued_by(day2_hosts, h, crt, old) for h, crt in leaves)
+
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with Writer(day2_hosts) as writer:
+        run = run_pyinfra(
+            day2_hosts, "deploys/rotate_intermediate.py", "--data", f"rotate_before={now}"
+        )
+    assert writer.writes > 0 and writer.failed == 0
+    assert set(run.changes) == {*MEMBERS, "client-1"}
+
+    new = read("etcd-k8s-1", f"{CA}/certs/intermediate_ca.crt")
+    assert new != old and read("etcd-k8s-1", f"{CA}/certs/root_ca.crt") == root
+    check = f"openssl verify -CAfile {CA}/certs/root_ca.crt {CA}/certs/intermediate_ca.crt"
+    assert docker_exec(day2_hosts, "etcd-k8s-1", check).returncode == 0
+    # The old pair is kept beside the new one, as secret as before.
+    kept = docker_exec(day2_hosts, "etcd-k8s-1",
+                       f"stat -c '%a %U %n' {CA}/secrets/intermediate_ca_key.replaced-*"
+                       f" {CA}/certs/intermediate_ca.crt.replaced-*").stdout.split("\n")  # fmt: skip
+    assert kept[0].startswith("400 root ") and kept[1].startswith("644 root ")
+    assert docker_exec(day2_hosts, "etcd-k8s-1",
+                       f"cat {CA}/secrets/intermediate_ca_key.replaced-* | sha256sum").stdout == old_key  # fmt: skip
+    assert read("etcd-k8s-1", f"{CA}/certs/intermediate_ca.crt.replaced-*") == old
+    # The backup cert-manager holds the new CA state.
+    assert read("etcd-k8s-2", f"{CA}/certs/intermediate_ca.crt") == new
+    # Every leaf is now from the new intermediate, and every member restarted once, in turn.
+    for host, crt in leaves:
+        assert _issued_by(day2_hosts, host, crt, new), crt
+        assert not _issued_by(day2_hosts, host, crt, old), crt
+    after = _pids(day2_hosts)
+    assert all(after[h] != pids[h] for h in MEMBERS)
+    assert _healthy(day2_hosts)
+    assert run_pyinfra(day2_hosts, "deploys/status.py").returncode == 0
+    again = run_pyinfra(
+        day2_hosts, "deploys/rotate_intermediate.py", "--data", f"rotate_before={now}"
+    )
+    assert again.changes == {}
+    assert _pids(day2_hosts) == after
+
+
+def test_rotation_needs_a_time(day2_hosts: Scenario) -> None:
+    key = docker_exec(
+        day2_hosts, "etcd-k8s-1", f"sha256sum {CA}/secrets/intermediate_ca_key"
+    ).stdout
+    for bad in (
+        [],
+        ["--data", "rotate_before=yesterday"],
+        ["--data", "rotate_before=2026-11-28T06:00:00"],
+    ):
+        run = run_pyinfra(day2_hosts, "deploys/rotate_intermediate.py", *bad, check=False)
+        assert run.returncode != 0 and "rotate_before:" in run.output
+        assert run.changes == {}
+    assert (
+        docker_exec(day2_hosts, "etcd-k8s-1", f"sha256sum {CA}/secrets/intermediate_ca_key").stdout
+        == key
+    )

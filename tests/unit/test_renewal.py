@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from pyinfra.api import FileUploadCommand, Inventory
+from pyinfra.api import Inventory
 
 from deploys.settings import settings_for
 from facts.units import Units
@@ -76,22 +76,24 @@ def test_nothing_to_do_when_units_match_and_timers_run() -> None:
     assert host.noops == ["1 renewal timer(s) enabled and running"]
 
 
-def test_changed_files_are_uploaded_reloaded_and_timers_restarted() -> None:
-    files = {"a.service": "s", "a.timer": "t", "b.timer": "u"}
+def test_changed_files_are_written_reloaded_and_timers_restarted_in_one_command() -> None:
+    files = {"a.service": "s", "a.timer": "t\n'x'", "b.timer": "u"}
     host = _host(files, active=True, changed={"a.timer"})
-    commands = run_op(renewal_units, host, files)
-    assert isinstance(commands[0], FileUploadCommand)
-    assert commands[0].dest == "/etc/systemd/system/a.timer"
-    assert raw(commands[1:]) == ["systemctl daemon-reload", "systemctl restart a.timer"]
+    assert raw(run_op(renewal_units, host, files)) == [
+        "set -e; printf %s 't\n'\"'\"'x'\"'\"'' > /etc/systemd/system/a.timer.new"
+        " && chmod 0644 /etc/systemd/system/a.timer.new"
+        " && mv -f /etc/systemd/system/a.timer.new /etc/systemd/system/a.timer;"
+        " systemctl daemon-reload; systemctl restart a.timer"
+    ]
 
 
 def test_new_timers_are_enabled_and_disabled_ones_stopped() -> None:
     files = {"a.service": "s", "a.timer": "t"}
     assert raw(run_op(renewal_units, _host(files, active=False), files)) == [
-        "systemctl enable --now a.timer"
+        "set -e; systemctl enable --now a.timer"
     ]
     assert raw(run_op(renewal_units, _host(files, active=True), files, enabled=False)) == [
-        "systemctl disable --now a.timer"
+        "set -e; systemctl disable --now a.timer"
     ]
 
 

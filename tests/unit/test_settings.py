@@ -77,6 +77,7 @@ def test_every_host_of_the_inventory_is_validated() -> None:
         ({"step_ca_checksums": {"riscv64": SUM}}, "step_ca_checksums"),
         ({"node_addresses": ["not-an-ip"]}, "node_addresses"),
         ({"etcd_cluster_name": "K8S"}, "etcd_cluster_name"),
+        ({"step_ca_intermediate_duration": "ten years"}, "step_ca_intermediate_duration"),
     ],
 )  # fmt: skip
 def test_bad_input_names_the_setting_and_host(data: dict, setting: str) -> None:

@@ -30,6 +30,7 @@ func certificateCommand() cli.Command {
 		UsageText: "**step certificate** <subcommand> [arguments] [global-flags] [subcommand-flags]",
 		Action:    groupAction,
 		Subcommands: cli.Commands{
+			certificateCreateCommand(),
 			certificateInspectCommand(),
 			certificateVerifyCommand(),
 			certificateNeedsRenewalCommand(),

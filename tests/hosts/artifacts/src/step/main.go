@@ -64,13 +64,14 @@ func run() int {
 	// and applies $STEPPATH/config/defaults.json: flag > env > defaults.json.
 	command.Register(caCommand())
 	command.Register(certificateCommand())
+	command.Register(cryptoCommand())
 
 	app := cli.NewApp()
 	app.Name = "step"
 	app.HelpName = "step"
 	app.Usage = "plumbing for distributed systems"
 	app.Version = step.Version()
-	app.Commands = command.Retrieve() // help, version (cli-utils), ca, certificate
+	app.Commands = command.Retrieve() // help, version (cli-utils), ca, certificate, crypto
 	app.Flags = []cli.Flag{
 		cli.HelpFlag,
 		cli.StringFlag{Name: "config", Usage: "path to the config file to use for CLI flags"},

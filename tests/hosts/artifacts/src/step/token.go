@@ -58,7 +58,12 @@ func newJWKToken(ctx *cli.Context, req tokenRequest) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("provisioner '%s' of type %s is not supported by the test client (JWK only)", p.GetName(), p.GetType())
 	}
-	key, err := decryptProvisionerKey(ctx, req, jwkProv)
+	var key *jose.JSONWebKey
+	if keyFile := ctx.String("key"); keyFile != "" {
+		key, err = readProvisionerKey(ctx, keyFile, jwkProv)
+	} else {
+		key, err = decryptProvisionerKey(ctx, req, jwkProv)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -177,6 +182,39 @@ func filterProvisioners(list provisioner.List, keep func(provisioner.Interface) 
 		}
 	}
 	return out
+}
+
+// readProvisionerKey reads --key (a JWK, decrypted with the password file
+// when it is encrypted) and checks that it is the provisioner's key.
+func readProvisionerKey(ctx *cli.Context, file string, p *provisioner.JWK) (*jose.JSONWebKey, error) {
+	opts := []jose.Option{jose.WithPasswordPrompter("Please enter the password to decrypt "+file,
+		func(s string) ([]byte, error) { return ui.PromptPassword(s) })}
+	for _, f := range []string{"provisioner-password-file", "password-file"} {
+		if pf := ctx.String(f); pf != "" {
+			opts = append(opts, jose.WithPasswordFile(pf))
+			break
+		}
+	}
+	key, err := jose.ReadKey(file, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if key.IsPublic() {
+		return nil, errors.Errorf("the key in %s is a public key; a private key is needed to sign the token", file)
+	}
+	want, err := jose.Thumbprint(p.Key)
+	if err != nil {
+		return nil, err
+	}
+	public := key.Public()
+	got, err := jose.Thumbprint(&public)
+	if err != nil {
+		return nil, err
+	}
+	if got != want {
+		return nil, errors.Errorf("the key in %s is not the key of provisioner '%s'", file, p.Name)
+	}
+	return key, nil
 }
 
 // decryptProvisionerKey fetches the provisioner's encrypted JWK from the CA

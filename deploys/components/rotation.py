@@ -1,0 +1,38 @@
+"""Day 2: rotate the intermediate CA; the leaves follow, then every member restarts in turn."""
+
+from __future__ import annotations
+
+import time
+
+from pyinfra import host
+
+from deploys.components import component
+from deploys.components.ca import run_step_ca
+from deploys.settings import SettingsError, load_settings, time_setting
+from operations.certificates import ca_material
+from operations.rotation import ROTATION_REASON, intermediate_rotated, issued_at
+
+
+@component("Rotate the intermediate CA")
+def rotate_intermediate() -> str | None:
+    """A new intermediate on the primary when the current one was issued before
+    `rotate_before` (ISO 8601 time), step-ca restarted on it. Returns why the leaves must be
+    issued again in this run, or None when the intermediate is already newer."""
+    settings = load_settings()
+    before = time_setting("rotate_before")
+    material = ca_material(host.state, settings.primary, settings.ca_path)
+    if not material["intermediate"]:
+        raise SettingsError(
+            f"rotate_before: there is no CA on {settings.primary} yet (deploys/cluster.py first)"
+        )
+    if settings.is_primary:
+        rotated = intermediate_rotated(
+            name="New intermediate CA",
+            path=settings.ca_path,
+            issued_before=before,
+            duration=settings.intermediate_duration,
+            now=time.time(),
+            bin_dir=settings.bin_dir,
+        )
+        run_step_ca(settings, [rotated])
+    return ROTATION_REASON if issued_at(material["intermediate"]) < before else None

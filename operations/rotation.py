@@ -1,0 +1,89 @@
+"""Rotation of the intermediate CA: a new intermediate key and certificate, signed by the root.
+
+The root stays: every node keeps trusting the same root, so leaves of the old and of the new
+intermediate verify alike while the leaves are issued again. The old intermediate's files are
+kept beside the new ones (`*.replaced-<UTC time>`), nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Generator
+
+from cryptography import x509
+from pyinfra import host
+from pyinfra.api import OperationError, operation
+
+from deploys.settings import parse_duration
+from facts.ca import CAState
+from operations.ca import PASSWORD
+from operations.shell import script
+
+ROTATION_REASON = "the intermediate CA is rotated in this run"
+
+# The new key is encrypted with the CA password that step-ca already starts with; the root
+# key is decrypted by `step` itself from the password file: neither password appears in a
+# command line. The old pair is kept; the new pair replaces it in one step at the end.
+_ROTATE = (
+    "set -e; umask 077; cd {path}; s=$(date -u +%Y%m%dT%H%M%SZ); e=$(mktemp);"
+    " trap 'rm -f \"$e\" certs/intermediate_ca.crt.new secrets/intermediate_ca_key.new' EXIT;"
+    " {step} certificate create {subject} certs/intermediate_ca.crt.new"
+    " secrets/intermediate_ca_key.new --profile intermediate-ca --ca certs/root_ca.crt"
+    " --ca-key secrets/root_ca_key --ca-password-file {password} --password-file {password}"
+    ' --not-after {not_after} --force >"$e" 2>&1 || {{ cat "$e" >&2; exit 1; }};'
+    " {step} certificate verify certs/intermediate_ca.crt.new --roots certs/root_ca.crt;"
+    ' cp -p certs/intermediate_ca.crt "certs/intermediate_ca.crt.replaced-$s";'
+    ' cp -p secrets/intermediate_ca_key "secrets/intermediate_ca_key.replaced-$s";'
+    " chmod 0644 certs/intermediate_ca.crt.new; chmod 0400 secrets/intermediate_ca_key.new;"
+    " mv -f secrets/intermediate_ca_key.new secrets/intermediate_ca_key;"
+    " mv -f certs/intermediate_ca.crt.new certs/intermediate_ca.crt"
+)
+
+
+def issued_at(pem: str) -> float:
+    """When a certificate's validity starts, in seconds since the epoch."""
+    return x509.load_pem_x509_certificate(pem.encode()).not_valid_before_utc.timestamp()
+
+
+def _utc(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@operation()
+def intermediate_rotated(
+    *, path: str, issued_before: float, duration: str, now: float, bin_dir: str = "/opt/bin"
+) -> Generator:
+    """
+    Replace the intermediate CA when it was issued before `issued_before`.
+
+    + path: the CA's `$STEPPATH`
+    + issued_before: seconds since the epoch; a later intermediate is left as it is
+    + duration: validity of the new intermediate, cut to the root's end
+    + now: the time the new validity is counted from
+    + bin_dir: where `step` is
+
+    step-ca has to be restarted afterwards to sign with the new intermediate.
+    """
+    found = host.get_fact(CAState, path=path)
+    if not found["root"] or not found["intermediate"]:
+        raise OperationError(f"no CA at {path} on {host.name}: nothing to rotate")
+    current = x509.load_pem_x509_certificate(found["intermediate"].encode())
+    started = current.not_valid_before_utc.timestamp()
+    if started >= issued_before:
+        host.noop(
+            f"the intermediate CA was issued at {_utc(started)}, not before {_utc(issued_before)}"
+        )
+        return
+    root = x509.load_pem_x509_certificate(found["root"].encode())
+    not_after = min(now + parse_duration(duration), root.not_valid_after_utc.timestamp())
+    if not_after <= now:
+        raise OperationError(f"the root CA at {path} has expired: rotate the root first")
+    names = current.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    yield script(
+        _ROTATE,
+        path=path,
+        step=f"{bin_dir}/step",
+        subject=str(names[0].value) if names else "Intermediate CA",
+        password=PASSWORD,
+        not_after=_utc(not_after),
+    )

@@ -1,0 +1,139 @@
+"""One-time tokens for certificate requests, minted on the primary cert-manager in batches.
+
+Every node that needs certificates in a run is registered while pyinfra prepares the run.
+The first node to issue at run time has the tokens of every registered node minted in one
+command on the primary, which decrypts the provisioner key once (a PBKDF2 derivation of about
+a third of a CPU second) into a private file on tmpfs that is removed when the command ends.
+Tokens travel to their node only as files, never in process arguments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import gevent.lock
+from pyinfra.api.host import Host
+from pyinfra.api.state import State
+
+from deploys.settings import Settings
+from operations.shell import script
+
+TOKEN_VALIDITY = 300.0  # seconds, `step ca token --not-after 5m`
+FRESH = TOKEN_VALIDITY / 2  # a batch older than this is minted again before use
+
+# The provisioner's encrypted key sits in ca.json (written by this tool, one field a line);
+# `step crypto jwe decrypt` reads it on stdin and the password from its file.
+_KEY = (
+    "set -e; umask 077; export STEPPATH={ca_path}; d=$(mktemp -d /run/etcd-step-pki-mint.XXXXXX);"
+    " trap 'rm -rf \"$d\"' EXIT;"
+    ' awk -v p={provisioner} \'/"name":/ {{ n = $0; sub(/^[^:]*: *"/, "", n);'
+    ' sub(/".*/, "", n) }} /"encryptedKey":/ && n == p {{ k = $0;'
+    ' sub(/^[^:]*: *"/, "", k); sub(/".*/, "", k); print k; exit }}\' {config} > "$d/jwe";'
+    ' if ! [ -s "$d/jwe" ]; then echo "no encrypted key of provisioner "{provisioner}" in "{config} >&2;'
+    " exit 1; fi;"
+    ' {step} crypto jwe decrypt --password-file {password} < "$d/jwe" > "$d/key";'
+)
+_TOKEN = (
+    " printf '%s %s ' {node} {kind}; {step} ca token {subject} {sans} --provisioner {provisioner}"
+    ' --key "$d/key" --ca-url {url} --root {root} --not-after 5m --cert-not-after {duration}'
+    "; echo;"
+)
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What one node's tokens must say: its name, SANs, kinds and certificate lifetime."""
+
+    host: str
+    subject: str
+    sans: tuple[str, ...]
+    kinds: tuple[str, ...]
+    duration: str
+    ca_url: str
+
+
+@dataclass
+class _Batch:
+    requests: dict[str, TokenRequest] = field(default_factory=dict)
+    minted: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
+    lock: gevent.lock.Semaphore = field(default_factory=gevent.lock.Semaphore)
+
+
+_batches: dict[int, _Batch] = {}
+
+
+def _batch(state: State) -> _Batch:
+    if id(state) not in _batches:
+        _batches.clear()
+        _batches[id(state)] = _Batch()
+    return _batches[id(state)]
+
+
+def register(state: State, request: TokenRequest) -> None:
+    """Prepare time: this node will ask for tokens during the run."""
+    _batch(state).requests[request.host] = request
+
+
+def mint_command(settings: Settings, requests: Sequence[TokenRequest]) -> str:
+    """The primary's command printing `<host> <kind> <token>` for every kind of every request."""
+    values: dict[str, object] = {
+        "ca_path": settings.ca_path,
+        "provisioner": settings.ca_provisioner,
+        "config": f"{settings.ca_path}/config/ca.json",
+        "password": f"{settings.ca_path}/secrets/provisioner_password",
+        "step": f"{settings.bin_dir}/step",
+        "root": f"{settings.ca_path}/certs/root_ca.crt",
+    }
+    text = script(_KEY, **values).get_raw_value()
+    for request in requests:
+        for kind in request.kinds:
+            text += script(
+                _TOKEN,
+                node=request.host,
+                kind=kind,
+                subject=request.subject,
+                sans=[flag for san in request.sans for flag in ("--san", san)],
+                url=request.ca_url,
+                duration=request.duration,
+                **values,
+            ).get_raw_value()
+    return text
+
+
+def tokens_for(state: State, primary: Host, settings: Settings, node: str) -> dict[str, str]:
+    """Run time: `{kind: token}` for `node`, minting with everyone pending when needed.
+
+    Raises RuntimeError with the primary's message when minting fails."""
+    batch = _batch(state)
+    with batch.lock:
+        minted = batch.minted.get(node)
+        if minted is None or time.monotonic() - minted[0] > FRESH:
+            _mint(batch, primary, settings, node)
+        return batch.minted.pop(node)[1]
+
+
+def _mint(batch: _Batch, primary: Host, settings: Settings, node: str) -> None:
+    now = time.monotonic()
+    pending = [
+        request
+        for name, request in batch.requests.items()
+        if name == node or name not in batch.minted or now - batch.minted[name][0] > FRESH
+    ]
+    if not primary.connected:
+        primary.connect(reason="to mint certificate tokens", raise_exceptions=True)
+    ok, output = primary.run_shell_command(mint_command(settings, pending))
+    if not ok:
+        raise RuntimeError(f"minting tokens on {primary.name} failed: {output.stderr}")
+    found: dict[str, dict[str, str]] = {}
+    for line in output.stdout_lines:
+        parts = line.split()
+        if len(parts) == 3:
+            found.setdefault(parts[0], {})[parts[1]] = parts[2]
+    for request in pending:
+        tokens = found.get(request.host, {})
+        if set(tokens) == set(request.kinds):
+            batch.minted[request.host] = (now, tokens)
+    if node not in batch.minted:
+        raise RuntimeError(f"{primary.name} minted no token for every certificate of {node}")

@@ -1,0 +1,152 @@
+"""Intermediate rotation, batched token minting and the system account: commands for facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from pyinfra.api import Inventory, OperationError
+
+from deploys.settings import settings_for
+from facts.accounts import SystemAccount
+from facts.ca import CAState
+from operations.accounts import system_account
+from operations.rotation import intermediate_rotated
+from operations.tokens import TokenRequest, mint_command
+from tests.unit.fakes import FakeHost, raw, run_op
+
+NOW = dt.datetime(2026, 11, 28, 6, tzinfo=dt.UTC)
+
+
+def _cert(name: str, start: dt.datetime, days: int, issuer=None) -> tuple:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_cert, issuer_key = issuer or (None, key)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_cert.subject if issuer_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _ca_host(intermediate_start: dt.datetime, root_days: int = 3650) -> FakeHost:
+    root = _cert("etcd-k8s CA Root CA", NOW - dt.timedelta(days=400), root_days)
+    intermediate = _cert("etcd-k8s CA Intermediate CA", intermediate_start, 3650, root)
+    state = {
+        "config": {},
+        "root": _pem(root[0]),
+        "intermediate": _pem(intermediate[0]),
+        "files": {},
+    }
+    return FakeHost({CAState: state})
+
+
+def _rotate(host: FakeHost, before: dt.datetime = NOW) -> list[str]:
+    return raw(
+        run_op(
+            intermediate_rotated, host, path="/etc/step-ca", issued_before=before.timestamp(),
+            duration="87600h", now=NOW.timestamp(),
+        )
+    )  # fmt: skip
+
+
+def test_an_intermediate_issued_before_the_time_is_replaced() -> None:
+    (command,) = _rotate(_ca_host(NOW - dt.timedelta(days=30)))
+    assert (
+        "certificate create 'etcd-k8s CA Intermediate CA' certs/intermediate_ca.crt.new" in command
+    )
+    assert (
+        "--profile intermediate-ca --ca certs/root_ca.crt --ca-key secrets/root_ca_key" in command
+    )
+    assert "--ca-password-file secrets/password --password-file secrets/password" in command
+    # Cut to the root's end (the root started 400 days ago and lives 3650 days).
+    root_end = (NOW - dt.timedelta(days=400) + dt.timedelta(days=3650)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    assert f"--not-after {root_end}" in command
+    # The old pair is kept, the new pair moved in last.
+    assert 'cp -p secrets/intermediate_ca_key "secrets/intermediate_ca_key.replaced-$s"' in command
+    assert command.endswith("mv -f certs/intermediate_ca.crt.new certs/intermediate_ca.crt")
+
+
+def test_an_intermediate_issued_after_the_time_is_kept() -> None:
+    host = _ca_host(NOW + dt.timedelta(minutes=1))
+    assert _rotate(host) == []
+    assert host.noops and "not before 2026-11-28T06:00:00Z" in host.noops[0]
+
+
+def test_no_rotation_without_a_ca_or_under_an_expired_root() -> None:
+    with pytest.raises(OperationError, match="no CA"):
+        run_op(intermediate_rotated, FakeHost({CAState: CAState.default()}), path="/etc/step-ca",
+               issued_before=NOW.timestamp(), duration="1h", now=NOW.timestamp())  # fmt: skip
+    with pytest.raises(OperationError, match="root CA at /etc/step-ca has expired"):
+        _rotate(_ca_host(NOW - dt.timedelta(days=30), root_days=300))
+
+
+def _settings():
+    inventory = Inventory(
+        ([("etcd-k8s-1", {"ssh_hostname": "10.0.0.1"})], {}),
+        etcd=(["etcd-k8s-1"], {}),
+        etcd_cert_managers=(["etcd-k8s-1"], {}),
+    )
+    return settings_for(inventory.get_host("etcd-k8s-1"), inventory)
+
+
+def test_one_batch_decrypts_the_provisioner_key_once_and_passes_no_secret() -> None:
+    requests = [
+        TokenRequest("etcd-k8s-1", "etcd-k8s-1", ("etcd-k8s-1", "10.0.0.1"), ("peer", "server"),
+                     "17520h", "https://etcd-k8s-1:9000"),
+        TokenRequest("client-1", "client-1", ("client-1",), ("client",), "17520h",
+                     "https://etcd-k8s-1:9000"),
+    ]  # fmt: skip
+    command = mint_command(_settings(), requests)
+    assert command.count("crypto jwe decrypt") == 1
+    assert "--password-file /etc/step-ca/secrets/provisioner_password" in command
+    assert command.count(' --key "$d/key"') == 3
+    assert "--provisioner-password-file" not in command
+    assert (
+        "printf '%s %s ' client-1 client; /opt/bin/step ca token client-1 --san client-1" in command
+    )
+    assert "--cert-not-after 17520h; echo;" in command
+    assert "trap 'rm -rf \"$d\"' EXIT" in command and "umask 077" in command
+
+
+def test_system_account_fact_and_operation() -> None:
+    fact = SystemAccount()
+    found = fact.process(
+        ["user etcd:x:998:997::/var/lib/etcd:/usr/sbin/nologin", "group etcd:x:997:"]
+    )
+    assert found == {
+        "user": {"uid": "998", "group_id": "997", "home": "/var/lib/etcd", "shell": "/usr/sbin/nologin"},
+        "group": {"gid": "997"},
+    }  # fmt: skip
+    assert fact.process(["user", "group"]) == {"user": None, "group": None}
+
+    host = FakeHost({SystemAccount: found})
+    assert run_op(system_account, host, "etcd", home="/var/lib/etcd") == []
+    assert host.noops == ["system user and group etcd exist"]
+    missing = FakeHost({SystemAccount: {"user": None, "group": None}})
+    assert raw(run_op(system_account, missing, "etcd", home="/var/lib/etcd")) == [
+        "groupadd --system etcd",
+        "useradd --system --gid etcd --home-dir /var/lib/etcd --no-create-home"
+        " --shell /usr/sbin/nologin etcd",
+    ]
+    moved = FakeHost({SystemAccount: {**found, "user": {**found["user"], "shell": "/bin/sh"}}})
+    assert raw(run_op(system_account, moved, "etcd", home="/var/lib/etcd")) == [
+        "usermod --home /var/lib/etcd --shell /usr/sbin/nologin etcd"
+    ]
