@@ -9,7 +9,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, OperationValueError, operation
 
 from deploys.settings import Artifact
-from facts.binaries import Binaries
+from facts.binaries import RELEASES, Binaries
 from operations.shell import script
 
 STAGING_DIR = "/var/tmp"
@@ -27,7 +27,9 @@ _INSTALL = (
     ' p=$(find "$d" -type f -name "$b"); n=$(printf "%s\\n" "$p" | grep -c .);'
     ' if [ "$n" != 1 ]; then echo {name}" holds $n files named $b" >&2; exit 1; fi;'
     ' install -m 0755 "$p" {bin_dir}/"$b".new; done;'
-    ' for b in {binaries}; do mv -f {bin_dir}/"$b".new {bin_dir}/"$b"; done'
+    ' for b in {binaries}; do mv -f {bin_dir}/"$b".new {bin_dir}/"$b"; done;'
+    " install -d -m 0755 {releases};"
+    ' printf "%s %s\\n" {version} "$(stat -c "%s %Y" {bin_dir}/{first})" > {releases}/{first}'
 )
 
 
@@ -58,6 +60,9 @@ def _install_commands(artifact: Artifact, arch: str, bin_dir: str) -> Generator:
         sha256=digest,
         binaries=list(artifact.binaries),
         bin_dir=bin_dir.rstrip("/"),
+        releases=RELEASES,
+        version=artifact.version,
+        first=artifact.binaries[0],
     )
 
 

@@ -231,18 +231,3 @@ def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Generat
         host.noop("step-ca is healthy")
         return
     yield _wait_healthy(ca_name, port, root, timeout)
-
-
-@operation()
-def restarted(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Generator:
-    """
-    Restart step-ca and wait until it answers `/health` again: what follows may issue.
-    Run it with `_if` on the changes that need the restart.
-
-    + ca_name: a name in the CA's TLS certificate
-    + port: the port step-ca listens on
-    + root: the root certificate on this host
-    + timeout: seconds to wait before failing
-    """
-    yield StringCommand("systemctl", "restart", "step-ca.service")
-    yield _wait_healthy(ca_name, port, root, timeout)

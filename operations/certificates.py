@@ -26,7 +26,7 @@ from deploys.settings import KEY_TYPES, Certificate, Settings, parse_duration
 from facts.ca import CAState
 from facts.certificates import NodeCertificates
 from operations import tokens
-from operations.shell import script
+from operations.shell import raw, script
 
 TOKEN_DIR = "/run/etcd-step-pki"
 DEFAULT_RENEWAL_PERCENT = 66  # step's default: renew after 2/3 of the lifetime
@@ -183,7 +183,7 @@ def node_certificates(
             due.append((item, reason))
         else:
             commands += [
-                _raw(
+                raw(
                     "chown {user}:{user} {path} && chmod {mode} {path}",
                     user=settings.etcd_user,
                     path=path,
@@ -192,7 +192,7 @@ def node_certificates(
                 for path, mode in _mode_fixes(entry, item, settings.etcd_user)
             ]
     if due:
-        commands.append(_raw("install -d -m 0700 {d}", d=TOKEN_DIR))
+        commands.append(raw("install -d -m 0700 {d}", d=TOKEN_DIR))
     if commands:
         yield StringCommand("set -e; " + "; ".join(commands))
     if due:
@@ -221,10 +221,6 @@ def node_certificates(
         host.noop(f"{len(items)} certificate(s) valid, trust in place")
 
 
-def _raw(template: str, **values: object) -> str:
-    return script(template, **values).get_raw_value()
-
-
 def _trust_commands(
     settings: Settings, trust: dict, root: str, ca_url: str, links: bool = True
 ) -> list[str]:
@@ -238,7 +234,7 @@ def _trust_commands(
         or trust.get("step_root") != root
     ):
         commands.append(
-            _raw(
+            raw(
                 "STEPPATH={step_path} {step} ca bootstrap --ca-url {url} --fingerprint {fp}"
                 " --force >/dev/null",
                 step_path=settings.step_path,
@@ -250,7 +246,7 @@ def _trust_commands(
     if trust.get("ssl_root") != root:
         target = f"{settings.ssl_dir}/root_ca.crt"
         commands.append(
-            _raw(
+            raw(
                 "install -d -m 0755 {dir} && printf %s {pem} > {new} && chmod 0644 {new}"
                 " && mv -f {new} {target}",
                 dir=settings.ssl_dir,
@@ -262,7 +258,7 @@ def _trust_commands(
     for link in ("peer-ca.crt", "client-ca.crt") if links else ():
         if trust.get("links", {}).get(link) != "root_ca.crt":
             commands.append(
-                _raw(
+                raw(
                     "ln -sfn root_ca.crt {link}.new && mv -Tf {link}.new {link}",
                     link=f"{settings.ssl_dir}/{link}",
                 )

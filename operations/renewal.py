@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Generator, Mapping, Sequence
 
 from pyinfra import host
@@ -11,10 +10,9 @@ from pyinfra.api import OperationError, StringCommand, operation
 from deploys.settings import Certificate, Settings
 from facts.certificates import NodeCertificates
 from facts.units import Units
-from operations.shell import script
+from operations.shell import raw, script
+from operations.units import digest, write_unit
 from templates import render
-
-UNIT_DIR = "/etc/systemd/system"
 
 
 def unit_files(settings: Settings, ca_url: str) -> dict[str, str]:
@@ -67,10 +65,6 @@ def _values(settings: Settings, item: Certificate, ca_url: str) -> dict[str, obj
     }
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 @operation()
 def renewal_units(files: Mapping[str, str], *, enabled: bool = True) -> Generator:
     """
@@ -81,45 +75,41 @@ def renewal_units(files: Mapping[str, str], *, enabled: bool = True) -> Generato
     """
     timers = sorted(name for name in files if name.endswith(".timer"))
     found = host.get_fact(Units, units=sorted(files))
-    changed = sorted(n for n, text in files.items() if found["files"].get(n) != _digest(text))
+    changed = sorted(n for n, text in files.items() if found["files"].get(n) != digest(text))
     # Unit files are no secret: written inline, reloaded and (re)started in one command.
-    commands = [
-        script(
-            "printf %s {text} > {path}.new && chmod 0644 {path}.new && mv -f {path}.new {path}",
-            text=files[name],
-            path=f"{UNIT_DIR}/{name}",
-        ).get_raw_value()
-        for name in changed
-    ]
-    if changed:
-        commands.append("systemctl daemon-reload")
+    commands = [write_unit(name, files[name]) for name in changed]
     states = found["states"]
+
+    def file_state(unit: str) -> str | None:
+        return states.get(unit, {}).get("UnitFileState")
+
     if enabled:
-        start = [
-            t
-            for t in timers
-            if states.get(t, {}).get("UnitFileState") != "enabled"
-            or states.get(t, {}).get("ActiveState") != "active"
-        ]
-        restart = [t for t in timers if t in changed and t not in start]
-        if start:
-            commands.append(script("systemctl enable --now {units}", units=start).get_raw_value())
-        if restart:
-            commands.append(script("systemctl restart {units}", units=restart).get_raw_value())
+        switch = [t for t in timers if file_state(t) != "enabled" or _inactive(states, t)]
+        restart = [t for t in timers if t in changed and t not in switch]
+        verb = "enable"
+        # `systemctl enable` reloads systemd itself after linking: a second reload (a costly
+        # step on many hosts) only when nothing gets linked.
+        links = any(file_state(t) != "enabled" for t in switch)
     else:
-        stop = [
-            t
-            for t in timers
-            if states.get(t, {}).get("UnitFileState") == "enabled"
-            or states.get(t, {}).get("ActiveState") == "active"
-        ]
-        if stop:
-            commands.append(script("systemctl disable --now {units}", units=stop).get_raw_value())
+        switch = [t for t in timers if file_state(t) == "enabled" or not _inactive(states, t)]
+        restart = []
+        verb = "disable"
+        links = any(file_state(t) == "enabled" for t in switch)
+    if changed and not links:
+        commands.append("systemctl daemon-reload")
+    if switch:
+        commands.append(raw(f"systemctl {verb} --now {{units}}", units=switch))
+    if restart:
+        commands.append(raw("systemctl restart {units}", units=restart))
     if commands:
         yield StringCommand("set -e; " + "; ".join(commands))
     else:
         state = "enabled and running" if enabled else "disabled"
         host.noop(f"{len(timers)} renewal timer(s) {state}")
+
+
+def _inactive(states: Mapping[str, dict], unit: str) -> bool:
+    return states.get(unit, {}).get("ActiveState") != "active"
 
 
 # step-ca backdates certificates by a minute: one renewed at time T starts at T - 1 min.

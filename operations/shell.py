@@ -16,6 +16,11 @@ def script(template: str, **values: object) -> StringCommand:
     return StringCommand(template.format(**quoted))
 
 
+def raw(template: str, **values: object) -> str:
+    """`script()` as plain text, for joining several commands into one."""
+    return script(template, **values).get_raw_value()
+
+
 def _quote(value: object) -> str:
     if isinstance(value, list | tuple):
         return " ".join(shlex.quote(str(item)) for item in value)

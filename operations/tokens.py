@@ -18,7 +18,7 @@ from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
 from deploys.settings import Settings
-from operations.shell import script
+from operations.shell import raw
 
 TOKEN_VALIDITY = 300.0  # seconds, `step ca token --not-after 5m`
 FRESH = TOKEN_VALIDITY / 2  # a batch older than this is minted again before use
@@ -34,12 +34,15 @@ _KEY = (
     ' if ! [ -s "$d/jwe" ]; then echo "no encrypted key of provisioner "{provisioner}" in "{config} >&2;'
     " exit 1; fi;"
     ' {step} crypto jwe decrypt --password-file {password} < "$d/jwe" > "$d/key";'
+    # Tokens are minted PARALLEL at a time; `w` waits for them and stops at the first failure.
+    ' p=""; w() {{ for j in $p; do wait "$j" || {{ cat "$d"/e.* >&2; exit 1; }}; done; p=""; }};'
 )
 _TOKEN = (
-    " printf '%s %s ' {node} {kind}; {step} ca token {subject} {sans} --provisioner {provisioner}"
-    ' --key "$d/key" --ca-url {url} --root {root} --not-after 5m --cert-not-after {duration}'
-    "; echo;"
+    " {{ printf '%s %s ' {node} {kind}; {step} ca token {subject} {sans} --provisioner"
+    ' {provisioner} --key "$d/key" --ca-url {url} --root {root} --not-after 5m'
+    ' --cert-not-after {duration}; echo; }} > "$d/t.{index}" 2> "$d/e.{index}" & p="$p $!";'
 )
+PARALLEL = 8
 
 
 @dataclass(frozen=True)
@@ -86,20 +89,23 @@ def mint_command(settings: Settings, requests: Sequence[TokenRequest]) -> str:
         "step": f"{settings.bin_dir}/step",
         "root": f"{settings.ca_path}/certs/root_ca.crt",
     }
-    text = script(_KEY, **values).get_raw_value()
-    for request in requests:
-        for kind in request.kinds:
-            text += script(
-                _TOKEN,
-                node=request.host,
-                kind=kind,
-                subject=request.subject,
-                sans=[flag for san in request.sans for flag in ("--san", san)],
-                url=request.ca_url,
-                duration=request.duration,
-                **values,
-            ).get_raw_value()
-    return text
+    text = raw(_KEY, **values)
+    jobs = [(request, kind) for request in requests for kind in request.kinds]
+    for index, (request, kind) in enumerate(jobs, start=1):
+        text += raw(
+            _TOKEN,
+            index=index,
+            node=request.host,
+            kind=kind,
+            subject=request.subject,
+            sans=[flag for san in request.sans for flag in ("--san", san)],
+            url=request.ca_url,
+            duration=request.duration,
+            **values,
+        )
+        if index % PARALLEL == 0 or index == len(jobs):
+            text += " w;"
+    return text + ' cat "$d"/t.*'
 
 
 def tokens_for(state: State, primary: Host, settings: Settings, node: str) -> dict[str, str]:

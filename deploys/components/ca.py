@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from pyinfra.operations import files, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.api.operation import OperationMeta
 
 from deploys.components import component
 from deploys.settings import Settings, ca_dns_names, load_settings
 from operations import ca
 from operations.binaries import release_binaries
+from operations.units import service_unit
+from templates import render
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-UNIT = "/etc/systemd/system/step-ca.service"
+UNIT = "step-ca.service"
 
 
 @component("step-ca")
@@ -24,35 +23,39 @@ def certificate_authority() -> None:
     settings = load_settings()
     if not settings.is_cert_manager:
         return
-    binary, unit = install_step_ca(settings)
+    binary = install_step_ca(settings)
     if settings.is_primary:
-        _primary(settings, [binary, unit])
+        _primary(settings, [binary])
     else:
-        systemd.service(
-            name="step-ca stays stopped on a backup cert-manager",
-            service="step-ca.service",
-            running=False,
-            enabled=False,
-        )
+        keep_step_ca_stopped(settings)
 
 
-def install_step_ca(settings: Settings) -> list:
-    """step and step-ca binaries and the step-ca unit: what every cert-manager has."""
+def install_step_ca(settings: Settings) -> OperationMeta:
+    """step and step-ca binaries, what every cert-manager has; returns step-ca's install."""
     release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
-    binary = release_binaries(
+    return release_binaries(
         name="Install step-ca", artifacts=[settings.step_ca], bin_dir=settings.bin_dir
     )
-    unit = files.template(
-        name="step-ca unit",
-        src=str(TEMPLATES / "step-ca.service.j2"),
-        dest=UNIT,
-        mode="0644",
+
+
+def _unit_text(settings: Settings) -> str:
+    return render(
+        "step-ca.service.j2",
         path=settings.ca_path,
         bin_dir=settings.bin_dir,
         port=settings.ca_port,
     )
-    systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
-    return [binary, unit]
+
+
+def keep_step_ca_stopped(settings: Settings) -> None:
+    """A backup cert-manager: the unit in place, step-ca stopped and not started at boot."""
+    service_unit(
+        name="step-ca stays stopped on a backup cert-manager",
+        unit=UNIT,
+        content=_unit_text(settings),
+        running=False,
+        enabled=False,
+    )
 
 
 def _primary(settings: Settings, changes: list) -> None:
@@ -80,25 +83,19 @@ def _primary(settings: Settings, changes: list) -> None:
 
 
 def run_step_ca(settings: Settings, changes: list) -> None:
-    """step-ca restarted after a change, running, enabled, and healthy."""
-    path = settings.ca_path
-    name = urlsplit(settings.ca_url).hostname
-    ca.restarted(
-        name="Restart step-ca after a change",
-        ca_name=name,
-        port=settings.ca_port,
-        root=f"{path}/certs/root_ca.crt",
-        _if=any_changed(*changes),
-    )
-    systemd.service(
-        name="step-ca runs and starts at boot",
-        service="step-ca.service",
+    """step-ca's unit in place, running (restarted after any of `changes`), enabled, and
+    healthy before anything may issue."""
+    service_unit(
+        name="step-ca runs, restarted after a change, and starts at boot",
+        unit=UNIT,
+        content=_unit_text(settings),
         running=True,
         enabled=True,
+        restart_after=changes,
     )
     ca.healthy(
         name="step-ca is healthy",
-        ca_name=name,
+        ca_name=urlsplit(settings.ca_url).hostname,
         port=settings.ca_port,
-        root=f"{path}/certs/root_ca.crt",
+        root=f"{settings.ca_path}/certs/root_ca.crt",
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from pyinfra import host
 
 from deploys.components import component
-from deploys.components.ca import install_step_ca, run_step_ca
+from deploys.components.ca import install_step_ca, keep_step_ca_stopped, run_step_ca
 from deploys.settings import DEFAULTS, Settings, SettingsError, load_settings
 from facts.paths import FileText
 from operations import ca
@@ -91,7 +91,7 @@ def restore_ca() -> None:
         )
     if host.name != target:
         return
-    binary, unit = install_step_ca(settings)
+    binary = install_step_ca(settings)
     if store is not None:
         restored = restored_from_s3(
             name="CA state from S3",
@@ -111,4 +111,6 @@ def restore_ca() -> None:
         recorded(name="Record the restore", source=f"host:{source}")
     ca.file_modes(name="CA file modes", path=settings.ca_path)
     if target == settings.primary:
-        run_step_ca(settings, [m for m in (restored, binary, unit) if m is not None])
+        run_step_ca(settings, [m for m in (restored, binary) if m is not None])
+    else:
+        keep_step_ca_stopped(settings)

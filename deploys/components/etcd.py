@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files
 from pyinfra.operations.util import any_changed
 
 from deploys.components import component
@@ -24,7 +24,8 @@ from operations.etcd import (
     rolling_restart,
 )
 from operations.snapshots import snapshot_restored, snapshot_saved
-from templates import DIRECTORY as TEMPLATES
+from operations.units import service_unit
+from templates import render
 
 
 @component("etcd")
@@ -49,28 +50,25 @@ def etcd_cluster() -> None:
         peers=peers_of(all_settings()),
         config_path=settings.member_file("conf.yml"),
     )
-    unit = files.template(
+    unit = service_unit(
         name="etcd member unit",
-        src=str(TEMPLATES / "etcd-member.service.j2"),
-        dest=f"/etc/systemd/system/{settings.unit}",
-        mode="0644",
-        member=settings.node_name,
-        run_as=settings.etcd_user,
-        etcd=settings.etcd.binary,
-        config=settings.member_file("conf.yml"),
+        unit=settings.unit,
+        content=render(
+            "etcd-member.service.j2",
+            member=settings.node_name,
+            run_as=settings.etcd_user,
+            etcd=settings.etcd.binary,
+            config=settings.member_file("conf.yml"),
+        ),
     )
-    systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
     rolling_restart(
         name="Rolling restart after a change",
         settings=settings,
         _serial=True,
         _if=any_changed(config, unit, binaries),
     )
-    systemd.service(
-        name="etcd member runs and starts at boot",
-        service=settings.unit,
-        running=True,
-        enabled=True,
+    service_unit(
+        name="etcd member runs and starts at boot", unit=settings.unit, running=True, enabled=True
     )
     cluster_healthy_wait(name="etcd cluster is healthy", settings=settings)
 
@@ -98,9 +96,9 @@ def _install(settings: Settings):
     installed = apt.packages(name="etcd packages", packages=packages, update=True, cache_time=3600)
     if settings.is_member:
         # Debian's package starts a default member of its own: ours replaces it.
-        systemd.service(
+        service_unit(
             name="The package's etcd.service stays off",
-            service="etcd.service",
+            unit="etcd.service",
             running=False,
             enabled=False,
         )
@@ -184,7 +182,7 @@ def snapshot_restore() -> None:
         snapshot=str(snapshot),
         sha256=digest,
     )
-    systemd.service(name="etcd member runs", service=settings.unit, running=True, enabled=True)
+    service_unit(name="etcd member runs", unit=settings.unit, running=True, enabled=True)
     cluster_healthy_wait(name="etcd cluster is healthy", settings=settings)
 
 

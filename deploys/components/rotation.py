@@ -20,6 +20,12 @@ def rotate_intermediate() -> str | None:
     issued again in this run, or None when the intermediate is already newer."""
     settings = load_settings()
     before = time_setting("rotate_before")
+    limit = host.state.limit_hosts
+    if limit is not None and settings.primary not in {h.name for h in limit}:
+        raise SettingsError(
+            f"rotate_before: the primary cert-manager {settings.primary} must be in the run "
+            "(it makes the new intermediate): run without --limit/--exclude for it"
+        )
     material = ca_material(host.state, settings.primary, settings.ca_path)
     if not material["intermediate"]:
         raise SettingsError(

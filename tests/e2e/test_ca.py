@@ -30,6 +30,7 @@ DEPLOY = "deploys/ca.py"
 CA = "/etc/step-ca"
 PRIMARY, BACKUP = "etcd-k8s-1", "etcd-k8s-2"
 STEP = "step-ca | Install step"
+RESTART = "step-ca | step-ca runs, restarted after a change, and starts at boot"
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +239,8 @@ def test_a_step_ca_upgrade_restarts_the_ca_on_its_state(
     ]  # fmt: skip
     run = run_pyinfra(ca_hosts, DEPLOY, *upgrade)
     assert run.changes == {
-        PRIMARY: ["step-ca | Install step-ca", "step-ca | Restart step-ca after a change"],
+        # Restarted, then waited for: nothing issues before the new step-ca answers.
+        PRIMARY: ["step-ca | Install step-ca", RESTART, "step-ca | step-ca is healthy"],
         BACKUP: ["step-ca | Install step-ca"],
     }
     for host in (PRIMARY, BACKUP):
@@ -253,7 +255,7 @@ def test_a_step_ca_upgrade_restarts_the_ca_on_its_state(
     assert run_pyinfra(ca_hosts, DEPLOY, *upgrade).changes == {}
     # And back to the sandbox's version.
     back = run_pyinfra(ca_hosts, DEPLOY)
-    assert back.changes[PRIMARY][-1] == "step-ca | Restart step-ca after a change"
+    assert back.changes[PRIMARY][-2:] == [RESTART, "step-ca | step-ca is healthy"]
     assert _health(ca_hosts, PRIMARY, root) == {"status": "ok"}
 
 

@@ -232,7 +232,7 @@ def test_rotate_the_intermediate_ca(day2_hosts: Scenario) -> None:
     assert _pids(day2_hosts) == after
 
 
-def test_rotation_needs_a_time(day2_hosts: Scenario) -> None:
+def test_rotation_refuses_bad_input_before_any_change(day2_hosts: Scenario) -> None:
     key = docker_exec(
         day2_hosts, "etcd-k8s-1", f"sha256sum {CA}/secrets/intermediate_ca_key"
     ).stdout
@@ -244,6 +244,10 @@ def test_rotation_needs_a_time(day2_hosts: Scenario) -> None:
         run = run_pyinfra(day2_hosts, "deploys/rotate_intermediate.py", *bad, check=False)
         assert run.returncode != 0 and "rotate_before:" in run.output
         assert run.changes == {}
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    limited = run_pyinfra(day2_hosts, "deploys/rotate_intermediate.py", "--data",
+                          f"rotate_before={now}", "--limit", "client-1", check=False)  # fmt: skip
+    assert limited.returncode != 0 and "must be in the run" in limited.output
     assert (
         docker_exec(day2_hosts, "etcd-k8s-1", f"sha256sum {CA}/secrets/intermediate_ca_key").stdout
         == key

@@ -14,9 +14,11 @@ from pyinfra.api import Inventory, OperationError
 from deploys.settings import settings_for
 from facts.accounts import SystemAccount
 from facts.ca import CAState
+from facts.units import Units
 from operations.accounts import system_account
 from operations.rotation import intermediate_rotated
 from operations.tokens import TokenRequest, mint_command
+from operations.units import digest, service_unit
 from tests.unit.fakes import FakeHost, raw, run_op
 
 NOW = dt.datetime(2026, 11, 28, 6, tzinfo=dt.UTC)
@@ -150,3 +152,38 @@ def test_system_account_fact_and_operation() -> None:
     assert raw(run_op(system_account, moved, "etcd", home="/var/lib/etcd")) == [
         "usermod --home /var/lib/etcd --shell /usr/sbin/nologin etcd"
     ]
+
+
+def _unit_host(text: str | None, active: str = "active", enabled: str = "enabled") -> FakeHost:
+    files = {"x.service": digest(text) if text is not None else None}
+    states = {"x.service": {"Id": "x.service", "ActiveState": active, "UnitFileState": enabled}}
+    return FakeHost({Units: {"files": files, "states": states}})
+
+
+def test_service_unit_writes_reloads_enables_and_starts_in_one_command() -> None:
+    host = _unit_host(None, active="inactive", enabled="disabled")
+    (command,) = raw(run_op(service_unit, host, "x.service", content="[Unit]\n", running=True,
+                            enabled=True))  # fmt: skip
+    assert command == (
+        "set -e; printf %s '[Unit]\n' > /etc/systemd/system/x.service.new && chmod 0644"
+        " /etc/systemd/system/x.service.new && mv -f /etc/systemd/system/x.service.new"
+        " /etc/systemd/system/x.service; systemctl daemon-reload; systemctl enable x.service;"
+        " systemctl start x.service"
+    )
+
+
+def test_service_unit_restarts_a_running_service_on_a_new_file_only() -> None:
+    same = _unit_host("[Unit]\n")
+    assert (
+        run_op(service_unit, same, "x.service", content="[Unit]\n", running=True, enabled=True)
+        == []
+    )
+    assert same.noops == ["x.service is as it should be"]
+    changed = _unit_host("old")
+    (command,) = raw(run_op(service_unit, changed, "x.service", content="new", running=True))
+    assert command.endswith("systemctl daemon-reload; systemctl restart x.service")
+    # Only the file: no restart (a rolling restart follows elsewhere).
+    (command,) = raw(run_op(service_unit, _unit_host("old"), "x.service", content="new"))
+    assert command.endswith("systemctl daemon-reload")
+    stopped = raw(run_op(service_unit, _unit_host("a"), "x.service", running=False, enabled=False))
+    assert stopped == ["set -e; systemctl disable x.service; systemctl stop x.service"]

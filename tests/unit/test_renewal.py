@@ -87,6 +87,15 @@ def test_changed_files_are_written_reloaded_and_timers_restarted_in_one_command(
     ]
 
 
+def test_new_units_are_written_and_enabled_with_the_reload_of_enable() -> None:
+    files = {"a.service": "s", "a.timer": "t"}
+    host = FakeHost({Units: {"files": {}, "states": {}}})
+    (command,) = raw(run_op(renewal_units, host, files))
+    assert "daemon-reload" not in command
+    assert command.endswith("; systemctl enable --now a.timer")
+    assert command.count("printf %s") == 2
+
+
 def test_new_timers_are_enabled_and_disabled_ones_stopped() -> None:
     files = {"a.service": "s", "a.timer": "t"}
     assert raw(run_op(renewal_units, _host(files, active=False), files)) == [
