@@ -238,11 +238,12 @@ def test_a_step_ca_upgrade_restarts_the_ca_on_its_state(
         "--data", json.dumps({"amd64": digest}).join(["step_ca_checksums=", ""]),
     ]  # fmt: skip
     run = run_pyinfra(ca_hosts, DEPLOY, *upgrade)
-    assert run.changes == {
-        # Restarted, then waited for: nothing issues before the new step-ca answers.
-        PRIMARY: ["step-ca | Install step-ca", RESTART, "step-ca | step-ca is healthy"],
-        BACKUP: ["step-ca | Install step-ca"],
-    }
+    # Restarted, then waited for (when it does not answer at once): nothing issues before
+    # the new step-ca answers.
+    assert run.changes[PRIMARY][:2] == ["step-ca | Install step-ca", RESTART]
+    assert run.changes[PRIMARY][2:] in ([], ["step-ca | step-ca is healthy"])
+    assert run.changes[BACKUP] == ["step-ca | Install step-ca"]
+    assert set(run.changes) == {PRIMARY, BACKUP}
     for host in (PRIMARY, BACKUP):
         out = docker_exec(ca_hosts, host, "/opt/bin/step-ca version").stdout
         assert out.startswith("Smallstep CA/0.30.3")
@@ -255,7 +256,7 @@ def test_a_step_ca_upgrade_restarts_the_ca_on_its_state(
     assert run_pyinfra(ca_hosts, DEPLOY, *upgrade).changes == {}
     # And back to the sandbox's version.
     back = run_pyinfra(ca_hosts, DEPLOY)
-    assert back.changes[PRIMARY][-2:] == [RESTART, "step-ca | step-ca is healthy"]
+    assert RESTART in back.changes[PRIMARY]
     assert _health(ca_hosts, PRIMARY, root) == {"status": "ok"}
 
 
