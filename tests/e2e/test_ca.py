@@ -3,15 +3,12 @@ stopped on the backup, idempotent, secrets kept off the output and off process a
 
 from __future__ import annotations
 
-import hashlib
 import http.server
-import io
 import ipaddress
 import json
 import shutil
 import socket
 import ssl
-import tarfile
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -20,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_scenario
+from tests.harness.artifacts import repack
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
 from tests.harness.processes import ProcessSampler
 from tests.harness.pyinfra_run import PyinfraRun, run_pyinfra
@@ -174,35 +172,11 @@ def test_an_existing_ca_is_never_initialised_again(ca_hosts: Scenario, first_run
     assert run_pyinfra(ca_hosts, DEPLOY).changes == {}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _repack(artifacts: Path, target: Path, binary: str, version: str) -> str:
-    """A release archive of `binary` (step or step-ca) that reports `version`: the test build
-    with its version string patched (same length), packed in upstream's layout. Returns its
-    SHA-256."""
-    source = artifacts / f"{binary}_linux_0.30.2_amd64.tar.gz"
-    out = target / f"{binary}_linux_{version}_amd64.tar.gz"
-    with tarfile.open(source) as src, tarfile.open(out, "w:gz") as dst:
-        for member in src.getmembers():
-            data = src.extractfile(member).read() if member.isfile() else None
-            member.name = member.name.replace("0.30.2", version)
-            if data is not None:
-                if member.name.endswith(f"/{binary}") or member.name == binary:
-                    data = data.replace(b"0.30.2", version.encode())
-                member.size = len(data)
-                dst.addfile(member, io.BytesIO(data))
-            else:
-                dst.addfile(member)
-    return _sha256(out)
-
-
 def test_changing_the_step_version_reinstalls_only_step(
     ca_hosts: Scenario, first_run, step_artifacts: Path, tmp_path: Path
 ) -> None:
     shutil.copy(step_artifacts / "step-ca_linux_0.30.2_amd64.tar.gz", tmp_path)
-    digest = _repack(step_artifacts, tmp_path, "step", "0.30.3")
+    digest = repack(step_artifacts, tmp_path, "step", "0.30.3")
     step_ca_sum = docker_exec(ca_hosts, PRIMARY, "sha256sum /opt/bin/step-ca").stdout
     pid = _unit(ca_hosts, PRIMARY, "MainPID")
     upgraded = run_pyinfra(
@@ -229,7 +203,7 @@ def test_a_step_ca_upgrade_restarts_the_ca_on_its_state(
     ca_hosts: Scenario, first_run, step_artifacts: Path, tmp_path: Path
 ) -> None:
     shutil.copy(step_artifacts / "step_linux_0.30.2_amd64.tar.gz", tmp_path)
-    digest = _repack(step_artifacts, tmp_path, "step-ca", "0.30.3")
+    digest = repack(step_artifacts, tmp_path, "step-ca", "0.30.3")
     state = f"sha256sum {CA}/certs/root_ca.crt {CA}/certs/intermediate_ca.crt {CA}/secrets/*"
     before = docker_exec(ca_hosts, PRIMARY, state).stdout
     pid = _unit(ca_hosts, PRIMARY, "MainPID")
@@ -288,7 +262,7 @@ def test_download_source_over_http(ca_hosts: Scenario, first_run, mirror: str) -
 def test_a_wrong_checksum_fails_before_unpacking(
     ca_hosts: Scenario, first_run, step_artifacts: Path, tmp_path: Path
 ) -> None:
-    _repack(step_artifacts, tmp_path, "step", "0.30.9")
+    repack(step_artifacts, tmp_path, "step", "0.30.9")
     before = docker_exec(ca_hosts, BACKUP, "sha256sum /opt/bin/step").stdout
     bad = run_pyinfra(
         ca_hosts,

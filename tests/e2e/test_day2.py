@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import fresh_scenario
 from tests.harness import artifacts
+from tests.harness.artifacts import repack
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
 from tests.harness.pyinfra_run import run_pyinfra
 from tests.harness.writer import ContinuousWriter
@@ -252,3 +253,48 @@ def test_rotation_refuses_bad_input_before_any_change(day2_hosts: Scenario) -> N
         docker_exec(day2_hosts, "etcd-k8s-1", f"sha256sum {CA}/secrets/intermediate_ca_key").stdout
         == key
     )
+
+
+def test_rolling_upgrade_of_step_and_step_ca(
+    day2_hosts: Scenario, day2_archives: Path, step_artifacts: Path, tmp_path: Path
+) -> None:
+    for archive in day2_archives.glob("*.tar.gz"):
+        (tmp_path / archive.name).symlink_to(archive.resolve())
+    sums = {b: repack(step_artifacts, tmp_path, b, "0.30.3") for b in ("step", "step-ca")}
+    upgrade = [
+        "--data", f"artifact_dir={tmp_path}",
+        "--data", "step_version=0.30.3", "--data", "step_ca_version=0.30.3",
+        "--data", "step_checksums=" + json.dumps({"amd64": sums["step"]}),
+        "--data", "step_ca_checksums=" + json.dumps({"amd64": sums["step-ca"]}),
+    ]  # fmt: skip
+    pids = _pids(day2_hosts)
+    ca_pid = docker_exec(
+        day2_hosts, "etcd-k8s-1", "systemctl show -p MainPID --value step-ca"
+    ).stdout
+    with Writer(day2_hosts) as writer:
+        run_pyinfra(day2_hosts, "deploys/cluster.py", *upgrade)
+    assert writer.writes > 0 and writer.failed == 0
+    for host in (*MEMBERS, "client-1"):
+        version = docker_exec(day2_hosts, host, "/opt/bin/step version").stdout
+        assert version.startswith("Smallstep CLI/0.30.3"), host
+    for host in ("etcd-k8s-1", "etcd-k8s-2"):
+        version = docker_exec(day2_hosts, host, "/opt/bin/step-ca version").stdout
+        assert version.startswith("Smallstep CA/0.30.3"), host
+    new_pid = docker_exec(day2_hosts, "etcd-k8s-1", "systemctl show -p MainPID --value step-ca")
+    assert new_pid.stdout != ca_pid  # step-ca runs the new binary
+    assert _pids(day2_hosts) == pids  # etcd needs no restart for new step binaries
+    assert _healthy(day2_hosts)
+    assert run_pyinfra(day2_hosts, "deploys/cluster.py", *upgrade).changes == {}
+    # The new step renews through the new step-ca.
+    serial = _serial(day2_hosts, "client-1", "client")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run_pyinfra(
+        day2_hosts, "deploys/renew.py", "--data", f"renew_before={now}", "--limit", "client-1"
+    )
+    assert _serial(day2_hosts, "client-1", "client") != serial
+    # And back to the sandbox's versions.
+    run_pyinfra(day2_hosts, "deploys/cluster.py")
+    assert docker_exec(day2_hosts, "client-1", "/opt/bin/step version").stdout.startswith(
+        "Smallstep CLI/0.30.2"
+    )
+    assert _healthy(day2_hosts)

@@ -7,8 +7,10 @@ reads them from one directory with one `checksums.txt`, as an operator's mirror 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 from tests.harness.hosts import REPO
@@ -45,3 +47,23 @@ def combined(*directories: Path) -> Path:
                 sums += [line for line in (directory / name).read_text().splitlines() if line]
     (target / "checksums.txt").write_text("\n".join(sums) + "\n")
     return target
+
+
+def repack(artifacts: Path, target: Path, binary: str, version: str) -> str:
+    """A release archive of `binary` (step or step-ca) in `target` that reports `version`:
+    the 0.30.2 test build with its version string patched (same length), packed in upstream's
+    layout. Returns its SHA-256. Upgrades are tested with it: Debian packages one version."""
+    source = artifacts / f"{binary}_linux_0.30.2_amd64.tar.gz"
+    out = target / f"{binary}_linux_{version}_amd64.tar.gz"
+    with tarfile.open(source) as src, tarfile.open(out, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            member.name = member.name.replace("0.30.2", version)
+            if data is not None:
+                if member.name.endswith(f"/{binary}") or member.name == binary:
+                    data = data.replace(b"0.30.2", version.encode())
+                member.size = len(data)
+                dst.addfile(member, io.BytesIO(data))
+            else:
+                dst.addfile(member)
+    return hashlib.sha256(out.read_bytes()).hexdigest()
