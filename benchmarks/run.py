@@ -392,6 +392,10 @@ def _plot(r: dict) -> None:
     )
     right.plot(counts, [r[f"floor_n{n}"] for n in counts], marker="s", linestyle="--",
                label="floor on the same hosts")  # fmt: skip
+    bounded = [n for n in counts if f"issue_n{n}_hosts_cpu" in r]
+    if bounded:
+        right.plot(bounded, [_cpu_bound(r, n) for n in bounded], marker="^", linestyle=":",
+                   label="CPU time of hosts and controller / cores")  # fmt: skip
     right.set_xlabel("clients (besides 3 members)")
     right.set_ylabel("seconds")
     right.set_title("Issuance time against the number of clients")
