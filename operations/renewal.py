@@ -11,7 +11,7 @@ from deploys.settings import Certificate, Settings
 from facts.certificates import NodeCertificates
 from facts.units import Units
 from operations.shell import raw, script
-from operations.units import digest, write_unit
+from operations.units import digest, first_use, reload_needed, write_unit
 from templates import render
 
 
@@ -87,18 +87,15 @@ def renewal_units(files: Mapping[str, str], *, enabled: bool = True) -> Generato
         switch = [t for t in timers if file_state(t) != "enabled" or _inactive(states, t)]
         restart = [t for t in timers if t in changed and t not in switch]
         verb = "enable"
-        # `systemctl enable` reloads systemd itself after linking: a second reload (a costly
-        # step on many hosts) only when nothing gets linked.
-        links = any(file_state(t) != "enabled" for t in switch)
     else:
         switch = [t for t in timers if file_state(t) == "enabled" or not _inactive(states, t)]
         restart = []
         verb = "disable"
-        links = any(file_state(t) == "enabled" for t in switch)
-    if changed and not links:
+    if reload_needed(found["files"], changed):
         commands.append("systemctl daemon-reload")
     if switch:
-        commands.append(raw(f"systemctl {verb} --now {{units}}", units=switch))
+        command = raw(f"systemctl {verb} --no-reload --now {{units}}", units=switch)
+        commands.append(first_use(command) if enabled else command)
     if restart:
         commands.append(raw("systemctl restart {units}", units=restart))
     if commands:
@@ -148,11 +145,15 @@ def renewed_now(
     if not due:
         host.noop(f"{len(items)} certificate(s) issued after the given time already")
         return
-    for item in due:
-        yield script(
-            'd=/run/systemd/system/{unit}.service.d; install -d "$d";'
-            ' printf "[Service]\\nExecCondition=\\n" > "$d/renew-now.conf"; systemctl daemon-reload;'
-            ' systemctl start {unit}.service; rc=$?; rm -rf "$d"; systemctl daemon-reload;'
-            ' [ "$rc" = 0 ] || {{ journalctl -u {unit}.service -n 5 --no-pager >&2; exit "$rc"; }}',
-            unit=item.unit,
-        )
+    # The renewal-due condition is lifted for every due unit at once: one reload to apply
+    # the drop-ins, one to drop them, whatever the number of certificates.
+    yield script(
+        'rc=0; for u in {units}; do d="/run/systemd/system/$u.service.d"; install -d "$d";'
+        ' printf "[Service]\\nExecCondition=\\n" > "$d/renew-now.conf"; done;'
+        " systemctl daemon-reload; systemctl start {services} || {{ rc=$?;"
+        ' for u in {units}; do journalctl -u "$u.service" -n 5 --no-pager >&2; done; }};'
+        ' for u in {units}; do rm -rf "/run/systemd/system/$u.service.d"; done;'
+        ' systemctl daemon-reload; exit "$rc"',
+        units=[item.unit for item in due],
+        services=[f"{item.unit}.service" for item in due],
+    )

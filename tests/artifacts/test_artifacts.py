@@ -233,7 +233,7 @@ def test_versions(release, tmp_path):
 
 def test_unsupported_commands_fail_clearly(release, tmp_path):
     env = clean_env(STEPPATH=str(tmp_path), HOME=str(tmp_path))
-    for cmd in (["crypto", "jwk", "create"], ["ca", "revoke", "1"], ["certificate", "create"]):
+    for cmd in (["crypto", "jwk", "create"], ["ca", "revoke", "1"], ["certificate", "sign"]):
         proc = step(release, env, *cmd, check=False)
         assert proc.returncode != 0, cmd
         assert "not supported by the test client" in proc.stderr, cmd

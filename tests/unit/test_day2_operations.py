@@ -160,15 +160,16 @@ def _unit_host(text: str | None, active: str = "active", enabled: str = "enabled
     return FakeHost({Units: {"files": files, "states": states}})
 
 
-def test_service_unit_writes_reloads_enables_and_starts_in_one_command() -> None:
+def test_service_unit_writes_enables_and_starts_a_new_unit_in_one_command() -> None:
     host = _unit_host(None, active="inactive", enabled="disabled")
     (command,) = raw(run_op(service_unit, host, "x.service", content="[Unit]\n", running=True,
                             enabled=True))  # fmt: skip
     assert command == (
         "set -e; printf %s '[Unit]\n' > /etc/systemd/system/x.service.new && chmod 0644"
         " /etc/systemd/system/x.service.new && mv -f /etc/systemd/system/x.service.new"
-        " /etc/systemd/system/x.service; systemctl daemon-reload; systemctl enable x.service;"
-        " systemctl start x.service"
+        " /etc/systemd/system/x.service; systemctl enable --no-reload x.service;"
+        " { systemctl start x.service || { systemctl daemon-reload && systemctl start x.service;"
+        " }; }"
     )
 
 
@@ -186,4 +187,4 @@ def test_service_unit_restarts_a_running_service_on_a_new_file_only() -> None:
     (command,) = raw(run_op(service_unit, _unit_host("old"), "x.service", content="new"))
     assert command.endswith("systemctl daemon-reload")
     stopped = raw(run_op(service_unit, _unit_host("a"), "x.service", running=False, enabled=False))
-    assert stopped == ["set -e; systemctl disable x.service; systemctl stop x.service"]
+    assert stopped == ["set -e; systemctl disable --no-reload x.service; systemctl stop x.service"]

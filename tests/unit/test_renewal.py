@@ -7,8 +7,9 @@ import hashlib
 from pyinfra.api import Inventory
 
 from deploys.settings import settings_for
+from facts.certificates import NodeCertificates
 from facts.units import Units
-from operations.renewal import renewal_units, unit_files
+from operations.renewal import renewal_units, renewed_now, unit_files
 from tests.unit.fakes import FakeHost, raw, run_op
 
 
@@ -87,22 +88,25 @@ def test_changed_files_are_written_reloaded_and_timers_restarted_in_one_command(
     ]
 
 
-def test_new_units_are_written_and_enabled_with_the_reload_of_enable() -> None:
+def test_new_units_are_written_and_enabled_without_a_reload() -> None:
     files = {"a.service": "s", "a.timer": "t"}
     host = FakeHost({Units: {"files": {}, "states": {}}})
     (command,) = raw(run_op(renewal_units, host, files))
-    assert "daemon-reload" not in command
-    assert command.endswith("; systemctl enable --now a.timer")
+    assert "systemctl daemon-reload;" not in command  # only as the fallback of old systemd
+    # systemd loads a unit file it has not seen when the unit is first used.
+    assert command.endswith(
+        "; { systemctl enable --no-reload --now a.timer || { systemctl daemon-reload"
+        " && systemctl enable --no-reload --now a.timer; }; }"
+    )
     assert command.count("printf %s") == 2
 
 
 def test_new_timers_are_enabled_and_disabled_ones_stopped() -> None:
     files = {"a.service": "s", "a.timer": "t"}
-    assert raw(run_op(renewal_units, _host(files, active=False), files)) == [
-        "set -e; systemctl enable --now a.timer"
-    ]
+    (enable,) = raw(run_op(renewal_units, _host(files, active=False), files))
+    assert enable.startswith("set -e; { systemctl enable --no-reload --now a.timer ||")
     assert raw(run_op(renewal_units, _host(files, active=True), files, enabled=False)) == [
-        "set -e; systemctl disable --now a.timer"
+        "set -e; systemctl disable --no-reload --now a.timer"
     ]
 
 
@@ -121,3 +125,16 @@ def test_units_fact_parses_hashes_and_states() -> None:
     assert fact["files"] == {"a.timer": "f" * 64, "a.service": None}
     assert fact["states"]["a.service"]["Result"] == "exit-code"
     assert fact["states"]["a.timer"]["ActiveState"] == "active"
+
+
+def test_renew_now_starts_every_due_unit_with_two_reloads_in_all() -> None:
+    settings = _settings()
+    files = {c.crt: {"cert": {"not_before": 0.0}} for c in settings.certificates}
+    files[settings.certificates[0].crt] = {"cert": {"not_before": 5000.0}}  # renewed already
+    host = FakeHost({NodeCertificates: {"files": files}})
+    (command,) = raw(run_op(renewed_now, host, settings=settings, issued_before=1000.0))
+    assert command.count("systemctl daemon-reload") == 2
+    due = [c.unit for c in settings.certificates[1:]]
+    assert f"systemctl start {' '.join(u + '.service' for u in due)} ||" in command
+    assert settings.certificates[0].unit not in command
+    assert command.endswith('systemctl daemon-reload; exit "$rc"')
