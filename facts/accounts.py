@@ -8,16 +8,19 @@ from operations.shell import script
 
 
 class SystemAccount(FactBase[dict]):
-    """`{"user": {"uid", "group_id", "home", "shell"} | None, "group": {"gid"} | None}`."""
+    """`{"user": {"uid", "group_id", "home", "shell"} | None, "group": {"gid"} | None,
+    "home_owner": "<user>:<group>" | None}` (the owner of the directory `home`)."""
 
     @staticmethod
     def default() -> dict:
-        return {"user": None, "group": None}
+        return {"user": None, "group": None, "home_owner": None}
 
-    def command(self, account: str) -> StringCommand:
+    def command(self, account: str, home: str) -> StringCommand:
         return script(
-            "echo user $(getent passwd {name} || true); echo group $(getent group {name} || true)",
+            "echo user $(getent passwd {name} || true); echo group $(getent group {name} || true);"
+            " echo home $(stat -c %U:%G {home} 2>/dev/null || true)",
             name=account,
+            home=home,
         )
 
     def process(self, output: list[str]) -> dict:
@@ -31,4 +34,6 @@ class SystemAccount(FactBase[dict]):
                 }  # fmt: skip
             elif kind == "group" and len(fields) >= 3:
                 result["group"] = {"gid": fields[2]}
+            elif kind == "home" and entry.strip():
+                result["home_owner"] = entry.strip()
         return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import StringCommand, operation
 
 from facts.accounts import SystemAccount
 from operations.shell import script
@@ -14,15 +14,17 @@ from operations.shell import script
 @operation()
 def system_account(user: str, *, home: str, shell: str = "/usr/sbin/nologin") -> Generator:
     """
-    A system group and a system user of the same name, without a login or a home made.
+    A system group and a system user of the same name, without a login, and its home
+    directory owned by it (a distribution's package may create the directory as root).
 
     + user: the user and group name (e.g. `etcd`)
-    + home: the user's home directory (not created)
+    + home: the user's home directory
     + shell: the user's shell
 
     pyinfra's `server.user` reads every account of the host first; this reads one.
     """
-    found = host.get_fact(SystemAccount, account=user)
+    found = host.get_fact(SystemAccount, account=user, home=home)
+    home_fix = _home_commands(found["home_owner"], user, home)
     if found["group"] is None:
         yield script("groupadd --system {user}", user=user)
     if found["user"] is None:
@@ -33,6 +35,7 @@ def system_account(user: str, *, home: str, shell: str = "/usr/sbin/nologin") ->
             home=home,
             shell=shell,
         )
+        yield from home_fix
         return
     current = found["user"]
     fixes = []
@@ -42,5 +45,14 @@ def system_account(user: str, *, home: str, shell: str = "/usr/sbin/nologin") ->
         fixes += ["--gid", user]
     if fixes:
         yield script("usermod {fixes} {user}", fixes=fixes, user=user)
-    elif found["group"] is not None:
-        host.noop(f"system user and group {user} exist")
+    yield from home_fix
+    if not fixes and not home_fix and found["group"] is not None:
+        host.noop(f"system user and group {user} exist, {home} is theirs")
+
+
+def _home_commands(owner: str | None, user: str, home: str) -> list[StringCommand]:
+    if owner is None:
+        return [script("install -d -m 0755 -o {u} -g {u} {home}", u=user, home=home)]
+    if owner != f"{user}:{user}":
+        return [script("chown {u}:{u} {home}", u=user, home=home)]
+    return []

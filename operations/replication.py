@@ -33,7 +33,8 @@ _KEYPAIR = (
 
 _PACK = (
     'set -e; umask 077; d={d}; install -d -m 0700 "$d"; trap \'rm -f "$d/k"\' EXIT;'
-    ' openssl rand -out "$d/k" 32;'
+    # A text key: `-pass file:` reads a line, and random bytes may start with a newline.
+    ' openssl rand -hex 32 > "$d/k";'
     ' openssl pkeyutl -encrypt -pubin -inkey "$d/backup.pub" -pkeyopt rsa_padding_mode:oaep'
     ' -pkeyopt rsa_oaep_md:sha256 -in "$d/k" -out "$d/k.enc";'
     + PAUSE_STEP_CA

@@ -131,22 +131,30 @@ def test_one_batch_decrypts_the_provisioner_key_once_and_passes_no_secret() -> N
 def test_system_account_fact_and_operation() -> None:
     fact = SystemAccount()
     found = fact.process(
-        ["user etcd:x:998:997::/var/lib/etcd:/usr/sbin/nologin", "group etcd:x:997:"]
-    )
+        ["user etcd:x:998:997::/var/lib/etcd:/usr/sbin/nologin", "group etcd:x:997:",
+         "home etcd:etcd"]
+    )  # fmt: skip
     assert found == {
         "user": {"uid": "998", "group_id": "997", "home": "/var/lib/etcd", "shell": "/usr/sbin/nologin"},
         "group": {"gid": "997"},
+        "home_owner": "etcd:etcd",
     }  # fmt: skip
-    assert fact.process(["user", "group"]) == {"user": None, "group": None}
+    assert fact.process(["user", "group", "home"]) == SystemAccount.default()
 
     host = FakeHost({SystemAccount: found})
     assert run_op(system_account, host, "etcd", home="/var/lib/etcd") == []
-    assert host.noops == ["system user and group etcd exist"]
-    missing = FakeHost({SystemAccount: {"user": None, "group": None}})
+    assert host.noops == ["system user and group etcd exist, /var/lib/etcd is theirs"]
+    missing = FakeHost({SystemAccount: {"user": None, "group": None, "home_owner": None}})
     assert raw(run_op(system_account, missing, "etcd", home="/var/lib/etcd")) == [
         "groupadd --system etcd",
         "useradd --system --gid etcd --home-dir /var/lib/etcd --no-create-home"
         " --shell /usr/sbin/nologin etcd",
+        "install -d -m 0755 -o etcd -g etcd /var/lib/etcd",
+    ]
+    # A package made the directory as root: it becomes the user's.
+    package = FakeHost({SystemAccount: {**found, "home_owner": "root:root"}})
+    assert raw(run_op(system_account, package, "etcd", home="/var/lib/etcd")) == [
+        "chown etcd:etcd /var/lib/etcd"
     ]
     moved = FakeHost({SystemAccount: {**found, "user": {**found["user"], "shell": "/bin/sh"}}})
     assert raw(run_op(system_account, moved, "etcd", home="/var/lib/etcd")) == [
