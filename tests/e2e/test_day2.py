@@ -298,3 +298,13 @@ def test_rolling_upgrade_of_step_and_step_ca(
         "Smallstep CLI/0.30.2"
     )
     assert _healthy(day2_hosts)
+
+
+def test_a_dry_run_shows_the_change_and_makes_none(day2_hosts: Scenario) -> None:
+    crt = f"{SSL}/etcd-k8s-3-server.crt"
+    before = docker_exec(day2_hosts, "etcd-k8s-3", f"sha256sum {crt}").stdout
+    sans = ["--data", 'cert_extra_sans=["dry.k8s.example"]', "--limit", "etcd-k8s-3"]
+    run = run_pyinfra(day2_hosts, "deploys/certs.py", "--dry", *sans, yes=False)
+    assert run.would_change == {"etcd-k8s-3": ["Node certificates | Trust and certificates"]}
+    assert run.changes == {}
+    assert docker_exec(day2_hosts, "etcd-k8s-3", f"sha256sum {crt}").stdout == before

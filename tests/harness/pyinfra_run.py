@@ -23,6 +23,7 @@ class PyinfraRun:
     stdout: str
     stderr: str
     results: dict = field(default_factory=dict)
+    plan: list = field(default_factory=list)
 
     @property
     def output(self) -> str:
@@ -34,6 +35,15 @@ class PyinfraRun:
         changed: dict[str, list[str]] = {}
         for op in self.results.get("operations", []):
             for host in op.get("success", []):
+                changed.setdefault(host, []).append(op["name"])
+        return changed
+
+    @property
+    def would_change(self) -> dict[str, list[str]]:
+        """Per host, the operations a run with change detection (no `-y`) found to change."""
+        changed: dict[str, list[str]] = {}
+        for op in self.plan:
+            for host in op.get("hosts_with_change", []):
                 changed.setdefault(host, []).append(op["name"])
         return changed
 
@@ -57,15 +67,15 @@ class PyinfraRun:
 _HOST_ERROR = re.compile(r"^\s+\[([^\]]+)\]\s+Error")
 
 
-def _parse_results(stdout: str) -> dict:
-    """The `results` part of `pyinfra --json`: per operation, hosts changed, unchanged, failed."""
+def _parse_json(stdout: str) -> dict:
+    """What `pyinfra --json` printed: `results` (per operation, hosts changed, unchanged,
+    failed) and `plan` (what change detection found before the run)."""
     # The JSON is pyinfra's last line on stdout; a deploy may print before it.
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     try:
-        payload = json.loads(lines[-1]) if lines else {}
+        return json.loads(lines[-1]) if lines else {}
     except json.JSONDecodeError:
         return {}
-    return payload.get("results") or {}
 
 
 def run_pyinfra(
@@ -76,14 +86,23 @@ def run_pyinfra(
     env: dict[str, str] | None = None,
     check: bool = True,
     timeout: float = 600,
+    yes: bool = True,
 ) -> PyinfraRun:
-    """`pyinfra -y --json <inventory> <deploy> [args]` from the repository root."""
-    cmd = [str(PYINFRA), "-y", "--json", inventory, deploy, *args]
+    """`pyinfra -y --json <inventory> <deploy> [args]` from the repository root (without
+    `-y` when `yes` is false: pyinfra then detects changes before it runs, as for `--dry`)."""
+    cmd = [str(PYINFRA), *(["-y"] if yes else []), "--json", inventory, deploy, *args]
     run_env = {**os.environ, "PKI_SANDBOX_DIR": str(scenario.state_dir), **(env or {})}
     proc = subprocess.run(
         cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout, check=False
     )
-    run = PyinfraRun(proc.returncode, proc.stdout, proc.stderr, _parse_results(proc.stdout))
+    payload = _parse_json(proc.stdout)
+    run = PyinfraRun(
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        payload.get("results") or {},
+        payload.get("plan") or [],
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{run.output[-6000:]}")
     return run
