@@ -122,6 +122,7 @@ def test_renewal_can_be_disabled_rescheduled_and_enabled(day2_hosts: Scenario) -
     assert run_pyinfra(day2_hosts, "deploys/certs.py", *weekly).changes == {}
     run_pyinfra(day2_hosts, "deploys/certs.py")
     assert run_pyinfra(day2_hosts, "deploys/certs.py").changes == {}
+    assert _healthy(day2_hosts)
 
 
 def test_reissue_with_new_sans(day2_hosts: Scenario) -> None:
