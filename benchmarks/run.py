@@ -142,6 +142,7 @@ def main_cluster(archives: Path, results: dict) -> None:
                 lambda: run_pyinfra(hosts, "deploys/renew.py", "--data", f"renew_before={now}")
             )
         results["renew_writes"], results["renew_failed"] = writer.writes, writer.failed
+        results["renew_errors"] = writer.errors[-2000:]
         with Writer(hosts) as writer:
             results["rolling_restart"] = timed(
                 lambda: run_pyinfra(
@@ -149,6 +150,7 @@ def main_cluster(archives: Path, results: dict) -> None:
                 )
             )
         results["rolling_writes"], results["rolling_failed"] = writer.writes, writer.failed
+        results["rolling_errors"] = writer.errors[-2000:]
 
         keys = make_gpg_key(state_dir_for("pki-bench-keys") / str(os.getpid()), "bench")
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
@@ -349,6 +351,22 @@ def _analysis(r: dict) -> list[str]:
                " what grows with N is the controller's share and the token batch on the"
                " primary (one key derivation per batch, then one short `step ca token` per certificate)."),
         ]  # fmt: skip
+    for key, what in (("renew", "renewing every certificate"), ("rolling", "the rolling restart")):
+        errors = [
+            line for line in r.get(f"{key}_errors", "").splitlines() if line.startswith("Error")
+        ]
+        if r.get(f"{key}_failed"):
+            out += [
+                "",
+                f"{r[f'{key}_failed']} write(s) failed during {what}"
+                + (f", with `{errors[0]}`" if errors else "")
+                + ". etcd answers `request timed out` when a write is not committed within its"
+                " request timeout (7 s here); the likely cause in a rolling restart is a follower"
+                " forwarding the write to a leader that is handing leadership over (raft drops"
+                " proposals during a transfer, and etcd's client does not retry a `put`). A"
+                " rolling restart has to move leadership once; a client that retries such a"
+                " write loses nothing.",
+            ]
     if "rerun" in r and r["rerun"] > 3 * r.get("floor", float("inf")):
         out += [
             "",
