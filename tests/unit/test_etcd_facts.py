@@ -52,3 +52,43 @@ def test_a_members_own_status_is_found_by_its_id() -> None:
     fact = EtcdCluster().process(_cluster([True, True, True]))
     assert member_status(fact, "etcd-k8s-1")["revision"] == 7
     assert member_status(fact, "etcd-k8s-2") is None  # it gave no status
+
+
+def _view(leader: str) -> dict:
+    names = {"a1": "etcd-k8s-1", "a2": "etcd-k8s-2", "a3": "etcd-k8s-3"}
+    urls = {i: [f"https://{n}:2379"] for i, n in names.items()}
+    return {
+        "members": [{"id": i, "name": n, "client_urls": urls[i], "learner": False}
+                    for i, n in names.items()],
+        "health": [{"endpoint": urls[i][0], "healthy": True} for i in names],
+        "status": [{"id": i, "leader": leader} for i in names],
+        "error": None,
+    }  # fmt: skip
+
+
+def test_a_leader_hands_over_to_a_member_restarted_already() -> None:
+    from pyinfra.api import Inventory
+
+    from deploys.settings import settings_for
+    from operations import etcd
+    from tests.unit.fakes import FakeHost, raw, run_op
+
+    names = ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"]
+    inventory = Inventory(
+        ([(n, {"ssh_hostname": f"10.0.0.{i}"}) for i, n in enumerate(names, 1)], {}),
+        etcd=(names, {}),
+        etcd_cert_managers=(names[:1], {}),
+    )
+    settings = settings_for(inventory.get_host("etcd-k8s-3"), inventory)
+    running = {"active": True}
+    host = FakeHost({EtcdMember: running, EtcdCluster: _view("a3")}, name="etcd-k8s-3")
+    etcd._restarted[id(host.state)] = {"etcd-k8s-2"}  # restarted earlier in this run
+    commands = raw(run_op(etcd.rolling_restart, host, settings=settings))
+    assert commands[0].endswith("move-leader a2 >/dev/null")
+    assert commands[1] == "systemctl restart etcd-k8s-3.service"
+    assert etcd._restarted[id(host.state)] == {"etcd-k8s-2", "etcd-k8s-3"}
+    # A follower restarts without a handover.
+    follower = FakeHost({EtcdMember: running, EtcdCluster: _view("a1")}, name="etcd-k8s-3")
+    assert "move-leader" not in " ".join(
+        raw(run_op(etcd.rolling_restart, follower, settings=settings))
+    )
