@@ -266,9 +266,6 @@ _WAIT_HEALTHY = (
 )
 
 
-_restarted: dict[int, set[str]] = {}  # per run: members restarted by rolling_restart
-
-
 @operation()
 def rolling_restart(
     *, settings: Settings, timeout: int = 120, client: ClientFiles | None = None
@@ -295,21 +292,15 @@ def rolling_restart(
     own = member_status(view, settings.node_name)
     healthy = {h["endpoint"] for h in view["health"] if h["healthy"]}
     others = [
-        m
+        m["id"]
         for m in view["members"]
         if m["name"] != settings.node_name and not m["learner"] and set(m["client_urls"]) & healthy
     ]
-    done = _restarted.setdefault(id(host.state), set())
     if own is not None and own["leader"] == own["id"] and others:
-        # Hand leadership over first: no election while this member is down. Writes in
-        # flight during a handover may time out, so it goes to a member restarted already
-        # where there is one: it will not have to hand it over again in this run.
-        target = min(others, key=lambda m: m["name"] not in done)
-        yield script("{c} move-leader {id} >/dev/null", c=args, id=target["id"])
+        # Hand leadership over first: no election while this member is down.
+        yield script("{c} move-leader {id} >/dev/null", c=args, id=others[0])
     yield script("systemctl restart {unit}", unit=settings.unit)
     yield script(_WAIT_HEALTHY, etcdctl=args, tries=timeout * 2, timeout=timeout)
-    if host.state.is_executing:
-        done.add(settings.node_name)
 
 
 @operation()
