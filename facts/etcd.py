@@ -112,6 +112,7 @@ class EtcdCluster(FactBase[dict]):
                     "db_size": s.get("Status", {}).get("dbSize", 0),
                     "db_size_in_use": s.get("Status", {}).get("dbSizeInUse", 0),
                     "revision": s.get("Status", {}).get("header", {}).get("revision", 0),
+                    "applied": s.get("Status", {}).get("raftAppliedIndex", 0),
                     "version": s.get("Status", {}).get("version", ""),
                 }
                 for s in status

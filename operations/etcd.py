@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from io import StringIO
 
 from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, operation
+from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, StringCommand, operation
 from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
@@ -227,25 +227,28 @@ def member(
     )
 
 
+def reconfigure(etcdctl: Sequence[str], verb: str, *args: str) -> StringCommand:
+    """`etcdctl member <verb> <args>`. etcd refuses to change its membership until every
+    member has been connected for a few seconds (e.g. right after a restart): that answer is
+    retried for a minute, any other fails."""
+    return script(
+        "i=0; until out=$({c} member {verb} {args} 2>&1); do i=$((i+1));"
+        ' case "$out" in *"unhealthy cluster"*) [ "$i" -lt 60 ] && sleep 1 && continue;;'
+        ' esac; echo "$out" >&2; exit 1; done',
+        c=list(etcdctl),
+        verb=verb,
+        args=list(args),
+    )
+
+
 def _add_member(state: State, host: Host, through: str, me: Peer, members: list[dict]) -> bool:
     """Run time: `etcdctl member add` through a healthy member (a stale entry of the same
     name, left by a member whose data was lost, is removed first)."""
     other = state.inventory.get_host(through)
     base = etcdctl_for(validate_inventory_host(state.inventory, through))
     stale = [m for m in members if m["name"] == me.name or me.peer_url in m["peer_urls"]]
-    commands = [script("{c} member remove {id}", c=base, id=m["id"]) for m in stale]
-    # etcd refuses a new voting member until every member has been connected for a few
-    # seconds (e.g. right after a restart): retry that answer, fail on any other.
-    commands.append(
-        script(
-            "i=0; until out=$({c} member add {name} --peer-urls={url} 2>&1); do i=$((i+1));"
-            ' case "$out" in *"unhealthy cluster"*) [ "$i" -lt 60 ] && sleep 1 && continue;;'
-            ' esac; echo "$out" >&2; exit 1; done',
-            c=base,
-            name=me.name,
-            url=me.peer_url,
-        )
-    )
+    commands = [reconfigure(base, "remove", m["id"]) for m in stale]
+    commands.append(reconfigure(base, "add", me.name, f"--peer-urls={me.peer_url}"))
     for command in commands:
         ok, output = other.run_shell_command(command)
         if not ok:
@@ -297,8 +300,12 @@ def rolling_restart(
         if m["name"] != settings.node_name and not m["learner"] and set(m["client_urls"]) & healthy
     ]
     if own is not None and own["leader"] == own["id"] and others:
-        # Hand leadership over first: no election while this member is down.
-        yield script("{c} move-leader {id} >/dev/null", c=args, id=others[0])
+        # Hand leadership over first: no election while this member is down. The leader
+        # drops writes while a handover waits for its target to catch up: hand it to the
+        # follower that has applied the most.
+        applied = {st["id"]: st.get("applied", 0) for st in view["status"]}
+        target = max(others, key=lambda member: applied.get(member, 0))
+        yield script("{c} move-leader {id} >/dev/null", c=args, id=target)
     yield script("systemctl restart {unit}", unit=settings.unit)
     yield script(_WAIT_HEALTHY, etcdctl=args, tries=timeout * 2, timeout=timeout)
 
@@ -350,7 +357,7 @@ def member_removed(*, settings: Settings, peers: Sequence[Peer]) -> Generator:
             base = etcdctl_for(validate_inventory_host(host.state.inventory, other.name))
             yield FunctionCommand(
                 _run_on,
-                (other.name, script("{c} member remove {id}", c=base, id=mine[0]["id"])),
+                (other.name, reconfigure(base, "remove", mine[0]["id"])),
                 {},
             )
     files = [settings.member_file("conf.yml"), f"/etc/systemd/system/{settings.unit}"]

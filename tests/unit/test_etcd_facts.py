@@ -52,3 +52,38 @@ def test_a_members_own_status_is_found_by_its_id() -> None:
     fact = EtcdCluster().process(_cluster([True, True, True]))
     assert member_status(fact, "etcd-k8s-1")["revision"] == 7
     assert member_status(fact, "etcd-k8s-2") is None  # it gave no status
+
+
+def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
+    from pyinfra.api import Inventory
+
+    from deploys.settings import settings_for
+    from operations import etcd
+    from tests.unit.fakes import FakeHost, raw, run_op
+
+    names = {"a1": "etcd-k8s-1", "a2": "etcd-k8s-2", "a3": "etcd-k8s-3"}
+    urls = {i: [f"https://{n}:2379"] for i, n in names.items()}
+    applied = {"a1": 90, "a2": 100, "a3": 120}
+    view = {
+        "members": [{"id": i, "name": n, "client_urls": urls[i], "learner": False}
+                    for i, n in names.items()],
+        "health": [{"endpoint": urls[i][0], "healthy": True} for i in names],
+        "status": [{"id": i, "leader": "a3", "applied": applied[i]} for i in names],
+        "error": None,
+    }  # fmt: skip
+    inventory = Inventory(
+        ([(n, {"ssh_hostname": f"10.0.0.{k}"}) for k, n in enumerate(names.values(), 1)], {}),
+        etcd=(list(names.values()), {}),
+        etcd_cert_managers=(["etcd-k8s-1"], {}),
+    )
+    settings = settings_for(inventory.get_host("etcd-k8s-3"), inventory)
+    host = FakeHost({EtcdMember: {"active": True}, EtcdCluster: view}, name="etcd-k8s-3")
+    commands = raw(run_op(etcd.rolling_restart, host, settings=settings))
+    assert commands[0].endswith("move-leader a2 >/dev/null")
+    assert commands[1] == "systemctl restart etcd-k8s-3.service"
+    # A follower restarts without a handover.
+    view["status"] = [{**st, "leader": "a1"} for st in view["status"]]
+    follower = FakeHost({EtcdMember: {"active": True}, EtcdCluster: view}, name="etcd-k8s-3")
+    assert "move-leader" not in " ".join(
+        raw(run_op(etcd.rolling_restart, follower, settings=settings))
+    )
