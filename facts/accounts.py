@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase, StringCommand
 
-from operations.shell import script
+from facts.shell import script
 
 
 class SystemAccount(FactBase[dict]):

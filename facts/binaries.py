@@ -6,7 +6,7 @@ import re
 
 from pyinfra.api import FactBase, StringCommand
 
-from operations.shell import script
+from facts.shell import script
 
 RELEASES = "/var/lib/etcd-step-pki/releases"  # <binary>: "<version> <size> <mtime>"
 ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}

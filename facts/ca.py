@@ -12,7 +12,7 @@ from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.facts import FactProcessError
 
 from facts.sections import MARK, sections
-from operations.shell import script
+from facts.shell import script
 
 
 class CAState(FactBase[dict]):

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from pyinfra.api import FactBase, StringCommand
 
 from facts.sections import MARK
-from operations.shell import script
+from facts.shell import script
 
 
 def _public_der(key: object) -> bytes:

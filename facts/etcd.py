@@ -7,7 +7,7 @@ import json
 from pyinfra.api import FactBase, StringCommand
 
 from facts.sections import MARK, sections
-from operations.shell import script
+from facts.shell import script
 
 
 def etcdctl(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pyinfra.api import FactBase, StringCommand
 
-from operations.shell import script
+from facts.shell import script
 
 
 class ExistingPaths(FactBase[list]):

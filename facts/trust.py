@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pyinfra.api import FactBase, StringCommand
 
 from facts.sections import MARK
-from operations.shell import script
+from facts.shell import script
 
 
 class TrustFiles(FactBase[dict]):

@@ -8,7 +8,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
 from facts.accounts import SystemAccount
-from operations.shell import script
+from facts.shell import script
 
 
 @operation()

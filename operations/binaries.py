@@ -3,14 +3,59 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, OperationValueError, operation
 
-from deploys.settings import Artifact
 from facts.binaries import RELEASES, Binaries
-from operations.shell import script
+from facts.shell import script
+
+UPSTREAM_URLS = {
+    "step": "https://github.com/smallstep/cli/releases/download/v{version}/{file}",
+    "step-ca": "https://github.com/smallstep/certificates/releases/download/v{version}/{file}",
+    "etcd": "https://github.com/etcd-io/etcd/releases/download/v{version}/{file}",
+}
+# Release file names and the binaries each archive provides.
+ARCHIVES = {
+    "step": ("step_linux_{version}_{arch}.tar.gz", ("step",)),
+    "step-ca": ("step-ca_linux_{version}_{arch}.tar.gz", ("step-ca",)),
+    "etcd": ("etcd-v{version}-linux-{arch}.tar.gz", ("etcd", "etcdctl", "etcdutl")),
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One release archive of one binary: where it comes from and its checksum per arch.
+
+    `source` is `upstream` (the release URL), `mirror` (`mirror_url`/<file>) or `local`
+    (a file in `local_dir` on the controller, uploaded)."""
+
+    binary: str
+    version: str
+    checksums: dict[str, str]
+    source: str = "upstream"
+    mirror_url: str | None = None
+    local_dir: str | None = None
+
+    @property
+    def binaries(self) -> tuple[str, ...]:
+        """The binaries installed from the archive; the first one tells the version."""
+        return ARCHIVES[self.binary][1]
+
+    def file_name(self, arch: str) -> str:
+        return ARCHIVES[self.binary][0].format(version=self.version, arch=arch)
+
+    def url(self, arch: str) -> str:
+        name = self.file_name(arch)
+        if self.source == "mirror":
+            return f"{(self.mirror_url or '').rstrip('/')}/{name}"
+        return UPSTREAM_URLS[self.binary].format(version=self.version, file=name)
+
+    def local_path(self, arch: str) -> str:
+        return f"{(self.local_dir or '').rstrip('/')}/{self.file_name(arch)}"
+
 
 STAGING_DIR = "/var/tmp"
 

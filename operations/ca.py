@@ -5,14 +5,23 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Generator, Sequence
-from io import StringIO
+from dataclasses import dataclass
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
+from pyinfra.api import OperationError, StringCommand, operation
 
-from deploys.settings import Durations
 from facts.ca import CAHealth, CAState
-from operations.shell import script
+from facts.shell import replace_file, script
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Lifetimes of the certificates the CA issues (Go durations): default, max, min."""
+
+    default: str
+    max: str
+    min: str
+
 
 PASSWORD = "secrets/password"
 PROVISIONER_PASSWORD = "secrets/provisioner_password"
@@ -174,9 +183,8 @@ def configuration(
     if wanted == current:
         host.noop(f"{path}/config/ca.json is as configured")
         return
-    target = f"{path}/config/ca.json"
-    yield FileUploadCommand(StringIO(render_config(wanted)), target + ".new")
-    yield script("chmod 0600 {new} && mv -f {new} {target}", new=target + ".new", target=target)
+    # ca.json holds the provisioner's encrypted key, which step-ca serves to every client.
+    yield StringCommand(replace_file(f"{path}/config/ca.json", render_config(wanted), "0600"))
 
 
 @operation()

@@ -22,9 +22,10 @@ from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
 from facts.paths import FileText
+from facts.shell import script
 from operations.ca import MODES, PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
-from operations.shell import script
+from operations.failures import failed
 
 WORK = "/run/etcd-step-pki/ca-backup"
 # What the last restore on a host restored: a second run of the same restore changes nothing,
@@ -105,11 +106,6 @@ def backed_up(*, path: str, store: Store, recipient_key: str, retention_days: in
     yield FunctionCommand(_backup, (path, store, recipient_key, retention_days, digest), {})
 
 
-def _fail(node: Host, message: str) -> bool:
-    node.log_styled(message, fg="red", log_func=logger.error)
-    return False
-
-
 def _backup(
     state: State,
     host: Host,
@@ -122,21 +118,21 @@ def _backup(
     """Run time: pack and encrypt on the host, upload the ciphertext from memory."""
     ok, out = host.run_shell_command(script("install -d -m 0700 {w}", w=WORK))
     if not ok or not host.put_file(StringIO(recipient_key), f"{WORK}/recipient.asc"):
-        return _fail(host, "staging the recipient key failed")
+        return failed(host, "staging the recipient key failed")
     try:
         ok, out = host.run_shell_command(script(_PACK, work=WORK, path=path))
         if not ok:
-            return _fail(host, f"packing and encrypting the CA state failed: {out.stderr}")
+            return failed(host, f"packing and encrypting the CA state failed: {out.stderr}")
         expected = out.stdout.strip()
         buffer = BytesIO()
         if not host.get_file(f"{WORK}/backup.gpg", buffer):
-            return _fail(host, "fetching the encrypted backup failed")
+            return failed(host, "fetching the encrypted backup failed")
     finally:
         host.run_shell_command(script("rm -rf {w}", w=WORK))
     data = buffer.getvalue()
     checksum = hashlib.sha256(data).hexdigest()
     if checksum != expected:
-        return _fail(host, "the encrypted backup changed on its way to the controller")
+        return failed(host, "the encrypted backup changed on its way to the controller")
     now = dt.datetime.now(dt.UTC)
     key = f"{store.prefix}/{now:%Y/%m}/ca-backup-{now:%Y%m%dT%H%M%SZ}{SUFFIX}"
     client = store.client()
@@ -269,17 +265,17 @@ def _restore(
     """Run time: stage ciphertext and key in tmpfs, decrypt, check, swap in."""
     ok, _ = host.run_shell_command(script("rm -rf {w}; install -d -m 0700 {w}", w=WORK))
     if not ok:
-        return _fail(host, f"cannot create {WORK}")
+        return failed(host, f"cannot create {WORK}")
     if not host.put_file(BytesIO(data), f"{WORK}/backup.gpg") or not host.put_file(
         StringIO(private_key), f"{WORK}/private.asc"
     ):
         host.run_shell_command(script("rm -rf {w}", w=WORK))
-        return _fail(host, "staging the backup failed")
+        return failed(host, "staging the backup failed")
     ok, out = host.run_shell_command(
         script(_RESTORE, work=WORK, path=path, expect_root=expect_root)
     )
     if not ok:
-        return _fail(host, f"restoring {key} failed, the CA is as it was: {out.stderr}")
+        return failed(host, f"restoring {key} failed, the CA is as it was: {out.stderr}")
     host.log_styled(
         f"restored {key}; the previous state is kept at {out.stdout.strip()}",
         log_func=logger.info,

@@ -22,13 +22,33 @@ from pyinfra.api import FunctionCommand, OperationError, StringCommand, operatio
 from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
-from deploys.settings import KEY_TYPES, Certificate, Settings, parse_duration
 from facts.ca import CAState
 from facts.certificates import NodeCertificates
+from facts.shell import raw, replace_file, replace_link, script
 from operations import tokens
-from operations.shell import raw, script
+from operations.durations import parse_duration
+from operations.failures import failed
 
 TOKEN_DIR = "/run/etcd-step-pki"
+# `cert_key_type` -> step's `--kty` and `--curve` (RSA keys are 2048 bits).
+KEY_TYPES = {"EC": ("EC", "P-256"), "OKP": ("OKP", "Ed25519"), "RSA": ("RSA", None)}
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """One leaf certificate of a node: its kind, subject and files."""
+
+    kind: str  # peer | server | client
+    subject: str
+    crt: str
+    key: str
+
+    @property
+    def unit(self) -> str:
+        """The renewal units' name, `step-renew-<subject>-<kind>`."""
+        return f"step-renew-{self.subject}-{self.kind}"
+
+
 DEFAULT_RENEWAL_PERCENT = 66  # step's default: renew after 2/3 of the lifetime
 
 
@@ -41,15 +61,16 @@ def root_fingerprint(root_pem: str) -> str:
 _ca_cache: dict[tuple[int, str], dict] = {}
 
 
-def ca_material(state: State, primary: str, ca_path: str) -> dict:
-    """The primary's root and intermediate PEMs (public), read once a run once they exist.
+def ca_material(state: State, cert_manager: str, ca_path: str) -> dict:
+    """The cert-manager's root and intermediate PEMs (public), read once a run once they
+    exist.
 
-    Reaches the primary even when `--limit` left it out of the run's connections.
+    Reaches the cert-manager even when `--limit` left it out of the run's connections.
     """
-    key = (id(state), primary)
+    key = (id(state), cert_manager)
     if key in _ca_cache:
         return _ca_cache[key]
-    manager = state.inventory.get_host(primary)
+    manager = state.inventory.get_host(cert_manager)
     if not manager.connected:
         manager.connect(reason="to read the CA certificates", raise_exceptions=True)
     found = manager.get_fact(CAState, path=ca_path)
@@ -60,23 +81,47 @@ def ca_material(state: State, primary: str, ca_path: str) -> dict:
     return material
 
 
+def ca_root(state: State, authority: tokens.Authority) -> str:
+    """The CA's root PEM, or "" while planning a run that creates the CA; at execution a
+    missing root is an error."""
+    root = ca_material(state, authority.cert_manager, authority.path)["root"]
+    if not root and state.is_executing:
+        raise OperationError(f"the CA on {authority.cert_manager} has no root certificate yet")
+    return root or ""
+
+
 @dataclass(frozen=True)
-class Wanted:
-    """What a node's certificates must be."""
+class StepNode:
+    """Where a node keeps the step CLI, its configuration and its certificates, and who
+    owns them."""
 
-    certificates: tuple[Certificate, ...]
-    sans: tuple[str, ...]
-    user: str
-    duration: str
-    key_type: str
-    expires_in: str | None
+    bin_dir: str = "/opt/bin"
+    step_path: str = "/etc/step"
+    ssl_dir: str = "/etc/etcd/ssl"
+    owner: str = "etcd"
+
+    @property
+    def step(self) -> str:
+        return f"{self.bin_dir}/step"
+
+    @property
+    def root_file(self) -> str:
+        return f"{self.ssl_dir}/root_ca.crt"
 
 
-def expected_sans(settings: Settings, hostname: str | None, fqdn: str | None) -> tuple[str, ...]:
-    """Hostname, FQDN, inventory name, every address, localhost, 127.0.0.1, extra SANs."""
-    names = [hostname, fqdn, settings.host, *settings.addresses, "localhost", "127.0.0.1"]
-    names += list(settings.extra_sans)
-    return tuple(dict.fromkeys(n for n in names if n))
+@dataclass(frozen=True)
+class Issuance:
+    """What a node asks the CA for: lifetime (a Go duration), key type (`KEY_TYPES`), and
+    the renewal point (`step certificate needs-renewal --expires-in`; None: 66% used)."""
+
+    duration: str = "17520h"
+    key_type: str = "EC"
+    expires_in: str | None = None
+
+
+def expected_sans(names: Sequence[str], hostname: str | None, fqdn: str | None) -> tuple[str, ...]:
+    """The host's own hostname and FQDN, then `names`, once each."""
+    return tuple(dict.fromkeys(n for n in (hostname, fqdn, *names) if n))
 
 
 def past_renewal_point(cert: dict, expires_in: str | None, now: float) -> bool:
@@ -133,50 +178,57 @@ def _mode_fixes(entry: dict | None, item: Certificate, user: str) -> list[tuple[
 
 @operation()
 def node_certificates(
+    certificates: Sequence[Certificate],
     *,
-    settings: Settings,
-    ca_url: str,
+    sans: Sequence[str],
+    authority: tokens.Authority,
+    node: StepNode,
+    issuance: Issuance,
     now: float,
     trust_links: bool = True,
     reissue: str | None = None,
 ) -> Generator:
     """
-    Trust the CA and hold valid peer/server/client certificates (members) or a client
-    certificate (clients), each issued only when it has to be.
+    Trust the CA and hold valid certificates, each issued only when it has to be.
 
-    + settings: this host's validated settings
-    + ca_url: the URL nodes reach step-ca at
+    + certificates: the host's leaf certificates (one subject: peer/server/client, or client)
+    + sans: names and addresses every certificate carries (the host's own hostname and FQDN
+      are added)
+    + authority: the CA: its URL, and the cert-manager that mints the one-time tokens
+    + node: where step, its configuration and the certificates are on this host
+    + issuance: lifetime, key type and renewal point
     + now: the time the renewal point is judged at (seconds since the epoch)
     + trust_links: keep peer-ca.crt and client-ca.crt linked to root_ca.crt (a cfssl
       migration holds transitional bundles there instead)
     + reissue: why every certificate is issued again whatever its state (None: only those
       that need it)
+
+    The tokens are minted on the cert-manager, in one batch for every node of the run, and
+    that step is shown under the cert-manager; with `--limit` the cert-manager is reached
+    all the same.
     """
-    items = settings.certificates
     found = host.get_fact(
         NodeCertificates,
-        ssl_dir=settings.ssl_dir,
-        step_path=settings.step_path,
-        pairs=[(c.crt, c.key) for c in items],
+        ssl_dir=node.ssl_dir,
+        step_path=node.step_path,
+        pairs=[(c.crt, c.key) for c in certificates],
     )
-    material = ca_material(host.state, settings.primary, settings.ca_path)
-    if not material["root"]:
-        if host.state.is_executing:
-            raise OperationError(f"the CA on {settings.primary} has no root certificate yet")
+    root = ca_root(host.state, authority)
+    if not root:
         yield script("true  # trust and certificates once the CA exists")
         return
-    root, intermediate = material["root"], material["intermediate"]
-    commands = _trust_commands(settings, found["trust"], root, ca_url, trust_links)
+    intermediate = ca_material(host.state, authority.cert_manager, authority.path)["intermediate"]
+    commands = _trust_commands(node, found["trust"], root, authority.url, trust_links)
 
-    sans = expected_sans(settings, found["hostname"], found["fqdn"])
+    wanted_sans = expected_sans(sans, found["hostname"], found["fqdn"])
     due: list[tuple[Certificate, str]] = []
-    for item in items:
+    for item in certificates:
         entry = found["files"].get(item.crt)
         reason = reissue or reissue_reason(
             entry,
-            sans=sans,
+            sans=wanted_sans,
             intermediate_pem=intermediate,
-            expires_in=settings.renewal.expires_in,
+            expires_in=issuance.expires_in,
             now=now,
         )
         if reason:
@@ -185,44 +237,38 @@ def node_certificates(
             commands += [
                 raw(
                     "chown {user}:{user} {path} && chmod {mode} {path}",
-                    user=settings.etcd_user,
+                    user=node.owner,
                     path=path,
                     mode=mode,
                 )
-                for path, mode in _mode_fixes(entry, item, settings.etcd_user)
+                for path, mode in _mode_fixes(entry, item, node.owner)
             ]
     if due:
         commands.append(raw("install -d -m 0700 {d}", d=TOKEN_DIR))
     if commands:
         yield StringCommand("set -e; " + "; ".join(commands))
     if due:
-        wanted = Wanted(
-            tuple(item for item, _ in due),
-            sans,
-            settings.etcd_user,
-            settings.durations.default,
-            settings.key_type,
-            settings.renewal.expires_in,
-        )
+        items = tuple(item for item, _ in due)
         tokens.register(
             host.state,
             tokens.TokenRequest(
                 host=host.name,
-                subject=settings.node_name,
-                sans=sans,
-                kinds=tuple(item.kind for item, _ in due),
-                duration=settings.durations.default,
-                ca_url=ca_url,
+                subject=items[0].subject,
+                sans=wanted_sans,
+                kinds=tuple(item.kind for item in items),
+                duration=issuance.duration,
+                ca_url=authority.url,
             ),
         )
         reasons = "; ".join(f"{item.kind}: {why}" for item, why in due)
-        yield FunctionCommand(_issue, (settings, ca_url, wanted, reasons), {})
+        command = _certificate_command(node, authority.url, issuance, items)
+        yield FunctionCommand(_issue, (authority, items, command, reasons), {})
     elif not commands:
-        host.noop(f"{len(items)} certificate(s) valid, trust in place")
+        host.noop(f"{len(certificates)} certificate(s) valid, trust in place")
 
 
 def _trust_commands(
-    settings: Settings, trust: dict, root: str, ca_url: str, links: bool = True
+    node: StepNode, trust: dict, root: str, ca_url: str, links: bool = True
 ) -> list[str]:
     """Shell commands that make the step CLI and ssl_dir trust the root (it is public)."""
     commands = []
@@ -237,43 +283,37 @@ def _trust_commands(
             raw(
                 "STEPPATH={step_path} {step} ca bootstrap --ca-url {url} --fingerprint {fp}"
                 " --force >/dev/null",
-                step_path=settings.step_path,
-                step=f"{settings.bin_dir}/step",
+                step_path=node.step_path,
+                step=node.step,
                 url=ca_url,
                 fp=fingerprint,
             )
         )
     if trust.get("ssl_root") != root:
-        target = f"{settings.ssl_dir}/root_ca.crt"
-        commands.append(
-            raw(
-                "install -d -m 0755 {dir} && printf %s {pem} > {new} && chmod 0644 {new}"
-                " && mv -f {new} {target}",
-                dir=settings.ssl_dir,
-                pem=root,
-                new=target + ".new",
-                target=target,
-            )
-        )
+        target = node.root_file
+        commands.append(raw("install -d -m 0755 {d}", d=node.ssl_dir))
+        commands.append(replace_file(target, root))
     for link in ("peer-ca.crt", "client-ca.crt") if links else ():
         if trust.get("links", {}).get(link) != "root_ca.crt":
-            commands.append(
-                raw(
-                    "ln -sfn root_ca.crt {link}.new && mv -Tf {link}.new {link}",
-                    link=f"{settings.ssl_dir}/{link}",
-                )
-            )
+            commands.append(replace_link(f"{node.ssl_dir}/{link}", "root_ca.crt"))
     return commands
 
 
-def _certificate_command(settings: Settings, ca_url: str, wanted: Wanted, tokens: str) -> str:
-    kty, curve = KEY_TYPES[wanted.key_type]
+TOKEN_FILE = f"{TOKEN_DIR}/tokens"
+
+
+def _certificate_command(
+    node: StepNode, ca_url: str, issuance: Issuance, items: Sequence[Certificate]
+) -> str:
+    """Each certificate made on the node (key included) with its token from TOKEN_FILE."""
+    kty, curve = KEY_TYPES[issuance.key_type]
     key_flags = ["--kty", kty] + (["--curve", curve] if curve else ["--size", "2048"])
     parts = [
-        'set -e; umask 077; t={tokens}; trap \'rm -f "$t" "$t.err"\' EXIT; install -d -m 0755 {ssl_dir};'
+        'set -e; umask 077; t={tokens}; trap \'rm -f "$t" "$t.err"\' EXIT;'
+        " install -d -m 0755 {ssl_dir};"
     ]
-    values: dict[str, object] = {"tokens": tokens, "ssl_dir": settings.ssl_dir}
-    for index, item in enumerate(wanted.certificates):
+    values: dict[str, object] = {"tokens": TOKEN_FILE, "ssl_dir": node.ssl_dir}
+    for index, item in enumerate(items):
         parts.append(
             f'STEP_TOKEN="$(sed -n "s/^{item.kind} //p" "$t")"'
             f" STEPPATH={{step_path}} {{step}} ca certificate {{subject}} {{crt{index}}}.new"
@@ -287,39 +327,37 @@ def _certificate_command(settings: Settings, ca_url: str, wanted: Wanted, tokens
         values[f"crt{index}"] = item.crt
         values[f"key{index}"] = item.key
     values.update(
-        step_path=settings.step_path,
-        step=f"{settings.bin_dir}/step",
-        subject=settings.node_name,
+        step_path=node.step_path,
+        step=node.step,
+        subject=items[0].subject,
         key_flags=key_flags,
-        duration=wanted.duration,
+        duration=issuance.duration,
         url=ca_url,
-        root=settings.root_file,
-        user=wanted.user,
+        root=node.root_file,
+        user=node.owner,
     )
     return script(" ".join(parts), **values).get_raw_value()
 
 
-def _fail(node: Host, message: str) -> bool:
-    node.log_styled(message, fg="red", log_func=logger.error)
-    return False
-
-
 def _issue(
-    state: State, host: Host, settings: Settings, ca_url: str, wanted: Wanted, reasons: str
+    state: State,
+    host: Host,
+    authority: tokens.Authority,
+    items: Sequence[Certificate],
+    command: str,
+    reasons: str,
 ) -> bool:
-    """Run time: mint the tokens on the primary, hand them to the node, issue there."""
+    """Run time: the tokens from the cert-manager, handed to the node, used there."""
     node = host
     node.log_styled(f"issuing certificates ({reasons})", log_func=logger.info)
-    primary = state.inventory.get_host(settings.primary)
     try:
-        minted = tokens.tokens_for(state, primary, settings, node.name)
+        minted = tokens.tokens_for(state, authority, node.name)
     except RuntimeError as error:
-        return _fail(node, str(error))
-    text = "".join(f"{item.kind} {minted[item.kind]}\n" for item in wanted.certificates)
-    token_file = f"{TOKEN_DIR}/tokens"
-    if not node.put_file(StringIO(text), token_file, remote_temp_filename=token_file + ".part"):
-        return _fail(node, "uploading the one-time tokens failed")
-    ok, output = node.run_shell_command(_certificate_command(settings, ca_url, wanted, token_file))
+        return failed(node, str(error))
+    text = "".join(f"{item.kind} {minted[item.kind]}\n" for item in items)
+    if not node.put_file(StringIO(text), TOKEN_FILE, remote_temp_filename=TOKEN_FILE + ".part"):
+        return failed(node, "uploading the one-time tokens failed")
+    ok, output = node.run_shell_command(command)
     if not ok:
-        return _fail(node, f"issuing certificates failed: {output.stderr}")
+        return failed(node, f"issuing certificates failed: {output.stderr}")
     return True

@@ -8,41 +8,41 @@ by a rolling restart of the members.
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
-from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.api import OperationError, StringCommand, operation
 
-from deploys.settings import Settings
 from facts.paths import ExistingPaths
+from facts.shell import raw, replace_file, replace_link, script
 from facts.trust import TrustFiles
-from operations.certificates import ca_material
-from operations.shell import script
+from operations.certificates import ca_root
+from operations.tokens import Authority
 
 
 @operation()
-def trust_bundles(*, settings: Settings, old_roots: Mapping[str, str] | None) -> Generator:
+def trust_bundles(
+    ssl_dir: str, *, authority: Authority, old_roots: Mapping[str, str] | None
+) -> Generator:
     """
     Point peer-ca.crt and client-ca.crt at the CA: bundles of the new root and the old
     cfssl CA (transition), or links to root_ca.crt (the end).
 
-    + settings: this host's validated settings
+    + ssl_dir: where the trust files are
+    + authority: the CA whose root is trusted (read from its cert-manager)
     + old_roots: trust file -> the old CA's PEM file to add to it; None: the new root only
     """
-    targets = [f"{settings.ssl_dir}/peer-ca.crt", f"{settings.ssl_dir}/client-ca.crt"]
+    targets = [f"{ssl_dir}/peer-ca.crt", f"{ssl_dir}/client-ca.crt"]
     found = host.get_fact(TrustFiles, paths=[*targets, *(old_roots or {}).values()])
     if old_roots is None:
         changed = [t for t in targets if found.get(t) != {"link": "root_ca.crt"}]
         for target in changed:
             # Renamed over the bundle: a reader never finds the file missing.
-            yield script("ln -sfn root_ca.crt {t}.new && mv -Tf {t}.new {t}", t=target)
+            yield StringCommand(replace_link(target, "root_ca.crt"))
         if not changed:
             host.noop("peer-ca.crt and client-ca.crt trust the new root only")
         return
-    material = ca_material(host.state, settings.primary, settings.ca_path)
-    if not material["root"]:
-        if host.state.is_executing:
-            raise OperationError(f"the CA on {settings.primary} has no root certificate yet")
+    root = ca_root(host.state, authority)
+    if not root:
         yield script("true  # trust bundles once the CA exists")
         return
     changed = []
@@ -50,12 +50,13 @@ def trust_bundles(*, settings: Settings, old_roots: Mapping[str, str] | None) ->
         old_pem = (found.get(old) or {}).get("pem")
         if old_pem is None:
             raise OperationError(f"{old} is missing: it should hold the old cfssl CA")
-        wanted = material["root"].strip() + "\n" + old_pem
+        wanted = root.strip() + "\n" + old_pem
         if found.get(target) != {"pem": wanted}:
             changed.append(target)
-            yield script("install -d -m 0755 {d}; rm -f {t}.new", d=settings.ssl_dir, t=target)
-            yield FileUploadCommand(StringIO(wanted), target + ".new")
-            yield script("chmod 0644 {t}.new && mv -Tf {t}.new {t}", t=target)
+            # Renamed over the link or bundle: a reader never finds the file missing.
+            yield StringCommand(
+                raw("install -d -m 0755 {d}", d=ssl_dir) + " && " + replace_file(target, wanted)
+            )
     if not changed:
         host.noop("peer-ca.crt and client-ca.crt trust the old and the new CA")
 

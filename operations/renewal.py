@@ -1,112 +1,86 @@
-"""Renewal units: a systemd service and timer per certificate, written and enabled in one go."""
+"""Renewal units (a systemd service and timer per certificate) and renewing now through them."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 
 from pyinfra import host
-from pyinfra.api import OperationError, StringCommand, operation
+from pyinfra.api import OperationError, operation
 
-from deploys.settings import Certificate, Settings
 from facts.certificates import NodeCertificates
-from facts.units import Units
-from operations.shell import raw, script
-from operations.units import digest, first_use, reload_needed, write_unit
+from facts.shell import script
+from operations.certificates import Certificate, StepNode
 from templates import render
 
+METRICS_SCRIPT = "etcd-pki-renewal-metrics"
 
-def unit_files(settings: Settings, ca_url: str) -> dict[str, str]:
-    """`{unit file name: content}` of every renewal service and timer of a host."""
+
+@dataclass(frozen=True)
+class RenewalSchedule:
+    """When the renewal timers run and when a certificate is due; `metrics_dir` is a
+    node-exporter textfile directory (None: no metrics)."""
+
+    on_calendar: str = "*-*-* 03:00:00"
+    randomized_delay: str = "1h"
+    expires_in: str | None = None
+    metrics_dir: str | None = None
+
+
+def unit_files(
+    certificates: Sequence[Certificate], node: StepNode, ca_url: str, schedule: RenewalSchedule
+) -> dict[str, str]:
+    """`{unit file name: text}` of the renewal service and timer of every certificate."""
     files = {}
-    for item in settings.certificates:
-        values = _values(settings, item, ca_url)
+    for item in certificates:
+        values = _values(item, node, ca_url, schedule)
         files[f"{item.unit}.service"] = render("step-renew.service.j2", **values)
         files[f"{item.unit}.timer"] = render("step-renew.timer.j2", **values)
     return files
 
 
-METRICS_SCRIPT = "etcd-pki-renewal-metrics"
+def timers(certificates: Sequence[Certificate]) -> list[str]:
+    """The renewal timers of `certificates`: what runs (the services are started by them)."""
+    return [f"{item.unit}.timer" for item in certificates]
 
 
-def metrics_script(settings: Settings) -> str:
+def metrics_script(node: StepNode, schedule: RenewalSchedule) -> str:
     """The textfile-metrics helper the renewal units call when metrics are on."""
     return render(
         "etcd-pki-renewal-metrics.sh.j2",
-        textfile_dir=settings.renewal.metrics_dir,
-        step_path=settings.step_path,
-        bin_dir=settings.bin_dir,
-        expires_in=settings.renewal.expires_in,
+        textfile_dir=schedule.metrics_dir,
+        step_path=node.step_path,
+        bin_dir=node.bin_dir,
+        expires_in=schedule.expires_in,
     )
 
 
-def _values(settings: Settings, item: Certificate, ca_url: str) -> dict[str, object]:
-    expires = f" --expires-in {settings.renewal.expires_in}" if settings.renewal.expires_in else ""
-    helper = f"{settings.bin_dir}/{METRICS_SCRIPT}"
+def _values(
+    item: Certificate, node: StepNode, ca_url: str, schedule: RenewalSchedule
+) -> dict[str, object]:
+    expires = f" --expires-in {schedule.expires_in}" if schedule.expires_in else ""
+    helper = f"{node.bin_dir}/{METRICS_SCRIPT}"
     args = f"{item.subject}-{item.kind} {item.kind} {item.crt}"
-    metrics = settings.renewal.metrics_dir is not None
+    metrics = schedule.metrics_dir is not None
     return {
         "condition": (
             f"{helper} check {args}"
             if metrics
-            else f"{settings.bin_dir}/step certificate needs-renewal {item.crt}{expires}"
+            else f"{node.step} certificate needs-renewal {item.crt}{expires}"
         ),
         "metrics_record": f"{helper} record {args}" if metrics else "",
         "kind": item.kind,
         "subject": item.subject,
         "crt": item.crt,
         "key": item.key,
-        "user": settings.etcd_user,
-        "bin_dir": settings.bin_dir,
-        "step_path": settings.step_path,
+        "user": node.owner,
+        "bin_dir": node.bin_dir,
+        "step_path": node.step_path,
         "ca_url": ca_url,
-        "root": settings.root_file,
-        "on_calendar": settings.renewal.on_calendar,
-        "randomized_delay": settings.renewal.randomized_delay,
+        "root": node.root_file,
+        "on_calendar": schedule.on_calendar,
+        "randomized_delay": schedule.randomized_delay,
     }
-
-
-@operation()
-def renewal_units(files: Mapping[str, str], *, enabled: bool = True) -> Generator:
-    """
-    Keep the renewal units as rendered, their timers enabled and running (or disabled).
-
-    + files: unit file name -> content (`step-renew-<member>-<kind>.{service,timer}`)
-    + enabled: whether the timers run; disabled timers keep their files for manual renewal
-    """
-    timers = sorted(name for name in files if name.endswith(".timer"))
-    found = host.get_fact(Units, units=sorted(files))
-    changed = sorted(n for n, text in files.items() if found["files"].get(n) != digest(text))
-    # Unit files are no secret: written inline, reloaded and (re)started in one command.
-    commands = [write_unit(name, files[name]) for name in changed]
-    states = found["states"]
-
-    def file_state(unit: str) -> str | None:
-        return states.get(unit, {}).get("UnitFileState")
-
-    if enabled:
-        switch = [t for t in timers if file_state(t) != "enabled" or _inactive(states, t)]
-        restart = [t for t in timers if t in changed and t not in switch]
-        verb = "enable"
-    else:
-        switch = [t for t in timers if file_state(t) == "enabled" or not _inactive(states, t)]
-        restart = []
-        verb = "disable"
-    if reload_needed(found["files"], changed):
-        commands.append("systemctl daemon-reload")
-    if switch:
-        command = raw(f"systemctl {verb} --no-reload --now {{units}}", units=switch)
-        commands.append(first_use(command) if enabled else command)
-    if restart:
-        commands.append(raw("systemctl restart {units}", units=restart))
-    if commands:
-        yield StringCommand("set -e; " + "; ".join(commands))
-    else:
-        state = "enabled and running" if enabled else "disabled"
-        host.noop(f"{len(timers)} renewal timer(s) {state}")
-
-
-def _inactive(states: Mapping[str, dict], unit: str) -> bool:
-    return states.get(unit, {}).get("ActiveState") != "active"
 
 
 # step-ca backdates certificates by a minute: one renewed at time T starts at T - 1 min.
@@ -115,24 +89,24 @@ BACKDATE = 60.0
 
 @operation()
 def renewed_now(
-    *, settings: Settings, issued_before: float, kinds: Sequence[str] = ("peer", "server", "client")
+    certificates: Sequence[Certificate], *, node: StepNode, issued_before: float
 ) -> Generator:
     """
     Renew now, through their renewal units, the certificates issued before a point in time.
 
-    + settings: this host's validated settings
+    + certificates: the certificates to consider (each has its renewal units)
+    + node: where the certificates are on this host
     + issued_before: certificates that started before this time (seconds) are renewed
-    + kinds: which of the host's certificates
 
     The unit runs as on its timer (mTLS renewal, owner and mode fixed, metrics) with its
     renewal-due condition lifted by a runtime drop-in for this one start. A certificate
     renewed by an earlier run started after `issued_before`: a second run changes nothing.
     """
-    items = [c for c in settings.certificates if c.kind in kinds]
+    items = list(certificates)
     found = host.get_fact(
         NodeCertificates,
-        ssl_dir=settings.ssl_dir,
-        step_path=settings.step_path,
+        ssl_dir=node.ssl_dir,
+        step_path=node.step_path,
         pairs=[(c.crt, c.key) for c in items],
     )
     due = []

@@ -19,9 +19,10 @@ from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
+from facts.shell import script
 from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
-from operations.shell import script
+from operations.failures import failed
 
 TRANSFER = "/run/etcd-step-pki/transfer"
 
@@ -81,40 +82,35 @@ def replicated(*, primary: str, path: str) -> Generator:
     yield FunctionCommand(_transfer, (primary, path, root_fingerprint(root)), {})
 
 
-def _fail(node: Host, message: str) -> bool:
-    node.log_styled(message, fg="red", log_func=logger.error)
-    return False
-
-
 def _transfer(state: State, host: Host, primary: str, path: str, fingerprint: str) -> bool:
     """Run time: key pair on the backup, encrypted pack on the primary, ciphertext across."""
     source = state.inventory.get_host(primary)
     ok, out = host.run_shell_command(script(_KEYPAIR, d=TRANSFER))
     if not ok:
-        return _fail(host, f"making the transfer key failed: {out.stderr}")
+        return failed(host, f"making the transfer key failed: {out.stderr}")
     public = "\n".join(out.stdout_lines) + "\n"
     sending = f"{TRANSFER}-{host.name}"
     ok, out = source.run_shell_command(script("install -d -m 0700 {d}", d=sending))
     if not ok or not source.put_file(StringIO(public), f"{sending}/backup.pub"):
-        return _fail(host, f"handing the transfer key to {primary} failed")
+        return failed(host, f"handing the transfer key to {primary} failed")
     try:
         ok, out = source.run_shell_command(script(_PACK, d=sending, path=path))
         if not ok:
-            return _fail(host, f"packing the CA state on {primary} failed: {out.stderr}")
+            return failed(host, f"packing the CA state on {primary} failed: {out.stderr}")
         digest = out.stdout.strip()
         for name in ("k.enc", "state.enc"):
             buffer = BytesIO()
             if not source.get_file(f"{sending}/{name}", buffer):
-                return _fail(host, f"fetching {name} from {primary} failed")
+                return failed(host, f"fetching {name} from {primary} failed")
             buffer.seek(0)
             if not host.put_file(buffer, f"{TRANSFER}/{name}"):
-                return _fail(host, f"sending {name} to {host.name} failed")
+                return failed(host, f"sending {name} to {host.name} failed")
     finally:
         source.run_shell_command(script("rm -rf {d}", d=sending))
     ok, out = host.run_shell_command(
         script(_UNPACK, d=TRANSFER, digest=digest, path=path, fingerprint=fingerprint)
     )
     if not ok:
-        return _fail(host, f"unpacking the CA state failed: {out.stderr}")
+        return failed(host, f"unpacking the CA state failed: {out.stderr}")
     host.log_styled(f"CA state replicated from {primary}", log_func=logger.info)
     return True

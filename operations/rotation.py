@@ -14,10 +14,10 @@ from cryptography import x509
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
-from deploys.settings import parse_duration
 from facts.ca import CAState
+from facts.shell import script
 from operations.ca import PASSWORD
-from operations.shell import script
+from operations.durations import parse_duration
 
 ROTATION_REASON = "the intermediate CA is rotated in this run"
 

@@ -7,24 +7,24 @@ from collections.abc import Generator, Sequence
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
-from deploys.settings import Settings
 from facts.paths import ExistingPaths
-from operations.etcd import Peer, etcdctl_for
-from operations.shell import script
+from facts.shell import script
+from operations.etcd.member import Etcdctl, Member
 
 
 @operation()
-def snapshot_saved(*, settings: Settings, file_name: str) -> Generator:
+def snapshot_saved(file_name: str, *, etcdctl: Etcdctl, directory: str) -> Generator:
     """
     Save a snapshot of the cluster from this member, with its SHA-256 beside it.
 
-    + settings: this member's validated settings
-    + file_name: the snapshot's name in the snapshot directory
+    + file_name: the snapshot's name in `directory`
+    + etcdctl: how this host reaches its member
+    + directory: where snapshots are kept on this host
 
     Refused when this member's endpoint is not healthy. An existing snapshot of that name is
     kept as it is.
     """
-    target = f"{settings.etcd.snapshot_dir}/{file_name}"
+    target = f"{directory}/{file_name}"
     present = host.get_fact(ExistingPaths, paths=[target, f"{target}.sha256"])
     if len(present) == 2:
         host.noop(f"{target} exists")
@@ -35,8 +35,8 @@ def snapshot_saved(*, settings: Settings, file_name: str) -> Generator:
         " {etcdctl} snapshot save {target}.part >/dev/null; chmod 0600 {target}.part;"
         " mv -f {target}.part {target}; cd {dir};"
         " sha256sum {name} > {name}.sha256",
-        dir=settings.etcd.snapshot_dir,
-        etcdctl=etcdctl_for(settings),
+        dir=directory,
+        etcdctl=etcdctl.args,
         target=target,
         name=file_name,
     )
@@ -44,27 +44,36 @@ def snapshot_saved(*, settings: Settings, file_name: str) -> Generator:
 
 @operation()
 def snapshot_restored(
-    *, settings: Settings, peers: Sequence[Peer], snapshot: str, sha256: str
+    member: Member,
+    *,
+    peers: Sequence[Member],
+    snapshot: str,
+    sha256: str,
+    cluster_token: str,
+    etcdutl: str,
+    owner: str = "etcd",
 ) -> Generator:
     """
     Replace this member's data with a snapshot, as a member of a new cluster of `peers`.
 
-    + settings: this member's validated settings
-    + peers: every member of the inventory: the restored cluster
+    + member: this member
+    + peers: every member of the restored cluster (this one included)
     + snapshot: the snapshot file on the controller
     + sha256: its checksum, checked on the member before anything is stopped
+    + cluster_token: the new cluster's `initial-cluster-token`
+    + etcdutl: the etcdutl binary on the member
+    + owner: the user etcd runs as
 
     The member is stopped and its data kept aside as `<data dir>.before-restore-<sha>`; it is
     started again by the deploy once every member is restored. A marker file makes a second
     run with the same snapshot change nothing.
     """
-    marker = f"{settings.etcd.data_root}/{settings.node_name}.restored-{sha256[:16]}"
+    marker = f"{member.data_dir}.restored-{sha256[:16]}"
     if host.get_fact(ExistingPaths, paths=[marker]):
-        host.noop(f"{settings.node_name} holds snapshot {sha256[:16]} already")
+        host.noop(f"{member.name} holds snapshot {sha256[:16]} already")
         return
     staged = f"/var/tmp/etcd-restore-{sha256[:16]}.db"
     yield FileUploadCommand(snapshot, staged)
-    me = next(p for p in peers if p.host == settings.host)
     yield script(
         'set -e; f={staged}; trap \'rm -f "$f" "$f.log"\' EXIT;'
         ' printf "%s  %s\\n" {sha256} "$f" | sha256sum -c --status || {{'
@@ -77,14 +86,14 @@ def snapshot_restored(
         " touch {marker}",
         staged=staged,
         sha256=sha256,
-        unit=settings.unit,
-        data=settings.data_dir,
-        aside=f"{settings.data_dir}.before-restore-{sha256[:16]}",
-        etcdutl=settings.etcd.etcdutl,
-        name=me.name,
+        unit=member.unit,
+        data=member.data_dir,
+        aside=f"{member.data_dir}.before-restore-{sha256[:16]}",
+        etcdutl=etcdutl,
+        name=member.name,
         cluster=",".join(f"{p.name}={p.peer_url}" for p in peers),
-        token=f"etcd-{settings.cluster}",
-        peer_url=me.peer_url,
-        user=settings.etcd_user,
+        token=cluster_token,
+        peer_url=member.peer_url,
+        user=owner,
         marker=marker,
     )

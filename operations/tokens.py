@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import gevent.lock
+from pyinfra import logger
 from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
-from deploys.settings import Settings
-from operations.shell import raw
+from facts.shell import raw
 
 TOKEN_VALIDITY = 300.0  # seconds, `step ca token --not-after 5m`
 FRESH = TOKEN_VALIDITY / 2  # a batch older than this is minted again before use
@@ -43,6 +43,18 @@ _TOKEN = (
     ' --cert-not-after {duration}; echo; }} > "$d/t.{index}" 2> "$d/e.{index}" & p="$p $!";'
 )
 PARALLEL = 8
+
+
+@dataclass(frozen=True)
+class Authority:
+    """The CA certificates come from: the URL nodes reach it at, and the cert-manager (an
+    inventory host) whose step-ca state at `path` mints the tokens with `provisioner`."""
+
+    url: str
+    cert_manager: str
+    path: str = "/etc/step-ca"
+    provisioner: str = "etcd-pki"
+    bin_dir: str = "/opt/bin"
 
 
 @dataclass(frozen=True)
@@ -79,15 +91,17 @@ def register(state: State, request: TokenRequest) -> None:
     _batch(state).requests[request.host] = request
 
 
-def mint_command(settings: Settings, requests: Sequence[TokenRequest]) -> str:
-    """The primary's command printing `<host> <kind> <token>` for every kind of every request."""
+def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> str:
+    """The cert-manager's command printing `<host> <kind> <token>` for every kind of every
+    request."""
+    path = authority.path
     values: dict[str, object] = {
-        "ca_path": settings.ca_path,
-        "provisioner": settings.ca_provisioner,
-        "config": f"{settings.ca_path}/config/ca.json",
-        "password": f"{settings.ca_path}/secrets/provisioner_password",
-        "step": f"{settings.bin_dir}/step",
-        "root": f"{settings.ca_path}/certs/root_ca.crt",
+        "ca_path": path,
+        "provisioner": authority.provisioner,
+        "config": f"{path}/config/ca.json",
+        "password": f"{path}/secrets/provisioner_password",
+        "step": f"{authority.bin_dir}/step",
+        "root": f"{path}/certs/root_ca.crt",
     }
     text = raw(_KEY, **values)
     jobs = [(request, kind) for request in requests for kind in request.kinds]
@@ -108,19 +122,20 @@ def mint_command(settings: Settings, requests: Sequence[TokenRequest]) -> str:
     return text + ' cat "$d"/t.*'
 
 
-def tokens_for(state: State, primary: Host, settings: Settings, node: str) -> dict[str, str]:
+def tokens_for(state: State, authority: Authority, node: str) -> dict[str, str]:
     """Run time: `{kind: token}` for `node`, minting with everyone pending when needed.
 
-    Raises RuntimeError with the primary's message when minting fails."""
+    Raises RuntimeError with the cert-manager's message when minting fails."""
     batch = _batch(state)
+    primary = state.inventory.get_host(authority.cert_manager)
     with batch.lock:
         minted = batch.minted.get(node)
         if minted is None or time.monotonic() - minted[0] > FRESH:
-            _mint(batch, primary, settings, node)
+            _mint(batch, primary, authority, node)
         return batch.minted.pop(node)[1]
 
 
-def _mint(batch: _Batch, primary: Host, settings: Settings, node: str) -> None:
+def _mint(batch: _Batch, primary: Host, authority: Authority, node: str) -> None:
     now = time.monotonic()
     pending = [
         request
@@ -129,7 +144,7 @@ def _mint(batch: _Batch, primary: Host, settings: Settings, node: str) -> None:
     ]
     if not primary.connected:
         primary.connect(reason="to mint certificate tokens", raise_exceptions=True)
-    ok, output = primary.run_shell_command(mint_command(settings, pending))
+    ok, output = primary.run_shell_command(mint_command(authority, pending))
     if not ok:
         raise RuntimeError(f"minting tokens on {primary.name} failed: {output.stderr}")
     found: dict[str, dict[str, str]] = {}
@@ -141,5 +156,9 @@ def _mint(batch: _Batch, primary: Host, settings: Settings, node: str) -> None:
         tokens = found.get(request.host, {})
         if set(tokens) == set(request.kinds):
             batch.minted[request.host] = (now, tokens)
+    # Shown under the cert-manager, where the minting ran (also when --limit left it out).
+    primary.log_styled(
+        f"minted one-time tokens for {', '.join(r.host for r in pending)}", log_func=logger.info
+    )
     if node not in batch.minted:
         raise RuntimeError(f"{primary.name} minted no token for every certificate of {node}")

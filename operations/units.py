@@ -1,38 +1,29 @@
-"""A systemd service from its unit file to its state, in one operation and one fact.
+"""systemd units from their files to their state, in one operation and one fact.
 
 pyinfra's `files.template` + `systemd.daemon_reload` + `systemd.service` read four facts, two of
-them listing every unit of the host; this reads the one unit, and writes, reloads, enables and
-starts (or restarts) in one command.
+them listing every unit of the host; this reads the units concerned, and writes, reloads,
+enables and starts (or restarts) them in one command.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 
+from facts.shell import raw, replace_file
 from facts.units import Units
-from operations.shell import raw
 
 UNIT_DIR = "/etc/systemd/system"
+_ACTIVE = ("active", "activating", "reloading")
 
 
 def digest(text: str) -> str:
     """What the Units fact reports for a unit file of this text."""
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def write_unit(unit: str, text: str) -> str:
-    """The command that replaces a unit file atomically (unit files hold no secret)."""
-    path = f"{UNIT_DIR}/{unit}"
-    return raw(
-        "printf %s {text} > {path}.new && chmod 0644 {path}.new && mv -f {path}.new {path}",
-        text=text,
-        path=path,
-    )
 
 
 def reload_needed(before: Mapping[str, str | None], changed: Iterable[str]) -> bool:
@@ -49,50 +40,53 @@ def first_use(command: str) -> str:
 
 
 @operation()
-def service_unit(
-    unit: str,
+def systemd_units(
+    units: Sequence[str],
     *,
-    content: str | None = None,
+    files: Mapping[str, str] | None = None,
     running: bool | None = None,
     enabled: bool | None = None,
     restart_after: Sequence[OperationMeta] = (),
-):
+) -> Generator:
     """
-    Keep a service's unit file, and keep it running (or stopped) and enabled (or not).
+    Keep unit files as given, and the units running (or stopped) and enabled (or not).
 
-    + unit: the unit's name, e.g. `step-ca.service`
-    + content: the unit file's text (None: leave the file alone)
-    + running: True to start it (restarting a running one whose file changed), False to stop
-      it, None to leave it as it is
-    + enabled: whether it starts at boot (None: leave it)
-    + restart_after: operations of this run whose change needs a restart of a running service
+    + units: the units whose state is kept, e.g. `["step-ca.service"]` or a host's timers
+    + files: unit file name -> text, written to /etc/systemd/system (None: leave files alone);
+      may name units that `units` does not (a timer's service)
+    + running: True to start them (restarting a running one whose own file changed), False
+      to stop them, None to leave them as they are
+    + enabled: whether they start at boot (None: leave it)
+    + restart_after: operations of this run whose change needs a restart of a running unit
     """
-    found = host.get_fact(Units, units=[unit])
-    commands: list[str] = []
-    changed = content is not None and found["files"].get(unit) != digest(content)
-    if changed:
-        commands.append(write_unit(unit, content))
-    if changed and reload_needed(found["files"], [unit]):
+    files = dict(files or {})
+    found = host.get_fact(Units, units=sorted({*units, *files}))
+    changed = sorted(
+        name for name, text in files.items() if found["files"].get(name) != digest(text)
+    )
+    commands = [replace_file(f"{UNIT_DIR}/{name}", files[name]) for name in changed]
+    if reload_needed(found["files"], changed):
         commands.append("systemctl daemon-reload")
-    state = found["states"].get(unit, {})
-    is_enabled = state.get("UnitFileState") == "enabled"
-    if enabled is not None and enabled != is_enabled:
+    states = found["states"]
+
+    is_enabled = {u: states.get(u, {}).get("UnitFileState") == "enabled" for u in units}
+    is_active = {u: states.get(u, {}).get("ActiveState") in _ACTIVE for u in units}
+    switch = [u for u in units if enabled is not None and enabled != is_enabled[u]]
+    if switch:
         commands.append(
-            raw(f"systemctl {'enable' if enabled else 'disable'} --no-reload {{u}}", u=unit)
+            raw(f"systemctl {'enable' if enabled else 'disable'} --no-reload {{u}}", u=switch)
         )
-    active = state.get("ActiveState") in ("active", "activating", "reloading")
-    if running and not active:
-        commands.append(first_use(raw("systemctl start {u}", u=unit)))
-    elif running and (changed or _any_changed(restart_after)):
-        commands.append(raw("systemctl restart {u}", u=unit))
-    elif running is False and active:
-        commands.append(raw("systemctl stop {u}", u=unit))
+    start = [u for u in units if running and not is_active[u]]
+    restart_all = host.state.is_executing and any(m.did_change() for m in restart_after)
+    restart = [u for u in units if running and is_active[u] and (u in changed or restart_all)]
+    stop = [u for u in units if running is False and is_active[u]]
+    if start:
+        commands.append(first_use(raw("systemctl start {u}", u=start)))
+    if restart:
+        commands.append(raw("systemctl restart {u}", u=restart))
+    if stop:
+        commands.append(raw("systemctl stop {u}", u=stop))
     if commands:
         yield StringCommand("set -e; " + "; ".join(commands))
     else:
-        host.noop(f"{unit} is as it should be")
-
-
-def _any_changed(metas: Sequence[OperationMeta]) -> bool:
-    """Whether an earlier operation changed something; known only once the run executes."""
-    return host.state.is_executing and any(m.did_change() for m in metas)
+        host.noop(f"{', '.join(units)}: as configured")

@@ -10,7 +10,7 @@ from deploys.components import component
 from deploys.settings import Settings, ca_dns_names, load_settings
 from operations import ca
 from operations.binaries import release_binaries
-from operations.units import service_unit
+from operations.units import systemd_units
 from templates import render
 
 UNIT = "step-ca.service"
@@ -49,10 +49,10 @@ def _unit_text(settings: Settings) -> str:
 
 def keep_step_ca_stopped(settings: Settings) -> None:
     """A backup cert-manager: the unit in place, step-ca stopped and not started at boot."""
-    service_unit(
+    systemd_units(
         name="step-ca stays stopped on a backup cert-manager",
-        unit=UNIT,
-        content=_unit_text(settings),
+        units=[UNIT],
+        files={UNIT: _unit_text(settings)},
         running=False,
         enabled=False,
     )
@@ -85,10 +85,10 @@ def _primary(settings: Settings, changes: list) -> None:
 def run_step_ca(settings: Settings, changes: list) -> None:
     """step-ca's unit in place, running (restarted after any of `changes`), enabled, and
     healthy before anything may issue."""
-    service_unit(
+    systemd_units(
         name="step-ca runs, restarted after a change, and starts at boot",
-        unit=UNIT,
-        content=_unit_text(settings),
+        units=[UNIT],
+        files={UNIT: _unit_text(settings)},
         running=True,
         enabled=True,
         restart_after=changes,

@@ -9,18 +9,13 @@ from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
-from deploys.components import component
-from deploys.settings import SettingsError, load_settings, time_setting
+from deploys.components import arguments, component
+from deploys.settings import Settings, SettingsError, load_settings, time_setting
 from operations.accounts import system_account
 from operations.binaries import release_binaries
 from operations.certificates import node_certificates
-from operations.renewal import (
-    METRICS_SCRIPT,
-    metrics_script,
-    renewal_units,
-    renewed_now,
-    unit_files,
-)
+from operations.renewal import METRICS_SCRIPT, metrics_script, renewed_now, timers, unit_files
+from operations.units import systemd_units
 
 
 @component("Node certificates")
@@ -34,26 +29,52 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
         return None
     release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
     system_account(name="etcd user and group", user=settings.etcd_user, home="/var/lib/etcd")
-    issued = node_certificates(
-        name="Trust and certificates",
-        settings=settings,
-        ca_url=settings.ca_url,
-        now=time.time(),
-        reissue=reissue,
-    )
+    issued = issue_certificates(settings, reissue=reissue)
     if settings.renewal.metrics_dir is not None:
         files.put(
             name="Renewal metrics helper",
-            src=StringIO(metrics_script(settings)),
+            src=StringIO(
+                metrics_script(arguments.step_node(settings), arguments.schedule(settings))
+            ),
             dest=f"{settings.bin_dir}/{METRICS_SCRIPT}",
             mode="0755",
         )
-    renewal_units(
-        name="Renewal units",
-        files=unit_files(settings, settings.ca_url),
-        enabled=settings.renewal.enabled,
-    )
+    renewal_units(settings)
     return issued
+
+
+def issue_certificates(
+    settings: Settings, *, trust_links: bool = True, reissue: str | None = None
+) -> OperationMeta:
+    """Trust and this host's certificates, issued where needed."""
+    return node_certificates(
+        name="Trust and certificates",
+        certificates=settings.certificates,
+        sans=arguments.sans(settings),
+        authority=arguments.authority(settings),
+        node=arguments.step_node(settings),
+        issuance=arguments.issuance(settings),
+        now=time.time(),
+        trust_links=trust_links,
+        reissue=reissue,
+    )
+
+
+def renewal_units(settings: Settings) -> OperationMeta:
+    """The renewal service and timer of each certificate; the timers on or off."""
+    enabled = settings.renewal.enabled
+    return systemd_units(
+        name="Renewal units",
+        units=timers(settings.certificates),
+        files=unit_files(
+            settings.certificates,
+            arguments.step_node(settings),
+            settings.ca_url,
+            arguments.schedule(settings),
+        ),
+        running=enabled,
+        enabled=enabled,
+    )
 
 
 @component("Renew now")
@@ -70,7 +91,7 @@ def renew_now() -> None:
     if settings.needs_certificates:
         renewed_now(
             name="Renew certificates now",
-            settings=settings,
+            certificates=[c for c in settings.certificates if c.kind in kinds],
+            node=arguments.step_node(settings),
             issued_before=when,
-            kinds=kinds,
         )

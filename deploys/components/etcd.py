@@ -11,20 +11,16 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files
 from pyinfra.operations.util import any_changed
 
-from deploys.components import component
+from deploys.components import arguments, component
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
 from operations.binaries import release_binaries
-from operations.etcd import (
-    cluster_healthy_wait,
-    compacted,
-    defragmented,
-    member,
-    member_removed,
-    peers_of,
-    rolling_restart,
-)
+from operations.etcd.configuration import member_configuration
+from operations.etcd.maintenance import compacted, defragmented
+from operations.etcd.membership import member_removed
+from operations.etcd.restarts import cluster_healthy_wait, rolling_restart
+from operations.renewal import timers
 from operations.snapshots import snapshot_restored, snapshot_saved
-from operations.units import service_unit
+from operations.units import systemd_units
 from templates import render
 
 
@@ -44,33 +40,31 @@ def etcd_cluster() -> None:
         group=settings.etcd_user,
         mode="0700",
     )
-    config = member(
+    me = arguments.member(settings)
+    config = member_configuration(
         name="etcd member configuration",
-        settings=settings,
-        peers=peers_of(all_settings()),
-        config_path=settings.member_file("conf.yml"),
+        member=me,
+        peers=arguments.members(all_settings()),
+        options=arguments.member_options(settings),
     )
-    unit = service_unit(
-        name="etcd member unit",
-        unit=settings.unit,
-        content=render(
-            "etcd-member.service.j2",
-            member=settings.node_name,
-            run_as=settings.etcd_user,
-            etcd=settings.etcd.binary,
-            config=settings.member_file("conf.yml"),
-        ),
+    unit_text = render(
+        "etcd-member.service.j2",
+        member=me.name,
+        run_as=settings.etcd_user,
+        etcd=settings.etcd.binary,
+        config=me.config_path,
     )
+    unit = systemd_units(name="etcd member unit", units=[me.unit], files={me.unit: unit_text})
     rolling_restart(
         name="Rolling restart after a change",
-        settings=settings,
+        member=me,
         _serial=True,
         _if=any_changed(config, unit, binaries),
     )
-    service_unit(
-        name="etcd member runs and starts at boot", unit=settings.unit, running=True, enabled=True
+    systemd_units(
+        name="etcd member runs and starts at boot", units=[me.unit], running=True, enabled=True
     )
-    cluster_healthy_wait(name="etcd cluster is healthy", settings=settings)
+    cluster_healthy_wait(name="etcd cluster is healthy", etcdctl=me.etcdctl)
 
 
 @component("Restart members on new certificates")
@@ -81,7 +75,7 @@ def restart_on_new_certificates(issued: OperationMeta | None) -> None:
     if settings.is_member and issued is not None:
         rolling_restart(
             name="Rolling restart on new certificates",
-            settings=settings,
+            member=arguments.member(settings),
             _serial=True,
             _if=issued.did_change,
         )
@@ -96,9 +90,9 @@ def _install(settings: Settings):
     installed = apt.packages(name="etcd packages", packages=packages, update=True, cache_time=3600)
     if settings.is_member:
         # Debian's package starts a default member of its own: ours replaces it.
-        service_unit(
+        systemd_units(
             name="The package's etcd.service stays off",
-            unit="etcd.service",
+            units=["etcd.service"],
             running=False,
             enabled=False,
         )
@@ -123,8 +117,15 @@ def remove_member() -> None:
         raise SettingsError("etcd_remove_node: the cluster would have no member left")
     if host.name != target.host:
         return
+    leftovers = [path for item in target.certificates for path in (item.crt, item.key)]
+    leftovers += [f"/etc/systemd/system/{item.unit}.{kind}" for item in target.certificates
+                  for kind in ("service", "timer")]  # fmt: skip
     member_removed(
-        name=f"Remove {target.node_name}", settings=target, peers=peers_of(all_settings())
+        name=f"Remove {target.node_name}",
+        member=arguments.member(target),
+        peers=arguments.members(all_settings()),
+        leftovers=leftovers,
+        timers=timers(target.certificates),
     )
 
 
@@ -143,7 +144,12 @@ def snapshot_backup() -> None:
     file_name = host.data.get("etcd_snapshot_name") or (
         f"etcd-{settings.cluster}-{time.strftime('%Y%m%d', time.gmtime())}.db"
     )
-    snapshot_saved(name="Save a snapshot", settings=settings, file_name=file_name)
+    snapshot_saved(
+        name="Save a snapshot",
+        file_name=file_name,
+        etcdctl=arguments.etcdctl(settings),
+        directory=settings.etcd.snapshot_dir,
+    )
     local = Path(settings.etcd.snapshot_local_dir)
     local.mkdir(parents=True, exist_ok=True)
     for suffix in ("", ".sha256"):
@@ -175,15 +181,19 @@ def snapshot_restore() -> None:
         )
     if not settings.is_member:
         return
+    me = arguments.member(settings)
     snapshot_restored(
         name="Restore the snapshot",
-        settings=settings,
-        peers=peers_of(all_settings()),
+        member=me,
+        peers=arguments.members(all_settings()),
         snapshot=str(snapshot),
         sha256=digest,
+        cluster_token=f"etcd-{settings.cluster}",
+        etcdutl=settings.etcd.etcdutl,
+        owner=settings.etcd_user,
     )
-    service_unit(name="etcd member runs", unit=settings.unit, running=True, enabled=True)
-    cluster_healthy_wait(name="etcd cluster is healthy", settings=settings)
+    systemd_units(name="etcd member runs", units=[me.unit], running=True, enabled=True)
+    cluster_healthy_wait(name="etcd cluster is healthy", etcdctl=me.etcdctl)
 
 
 @component("etcd maintenance")
@@ -194,11 +204,12 @@ def maintenance() -> None:
     if not settings.is_member:
         return
     first = next(s for s in all_settings() if s.is_member)
+    me = arguments.member(settings)
     if settings.host == first.host:
-        compacted(name="Compact the history", settings=settings)
+        compacted(name="Compact the history", member=me)
     defragmented(
         name="Defragment",
-        settings=settings,
+        member=me,
         min_free_bytes=settings.etcd.defrag_min_free_bytes,
         _serial=True,
     )

@@ -5,29 +5,21 @@ The phase a host completed is recorded in MARKER; a run picks up after it.
 
 from __future__ import annotations
 
-import time
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.operations import files
 from pyinfra.operations.util import any_changed
 
-from deploys.components import component
+from deploys.components import arguments, component
+from deploys.components.certificates import issue_certificates, renewal_units
 from deploys.settings import Settings, all_settings, load_settings
 from facts.paths import FileText
 from operations.binaries import release_binaries
-from operations.certificates import node_certificates
-from operations.etcd import (
-    ClientFiles,
-    TLSFiles,
-    cluster_healthy_wait,
-    member,
-    peers_of,
-    rolling_restart,
-    standard_tls,
-)
+from operations.etcd.configuration import TLSFiles, member_configuration
+from operations.etcd.member import Etcdctl
+from operations.etcd.restarts import cluster_healthy_wait, rolling_restart
 from operations.migration import legacy_removed, trust_bundles
-from operations.renewal import renewal_units, unit_files
 
 MARKER = "/var/lib/etcd-step-pki/cfssl-migration"
 PHASES = ("bundle", "certs", "final", "done")
@@ -61,16 +53,18 @@ def legacy_tls(settings: Settings) -> TLSFiles:
     )
 
 
-def _client(settings: Settings, legacy: bool) -> ClientFiles:
-    """etcdctl's files while members may still present cfssl certificates: the bundle as CA,
-    the old client certificate until the new one is there."""
-    own = settings.client_certificate
-    cert, key = (
-        (_legacy_name(settings, "client"), _legacy_name(settings, "client", key=True))
-        if legacy
-        else (own.crt, own.key)
+def _client(settings: Settings, legacy: bool) -> Etcdctl:
+    """etcdctl while members may still present cfssl certificates: the bundle as CA, the
+    old client certificate until the new one is there."""
+    bundle = f"{settings.ssl_dir}/client-ca.crt"
+    if not legacy:
+        return arguments.etcdctl(settings, ca=bundle)
+    return arguments.etcdctl(
+        settings,
+        cert=_legacy_name(settings, "client"),
+        key=_legacy_name(settings, "client", key=True),
+        ca=bundle,
     )
-    return ClientFiles(cert, key, f"{settings.ssl_dir}/client-ca.crt")
 
 
 def legacy_files(settings: Settings) -> list[str]:
@@ -84,12 +78,11 @@ def legacy_files(settings: Settings) -> list[str]:
 
 
 def _member_config(settings: Settings, tls: TLSFiles):
-    return member(
+    return member_configuration(
         name="etcd member configuration",
-        settings=settings,
-        peers=peers_of(all_settings()),
-        config_path=settings.member_file("conf.yml"),
-        tls=tls,
+        member=arguments.member(settings),
+        peers=arguments.members(all_settings()),
+        options=arguments.member_options(settings, tls),
     )
 
 
@@ -102,7 +95,8 @@ def trust_phase() -> None:
     ssl = settings.ssl_dir
     trust = trust_bundles(
         name="Transitional trust bundles",
-        settings=settings,
+        ssl_dir=ssl,
+        authority=arguments.authority(settings),
         old_roots={
             f"{ssl}/peer-ca.crt": f"{ssl}/{settings.cfssl.peer_ca}",
             f"{ssl}/client-ca.crt": f"{ssl}/{settings.cfssl.client_ca}",
@@ -112,8 +106,8 @@ def trust_phase() -> None:
         config = _member_config(settings, legacy_tls(settings))
         rolling_restart(
             name="Rolling restart onto the bundles",
-            settings=settings,
-            client=_client(settings, legacy=True),
+            member=arguments.member(settings),
+            etcdctl=_client(settings, legacy=True),
             _serial=True,
             _if=any_changed(trust, config),
         )
@@ -127,24 +121,14 @@ def certificates_phase() -> None:
     if not settings.needs_certificates or completed() >= 2:
         return
     release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
-    node_certificates(
-        name="Trust and certificates",
-        settings=settings,
-        ca_url=settings.ca_url,
-        now=time.time(),
-        trust_links=False,
-    )
-    renewal_units(
-        name="Renewal units",
-        files=unit_files(settings, settings.ca_url),
-        enabled=settings.renewal.enabled,
-    )
+    issue_certificates(settings, trust_links=False)
+    renewal_units(settings)
     if settings.is_member:
-        config = _member_config(settings, standard_tls(settings))
+        config = _member_config(settings, arguments.standard_tls(settings))
         rolling_restart(
             name="Rolling restart onto the new certificates",
-            settings=settings,
-            client=_client(settings, legacy=False),
+            member=arguments.member(settings),
+            etcdctl=_client(settings, legacy=False),
             _serial=True,
             _if=any_changed(config),
         )
@@ -157,11 +141,16 @@ def root_only_phase() -> None:
     settings = load_settings()
     if not settings.needs_certificates or completed() >= 3:
         return
-    trust = trust_bundles(name="Trust the new root only", settings=settings, old_roots=None)
+    trust = trust_bundles(
+        name="Trust the new root only",
+        ssl_dir=settings.ssl_dir,
+        authority=arguments.authority(settings),
+        old_roots=None,
+    )
     if settings.is_member:
         rolling_restart(
             name="Rolling restart onto the new root",
-            settings=settings,
+            member=arguments.member(settings),
             _serial=True,
             _if=any_changed(trust),
         )
@@ -175,6 +164,6 @@ def cleanup_phase() -> None:
     if not settings.needs_certificates or completed() >= 4:
         return
     if settings.is_member:
-        cluster_healthy_wait(name="etcd cluster is healthy", settings=settings)
+        cluster_healthy_wait(name="etcd cluster is healthy", etcdctl=arguments.etcdctl(settings))
     legacy_removed(name="Old cfssl files", paths=legacy_files(settings))
     _record("done")

@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 from pyinfra import host, state
 from pyinfra.api.exceptions import PyinfraError
 
+from deploys.components import arguments
 from deploys.settings import Settings, SettingsError, load_settings
 from facts.ca import CAHealth, CAState
 from facts.certificates import NodeCertificates, parse_certificate
 from facts.etcd import EtcdCluster, cluster_healthy, member_status
 from facts.units import Units
 from operations.certificates import past_renewal_point
-from operations.etcd import etcdctl_for
 
 DAY = 86400.0
 FORMATS = ("text", "json")
@@ -117,7 +117,7 @@ def _ca_part(settings: Settings, now: float, window: int) -> dict:
 
 
 def _etcd_part(settings: Settings) -> dict:
-    view = host.get_fact(EtcdCluster, etcdctl_args=etcdctl_for(settings))
+    view = host.get_fact(EtcdCluster, etcdctl_args=arguments.etcdctl(settings).args)
     names = {m["id"]: m["name"] for m in view["members"]}
     own = member_status(view, settings.node_name)
     return {

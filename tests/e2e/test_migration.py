@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from pyinfra.api import Inventory
 
+from deploys.components import arguments
 from deploys.settings import settings_for
-from operations.etcd import TLSFiles, member_config
+from operations.etcd.configuration import TLSFiles, member_config
 from templates import render
 from tests.conftest import fresh_scenario
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
@@ -98,7 +99,7 @@ def _legacy_cluster(scenario: Scenario, archives: Path) -> None:
         tls = TLSFiles(f"{SSL}/{name}-peer.pem", f"{SSL}/{name}-peer-key.pem",
                        f"{SSL}/{name}-server.pem", f"{SSL}/{name}-server-key.pem",
                        f"{SSL}/peer-ca.pem", f"{SSL}/client-ca.pem")  # fmt: skip
-        config = member_config(s, peers, "new", tls)
+        config = member_config(arguments.member(s), arguments.member_options(s, tls), peers, "new")
         unit = render("etcd-member.service.j2", member=name, run_as="etcd", etcd="/opt/bin/etcd",
                       config=s.member_file("conf.yml"))  # fmt: skip
         docker_exec(scenario, name, f"cat > {s.member_file('conf.yml')}", input=config)

@@ -9,16 +9,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from pyinfra.api import Inventory, OperationError
+from pyinfra.api import OperationError
 
-from deploys.settings import settings_for
 from facts.accounts import SystemAccount
 from facts.ca import CAState
 from facts.units import Units
 from operations.accounts import system_account
 from operations.rotation import intermediate_rotated
-from operations.tokens import TokenRequest, mint_command
-from operations.units import digest, service_unit
+from operations.tokens import Authority, TokenRequest, mint_command
+from operations.units import digest, systemd_units
 from tests.unit.fakes import FakeHost, raw, run_op
 
 NOW = dt.datetime(2026, 11, 28, 6, tzinfo=dt.UTC)
@@ -100,15 +99,6 @@ def test_no_rotation_without_a_ca_or_under_an_expired_root() -> None:
         _rotate(_ca_host(NOW - dt.timedelta(days=30), root_days=300))
 
 
-def _settings():
-    inventory = Inventory(
-        ([("etcd-k8s-1", {"ssh_hostname": "10.0.0.1"})], {}),
-        etcd=(["etcd-k8s-1"], {}),
-        etcd_cert_managers=(["etcd-k8s-1"], {}),
-    )
-    return settings_for(inventory.get_host("etcd-k8s-1"), inventory)
-
-
 def test_one_batch_decrypts_the_provisioner_key_once_and_passes_no_secret() -> None:
     requests = [
         TokenRequest("etcd-k8s-1", "etcd-k8s-1", ("etcd-k8s-1", "10.0.0.1"), ("peer", "server"),
@@ -116,7 +106,7 @@ def test_one_batch_decrypts_the_provisioner_key_once_and_passes_no_secret() -> N
         TokenRequest("client-1", "client-1", ("client-1",), ("client",), "17520h",
                      "https://etcd-k8s-1:9000"),
     ]  # fmt: skip
-    command = mint_command(_settings(), requests)
+    command = mint_command(Authority("https://etcd-k8s-1:9000", "etcd-k8s-1"), requests)
     assert command.count("crypto jwe decrypt") == 1
     assert "--password-file /etc/step-ca/secrets/provisioner_password" in command
     assert command.count(' --key "$d/key"') == 3
@@ -170,8 +160,8 @@ def _unit_host(text: str | None, active: str = "active", enabled: str = "enabled
 
 def test_service_unit_writes_enables_and_starts_a_new_unit_in_one_command() -> None:
     host = _unit_host(None, active="inactive", enabled="disabled")
-    (command,) = raw(run_op(service_unit, host, "x.service", content="[Unit]\n", running=True,
-                            enabled=True))  # fmt: skip
+    (command,) = raw(run_op(systemd_units, host, ["x.service"], files={"x.service": "[Unit]\n"},
+                            running=True, enabled=True))  # fmt: skip
     assert command == (
         "set -e; printf %s '[Unit]\n' > /etc/systemd/system/x.service.new && chmod 0644"
         " /etc/systemd/system/x.service.new && mv -f /etc/systemd/system/x.service.new"
@@ -184,15 +174,28 @@ def test_service_unit_writes_enables_and_starts_a_new_unit_in_one_command() -> N
 def test_service_unit_restarts_a_running_service_on_a_new_file_only() -> None:
     same = _unit_host("[Unit]\n")
     assert (
-        run_op(service_unit, same, "x.service", content="[Unit]\n", running=True, enabled=True)
+        run_op(
+            systemd_units,
+            same,
+            ["x.service"],
+            files={"x.service": "[Unit]\n"},
+            running=True,
+            enabled=True,
+        )
         == []
     )
-    assert same.noops == ["x.service is as it should be"]
+    assert same.noops == ["x.service: as configured"]
     changed = _unit_host("old")
-    (command,) = raw(run_op(service_unit, changed, "x.service", content="new", running=True))
+    (command,) = raw(
+        run_op(systemd_units, changed, ["x.service"], files={"x.service": "new"}, running=True)
+    )
     assert command.endswith("systemctl daemon-reload; systemctl restart x.service")
     # Only the file: no restart (a rolling restart follows elsewhere).
-    (command,) = raw(run_op(service_unit, _unit_host("old"), "x.service", content="new"))
+    (command,) = raw(
+        run_op(systemd_units, _unit_host("old"), ["x.service"], files={"x.service": "new"})
+    )
     assert command.endswith("systemctl daemon-reload")
-    stopped = raw(run_op(service_unit, _unit_host("a"), "x.service", running=False, enabled=False))
+    stopped = raw(
+        run_op(systemd_units, _unit_host("a"), ["x.service"], running=False, enabled=False)
+    )
     assert stopped == ["set -e; systemctl disable --no-reload x.service; systemctl stop x.service"]

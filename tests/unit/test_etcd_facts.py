@@ -55,10 +55,8 @@ def test_a_members_own_status_is_found_by_its_id() -> None:
 
 
 def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
-    from pyinfra.api import Inventory
-
-    from deploys.settings import settings_for
-    from operations import etcd
+    from operations.etcd.member import Etcdctl, Member
+    from operations.etcd.restarts import rolling_restart
     from tests.unit.fakes import FakeHost, raw, run_op
 
     names = {"a1": "etcd-k8s-1", "a2": "etcd-k8s-2", "a3": "etcd-k8s-3"}
@@ -71,19 +69,21 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
         "status": [{"id": i, "leader": "a3", "applied": applied[i]} for i in names],
         "error": None,
     }  # fmt: skip
-    inventory = Inventory(
-        ([(n, {"ssh_hostname": f"10.0.0.{k}"}) for k, n in enumerate(names.values(), 1)], {}),
-        etcd=(list(names.values()), {}),
-        etcd_cert_managers=(["etcd-k8s-1"], {}),
+    # Called with plain values, as an operator's own deploy would.
+    member = Member(
+        host="etcd-k8s-3",
+        name="etcd-k8s-3",
+        address="10.0.0.3",
+        data_dir="/var/lib/etcd/etcd-k8s-3",
+        config_path="/etc/etcd/etcd-k8s-3.conf.yml",
+        unit="etcd-k8s-3.service",
+        etcdctl=Etcdctl("/opt/bin/etcdctl", "/ssl/root.crt", "/ssl/c.crt", "/ssl/c.key"),
     )
-    settings = settings_for(inventory.get_host("etcd-k8s-3"), inventory)
     host = FakeHost({EtcdMember: {"active": True}, EtcdCluster: view}, name="etcd-k8s-3")
-    commands = raw(run_op(etcd.rolling_restart, host, settings=settings))
+    commands = raw(run_op(rolling_restart, host, member))
     assert commands[0].endswith("move-leader a2 >/dev/null")
     assert commands[1] == "systemctl restart etcd-k8s-3.service"
     # A follower restarts without a handover.
     view["status"] = [{**st, "leader": "a1"} for st in view["status"]]
     follower = FakeHost({EtcdMember: {"active": True}, EtcdCluster: view}, name="etcd-k8s-3")
-    assert "move-leader" not in " ".join(
-        raw(run_op(etcd.rolling_restart, follower, settings=settings))
-    )
+    assert "move-leader" not in " ".join(raw(run_op(rolling_restart, follower, member)))

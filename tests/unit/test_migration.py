@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pyinfra.api import Inventory
 
+from deploys.components import arguments
 from deploys.components.migration import legacy_files, legacy_tls
 from deploys.settings import settings_for
 from facts.trust import TrustFiles
-from operations.etcd import member_config, standard_tls
+from operations.etcd.configuration import member_config
 
 MARK = "### etcd-step-pki "
 
@@ -49,12 +50,18 @@ def test_legacy_layout_and_configuration() -> None:
         "/etc/etcd/ssl/client-1-client.pem",
         "/etc/etcd/ssl/client-1-client-key.pem",
     ]
+    member = arguments.member(settings)
     legacy = member_config(
-        settings, "etcd-k8s-1=https://10.0.0.1:2380", "new", legacy_tls(settings)
+        member,
+        arguments.member_options(settings, legacy_tls(settings)),
+        "etcd-k8s-1=https://10.0.0.1:2380",
+        "new",
     )
     assert "cert-file: /etc/etcd/ssl/etcd-k8s-1-server.pem" in legacy
     assert "key-file: /etc/etcd/ssl/etcd-k8s-1-peer-key.pem" in legacy
     assert "trusted-ca-file: /etc/etcd/ssl/peer-ca.crt" in legacy
-    standard = member_config(settings, "x", "new", standard_tls(settings))
-    assert standard == member_config(settings, "x", "new")
+    standard = member_config(
+        member, arguments.member_options(settings, arguments.standard_tls(settings)), "x", "new"
+    )
+    assert standard == member_config(member, arguments.member_options(settings), "x", "new")
     assert "cert-file: /etc/etcd/ssl/etcd-k8s-1-server.crt" in standard

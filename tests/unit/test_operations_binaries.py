@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from pyinfra.api import FileUploadCommand, OperationError, OperationValueError
 
-from deploys.settings import Artifact
 from facts.binaries import Binaries
-from operations.binaries import release_binaries
+from operations.binaries import Artifact, release_binaries
 from tests.unit.fakes import FakeHost, raw, run_op
 
 SUM = "b" * 64

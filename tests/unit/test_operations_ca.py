@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
-from pyinfra.api import FileUploadCommand, OperationError
+from pyinfra.api import OperationError
 
-from deploys.settings import Durations
 from facts.ca import CAHealth, CAState
 from operations import ca
+from operations.ca import Durations
 from tests.unit.fakes import FakeHost, FakeState, raw, run_op
 
 PATH = "/etc/step-ca"
@@ -85,13 +86,13 @@ def test_desired_config_keeps_generated_values_and_sets_ours() -> None:
 def test_configuration_uploads_only_when_different() -> None:
     host = FakeHost({CAState: _state(INIT_CONFIG)})
     commands = run_op(ca.configuration, host, PATH, **CONFIG_ARGS)
-    upload = commands[0]
-    assert isinstance(upload, FileUploadCommand)
-    assert json.loads(upload.src.getvalue())["address"] == ":9000"
-    assert raw(commands[1:]) == [
-        f"chmod 0600 {PATH}/config/ca.json.new && mv -f {PATH}/config/ca.json.new "
-        f"{PATH}/config/ca.json"
-    ]
+    (command,) = raw(commands)
+    text, _, rest = command.removeprefix("printf %s ").partition(" > ")
+    assert json.loads(shlex.split(text)[0])["address"] == ":9000"
+    assert rest == (
+        f"{PATH}/config/ca.json.new && chmod 0600 {PATH}/config/ca.json.new && mv -f "
+        f"{PATH}/config/ca.json.new {PATH}/config/ca.json"
+    )
     configured = ca.desired_config(INIT_CONFIG, path=PATH, **CONFIG_ARGS)
     host = FakeHost({CAState: _state(configured)})
     assert run_op(ca.configuration, host, PATH, **CONFIG_ARGS) == []

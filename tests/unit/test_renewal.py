@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import hashlib
 
-from pyinfra.api import Inventory
-
-from deploys.settings import settings_for
 from facts.certificates import NodeCertificates
 from facts.units import Units
-from operations.renewal import renewal_units, renewed_now, unit_files
+from operations.certificates import Certificate, StepNode
+from operations.renewal import RenewalSchedule, renewed_now, timers, unit_files
+from operations.units import systemd_units
 from tests.unit.fakes import FakeHost, raw, run_op
 
+# Plain values, as an operator's own deploy passes them.
+NODE = StepNode()
+CERTIFICATES = [
+    Certificate(kind, "etcd-k8s-2", f"/etc/etcd/ssl/etcd-k8s-2-{kind}.crt",
+                f"/etc/etcd/ssl/etcd-k8s-2-{kind}.key")
+    for kind in ("peer", "server", "client")
+]  # fmt: skip
 
-def _settings(data: dict | None = None, name: str = "etcd-k8s-2"):
-    inventory = Inventory(
-        ([("etcd-k8s-1", {"ssh_hostname": "10.0.0.1"}), (name, {"ssh_hostname": "10.0.0.2"})],
-         data or {}),
-        etcd=(["etcd-k8s-1", name], {}),
-        etcd_cert_managers=(["etcd-k8s-1"], {}),
-    )  # fmt: skip
-    return settings_for(inventory.get_host(name), inventory)
+
+def renewal_units(files: dict[str, str], enabled: bool = True):
+    """The renewal units as deploys/components/certificates.py keeps them."""
+    units = sorted(name for name in files if name.endswith(".timer"))
+
+    def run(host: FakeHost) -> list:
+        return run_op(systemd_units, host, units, files=files, running=enabled, enabled=enabled)
+
+    return run
 
 
 def _digest(text: str) -> str:
@@ -28,7 +35,7 @@ def _digest(text: str) -> str:
 
 
 def test_a_service_and_a_timer_per_certificate() -> None:
-    files = unit_files(_settings(), "https://etcd-k8s-1:9000")
+    files = unit_files(CERTIFICATES, NODE, "https://etcd-k8s-1:9000", RenewalSchedule())
     assert sorted(files) == [
         f"step-renew-etcd-k8s-2-{kind}.{suffix}"
         for kind in ("client", "peer", "server")
@@ -51,8 +58,8 @@ def test_a_service_and_a_timer_per_certificate() -> None:
 
 
 def test_schedule_and_renewal_point_are_configurable() -> None:
-    settings = _settings({"renewal_on_calendar": "Sun *-*-* 02:00:00", "renewal_expires_in": "80%"})
-    files = unit_files(settings, "https://ca:9000")
+    schedule = RenewalSchedule(on_calendar="Sun *-*-* 02:00:00", expires_in="80%")
+    files = unit_files(CERTIFICATES, NODE, "https://ca:9000", schedule)
     assert "OnCalendar=Sun *-*-* 02:00:00" in files["step-renew-etcd-k8s-2-client.timer"]
     assert (
         "needs-renewal /etc/etcd/ssl/etcd-k8s-2-client.crt --expires-in 80%"
@@ -73,14 +80,14 @@ def _host(files: dict[str, str], active: bool, changed: set[str] = frozenset()) 
 def test_nothing_to_do_when_units_match_and_timers_run() -> None:
     files = {"a.service": "s", "a.timer": "t"}
     host = _host(files, active=True)
-    assert run_op(renewal_units, host, files) == []
-    assert host.noops == ["1 renewal timer(s) enabled and running"]
+    assert renewal_units(files)(host) == []
+    assert host.noops == ["a.timer: as configured"]
 
 
 def test_changed_files_are_written_reloaded_and_timers_restarted_in_one_command() -> None:
     files = {"a.service": "s", "a.timer": "t\n'x'", "b.timer": "u"}
     host = _host(files, active=True, changed={"a.timer"})
-    assert raw(run_op(renewal_units, host, files)) == [
+    assert raw(renewal_units(files)(host)) == [
         "set -e; printf %s 't\n'\"'\"'x'\"'\"'' > /etc/systemd/system/a.timer.new"
         " && chmod 0644 /etc/systemd/system/a.timer.new"
         " && mv -f /etc/systemd/system/a.timer.new /etc/systemd/system/a.timer;"
@@ -91,22 +98,22 @@ def test_changed_files_are_written_reloaded_and_timers_restarted_in_one_command(
 def test_new_units_are_written_and_enabled_without_a_reload() -> None:
     files = {"a.service": "s", "a.timer": "t"}
     host = FakeHost({Units: {"files": {}, "states": {}}})
-    (command,) = raw(run_op(renewal_units, host, files))
+    (command,) = raw(renewal_units(files)(host))
     assert "systemctl daemon-reload;" not in command  # only as the fallback of old systemd
     # systemd loads a unit file it has not seen when the unit is first used.
     assert command.endswith(
-        "; { systemctl enable --no-reload --now a.timer || { systemctl daemon-reload"
-        " && systemctl enable --no-reload --now a.timer; }; }"
+        "; systemctl enable --no-reload a.timer; { systemctl start a.timer ||"
+        " { systemctl daemon-reload && systemctl start a.timer; }; }"
     )
     assert command.count("printf %s") == 2
 
 
 def test_new_timers_are_enabled_and_disabled_ones_stopped() -> None:
     files = {"a.service": "s", "a.timer": "t"}
-    (enable,) = raw(run_op(renewal_units, _host(files, active=False), files))
-    assert enable.startswith("set -e; { systemctl enable --no-reload --now a.timer ||")
-    assert raw(run_op(renewal_units, _host(files, active=True), files, enabled=False)) == [
-        "set -e; systemctl disable --no-reload --now a.timer"
+    (enable,) = raw(renewal_units(files)(_host(files, active=False)))
+    assert enable.startswith("set -e; systemctl enable --no-reload a.timer; { systemctl start")
+    assert raw(renewal_units(files, enabled=False)(_host(files, active=True))) == [
+        "set -e; systemctl disable --no-reload a.timer; systemctl stop a.timer"
     ]
 
 
@@ -128,13 +135,13 @@ def test_units_fact_parses_hashes_and_states() -> None:
 
 
 def test_renew_now_starts_every_due_unit_with_two_reloads_in_all() -> None:
-    settings = _settings()
-    files = {c.crt: {"cert": {"not_before": 0.0}} for c in settings.certificates}
-    files[settings.certificates[0].crt] = {"cert": {"not_before": 5000.0}}  # renewed already
+    files = {c.crt: {"cert": {"not_before": 0.0}} for c in CERTIFICATES}
+    files[CERTIFICATES[0].crt] = {"cert": {"not_before": 5000.0}}  # renewed already
     host = FakeHost({NodeCertificates: {"files": files}})
-    (command,) = raw(run_op(renewed_now, host, settings=settings, issued_before=1000.0))
+    (command,) = raw(run_op(renewed_now, host, CERTIFICATES, node=NODE, issued_before=1000.0))
     assert command.count("systemctl daemon-reload") == 2
-    due = [c.unit for c in settings.certificates[1:]]
+    due = [c.unit for c in CERTIFICATES[1:]]
     assert f"systemctl start {' '.join(u + '.service' for u in due)} ||" in command
-    assert settings.certificates[0].unit not in command
+    assert CERTIFICATES[0].unit not in command
+    assert timers(CERTIFICATES)[0] == "step-renew-etcd-k8s-2-peer.timer"
     assert command.endswith('systemctl daemon-reload; exit "$rc"')

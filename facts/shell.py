@@ -25,3 +25,20 @@ def _quote(value: object) -> str:
     if isinstance(value, list | tuple):
         return " ".join(shlex.quote(str(item)) for item in value)
     return shlex.quote(str(value))
+
+
+def replace_file(path: str, text: str, mode: str = "0644") -> str:
+    """The command that replaces `path` by `text` with `mode` in one rename: a reader never
+    finds it missing or half written. The text is on the command line: no secrets."""
+    return raw(
+        "printf %s {text} > {new} && chmod {mode} {new} && mv -f {new} {path}",
+        text=text,
+        new=f"{path}.new",
+        mode=mode,
+        path=path,
+    )
+
+
+def replace_link(path: str, target: str) -> str:
+    """The command that makes `path` a symbolic link to `target` in one rename."""
+    return raw("ln -sfn {target} {path}.new && mv -Tf {path}.new {path}", target=target, path=path)

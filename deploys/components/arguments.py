@@ -1,0 +1,113 @@
+"""What each operation is given, built from a host's validated settings.
+
+Operations take plain values (paths, names, small frozen dataclasses), never the settings:
+this module is the one place that reads settings on their behalf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from deploys.settings import Settings
+from operations.certificates import Issuance, StepNode
+from operations.etcd.configuration import MemberOptions, TLSFiles
+from operations.etcd.member import Etcdctl, Member
+from operations.renewal import RenewalSchedule
+from operations.tokens import Authority
+
+
+def authority(settings: Settings) -> Authority:
+    """The active CA: its URL, and the cert-manager that mints tokens."""
+    return Authority(
+        url=settings.ca_url,
+        cert_manager=settings.primary,
+        path=settings.ca_path,
+        provisioner=settings.ca_provisioner,
+        bin_dir=settings.bin_dir,
+    )
+
+
+def step_node(settings: Settings) -> StepNode:
+    return StepNode(
+        bin_dir=settings.bin_dir,
+        step_path=settings.step_path,
+        ssl_dir=settings.ssl_dir,
+        owner=settings.etcd_user,
+    )
+
+
+def issuance(settings: Settings) -> Issuance:
+    return Issuance(
+        duration=settings.durations.default,
+        key_type=settings.key_type,
+        expires_in=settings.renewal.expires_in,
+    )
+
+
+def schedule(settings: Settings) -> RenewalSchedule:
+    return RenewalSchedule(
+        on_calendar=settings.renewal.on_calendar,
+        randomized_delay=settings.renewal.randomized_delay,
+        expires_in=settings.renewal.expires_in,
+        metrics_dir=settings.renewal.metrics_dir,
+    )
+
+
+def sans(settings: Settings) -> list[str]:
+    """Inventory name, every address, localhost, 127.0.0.1 and the extra SANs."""
+    return [settings.host, *settings.addresses, "localhost", "127.0.0.1", *settings.extra_sans]
+
+
+def etcdctl(settings: Settings, cert: str | None = None, key: str | None = None,
+            ca: str | None = None) -> Etcdctl:  # fmt: skip
+    """etcdctl on a host against its own member, with its client certificate (or others')."""
+    own = settings.client_certificate
+    return Etcdctl(
+        binary=settings.etcd.etcdctl,
+        cacert=ca or settings.root_file,
+        cert=cert or own.crt,
+        key=key or own.key,
+        endpoint=f"https://127.0.0.1:{settings.etcd.client_port}",
+    )
+
+
+def member(settings: Settings) -> Member:
+    return Member(
+        host=settings.host,
+        name=settings.node_name,
+        address=settings.address,
+        data_dir=settings.data_dir,
+        config_path=settings.member_file("conf.yml"),
+        unit=settings.unit,
+        etcdctl=etcdctl(settings),
+        peer_port=settings.etcd.peer_port,
+        client_port=settings.etcd.client_port,
+    )
+
+
+def members(everyone: Iterable[Settings]) -> tuple[Member, ...]:
+    """Every member of the inventory, in inventory order."""
+    return tuple(member(s) for s in everyone if s.is_member)
+
+
+def standard_tls(settings: Settings) -> TLSFiles:
+    """This tool's files: step-ca certificates; trust in peer-ca.crt and client-ca.crt."""
+    files = {c.kind: c for c in settings.certificates}
+    return TLSFiles(
+        files["peer"].crt,
+        files["peer"].key,
+        files["server"].crt,
+        files["server"].key,
+        f"{settings.ssl_dir}/peer-ca.crt",
+        f"{settings.ssl_dir}/client-ca.crt",
+    )
+
+
+def member_options(settings: Settings, tls: TLSFiles | None = None) -> MemberOptions:
+    return MemberOptions(
+        cluster_token=f"etcd-{settings.cluster}",
+        tls=tls or standard_tls(settings),
+        tls_min_version=settings.etcd.tls_min_version,
+        cipher_suites=settings.etcd.cipher_suites,
+        compaction_retention=settings.etcd.compaction_retention,
+    )
