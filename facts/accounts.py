@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyinfra.api import FactBase, StringCommand
 
 from facts.shell import script
 
 
-class SystemAccount(FactBase[dict]):
+class SystemAccount(FactBase[dict[str, Any]]):
     """`{"user": {"uid", "group_id", "home", "shell"} | None, "group": {"gid"} | None,
     "home_owner": "<user>:<group>" | None}` (the owner of the directory `home`)."""
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {"user": None, "group": None, "home_owner": None}
 
     def command(self, account: str, home: str) -> StringCommand:
@@ -23,7 +25,7 @@ class SystemAccount(FactBase[dict]):
             home=home,
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         result = self.default()
         for line in output:
             kind, _, entry = line.partition(" ")

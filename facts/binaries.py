@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
@@ -13,7 +14,7 @@ ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64
 _VERSION = re.compile(r"(\d+\.\d+\.\d+)")
 
 
-class Binaries(FactBase[dict]):
+class Binaries(FactBase[dict[str, Any]]):
     """`{"arch": "amd64" | None, "machine": <uname -m>, "versions": {binary: version | None}}`.
 
     A version is what this tool recorded when it installed the binary (RELEASES/<binary>:
@@ -24,7 +25,7 @@ class Binaries(FactBase[dict]):
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {"arch": None, "machine": None, "versions": {}}
 
     def command(self, bin_dir: str, binaries: list[str]) -> StringCommand:
@@ -41,7 +42,7 @@ class Binaries(FactBase[dict]):
             releases=RELEASES,
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         machine = output[0].strip() if output else None
         versions: dict[str, str | None] = {}
         for line in output[1:]:

@@ -7,6 +7,7 @@ holds only the provisioner's public key and its encrypted private key.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.facts import FactProcessError
@@ -15,13 +16,13 @@ from facts.sections import MARK, sections
 from facts.shell import script
 
 
-class CAState(FactBase[dict]):
+class CAState(FactBase[dict[str, Any]]):
     """`{"config": dict | None, "root": PEM | None, "intermediate": PEM | None,
     "files": {path: {"mode": "400", "user": "root", "group": "root", "type": "f" | "d"}}}`.
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {"config": None, "root": None, "intermediate": None, "files": {}}
 
     def command(self, path: str) -> StringCommand:
@@ -36,7 +37,7 @@ class CAState(FactBase[dict]):
             mark=MARK,
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         found = sections(output)
         result = self.default()
         if "config" in found:
@@ -55,14 +56,14 @@ class CAState(FactBase[dict]):
         return result
 
 
-class CAHealth(FactBase[dict]):
+class CAHealth(FactBase[dict[str, Any]]):
     """`{"ok": bool, "detail": str}`: step-ca's `/health` over TLS verified against the root
     and the CA's name, sent to `address` (default this host's own instance; None: wherever
     the name resolves).
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {"ok": False, "detail": "no answer"}
 
     def command(
@@ -78,7 +79,7 @@ class CAHealth(FactBase[dict]):
             port=port,
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         text = "\n".join(output).strip()
         try:
             ok = json.loads(text).get("status") == "ok"
@@ -87,14 +88,14 @@ class CAHealth(FactBase[dict]):
         return {"ok": ok, "detail": text}
 
 
-class CAFiles(FactBase[dict]):
+class CAFiles(FactBase[dict[str, Any]]):
     """`{relative path: sha256}` of every file of a CA's state: what replication compares.
 
     Hashes only: no content of a key or password crosses the wire.
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {}
 
     def command(self, path: str) -> StringCommand:
@@ -104,7 +105,7 @@ class CAFiles(FactBase[dict]):
             path=path.rstrip("/"),
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         files = {}
         for line in output:
             digest, _, name = line.partition("  ")
@@ -113,7 +114,7 @@ class CAFiles(FactBase[dict]):
         return files
 
 
-class IssuanceProof(FactBase[dict]):
+class IssuanceProof(FactBase[dict[str, Any]]):
     """`{"ok": bool, "detail": str}`: a throwaway certificate issued by this host's step-ca
     through `ca_url`, verified against the root and renewed over mTLS, then deleted.
 
@@ -121,7 +122,7 @@ class IssuanceProof(FactBase[dict]):
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {"ok": False, "detail": "no answer"}
 
     def command(
@@ -147,5 +148,5 @@ class IssuanceProof(FactBase[dict]):
             subject=subject,
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         return {"ok": bool(output) and output[0].strip() == "ok", "detail": "\n".join(output)}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 from pyinfra.api import FactBase, StringCommand
 
@@ -19,8 +21,8 @@ from facts.sections import MARK
 from facts.shell import script
 
 
-def _public_der(key: object) -> bytes:
-    return key.public_bytes(  # type: ignore[attr-defined]
+def _public_der(key: PublicKeyTypes) -> bytes:
+    return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
@@ -30,7 +32,7 @@ def _common_name(name: x509.Name) -> str:
     return str(values[0].value) if values else name.rfc4514_string()
 
 
-def parse_certificate(pem: str, now: float | None = None) -> dict:
+def parse_certificate(pem: str, now: float | None = None) -> dict[str, Any]:
     """What the deploys and the status report need to know of one certificate (the leaf of
     a chain file)."""
     cert = x509.load_pem_x509_certificate(pem.encode())
@@ -65,7 +67,7 @@ def public_key_of(pem: str) -> str | None:
         return None
 
 
-class NodeCertificates(FactBase[dict]):
+class NodeCertificates(FactBase[dict[str, Any]]):
     """`{"hostname", "fqdn", "trust": {...}, "files": {crt path: {...}}}`.
 
     Per certificate: `cert` (parsed, or None when missing or unreadable), `key_public`
@@ -73,7 +75,7 @@ class NodeCertificates(FactBase[dict]):
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {"hostname": None, "fqdn": None, "trust": {}, "files": {}}
 
     def command(
@@ -97,7 +99,7 @@ class NodeCertificates(FactBase[dict]):
             flat=flat,
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         result = self.default()
         result["hostname"] = output[0].strip() if output else None
         result["fqdn"] = output[1].strip() if len(output) > 1 else None
@@ -122,7 +124,7 @@ class NodeCertificates(FactBase[dict]):
         return result
 
     @staticmethod
-    def _trust(sections: dict[tuple[str, str], list[str]]) -> dict:
+    def _trust(sections: dict[tuple[str, str], list[str]]) -> dict[str, Any]:
         text = "\n".join(sections.get(("defaults", ""), [])).strip()
         try:
             defaults = json.loads(text) if text else None
@@ -144,7 +146,7 @@ class NodeCertificates(FactBase[dict]):
         }
 
     @staticmethod
-    def _cert(text: str) -> dict | None:
+    def _cert(text: str) -> dict[str, Any] | None:
         if "BEGIN CERTIFICATE" not in text:
             return None
         try:

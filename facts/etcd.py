@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
@@ -25,12 +26,12 @@ def etcdctl(
     ]
 
 
-class EtcdMember(FactBase[dict]):
+class EtcdMember(FactBase[dict[str, Any]]):
     """`{"config": text | None, "bootstrapped": bool, "active": bool, "pid": str}`: the
     member's configuration file, whether its data directory holds a member, its unit."""
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {"config": None, "bootstrapped": False, "active": False, "pid": "0"}
 
     def command(self, config: str, data_dir: str, unit: str) -> StringCommand:
@@ -44,7 +45,7 @@ class EtcdMember(FactBase[dict]):
             config=config,
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         parts = sections(output)
         # `systemctl show` prints properties in its own order, not the order asked for.
         unit = dict(line.strip().partition("=")[::2] for line in parts.get("unit", []))
@@ -57,12 +58,12 @@ class EtcdMember(FactBase[dict]):
         return result
 
 
-class EtcdCluster(FactBase[dict]):
+class EtcdCluster(FactBase[dict[str, Any]]):
     """`{"members": [...], "health": [...], "status": [...], "error": str | None}` from
     `etcdctl member list`, `endpoint health --cluster` and `endpoint status --cluster`."""
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {"members": [], "health": [], "status": [], "error": "no answer"}
 
     def command(self, etcdctl_args: list[str]) -> StringCommand:
@@ -75,7 +76,7 @@ class EtcdCluster(FactBase[dict]):
             etcdctl=etcdctl_args,
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         parts = sections(output)
         result = self.default()
         errors = []
@@ -121,13 +122,13 @@ class EtcdCluster(FactBase[dict]):
         return result
 
 
-def member_status(cluster: dict, name: str) -> dict | None:
+def member_status(cluster: dict[str, Any], name: str) -> dict[str, Any] | None:
     """The `endpoint status` entry of the member called `name`, if it answered."""
     ids = {m["id"] for m in cluster["members"] if m["name"] == name}
     return next((s for s in cluster["status"] if s["id"] in ids), None)
 
 
-def cluster_healthy(cluster: dict) -> bool:
+def cluster_healthy(cluster: dict[str, Any]) -> bool:
     """Every member answers and is healthy."""
     health = cluster["health"]
     return (

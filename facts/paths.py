@@ -9,11 +9,11 @@ from pyinfra.api import FactBase, StringCommand
 from facts.shell import script
 
 
-class ExistingPaths(FactBase[list]):
+class ExistingPaths(FactBase[list[str]]):
     """The paths of `paths` that exist (files, directories or links)."""
 
     @staticmethod
-    def default() -> list:
+    def default() -> list[str]:
         return []
 
     def command(self, paths: Sequence[str]) -> StringCommand:
@@ -22,7 +22,7 @@ class ExistingPaths(FactBase[list]):
             paths=list(paths),
         )
 
-    def process(self, output: list[str]) -> list:
+    def process(self, output: list[str]) -> list[str]:
         return [line for line in output if line]
 
 

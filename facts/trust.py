@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
@@ -10,11 +11,11 @@ from facts.sections import MARK
 from facts.shell import script
 
 
-class TrustFiles(FactBase[dict]):
+class TrustFiles(FactBase[dict[str, Any]]):
     """`{path: {"link": target} | {"pem": text} | None}` for each of `paths`."""
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {}
 
     def command(self, paths: Sequence[str]) -> StringCommand:
@@ -26,9 +27,11 @@ class TrustFiles(FactBase[dict]):
             mark=MARK,
         )
 
-    def process(self, output: list[str]) -> dict:
-        result: dict[str, dict | None] = {}
-        kind, path, lines = None, None, []
+    def process(self, output: list[str]) -> dict[str, Any]:
+        result: dict[str, dict[str, Any] | None] = {}
+        kind: str | None = None
+        path: str | None = None
+        lines: list[str] = []
 
         def close() -> None:
             if path is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
@@ -23,12 +24,12 @@ PROPERTIES = (
 )
 
 
-class Units(FactBase[dict]):
+class Units(FactBase[dict[str, Any]]):
     """`{"files": {unit: sha256 | None}, "states": {unit: {property: value}}}` for the units
     under `directory` (default /etc/systemd/system)."""
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Any]:
         return {"files": {}, "states": {}}
 
     def command(
@@ -45,7 +46,7 @@ class Units(FactBase[dict]):
             props=[flag for p in PROPERTIES for flag in ("-p", p)],
         )
 
-    def process(self, output: list[str]) -> dict:
+    def process(self, output: list[str]) -> dict[str, Any]:
         result = self.default()
         lines = iter(output)
         for line in lines:

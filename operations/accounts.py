@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
 from facts.accounts import SystemAccount
 from facts.shell import script
+from operations import Commands
 
 
 @operation()
-def system_account(user: str, *, home: str, shell: str = "/usr/sbin/nologin") -> Generator:
+def system_account(user: str, *, home: str, shell: str = "/usr/sbin/nologin") -> Commands:
     """
     A system group and a system user of the same name, without a login, and its home
     directory owned by it (a distribution's package may create the directory as root).

@@ -8,14 +8,14 @@ does before it runs before whatever any host does after it.
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 from pyinfra import host
 from pyinfra.api import operation
 
+from operations import Commands
+
 
 @operation()
-def barrier(label: str) -> Generator:
+def barrier(label: str) -> Commands:
     """
     Wait here until every host has finished the steps before it; changes nothing.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +11,7 @@ from pyinfra.api import FileUploadCommand, OperationError, OperationValueError, 
 
 from facts.binaries import RELEASES, Binaries
 from facts.shell import script
+from operations import Commands
 
 UPSTREAM_URLS = {
     "step": "https://github.com/smallstep/cli/releases/download/v{version}/{file}",
@@ -78,7 +79,7 @@ _INSTALL = (
 )
 
 
-def _install_commands(artifact: Artifact, arch: str, bin_dir: str) -> Generator:
+def _install_commands(artifact: Artifact, arch: str, bin_dir: str) -> Commands:
     digest = artifact.checksums.get(arch)
     if digest is None:
         raise OperationValueError(
@@ -112,7 +113,7 @@ def _install_commands(artifact: Artifact, arch: str, bin_dir: str) -> Generator:
 
 
 @operation()
-def release_binaries(artifacts: Sequence[Artifact], *, bin_dir: str = "/opt/bin") -> Generator:
+def release_binaries(artifacts: Sequence[Artifact], *, bin_dir: str = "/opt/bin") -> Commands:
     """
     Install each binary from its release archive unless that version is installed already.
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 
 from facts.ca import CAHealth, CAState
 from facts.shell import replace_file, script
+from operations import Commands
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,14 @@ _INIT = (
 
 
 def desired_config(
-    current: dict,
+    current: dict[str, Any],
     *,
     path: str,
     dns_names: Sequence[str],
     port: int,
     db_type: str,
     durations: Durations,
-) -> dict:
+) -> dict[str, Any]:
     """ca.json as configured: names, address, database and certificate durations.
 
     Everything that `step ca init` generated (keys, provisioner) is kept as it is.
@@ -97,7 +99,7 @@ def desired_config(
     return config
 
 
-def render_config(config: dict) -> str:
+def render_config(config: dict[str, Any]) -> str:
     return json.dumps(config, indent=4) + "\n"
 
 
@@ -110,7 +112,7 @@ def authority(
     port: int,
     provisioner: str,
     bin_dir: str = "/opt/bin",
-) -> Generator:
+) -> Commands:
     """
     Initialise the CA (root, intermediate, JWK provisioner) unless one exists.
 
@@ -154,7 +156,7 @@ def configuration(
     port: int,
     db_type: str,
     durations: Durations,
-) -> Generator:
+) -> Commands:
     """
     Keep ca.json as configured (names, address, database, durations).
 
@@ -188,7 +190,7 @@ def configuration(
 
 
 @operation()
-def file_modes(path: str) -> Generator:
+def file_modes(path: str) -> Commands:
     """
     Keep owners and modes of the CA's files as the reference sets them (keys 0400 root).
 
@@ -226,7 +228,7 @@ def _wait_healthy(ca_name: str, port: int, root: str, timeout: int) -> StringCom
 
 
 @operation()
-def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Generator:
+def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Commands:
     """
     Wait until step-ca answers `/health` over TLS verified against the root.
 

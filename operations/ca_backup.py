@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Generator
 from dataclasses import dataclass
 from io import BytesIO, StringIO
+from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, operation
@@ -23,6 +23,7 @@ from pyinfra.api.state import State
 from facts.ca import CAFiles, CAState
 from facts.paths import FileText
 from facts.shell import script
+from operations import Commands
 from operations.ca import MODES, PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
 from operations.failures import failed
@@ -43,7 +44,7 @@ class Store:
     endpoint_url: str | None
     region: str
 
-    def client(self):
+    def client(self) -> Any:  # a boto3 S3 client: boto3 ships no types
         import boto3
 
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
@@ -59,7 +60,7 @@ def state_digest(files: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _latest(store: Store) -> dict | None:
+def _latest(store: Store) -> dict[str, Any] | None:
     """The `latest` pointer: `{"key", "state"}`, or None when there is no backup yet."""
     client = store.client()
     try:
@@ -86,7 +87,7 @@ _PACK = (
 
 
 @operation()
-def backed_up(*, path: str, store: Store, recipient_key: str, retention_days: int) -> Generator:
+def backed_up(*, path: str, store: Store, recipient_key: str, retention_days: int) -> Commands:
     """
     Upload an encrypted backup of the CA state unless the latest backup holds this state.
 
@@ -229,7 +230,7 @@ def restored_from_s3(
     key: str,
     private_key: str,
     any_root: bool = False,
-) -> Generator:
+) -> Commands:
     """
     Restore the CA state from an S3 backup unless this host already holds that state.
 
@@ -253,7 +254,7 @@ def restored_from_s3(
     yield from restore_recorded(source)
 
 
-def restore_recorded(source: str) -> Generator:
+def restore_recorded(source: str) -> Commands:
     """Record on the host what was restored there."""
     yield script("install -d -m 0700 {d}", d=RESTORE_MARKER.rsplit("/", 1)[0])
     yield FileUploadCommand(StringIO(source + "\n"), RESTORE_MARKER)
@@ -284,7 +285,7 @@ def _restore(
 
 
 @operation()
-def recorded(*, source: str) -> Generator:
+def recorded(*, source: str) -> Commands:
     """
     Record that the CA state of `source` was restored on this host.
 

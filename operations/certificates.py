@@ -10,9 +10,10 @@ node as a 0600 file in a 0700 directory, and enter `step` through its environmen
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from io import StringIO
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -25,7 +26,7 @@ from pyinfra.api.state import State
 from facts.ca import CAState
 from facts.certificates import NodeCertificates
 from facts.shell import raw, replace_file, replace_link, script
-from operations import tokens
+from operations import Commands, tokens
 from operations.durations import parse_duration
 from operations.failures import failed
 
@@ -58,10 +59,10 @@ def root_fingerprint(root_pem: str) -> str:
     return hashlib.sha256(cert.public_bytes(encoding=Encoding.DER)).hexdigest()
 
 
-_ca_cache: dict[tuple[int, str], dict] = {}
+_ca_cache: dict[tuple[int, str], dict[str, Any]] = {}
 
 
-def ca_material(state: State, cert_manager: str, ca_path: str) -> dict:
+def ca_material(state: State, cert_manager: str, ca_path: str) -> dict[str, Any]:
     """The cert-manager's root and intermediate PEMs (public), read once a run once they
     exist.
 
@@ -124,12 +125,12 @@ def expected_sans(names: Sequence[str], hostname: str | None, fqdn: str | None) 
     return tuple(dict.fromkeys(n for n in (hostname, fqdn, *names) if n))
 
 
-def past_renewal_point(cert: dict, expires_in: str | None, now: float) -> bool:
+def past_renewal_point(cert: dict[str, Any], expires_in: str | None, now: float) -> bool:
     """The rule of `step certificate needs-renewal [--expires-in]`, which the renewal units
     run: due once the share of the lifetime used reaches the percentage (66% by default), or
     once what remains is within the duration."""
-    lifetime = max(cert["not_after"] - cert["not_before"], 1.0)
-    remaining = cert["not_after"] - now
+    lifetime: float = max(cert["not_after"] - cert["not_before"], 1.0)
+    remaining: float = cert["not_after"] - now
     if expires_in is None or expires_in.endswith("%"):
         percent = DEFAULT_RENEWAL_PERCENT if expires_in is None else int(expires_in[:-1])
         return int((1 - remaining / lifetime) * 100) >= percent
@@ -137,7 +138,7 @@ def past_renewal_point(cert: dict, expires_in: str | None, now: float) -> bool:
 
 
 def reissue_reason(
-    entry: dict | None,
+    entry: dict[str, Any] | None,
     *,
     sans: Sequence[str],
     intermediate_pem: str,
@@ -145,9 +146,9 @@ def reissue_reason(
     now: float,
 ) -> str | None:
     """Why a certificate must be issued again, or None when it is fine as it is."""
-    cert = entry and entry["cert"]
-    if not cert:
+    if not entry or not entry["cert"]:
         return "missing"
+    cert = entry["cert"]
     if entry["key_public"] is None:
         return "its key is missing or unreadable"
     if entry["key_public"] != cert["public_key"]:
@@ -166,7 +167,9 @@ def reissue_reason(
     return None
 
 
-def _mode_fixes(entry: dict | None, item: Certificate, user: str) -> list[tuple[str, str]]:
+def _mode_fixes(
+    entry: dict[str, Any] | None, item: Certificate, user: str
+) -> list[tuple[str, str]]:
     modes = (entry or {}).get("modes", {})
     fixes = []
     for path, mode in ((item.crt, "644"), (item.key, "400")):
@@ -187,7 +190,7 @@ def node_certificates(
     now: float,
     trust_links: bool = True,
     reissue: str | None = None,
-) -> Generator:
+) -> Commands:
     """
     Trust the CA and hold valid certificates, each issued only when it has to be.
 
@@ -268,7 +271,7 @@ def node_certificates(
 
 
 def _trust_commands(
-    node: StepNode, trust: dict, root: str, ca_url: str, links: bool = True
+    node: StepNode, trust: dict[str, Any], root: str, ca_url: str, links: bool = True
 ) -> list[str]:
     """Shell commands that make the step CLI and ssl_dir trust the root (it is public)."""
     commands = []

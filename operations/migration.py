@@ -7,7 +7,7 @@ by a rolling restart of the members.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
@@ -15,6 +15,7 @@ from pyinfra.api import OperationError, StringCommand, operation
 from facts.paths import ExistingPaths
 from facts.shell import raw, replace_file, replace_link, script
 from facts.trust import TrustFiles
+from operations import Commands
 from operations.certificates import ca_root
 from operations.tokens import Authority
 
@@ -22,7 +23,7 @@ from operations.tokens import Authority
 @operation()
 def trust_bundles(
     ssl_dir: str, *, authority: Authority, old_roots: Mapping[str, str] | None
-) -> Generator:
+) -> Commands:
     """
     Point peer-ca.crt and client-ca.crt at the CA: bundles of the new root and the old
     cfssl CA (transition), or links to root_ca.crt (the end).
@@ -62,7 +63,7 @@ def trust_bundles(
 
 
 @operation()
-def legacy_removed(*, paths: Sequence[str]) -> Generator:
+def legacy_removed(*, paths: Sequence[str]) -> Commands:
     """
     Remove the old cfssl files that are still there.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyinfra import host
@@ -10,6 +10,7 @@ from pyinfra.api import OperationError, operation
 
 from facts.certificates import NodeCertificates
 from facts.shell import script
+from operations import Commands
 from operations.certificates import Certificate, StepNode
 from templates import render
 
@@ -90,7 +91,7 @@ BACKDATE = 60.0
 @operation()
 def renewed_now(
     certificates: Sequence[Certificate], *, node: StepNode, issued_before: float
-) -> Generator:
+) -> Commands:
     """
     Renew now, through their renewal units, the certificates issued before a point in time.
 

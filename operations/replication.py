@@ -10,7 +10,6 @@ swaps the new state in. step-ca on the primary is paused for the copy (see
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from io import BytesIO, StringIO
 
 from pyinfra import host, logger
@@ -20,6 +19,7 @@ from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
 from facts.shell import script
+from operations import Commands
 from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
 from operations.failures import failed
@@ -61,7 +61,7 @@ _UNPACK = (
 
 
 @operation()
-def replicated(*, primary: str, path: str) -> Generator:
+def replicated(*, primary: str, path: str) -> Commands:
     """
     Keep this backup cert-manager's CA state identical to the primary's.
 
@@ -98,6 +98,11 @@ def _transfer(state: State, host: Host, primary: str, path: str, fingerprint: st
         if not ok:
             return failed(host, f"packing the CA state on {primary} failed: {out.stderr}")
         digest = out.stdout.strip()
+        # Shown under the primary, where step-ca paused for the copy.
+        source.log_styled(
+            f"packed and encrypted the CA state for {host.name} (step-ca paused for the copy)",
+            log_func=logger.info,
+        )
         for name in ("k.enc", "state.enc"):
             buffer = BytesIO()
             if not source.get_file(f"{sending}/{name}", buffer):

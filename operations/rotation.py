@@ -8,7 +8,6 @@ kept beside the new ones (`*.replaced-<UTC time>`), nothing is deleted.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Generator
 
 from cryptography import x509
 from pyinfra import host
@@ -16,6 +15,7 @@ from pyinfra.api import OperationError, operation
 
 from facts.ca import CAState
 from facts.shell import script
+from operations import Commands
 from operations.ca import PASSWORD
 from operations.durations import parse_duration
 
@@ -52,7 +52,7 @@ def _utc(timestamp: float) -> str:
 @operation()
 def intermediate_rotated(
     *, path: str, issued_before: float, duration: str, now: float, bin_dir: str = "/opt/bin"
-) -> Generator:
+) -> Commands:
     """
     Replace the intermediate CA when it was issued before `issued_before`.
 

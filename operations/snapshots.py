@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
 from facts.paths import ExistingPaths
 from facts.shell import script
+from operations import Commands
 from operations.etcd.member import Etcdctl, Member
 
 
 @operation()
-def snapshot_saved(file_name: str, *, etcdctl: Etcdctl, directory: str) -> Generator:
+def snapshot_saved(file_name: str, *, etcdctl: Etcdctl, directory: str) -> Commands:
     """
     Save a snapshot of the cluster from this member, with its SHA-256 beside it.
 
@@ -52,7 +53,7 @@ def snapshot_restored(
     cluster_token: str,
     etcdutl: str,
     owner: str = "etcd",
-) -> Generator:
+) -> Commands:
     """
     Replace this member's data with a snapshot, as a member of a new cluster of `peers`.
 

@@ -8,7 +8,7 @@ enables and starts (or restarts) them in one command.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
@@ -16,6 +16,7 @@ from pyinfra.api.operation import OperationMeta
 
 from facts.shell import raw, replace_file
 from facts.units import Units
+from operations import Commands
 
 UNIT_DIR = "/etc/systemd/system"
 _ACTIVE = ("active", "activating", "reloading")
@@ -47,7 +48,7 @@ def systemd_units(
     running: bool | None = None,
     enabled: bool | None = None,
     restart_after: Sequence[OperationMeta] = (),
-) -> Generator:
+) -> Commands:
     """
     Keep unit files as given, and the units running (or stopped) and enabled (or not).
 

@@ -27,6 +27,8 @@ def component(title: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             barrier(name=f"{title}: every host done", label=f"{title} done")
             return result
 
-        return run
+        # pyinfra types @deploy as returning a PyinfraOperation (an operation's signature, that
+        # returns OperationMeta); the wrapper calls `run` and returns its result, R.
+        return run  # type: ignore[return-value]
 
     return wrap

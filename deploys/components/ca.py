@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
 from urllib.parse import urlsplit
 
 from pyinfra.api.operation import OperationMeta
@@ -38,27 +40,29 @@ def install_step_ca(settings: Settings) -> OperationMeta:
     )
 
 
-def _unit_text(settings: Settings) -> str:
-    return render(
-        "step-ca.service.j2",
-        path=settings.ca_path,
-        bin_dir=settings.bin_dir,
-        port=settings.ca_port,
+def _step_ca_unit(
+    settings: Settings, name: str, active: bool, changes: Sequence[OperationMeta] = ()
+) -> OperationMeta:
+    """step-ca's unit file in place; step-ca running and enabled, or stopped and disabled."""
+    text = render(
+        "step-ca.service.j2", path=settings.ca_path, bin_dir=settings.bin_dir, port=settings.ca_port
+    )
+    return systemd_units(
+        name=name,
+        units=[UNIT],
+        files={UNIT: text},
+        running=active,
+        enabled=active,
+        restart_after=changes,
     )
 
 
 def keep_step_ca_stopped(settings: Settings) -> None:
     """A backup cert-manager: the unit in place, step-ca stopped and not started at boot."""
-    systemd_units(
-        name="step-ca stays stopped on a backup cert-manager",
-        units=[UNIT],
-        files={UNIT: _unit_text(settings)},
-        running=False,
-        enabled=False,
-    )
+    _step_ca_unit(settings, "step-ca stays stopped on a backup cert-manager", active=False)
 
 
-def _primary(settings: Settings, changes: list) -> None:
+def _primary(settings: Settings, changes: list[OperationMeta]) -> None:
     path = settings.ca_path
     names = ca_dns_names(settings)
     init = ca.authority(
@@ -82,20 +86,16 @@ def _primary(settings: Settings, changes: list) -> None:
     run_step_ca(settings, [init, config, *changes])
 
 
-def run_step_ca(settings: Settings, changes: list) -> None:
+def run_step_ca(settings: Settings, changes: list[OperationMeta]) -> None:
     """step-ca's unit in place, running (restarted after any of `changes`), enabled, and
     healthy before anything may issue."""
-    systemd_units(
-        name="step-ca runs, restarted after a change, and starts at boot",
-        units=[UNIT],
-        files={UNIT: _unit_text(settings)},
-        running=True,
-        enabled=True,
-        restart_after=changes,
+    _step_ca_unit(
+        settings, "step-ca runs, restarted after a change, and starts at boot", True, changes
     )
     ca.healthy(
         name="step-ca is healthy",
-        ca_name=urlsplit(settings.ca_url).hostname,
+        # Settings accept only a step_ca_url with a host.
+        ca_name=cast(str, urlsplit(settings.ca_url).hostname),
         port=settings.ca_port,
         root=f"{settings.ca_path}/certs/root_ca.crt",
     )

@@ -81,7 +81,7 @@ def restart_on_new_certificates(issued: OperationMeta | None) -> None:
         )
 
 
-def _install(settings: Settings):
+def _install(settings: Settings) -> OperationMeta:
     if settings.etcd.install_from == "archive":
         return release_binaries(
             name="Install etcd", artifacts=[settings.etcd.artifact], bin_dir=settings.bin_dir

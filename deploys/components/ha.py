@@ -12,6 +12,7 @@ from pyinfra.api.exceptions import PyinfraError
 from deploys.components import component
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
 from facts.ca import CAHealth, IssuanceProof
+from operations import Commands
 from operations.replication import replicated
 
 
@@ -60,7 +61,7 @@ def check_failover() -> Settings:
 
 
 @operation()
-def issuance_works(*, settings: Settings, old_primary: str) -> None:
+def issuance_works(*, settings: Settings, old_primary: str) -> Commands:
     """
     Prove that the promoted CA issues and renews; say what to change in the inventory.
 

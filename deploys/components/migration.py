@@ -8,6 +8,7 @@ from __future__ import annotations
 from io import StringIO
 
 from pyinfra import host
+from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 from pyinfra.operations.util import any_changed
 
@@ -77,7 +78,7 @@ def legacy_files(settings: Settings) -> list[str]:
     return paths
 
 
-def _member_config(settings: Settings, tls: TLSFiles):
+def _member_config(settings: Settings, tls: TLSFiles) -> OperationMeta:
     return member_configuration(
         name="etcd member configuration",
         member=arguments.member(settings),

@@ -21,7 +21,8 @@ def rotate_intermediate() -> str | None:
     settings = load_settings()
     before = time_setting("rotate_before")
     limit = host.state.limit_hosts
-    if limit is not None and settings.primary not in {h.name for h in limit}:
+    # pyinfra types State.limit_hosts as list[Host]; it is None when the run has no limit.
+    if limit is not None and settings.primary not in {h.name for h in limit}:  # type: ignore[redundant-expr]
         raise SettingsError(
             f"rotate_before: the primary cert-manager {settings.primary} must be in the run "
             "(it makes the new intermediate): run without --limit/--exclude for it"

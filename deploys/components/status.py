@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from pyinfra import host, state
@@ -26,7 +27,9 @@ DAY = 86400.0
 FORMATS = ("text", "json")
 
 
-def certificate_rows(settings: Settings, found: dict, units: dict, now: float) -> list[dict]:
+def certificate_rows(
+    settings: Settings, found: dict[str, Any], units: dict[str, Any], now: float
+) -> list[dict[str, Any]]:
     """One row a certificate: subject, SANs, issuer, days left, renewal due, timer, last run."""
     rows = []
     for item in settings.certificates:
@@ -55,7 +58,7 @@ def certificate_rows(settings: Settings, found: dict, units: dict, now: float) -
     return rows
 
 
-def _last_result(service: dict) -> str:
+def _last_result(service: dict[str, Any]) -> str:
     """The renewal service's last run, in words: never, success, not-due, or failed."""
     result = service.get("Result", "")
     if result == "exec-condition":
@@ -65,7 +68,7 @@ def _last_result(service: dict) -> str:
     return "failed" if result else "unknown"
 
 
-def attention(report: dict, renewal_enabled: bool) -> list[str]:
+def attention(report: dict[str, Any], renewal_enabled: bool) -> list[str]:
     """What in one host's report needs an operator."""
     name = report["host"]
     found = []
@@ -94,7 +97,7 @@ def attention(report: dict, renewal_enabled: bool) -> list[str]:
     return found
 
 
-def _ca_part(settings: Settings, now: float, window: int) -> dict:
+def _ca_part(settings: Settings, now: float, window: int) -> dict[str, Any]:
     health = host.get_fact(
         CAHealth,
         ca_name=urlsplit(settings.ca_url).hostname,
@@ -116,7 +119,7 @@ def _ca_part(settings: Settings, now: float, window: int) -> dict:
     return part
 
 
-def _etcd_part(settings: Settings) -> dict:
+def _etcd_part(settings: Settings) -> dict[str, Any]:
     view = host.get_fact(EtcdCluster, etcdctl_args=arguments.etcdctl(settings).args)
     names = {m["id"]: m["name"] for m in view["members"]}
     own = member_status(view, settings.node_name)
@@ -132,7 +135,7 @@ def _etcd_part(settings: Settings) -> dict:
     }
 
 
-def report_for_host(settings: Settings, now: float, window: int) -> dict:
+def report_for_host(settings: Settings, now: float, window: int) -> dict[str, Any]:
     """One host's part of the report (facts only)."""
     report: dict[str, object] = {"host": settings.host, "groups": list(settings.groups)}
     if settings.is_primary:
@@ -154,7 +157,7 @@ def report_for_host(settings: Settings, now: float, window: int) -> dict:
     return report
 
 
-def format_text(report: dict) -> str:
+def format_text(report: dict[str, Any]) -> str:
     name = report["host"]
     lines = []
     ca = report.get("ca")
@@ -193,7 +196,7 @@ def _shout(result: str) -> str:
     return "FAILED" if result == "failed" else result
 
 
-_collected: dict[int, list[dict]] = {}
+_collected: dict[int, list[dict[str, Any]]] = {}
 
 
 def status() -> None:

@@ -7,7 +7,7 @@ restart) the others.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from io import StringIO
 
@@ -16,6 +16,7 @@ from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, oper
 
 from facts.etcd import EtcdMember, cluster_healthy
 from facts.shell import script
+from operations import Commands
 from operations.etcd.member import Member
 from operations.etcd.membership import add_member, other_member
 from templates import render
@@ -81,7 +82,7 @@ def _keep_initial(wanted: str, current: str) -> str:
 @operation()
 def member_configuration(
     member: Member, *, peers: Sequence[Member], options: MemberOptions
-) -> Generator:
+) -> Commands:
     """
     Keep the member's configuration; on its first start, join the cluster it belongs to.
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
 from facts.etcd import EtcdCluster, EtcdCompacted, member_status
 from facts.shell import script
+from operations import Commands
 from operations.etcd.member import Member
 from operations.etcd.restarts import wait_healthy
 
 
-def _own_status(member: Member) -> dict:
+def _own_status(member: Member) -> dict[str, Any]:
     view = host.get_fact(EtcdCluster, etcdctl_args=member.etcdctl.args)
     own = member_status(view, member.name)
     if own is None:
@@ -22,7 +23,7 @@ def _own_status(member: Member) -> dict:
 
 
 @operation()
-def compacted(member: Member) -> Generator:
+def compacted(member: Member) -> Commands:
     """
     Compact the cluster's history up to its current revision (run on one member).
 
@@ -37,7 +38,7 @@ def compacted(member: Member) -> Generator:
 
 
 @operation()
-def defragmented(member: Member, *, min_free_bytes: int, timeout: int = 120) -> Generator:
+def defragmented(member: Member, *, min_free_bytes: int, timeout: int = 120) -> Commands:
     """
     Defragment this member when its database holds at least `min_free_bytes` of free space.
 

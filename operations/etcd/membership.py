@@ -3,7 +3,8 @@ healthy member, run on that member's host and shown under it."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
@@ -13,11 +14,14 @@ from pyinfra.api.state import State
 from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
 from facts.paths import ExistingPaths
 from facts.shell import script
+from operations import Commands
 from operations.etcd.member import Etcdctl, Member
 from operations.failures import failed
 
 
-def other_member(state: State, me: str, peers: Sequence[Member]) -> tuple[Member, dict] | None:
+def other_member(
+    state: State, me: str, peers: Sequence[Member]
+) -> tuple[Member, dict[str, Any]] | None:
     """The first other member whose etcd answers, with what it sees of the cluster.
 
     Reaches the member's host even when `--limit` left it out of the run's connections."""
@@ -67,7 +71,9 @@ def run_on(
     return True
 
 
-def add_member(state: State, host: Host, through: Member, me: Member, members: list[dict]) -> bool:
+def add_member(
+    state: State, host: Host, through: Member, me: Member, members: list[dict[str, Any]]
+) -> bool:
     """Run time: `etcdctl member add` through a healthy member (a stale entry of the same
     name, left by a member whose data was lost, is removed first)."""
     stale = [m for m in members if m["name"] == me.name or me.peer_url in m["peer_urls"]]
@@ -79,7 +85,7 @@ def add_member(state: State, host: Host, through: Member, me: Member, members: l
 @operation()
 def member_removed(
     member: Member, *, peers: Sequence[Member], leftovers: Sequence[str], timers: Sequence[str]
-) -> Generator:
+) -> Commands:
     """
     Take this member out of the cluster and remove its unit, configuration and other files.
 
@@ -93,7 +99,7 @@ def member_removed(
     `<data dir>.removed` rather than deleted.
     """
     found = other_member(host.state, member.host, peers)
-    mine: list[dict] = []
+    mine: list[dict[str, Any]] = []
     if found is not None:
         other, view = found
         mine = [m for m in view["members"] if m["name"] == member.name]

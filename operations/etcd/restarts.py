@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
 from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy, member_status
 from facts.shell import script
+from operations import Commands
 from operations.etcd.member import Etcdctl, Member
 
 _WAIT_HEALTHY = (
@@ -26,7 +25,7 @@ def wait_healthy(etcdctl: Etcdctl, timeout: int) -> StringCommand:
 @operation()
 def rolling_restart(
     member: Member, *, etcdctl: Etcdctl | None = None, timeout: int = 120
-) -> Generator:
+) -> Commands:
     """
     Restart a running member and wait until the whole cluster is healthy again.
 
@@ -64,7 +63,7 @@ def rolling_restart(
 
 
 @operation()
-def cluster_healthy_wait(etcdctl: Etcdctl, *, timeout: int = 120) -> Generator:
+def cluster_healthy_wait(etcdctl: Etcdctl, *, timeout: int = 120) -> Commands:
     """
     Wait until every member of the cluster is healthy, as this host's etcdctl sees it.
 

@@ -244,7 +244,7 @@ def test_rotation_refuses_bad_input_before_any_change(day2_hosts: Scenario) -> N
         ["--data", "rotate_before=2026-11-28T06:00:00"],
     ):
         run = run_pyinfra(day2_hosts, "deploys/rotate_intermediate.py", *bad, check=False)
-        assert run.returncode != 0 and "rotate_before:" in run.output
+        assert run.returncode != 0 and "`rotate_before`" in run.output
         assert run.changes == {}
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     limited = run_pyinfra(day2_hosts, "deploys/rotate_intermediate.py", "--data",

@@ -7,10 +7,10 @@ from pyinfra.api import Inventory
 
 from deploys.settings import (
     SettingsError,
-    parse_duration,
     settings_for,
     validate_inventory,
 )
+from operations.durations import parse_duration
 
 SUM = "a" * 64
 

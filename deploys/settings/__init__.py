@@ -1,0 +1,46 @@
+"""Settings of the etcd PKI: defaults, and validation of every host's data before any change.
+
+Deploys call `load_settings()` first. It reads each host's data (inventory, group data,
+`--data`, these defaults), checks it, and stops the run with a message naming the setting and
+the host when something is wrong, before any operation has run.
+
+defaults.py holds the defaults and pinned releases, model.py the typed model of one host's
+settings, validation.py the reading and the inventory-wide checks, host.py what a deploy reads.
+"""
+
+from deploys.settings.defaults import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
+from deploys.settings.host import Backup, Cfssl, Etcd, Renewal, RunOptions, Settings
+from deploys.settings.model import is_dns_name, is_ip
+from deploys.settings.validation import (
+    SettingsError,
+    all_settings,
+    ca_dns_names,
+    load_settings,
+    settings_for,
+    time_setting,
+    validate_inventory,
+    validate_inventory_host,
+)
+
+__all__ = [
+    "DEFAULTS",
+    "ETCD_CHECKSUMS",
+    "STEP_CA_CHECKSUMS",
+    "STEP_CHECKSUMS",
+    "Backup",
+    "Cfssl",
+    "Etcd",
+    "Renewal",
+    "RunOptions",
+    "Settings",
+    "SettingsError",
+    "all_settings",
+    "ca_dns_names",
+    "is_dns_name",
+    "is_ip",
+    "load_settings",
+    "settings_for",
+    "time_setting",
+    "validate_inventory",
+    "validate_inventory_host",
+]

@@ -1,0 +1,98 @@
+"""Every setting's default, and the pinned upstream releases.
+
+The one place defaults live: the model (model.py) requires every setting, and a host's data
+is laid over these before it is validated; deploys/components pass them to pyinfra as
+@deploy data defaults.
+"""
+
+from __future__ import annotations
+
+# Upstream's checksums.txt of each release, per architecture.
+STEP_CA_CHECKSUMS = {
+    "0.30.2": {
+        "amd64": "126615795bafe3f2d3f890e2d628fa6e2857315fb48d0671d34b23047cc37d73",
+        "arm64": "43f79d1b0b8cab9895dbadd46b0a014006f682a6b1341e1fadf0be31d4b9f4b4",
+    },
+}
+ETCD_CHECKSUMS = {
+    "3.5.21": {
+        "amd64": "adddda4b06718e68671ffabff2f8cee48488ba61ad82900e639d108f2148501c",
+        "arm64": "95bf6918623a097c0385b96f139d90248614485e781ec9bee4768dbb6c79c53f",
+    },
+}
+STEP_CHECKSUMS = {
+    "0.30.6": {
+        "amd64": "e44a5dc5f880a694b24a0f2941a69a81b0bc6ee053170fdfde18453d4d5816de",
+        "arm64": "eff511c3e6797039702e74fada62b10b079e413742f925703e5b7d810e611619",
+    },
+}
+
+DEFAULTS: dict[str, object] = {
+    "etcd_cluster_name": "k8s",
+    # Artifacts
+    "step_version": "0.30.6",
+    "step_ca_version": "0.30.2",
+    "step_checksums": None,  # {arch: sha256}; default: the pinned upstream table above
+    "step_ca_checksums": None,
+    "etcd_version": "3.5.21",
+    "etcd_checksums": None,
+    "etcd_install_from": "archive",  # archive (artifact_source) | package (the distribution's)
+    "etcd_client_port": 2379,
+    "etcd_peer_port": 2380,
+    "etcd_data_root": "/var/lib/etcd",  # each member's data in <root>/<member>
+    "etcd_config_dir": "/etc/etcd",
+    "etcd_tls_min_version": "TLS1.2",
+    "etcd_cipher_suites": [],  # empty: etcd's defaults
+    "etcd_compaction_retention": "1h",  # etcd's periodic auto-compaction
+    "etcd_defrag_min_free_bytes": 64 * 1024 * 1024,  # etcd_maintenance.py: worth a defrag
+    "etcd_snapshot_dir": "/var/backups/etcd",  # on the member that takes snapshots
+    "etcd_snapshot_local_dir": "backups/etcd",  # on the controller, relative to the cwd
+    "artifact_source": "upstream",  # upstream | mirror | local
+    "artifact_mirror_url": None,
+    "artifact_dir": None,
+    "bin_dir": "/opt/bin",
+    # The CA
+    "step_ca_name": "etcd-k8s CA",
+    "step_ca_url": None,  # default: https://<primary cert-manager>:<port>
+    "step_ca_port": 9000,
+    "step_ca_dns_names": [],  # extra names for the CA's TLS certificate
+    "step_ca_provisioner": "etcd-pki",
+    "step_ca_db_type": "bbolt",
+    "step_ca_path": "/etc/step-ca",
+    "step_cert_default_duration": "17520h",
+    "step_cert_max_duration": "26280h",
+    "step_cert_min_duration": "1h",
+    # Validity of an intermediate made by deploys/rotate_intermediate.py (never past the root's)
+    "step_ca_intermediate_duration": "87600h",
+    # The cert-manager that runs step-ca: the first of etcd_cert_managers unless a failover
+    # names another (deploys/failover.py --data ca_active=<backup>)
+    "ca_active": None,
+    # Backups of the CA state to S3 (deploys/backup_ca.py, deploys/restore_ca.py)
+    "ca_backup_bucket": None,
+    "ca_backup_prefix": "step-ca",
+    "ca_backup_endpoint_url": None,  # any S3-compatible endpoint; None: AWS
+    "ca_backup_region": "us-east-1",
+    "ca_backup_recipient_key": None,  # armored GnuPG public key file on the controller
+    "ca_backup_retention_days": 30,
+    # This host's addresses (default: its SSH hostname when that is an IP address)
+    "node_addresses": None,
+    # Node certificates
+    "etcd_member_index": None,  # default: N of an inventory name etcd-<cluster>-N
+    "etcd_user": "etcd",
+    "ssl_dir": "/etc/etcd/ssl",
+    "step_path": "/etc/step",  # the step CLI's $STEPPATH on nodes (trust, defaults)
+    "cert_extra_sans": [],
+    "cert_key_type": "EC",  # EC (P-256), OKP (Ed25519) or RSA (2048)
+    # Renewal
+    "renewal_enabled": True,
+    "renewal_on_calendar": "*-*-* 03:00:00",
+    "renewal_randomized_delay": "1h",
+    "renewal_expires_in": None,  # None: step's 66% of the lifetime used; or "80%", "720h" left
+    # The earlier cfssl layout in ssl_dir (deploys/migrate_cfssl.py)
+    "cfssl_peer_ca": "peer-ca.pem",
+    "cfssl_client_ca": "client-ca.pem",
+    "cfssl_cert_name": "{name}-{kind}.pem",
+    "cfssl_key_name": "{name}-{kind}-key.pem",
+    # node-exporter textfile collector directory for renewal metrics; None: no metrics
+    "metrics_textfile_dir": None,
+}

@@ -1,0 +1,190 @@
+"""What a deploy reads about one host: frozen dataclasses derived from its validated settings
+and the inventory (validation.py builds them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from operations.binaries import Artifact
+from operations.ca import Durations
+from operations.certificates import Certificate
+
+
+@dataclass(frozen=True)
+class Renewal:
+    enabled: bool
+    on_calendar: str
+    randomized_delay: str
+    expires_in: str | None
+    metrics_dir: str | None
+
+
+@dataclass(frozen=True)
+class Cfssl:
+    """File names of the earlier cfssl layout (in ssl_dir): CA files, certificate and key
+    patterns with `{name}` (member or client) and `{kind}` (peer, server, client)."""
+
+    peer_ca: str
+    client_ca: str
+    cert_name: str
+    key_name: str
+
+
+@dataclass(frozen=True)
+class Etcd:
+    """How etcd is installed and how a member listens."""
+
+    artifact: Artifact
+    install_from: str
+    bin_dir: str
+    client_port: int
+    peer_port: int
+    data_root: str
+    config_dir: str
+    tls_min_version: str
+    cipher_suites: tuple[str, ...]
+    compaction_retention: str
+    defrag_min_free_bytes: int
+    snapshot_dir: str
+    snapshot_local_dir: str
+
+    @property
+    def binary(self) -> str:
+        return f"{self.bin_dir}/etcd"
+
+    @property
+    def etcdctl(self) -> str:
+        return f"{self.bin_dir}/etcdctl"
+
+    @property
+    def etcdutl(self) -> str:
+        return f"{self.bin_dir}/etcdutl"
+
+
+@dataclass(frozen=True)
+class Backup:
+    """Where CA backups go in S3 and how they are encrypted and kept."""
+
+    bucket: str | None
+    prefix: str  # without leading or trailing slashes
+    endpoint_url: str | None  # any S3-compatible endpoint; None: AWS
+    region: str
+    recipient_key: str | None  # armored GnuPG public key file on the controller (not read here)
+    retention_days: int
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The per-run settings (`--data key=value`) of day-2 deploys; None when not given.
+    Checks that need other hosts (is the target a cert-manager?) are the deploys'."""
+
+    renew_before: str | None  # ISO 8601 with a time zone; see time_setting()
+    rotate_before: str | None
+    renew_kinds: tuple[str, ...] | None  # peer, server, client
+    ca_active: str | None
+    failover_force: bool | None
+    ca_restore_from: str | None
+    ca_restore_key: str | None
+    ca_restore_private_key: str | None
+    ca_restore_target: str | None
+    ca_restore_any_root: bool | None
+    cfssl_migration_stop_after: str | None  # bundle, certs, final
+    status_format: str | None  # text, json
+    status_ca_expiry_days: int | None
+    etcd_remove_node: str | None
+    etcd_snapshot_member: str | None
+    etcd_snapshot_name: str | None
+    etcd_restore_snapshot: str | None
+    etcd_restore_confirm: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a deploy needs to know about one host, validated."""
+
+    host: str
+    groups: tuple[str, ...]
+    cluster: str
+    primary: str
+    backups: tuple[str, ...]
+    step: Artifact
+    step_ca: Artifact
+    bin_dir: str
+    ca_name: str
+    ca_url: str
+    ca_port: int
+    ca_dns_names: tuple[str, ...]
+    ca_provisioner: str
+    ca_db_type: str
+    ca_path: str
+    durations: Durations
+    intermediate_duration: str
+    addresses: tuple[str, ...]
+    node_name: str  # etcd-<cluster>-<index> for members, the short host name for clients
+    etcd_user: str
+    ssl_dir: str
+    step_path: str
+    extra_sans: tuple[str, ...]
+    key_type: str
+    renewal: Renewal
+    etcd: Etcd
+    cfssl: Cfssl
+    backup: Backup
+    run: RunOptions
+
+    @property
+    def is_primary(self) -> bool:
+        return self.host == self.primary
+
+    @property
+    def is_cert_manager(self) -> bool:
+        return "etcd_cert_managers" in self.groups
+
+    @property
+    def is_member(self) -> bool:
+        return "etcd" in self.groups
+
+    @property
+    def needs_certificates(self) -> bool:
+        return self.is_member or "etcd_clients" in self.groups
+
+    @property
+    def certificates(self) -> tuple[Certificate, ...]:
+        """Members: peer, server and client certificates; clients: a client certificate."""
+        if not self.needs_certificates:
+            return ()
+        kinds = ("peer", "server", "client") if self.is_member else ("client",)
+        return tuple(
+            Certificate(
+                kind,
+                self.node_name,
+                f"{self.ssl_dir}/{self.node_name}-{kind}.crt",
+                f"{self.ssl_dir}/{self.node_name}-{kind}.key",
+            )
+            for kind in kinds
+        )
+
+    @property
+    def root_file(self) -> str:
+        return f"{self.ssl_dir}/root_ca.crt"
+
+    @property
+    def address(self) -> str:
+        """The address a member listens and advertises on: its first address."""
+        return self.addresses[0]
+
+    @property
+    def client_certificate(self) -> Certificate:
+        return next(c for c in self.certificates if c.kind == "client")
+
+    def member_file(self, suffix: str) -> str:
+        """`/etc/etcd/<member>.<suffix>`: the member's configuration and such."""
+        return f"{self.etcd.config_dir}/{self.node_name}.{suffix}"
+
+    @property
+    def data_dir(self) -> str:
+        return f"{self.etcd.data_root}/{self.node_name}"
+
+    @property
+    def unit(self) -> str:
+        return f"{self.node_name}.service"

@@ -1,0 +1,341 @@
+"""The typed model of one host's raw settings: every value's type and range, checked once.
+
+Every setting of DEFAULTS is a required field: a host's data is laid over DEFAULTS before it is
+validated, so defaults live in defaults.py only. The per-run settings (given with `--data`)
+have no default and are None when not given. The model is strict: a value of the wrong type
+is refused, not converted (`"yes"` is no boolean, `"9000"` no port). Checks that read several
+settings raise `Invalid`, which names the setting to change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    model_validator,
+)
+
+from operations.durations import parse_duration
+
+ARCHITECTURES = ("amd64", "arm64")
+
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?$")
+
+
+class Invalid(ValueError):
+    """A problem found by a check that reads several settings, naming the one to change."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(problem)
+        self.setting = setting
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_dns_name(value: str) -> bool:
+    return bool(_DNS_NAME.match(value)) and not is_ip(value)
+
+
+def parse_time(text: object) -> float:
+    """Seconds since the epoch of an ISO 8601 time with a time zone (`renew_before`,
+    `rotate_before`); raises ValueError saying what is wrong."""
+    try:
+        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is no ISO 8601 time such as 2026-11-28T06:00:00Z") from None
+    if when.tzinfo is None:
+        raise ValueError(f"{text!r} needs a time zone (Z or +01:00)")
+    return when.timestamp()
+
+
+def _check(test: Callable[[Any], object], what: str) -> AfterValidator:
+    """Refuse a value (already of the right type) for which `test` is false: `<value> is not
+    <what>`."""
+
+    def check(value: Any) -> Any:
+        if not test(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _between(low: int, high: int | None, what: str) -> AfterValidator:
+    return _check(lambda value: value >= low and (high is None or value <= high), what)
+
+
+def _matches(pattern: str) -> Callable[[str], object]:
+    return re.compile(pattern).match
+
+
+def _one_line(value: str) -> bool:
+    return bool(value) and "\n" not in value
+
+
+def _absolute(value: str) -> bool:
+    return value.startswith("/") and "\n" not in value
+
+
+def _file_name(value: str) -> bool:
+    return _one_line(value) and "/" not in value
+
+
+def _name_pattern(value: str) -> bool:
+    """A cfssl file name pattern: only `{name}` and `{kind}` are filled in."""
+    try:
+        value.format(name="n", kind="k")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
+
+
+def _is_duration(value: str) -> bool:
+    try:
+        parse_duration(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _expires_in(value: str) -> bool:
+    """step's `--expires-in`: a share of the lifetime used (`80%`) or a positive duration."""
+    if value.endswith("%"):
+        return value[:-1].isdigit() and int(value[:-1]) <= 100
+    return _is_duration(value) and parse_duration(value) > 0
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], bool]:
+    def test(value: str) -> bool:
+        parts = urlsplit(value)
+        return parts.scheme in schemes and bool(parts.hostname) and "\n" not in value
+
+    return test
+
+
+def _iso_time(value: str) -> str:
+    parse_time(value)
+    return value
+
+
+def _listed(value: object) -> object:
+    """Lists and tuples alike (inventories write either), kept as a tuple; None (unset) is
+    empty."""
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    raise ValueError(f"{value!r} is not a list")
+
+
+def _one_or_listed(value: object) -> object:
+    """`node_addresses`: one address, a list of them, or None (the SSH hostname's)."""
+    if value is None:
+        return None
+    return (value,) if isinstance(value, str) else _listed(value)
+
+
+def _kinds(value: object) -> object:
+    """`renew_kinds`: a list, or a comma-separated string as `--data renew_kinds=peer,server`."""
+    if isinstance(value, str):
+        return tuple(kind.strip() for kind in value.split(",") if kind.strip())
+    return value if value is None else _listed(value)
+
+
+def _arch_sums(value: object, what: str = "") -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what}must map an architecture to a SHA-256")
+    for arch, digest in value.items():
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"{what}unknown architecture {arch!r}")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise ValueError(f"{what}{arch}: {digest!r} is not a SHA-256")
+    return dict(value)
+
+
+def _by_version(table: object) -> bool:
+    """Whether a checksum table is `{version: {arch: sha256}}` rather than `{arch: sha256}`."""
+    return isinstance(table, dict) and any(isinstance(k, str) and _VERSION.match(k) for k in table)
+
+
+def checksums_for(table: dict[str, Any], version: str) -> dict[str, str]:
+    """The `{arch: sha256}` of `version` in a validated checksum table (empty: none pinned)."""
+    return dict(table.get(version, {})) if _by_version(table) else dict(table)
+
+
+def _checksum_table(value: object) -> dict[str, Any] | None:
+    """`{arch: sha256}` for the version in use, `{version: {arch: sha256}}` to pin several
+    versions, or None: the pinned upstream table."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not _by_version(value):
+        return _arch_sums(value)
+    for version in value:
+        if not (isinstance(version, str) and _VERSION.match(version)):
+            raise ValueError(f"{version!r} is not a version like 0.30.2")
+    return {version: _arch_sums(sums, f"{version}: ") for version, sums in value.items()}
+
+
+Line = Annotated[str, _check(_one_line, "a one-line value")]
+Port = Annotated[int, _between(1, 65535, "a TCP port")]
+Version = Annotated[str, _check(_VERSION.match, "a version like 0.30.2")]
+Duration = Annotated[str, _check(_is_duration, "a duration such as 17520h or 90m")]
+AbsolutePath = Annotated[
+    str,
+    _check(_absolute, "an absolute path"),
+    AfterValidator(lambda value: value.rstrip("/") or "/"),
+]
+FileName = Annotated[str, _check(_file_name, "a file name")]
+NamePattern = Annotated[FileName, _check(_name_pattern, "a file name using only {name}, {kind}")]
+TimerValue = Annotated[str, _check(_one_line, "a systemd timer value")]
+IpAddress = Annotated[str, _check(is_ip, "an IP address")]
+DnsNameOrIp = Annotated[str, _check(lambda v: is_dns_name(v) or is_ip(v), "a DNS name or IP")]
+DnsNames = Annotated[tuple[DnsNameOrIp, ...], BeforeValidator(_listed)]
+HttpUrl = Annotated[str, _check(_url(("http", "https")), "an http(s) URL")]
+HttpsUrl = Annotated[
+    str, _check(_url(("https",)), "an https:// URL"), AfterValidator(lambda v: v.rstrip("/"))
+]
+Checksums = Annotated[dict[str, Any] | None, PlainValidator(_checksum_table)]
+CipherSuite = Annotated[str, _check(_matches(r"^TLS_[A-Z0-9_]+$"), "a Go TLS cipher suite name")]
+ClusterName = Annotated[
+    str, _check(_matches(r"^[a-z0-9][a-z0-9-]*$"), "a name of lower-case letters, digits, -")
+]
+UserName = Annotated[str, _check(_matches(r"^[a-z_][a-z0-9_-]*$"), "a user name")]
+IsoTime = Annotated[str, AfterValidator(_iso_time)]
+
+ArtifactSource = Literal["upstream", "mirror", "local"]
+DbType = Literal["bbolt", "badgerv2", "badgerv1", "badger", "mysql", "postgresql"]
+InstallFrom = Literal["archive", "package"]
+TlsVersion = Literal["TLS1.2", "TLS1.3"]
+KeyType = Literal["EC", "OKP", "RSA"]  # the keys of operations.certificates.KEY_TYPES
+CertKind = Literal["peer", "server", "client"]
+StopAfter = Literal["bundle", "certs", "final"]
+StatusFormat = Literal["text", "json"]
+
+
+class HostSettings(BaseModel):
+    """One host's settings as written (its data over DEFAULTS), every value checked."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    etcd_cluster_name: ClusterName
+    # Artifacts
+    step_version: Version
+    step_ca_version: Version
+    step_checksums: Checksums
+    step_ca_checksums: Checksums
+    etcd_version: Version
+    etcd_checksums: Checksums
+    etcd_install_from: InstallFrom
+    etcd_client_port: Port
+    etcd_peer_port: Port
+    etcd_data_root: AbsolutePath
+    etcd_config_dir: AbsolutePath
+    etcd_tls_min_version: TlsVersion
+    etcd_cipher_suites: Annotated[tuple[CipherSuite, ...], BeforeValidator(_listed)]
+    etcd_compaction_retention: Duration
+    etcd_defrag_min_free_bytes: Annotated[int, _between(0, None, "a number of bytes")]
+    etcd_snapshot_dir: AbsolutePath
+    etcd_snapshot_local_dir: Line  # on the controller: relative to the working directory
+    artifact_source: ArtifactSource
+    artifact_mirror_url: HttpUrl | None
+    artifact_dir: str | None  # on the controller
+    bin_dir: AbsolutePath
+    # The CA
+    step_ca_name: Line
+    step_ca_url: HttpsUrl | None
+    step_ca_port: Port
+    step_ca_dns_names: DnsNames
+    step_ca_provisioner: Line
+    step_ca_db_type: DbType
+    step_ca_path: AbsolutePath
+    step_cert_default_duration: Duration
+    step_cert_max_duration: Duration
+    step_cert_min_duration: Duration
+    step_ca_intermediate_duration: Duration
+    ca_active: Line | None  # a cert-manager: checked against the inventory
+    # CA backups
+    ca_backup_bucket: Line | None
+    ca_backup_prefix: str
+    ca_backup_endpoint_url: HttpUrl | None
+    ca_backup_region: Line
+    ca_backup_recipient_key: Line | None  # a file on the controller, read by the backup
+    ca_backup_retention_days: Annotated[int, _between(1, None, "a number of days (1 or more)")]
+    # The host and its certificates
+    node_addresses: Annotated[tuple[IpAddress, ...] | None, BeforeValidator(_one_or_listed)]
+    etcd_member_index: Annotated[int, _between(1, None, "a positive integer")] | None
+    etcd_user: UserName
+    ssl_dir: AbsolutePath
+    step_path: AbsolutePath
+    cert_extra_sans: DnsNames
+    cert_key_type: KeyType
+    # Renewal
+    renewal_enabled: bool
+    renewal_on_calendar: TimerValue
+    renewal_randomized_delay: TimerValue
+    renewal_expires_in: Annotated[str, _check(_expires_in, "a percentage or duration")] | None
+    # The earlier cfssl layout
+    cfssl_peer_ca: FileName
+    cfssl_client_ca: FileName
+    cfssl_cert_name: NamePattern
+    cfssl_key_name: NamePattern
+    metrics_textfile_dir: AbsolutePath | None
+
+    # Per run (--data), None when not given
+    renew_before: IsoTime | None = None
+    rotate_before: IsoTime | None = None
+    renew_kinds: Annotated[tuple[CertKind, ...], BeforeValidator(_kinds)] | None = None
+    failover_force: bool | None = None
+    ca_restore_from: Line | None = None  # `s3` or a cert-manager
+    ca_restore_key: Line | None = None  # an object key or `latest`
+    ca_restore_private_key: Line | None = None  # a file on the controller
+    ca_restore_target: Line | None = None
+    ca_restore_any_root: bool | None = None
+    cfssl_migration_stop_after: StopAfter | None = None
+    status_format: StatusFormat | None = None
+    status_ca_expiry_days: Annotated[int, _between(0, None, "a number of days")] | None = None
+    etcd_remove_node: Line | None = None
+    etcd_snapshot_member: Line | None = None
+    etcd_snapshot_name: FileName | None = None
+    etcd_restore_snapshot: Line | None = None  # a file on the controller
+    etcd_restore_confirm: Line | None = None
+
+    @model_validator(mode="after")
+    def default_duration_within_bounds(self) -> HostSettings:
+        default, low, high = (
+            self.step_cert_default_duration,
+            self.step_cert_min_duration,
+            self.step_cert_max_duration,
+        )
+        if not parse_duration(low) <= parse_duration(default) <= parse_duration(high):
+            raise Invalid(
+                "step_cert_default_duration",
+                f"{default} must lie between step_cert_min_duration ({low}) and "
+                f"step_cert_max_duration ({high})",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def artifact_source_complete(self) -> HostSettings:
+        if self.artifact_source == "mirror" and self.artifact_mirror_url is None:
+            raise Invalid("artifact_mirror_url", "an http(s) URL is needed with mirror")
+        if self.artifact_source == "local" and self.artifact_dir is None:
+            raise Invalid("artifact_dir", "a directory on the controller is needed")
+        return self

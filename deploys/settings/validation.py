@@ -1,0 +1,318 @@
+"""Validation of every host's settings, once a run and before any host is touched.
+
+Each host's data is read once (`host.data.dict()`: override, host, group, global and deploy
+data), laid over DEFAULTS and checked by the model; pyinfra's own data (global arguments such
+as `_sudo`, connector data such as `ssh_user`) is left to pyinfra, any other unknown name is
+refused. Then come the checks that need the inventory (cert-managers, groups, unique member
+names, a member's address), and the host's `Settings` is derived. Every problem is a
+`SettingsError` naming the setting and the host.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from dataclasses import fields
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from pyinfra import host, state
+from pyinfra.api.connectors import get_all_connectors
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.host import Host
+from pyinfra.api.inventory import Inventory
+from pyinfra.context import ctx_state
+
+from deploys.settings.defaults import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
+from deploys.settings.host import Backup, Cfssl, Etcd, Renewal, RunOptions, Settings
+from deploys.settings.model import HostSettings, checksums_for, is_ip, parse_time
+from operations.binaries import Artifact
+from operations.ca import Durations
+
+GROUPS = ("etcd", "etcd_cert_managers", "etcd_clients")
+# Connectors whose data pyinfra reads by prefix (`ssh_user`), installed or not (winrm).
+CONNECTOR_PREFIXES = (
+    "ssh", "local", "docker", "chroot", "winrm", "vagrant", "terraform", "dockerssh", "podman",
+)  # fmt: skip
+PINNED = {"step": STEP_CHECKSUMS, "step-ca": STEP_CA_CHECKSUMS, "etcd": ETCD_CHECKSUMS}
+
+
+class SettingsError(PyinfraError):
+    """Bad configuration: raised before any host is changed."""
+
+
+def invalid(host_name: str, setting: str, problem: str) -> SettingsError:
+    """The one form of a settings error, so that the setting and the host are always named."""
+    return SettingsError(f"invalid setting `{setting}` for host {host_name}: {problem}")
+
+
+@functools.cache
+def _pyinfra_data() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The data names the installed connectors declare, and the connectors' name prefixes."""
+    connectors = get_all_connectors()
+    names = frozenset(
+        name for connector in connectors.values() for name in getattr(connector, "data_meta", {})
+    )
+    return names, tuple(f"{prefix}_" for prefix in {*CONNECTOR_PREFIXES, *connectors})
+
+
+def _is_pyinfra_data(name: object) -> bool:
+    """pyinfra's own data: global arguments (`_sudo`) and connector data (`ssh_port`)."""
+    names, prefixes = _pyinfra_data()
+    return isinstance(name, str) and (
+        name.startswith("_") or name in names or name.startswith(prefixes)
+    )
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name, list(HostSettings.model_fields), n=1)
+    if close:
+        return f"unknown setting; did you mean {close[0]}?"
+    return "unknown setting, and no setting has a similar name"
+
+
+# pydantic's type errors in the words of the other checks (strict: nothing is converted).
+_WRONG_TYPE = {
+    "bool_type": "true or false",
+    "int_type": "an integer",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "tuple_type": "a list",
+}
+
+
+def _problem(error: ErrorDetails) -> tuple[str, str]:
+    """The setting and the problem of one of pydantic's errors, in the words of the checks."""
+    context = error.get("ctx") or {}
+    cause = context.get("error")  # what a validator raised, Invalid naming its setting
+    setting = getattr(cause, "setting", None) or str(error["loc"][0] if error["loc"] else "")
+    if error["type"] == "extra_forbidden":
+        return setting, _unknown(setting)
+    if cause is not None:
+        return setting, str(cause)
+    if error["type"] == "literal_error":
+        return setting, f"{error['input']!r} is not {context['expected']}"
+    if error["type"] in _WRONG_TYPE:
+        return setting, f"{error['input']!r} is not {_WRONG_TYPE[error['type']]}"
+    message = error["msg"]
+    return setting, f"{error['input']!r}: {message[:1].lower()}{message[1:]}"
+
+
+def _read(host: Host, data: dict[str, object]) -> HostSettings:
+    """The host's data (without pyinfra's own) over DEFAULTS, validated. An unknown name is
+    reported first: a misspelt setting is the likelier mistake."""
+    own = {name: value for name, value in data.items() if not _is_pyinfra_data(name)}
+    try:
+        return HostSettings.model_validate({**DEFAULTS, **own})
+    except ValidationError as error:
+        first = min(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        raise invalid(host.name, *_problem(first)) from None
+
+
+def _artifact(raw: HostSettings, binary: str) -> Artifact:
+    prefix = binary.replace("-", "_")
+    version: str = getattr(raw, f"{prefix}_version")
+    table = getattr(raw, f"{prefix}_checksums")
+    checksums = checksums_for(PINNED[binary] if table is None else table, version)
+    source, mirror, local = raw.artifact_source, raw.artifact_mirror_url, raw.artifact_dir
+    return Artifact(binary, version, checksums, source, mirror, local)
+
+
+def _addresses(host: Host, data: dict[str, object], raw: HostSettings) -> tuple[str, ...]:
+    """`node_addresses`, or else the SSH hostname when that is an IP address."""
+    if raw.node_addresses is not None:
+        return raw.node_addresses
+    ssh_host = str(data.get("ssh_hostname") or host.name)
+    return (ssh_host,) if is_ip(ssh_host) else ()
+
+
+def _node_name(host: Host, groups: tuple[str, ...], raw: HostSettings) -> str:
+    """etcd-<cluster>-<index> for members (index from the name unless set), else the short
+    host name."""
+    if "etcd" not in groups:
+        return host.name.split(".")[0]
+    cluster, index = raw.etcd_cluster_name, raw.etcd_member_index
+    if index is None:
+        match = re.match(rf"^etcd-{re.escape(cluster)}-(\d+)(?:\.|$)", host.name)
+        if not match:
+            raise invalid(
+                host.name,
+                "etcd_member_index",
+                f"the name is not etcd-{cluster}-<N>: set the member's index",
+            )
+        index = int(match.group(1))
+        if index < 1:
+            raise invalid(host.name, "etcd_member_index", f"{index!r} is not a positive integer")
+    return f"etcd-{cluster}-{index}"
+
+
+def _etcd(raw: HostSettings) -> Etcd:
+    return Etcd(
+        artifact=_artifact(raw, "etcd"),
+        install_from=raw.etcd_install_from,
+        bin_dir="/usr/bin" if raw.etcd_install_from == "package" else raw.bin_dir,
+        client_port=raw.etcd_client_port,
+        peer_port=raw.etcd_peer_port,
+        data_root=raw.etcd_data_root,
+        config_dir=raw.etcd_config_dir,
+        tls_min_version=raw.etcd_tls_min_version,
+        cipher_suites=raw.etcd_cipher_suites,
+        compaction_retention=raw.etcd_compaction_retention,
+        defrag_min_free_bytes=raw.etcd_defrag_min_free_bytes,
+        snapshot_dir=raw.etcd_snapshot_dir,
+        snapshot_local_dir=raw.etcd_snapshot_local_dir,
+    )
+
+
+def _backup(raw: HostSettings) -> Backup:
+    return Backup(
+        bucket=raw.ca_backup_bucket,
+        prefix=raw.ca_backup_prefix.strip("/"),
+        endpoint_url=raw.ca_backup_endpoint_url,
+        region=raw.ca_backup_region,
+        recipient_key=raw.ca_backup_recipient_key,
+        retention_days=raw.ca_backup_retention_days,
+    )
+
+
+def settings_for(host: Host, inventory: Inventory) -> Settings:
+    """Validate one host's data; raises SettingsError naming the setting and the host."""
+    managers = [h.name for h in inventory.get_group("etcd_cert_managers", [])]
+    if not managers:
+        raise SettingsError(
+            "no primary cert-manager: the inventory needs a group `etcd_cert_managers` "
+            "whose first host runs step-ca"
+        )
+    data = host.data.dict()
+    raw = _read(host, data)
+    if raw.ca_active is not None:
+        if raw.ca_active not in managers:
+            raise invalid(host.name, "ca_active", f"{raw.ca_active!r} is no host of {GROUPS[1]}")
+        managers = [raw.ca_active, *(m for m in managers if m != raw.ca_active)]
+    groups = tuple(g for g in host.groups if g in GROUPS)
+    if not groups:
+        raise invalid(host.name, "groups", f"the host is in none of the groups {GROUPS}")
+    addresses = _addresses(host, data, raw)
+    if "etcd" in groups and not addresses:
+        raise invalid(
+            host.name,
+            "node_addresses",
+            "an etcd member needs the IP address it listens on (its SSH hostname is no IP)",
+        )
+    return Settings(
+        host=host.name,
+        groups=groups,
+        cluster=raw.etcd_cluster_name,
+        primary=managers[0],
+        backups=tuple(managers[1:]),
+        step=_artifact(raw, "step"),
+        step_ca=_artifact(raw, "step-ca"),
+        bin_dir=raw.bin_dir,
+        ca_name=raw.step_ca_name,
+        ca_url=raw.step_ca_url or f"https://{managers[0]}:{raw.step_ca_port}",
+        ca_port=raw.step_ca_port,
+        ca_dns_names=raw.step_ca_dns_names,
+        ca_provisioner=raw.step_ca_provisioner,
+        ca_db_type=raw.step_ca_db_type,
+        ca_path=raw.step_ca_path,
+        durations=Durations(
+            raw.step_cert_default_duration, raw.step_cert_max_duration, raw.step_cert_min_duration
+        ),
+        intermediate_duration=raw.step_ca_intermediate_duration,
+        addresses=addresses,
+        node_name=_node_name(host, groups, raw),
+        etcd_user=raw.etcd_user,
+        ssl_dir=raw.ssl_dir,
+        step_path=raw.step_path,
+        extra_sans=raw.cert_extra_sans,
+        key_type=raw.cert_key_type,
+        renewal=Renewal(
+            enabled=raw.renewal_enabled,
+            on_calendar=raw.renewal_on_calendar,
+            randomized_delay=raw.renewal_randomized_delay,
+            expires_in=raw.renewal_expires_in,
+            metrics_dir=raw.metrics_textfile_dir,
+        ),
+        etcd=_etcd(raw),
+        cfssl=Cfssl(
+            raw.cfssl_peer_ca, raw.cfssl_client_ca, raw.cfssl_cert_name, raw.cfssl_key_name
+        ),
+        backup=_backup(raw),
+        run=RunOptions(**{field.name: getattr(raw, field.name) for field in fields(RunOptions)}),
+    )
+
+
+def validate_inventory(inventory: Inventory) -> dict[str, Settings]:
+    """Every host's settings; the first bad one stops the run. Member names are unique."""
+    settings = {h.name: settings_for(h, inventory) for h in inventory}
+    seen: dict[str, str] = {}
+    for name, item in settings.items():
+        if not item.needs_certificates:
+            continue
+        other = seen.setdefault(item.node_name, name)
+        if other != name:
+            raise invalid(
+                name,
+                "etcd_member_index",
+                f"{item.node_name} is also the name of {other}: names must be unique",
+            )
+    return settings
+
+
+# The run whose settings were validated (its State, kept so that it is not mistaken for a
+# later one) and every host's settings: validated once a run.
+_validated: dict[str, tuple[object, dict[str, Settings]]] = {}
+
+
+def _current_run() -> dict[str, Settings] | None:
+    run = _validated.get("run")
+    return run[1] if run is not None and run[0] is ctx_state.get() else None
+
+
+def _run_settings() -> dict[str, Settings]:
+    settings = _current_run()
+    if settings is None:
+        settings = validate_inventory(state.inventory)
+        _validated["run"] = (ctx_state.get(), settings)
+    return settings
+
+
+def load_settings() -> Settings:
+    """The current host's settings, after checking every host of the inventory once a run."""
+    return _run_settings()[host.name]
+
+
+def all_settings() -> list[Settings]:
+    """Every host's settings (validated once a run), in inventory order."""
+    return list(_run_settings().values())
+
+
+def validate_inventory_host(inventory: Inventory, name: str) -> Settings:
+    """One host's settings: from this run's validation if done, else validated now."""
+    settings = _current_run()
+    if settings is not None:
+        return settings[name]
+    return settings_for(inventory.get_host(name), inventory)
+
+
+def ca_dns_names(settings: Settings) -> list[str]:
+    """Names and addresses the CA's TLS certificate covers, so any cert-manager can take over."""
+    inventory = state.inventory
+    names = [urlsplit(settings.ca_url).hostname or ""]
+    for name in (settings.primary, *settings.backups):
+        names.append(name)
+        names.extend(validate_inventory_host(inventory, name).addresses)
+    names.extend(settings.ca_dns_names)
+    names.extend(["localhost", "127.0.0.1"])
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def time_setting(key: str) -> float:
+    """A day-2 deploy's point in time (`renew_before`, `rotate_before`): an ISO 8601 time
+    with a time zone, validated with the other settings, as seconds since the epoch."""
+    text = getattr(load_settings().run, key)
+    if text is None:
+        raise invalid(host.name, key, "not set: give an ISO 8601 time such as 2026-11-28T06:00:00Z")
+    return parse_time(text)
