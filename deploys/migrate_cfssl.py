@@ -13,8 +13,6 @@ so an interrupted run (or `--data cfssl_migration_stop_after=bundle|certs|final`
 where it stopped. Afterwards deploys/cluster.py converges everything as usual.
 """
 
-from pyinfra import host
-
 from deploys.components.ca import certificate_authority
 from deploys.components.migration import (
     certificates_phase,
@@ -22,12 +20,10 @@ from deploys.components.migration import (
     root_only_phase,
     trust_phase,
 )
-from deploys.settings import SettingsError
+from deploys.settings import load_settings
 
-STOPS = (None, "bundle", "certs", "final")
-stop = host.data.get("cfssl_migration_stop_after")
-if stop not in STOPS:
-    raise SettingsError(f"cfssl_migration_stop_after: {stop!r} is not one of {STOPS[1:]}")
+# bundle, certs, final or None: checked with every setting before any host is touched.
+stop = load_settings().run.cfssl_migration_stop_after
 
 certificate_authority()
 trust_phase()

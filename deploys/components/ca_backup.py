@@ -8,29 +8,27 @@ from pyinfra import host
 
 from deploys.components import component
 from deploys.components.ca import install_step_ca, keep_step_ca_stopped, run_step_ca
-from deploys.settings import DEFAULTS, Settings, SettingsError, load_settings
+from deploys.settings import Settings, SettingsError, load_settings
 from facts.paths import FileText
 from operations import ca
 from operations.ca_backup import RESTORE_MARKER, Store, backed_up, recorded, restored_from_s3
 from operations.replication import replicated
 
 
-def _store() -> Store:
-    bucket = host.data.get("ca_backup_bucket")
-    if not bucket:
+def _store(settings: Settings) -> Store:
+    backup = settings.backup
+    if not backup.bucket:
         raise SettingsError(f"invalid setting `ca_backup_bucket` for host {host.name}: not set")
-    prefix = str(host.data.get("ca_backup_prefix", DEFAULTS["ca_backup_prefix"])).strip("/")
     return Store(
-        bucket=str(bucket),
-        prefix=prefix,
-        endpoint_url=host.data.get("ca_backup_endpoint_url"),
-        region=str(host.data.get("ca_backup_region", DEFAULTS["ca_backup_region"])),
+        bucket=backup.bucket,
+        prefix=backup.prefix,
+        endpoint_url=backup.endpoint_url,
+        region=backup.region,
     )
 
 
-def _key_file(setting: str, kind: str) -> str:
-    """The armored GnuPG key in the controller file named by `setting`."""
-    name = host.data.get(setting)
+def _key_file(setting: str, name: str | None, kind: str) -> str:
+    """The armored GnuPG key in the controller file `name` (the value of `setting`)."""
     path = Path(str(name)) if name else None
     if path is None or not path.is_file():
         raise SettingsError(
@@ -47,11 +45,8 @@ def _key_file(setting: str, kind: str) -> str:
 def backup_ca() -> None:
     """On the primary: an encrypted archive of the whole CA state, uploaded to S3."""
     settings = load_settings()
-    store = _store()
-    recipient = _key_file("ca_backup_recipient_key", "public")
-    days = host.data.get("ca_backup_retention_days", DEFAULTS["ca_backup_retention_days"])
-    if not isinstance(days, int) or days < 1:
-        raise SettingsError(f"invalid setting `ca_backup_retention_days`: {days!r}")
+    store = _store(settings)
+    recipient = _key_file("ca_backup_recipient_key", settings.backup.recipient_key, "public")
     if not settings.is_primary:
         return
     backed_up(
@@ -59,12 +54,12 @@ def backup_ca() -> None:
         path=settings.ca_path,
         store=store,
         recipient_key=recipient,
-        retention_days=days,
+        retention_days=settings.backup.retention_days,
     )
 
 
 def _restore_target(settings: Settings) -> str:
-    target = host.data.get("ca_restore_target") or settings.primary
+    target = settings.run.ca_restore_target or settings.primary
     if target not in (settings.primary, *settings.backups):
         raise SettingsError(f"ca_restore_target: {target!r} is no cert-manager")
     return str(target)
@@ -76,12 +71,14 @@ def restore_ca() -> None:
     from S3 (`ca_restore_from=s3`, `ca_restore_key` = an object key or `latest`) or from
     another cert-manager (`ca_restore_from=<host>`)."""
     settings = load_settings()
-    source = host.data.get("ca_restore_from")
+    source = settings.run.ca_restore_from
     target = _restore_target(settings)
     managers = (settings.primary, *settings.backups)
     if source == "s3":
-        store = _store()
-        private_key = _key_file("ca_restore_private_key", "private")
+        store = _store(settings)
+        private_key = _key_file(
+            "ca_restore_private_key", settings.run.ca_restore_private_key, "private"
+        )
     elif source in managers and source != target:
         store, private_key = None, ""
     else:
@@ -97,9 +94,9 @@ def restore_ca() -> None:
             name="CA state from S3",
             path=settings.ca_path,
             store=store,
-            key=str(host.data.get("ca_restore_key") or "latest"),
+            key=settings.run.ca_restore_key or "latest",
             private_key=private_key,
-            any_root=bool(host.data.get("ca_restore_any_root")),
+            any_root=bool(settings.run.ca_restore_any_root),
         )
     elif host.get_fact(FileText, path=RESTORE_MARKER) == f"host:{source}":
         host.noop(f"the CA state of {source} was restored here already")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from io import StringIO
 
-from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
 from deploys.components import arguments, component
-from deploys.settings import Settings, SettingsError, load_settings, time_setting
+from deploys.settings import Settings, load_settings, time_setting
 from operations.accounts import system_account
 from operations.binaries import release_binaries
 from operations.certificates import node_certificates
@@ -83,11 +82,7 @@ def renew_now() -> None:
     2026-11-28T06:00:00Z) on the hosts of the run; `renew_kinds` narrows them."""
     settings = load_settings()
     when = time_setting("renew_before")
-    kinds = host.data.get("renew_kinds") or ["peer", "server", "client"]
-    if isinstance(kinds, str):
-        kinds = [k.strip() for k in kinds.split(",")]
-    if not set(kinds) <= {"peer", "server", "client"}:
-        raise SettingsError(f"renew_kinds: {kinds!r}: peer, server, client")
+    kinds = settings.run.renew_kinds or ("peer", "server", "client")
     if settings.needs_certificates:
         renewed_now(
             name="Renew certificates now",

@@ -112,7 +112,7 @@ def _member_named(name: object, what: str) -> Settings:
 @component("Remove an etcd member")
 def remove_member() -> None:
     """Take the member named by `etcd_remove_node` out of the cluster and off its host."""
-    target = _member_named(host.data.get("etcd_remove_node"), "etcd_remove_node")
+    target = _member_named(load_settings().run.etcd_remove_node, "etcd_remove_node")
     if len([s for s in all_settings() if s.is_member]) < 2:
         raise SettingsError("etcd_remove_node: the cluster would have no member left")
     if host.name != target.host:
@@ -137,11 +137,11 @@ def snapshot_backup() -> None:
     settings = load_settings()
     members = [s for s in all_settings() if s.is_member]
     chosen = _member_named(
-        host.data.get("etcd_snapshot_member") or members[0].host, "etcd_snapshot_member"
+        settings.run.etcd_snapshot_member or members[0].host, "etcd_snapshot_member"
     )
     if host.name != chosen.host:
         return
-    file_name = host.data.get("etcd_snapshot_name") or (
+    file_name = settings.run.etcd_snapshot_name or (
         f"etcd-{settings.cluster}-{time.strftime('%Y%m%d', time.gmtime())}.db"
     )
     snapshot_saved(
@@ -165,7 +165,7 @@ def snapshot_restore() -> None:
     """Restore `etcd_restore_snapshot` (a file on the controller) onto every member as a
     new cluster. Confirm with `etcd_restore_confirm=<its sha256>`: all data is replaced."""
     settings = load_settings()
-    snapshot = host.data.get("etcd_restore_snapshot")
+    snapshot = settings.run.etcd_restore_snapshot
     if not snapshot or not Path(str(snapshot)).is_file():
         raise SettingsError(
             f"etcd_restore_snapshot: {snapshot!r} is no snapshot file on the controller"
@@ -174,7 +174,7 @@ def snapshot_restore() -> None:
     recorded = Path(f"{snapshot}.sha256")
     if recorded.exists() and recorded.read_text().split()[0] != digest:
         raise SettingsError(f"etcd_restore_snapshot: {snapshot} does not match {recorded}")
-    if host.data.get("etcd_restore_confirm") != digest:
+    if settings.run.etcd_restore_confirm != digest:
         raise SettingsError(
             "etcd_restore_confirm: restoring replaces the data of every member of "
             f"etcd-{settings.cluster}; confirm with --data etcd_restore_confirm={digest}"

@@ -34,7 +34,7 @@ _started = time.monotonic()
 def check_failover() -> Settings:
     """Before any change: a backup is named, and the primary is down (unless forced)."""
     settings = load_settings()
-    if host.data.get("ca_active") is None:
+    if settings.run.ca_active is None:
         raise SettingsError(
             "ca_active: name the backup cert-manager to promote, e.g. --data ca_active=etcd-k8s-2"
         )
@@ -51,7 +51,7 @@ def check_failover() -> Settings:
         root=f"{settings.ca_path}/certs/root_ca.crt",
         address=old_settings.addresses[0] if old_settings.addresses else None,
     )
-    if health["ok"] and not host.data.get("failover_force"):
+    if health["ok"] and not settings.run.failover_force:
         raise PyinfraError(
             f"the primary {old} is healthy as {host.name} sees it: not failing over "
             "(set failover_force=true to fail over anyway; its step-ca is then stopped)"

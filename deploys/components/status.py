@@ -16,7 +16,7 @@ from pyinfra import host, state
 from pyinfra.api.exceptions import PyinfraError
 
 from deploys.components import arguments
-from deploys.settings import Settings, SettingsError, load_settings
+from deploys.settings import Settings, load_settings
 from facts.ca import CAHealth, CAState
 from facts.certificates import NodeCertificates, parse_certificate
 from facts.etcd import EtcdCluster, cluster_healthy, member_status
@@ -24,7 +24,6 @@ from facts.units import Units
 from operations.certificates import past_renewal_point
 
 DAY = 86400.0
-FORMATS = ("text", "json")
 
 
 def certificate_rows(
@@ -203,10 +202,10 @@ def status() -> None:
     """Print this host's report (text) or, once every host is read, the run's JSON document;
     then fail the run if anything needs attention."""
     settings = load_settings()
-    output = host.data.get("status_format", "text")
-    if output not in FORMATS:
-        raise SettingsError(f"status_format: {output!r} is not one of {FORMATS}")
-    window = int(host.data.get("status_ca_expiry_days", 180))
+    output = settings.run.status_format or "text"
+    window = settings.run.status_ca_expiry_days
+    if window is None:
+        window = 180
     report = report_for_host(settings, time.time(), window)
     reports = _collected.setdefault(id(state), [])
     reports.append(report)
