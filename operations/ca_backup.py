@@ -12,21 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from io import BytesIO, StringIO
+from io import BytesIO
 from typing import Any
 
-from pyinfra import host, logger
-from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, operation
-from pyinfra.api.host import Host
+from pyinfra import host
+from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
 from facts.paths import FileText
-from facts.shell import script
+from facts.shell import raw, replace_file, script
 from operations import Commands
 from operations.ca import MODES, PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
-from operations.failures import failed
+from operations.remote import Remote, RunTimeStep
 
 WORK = "/run/etcd-step-pki/ca-backup"
 # What the last restore on a host restored: a second run of the same restore changes nothing,
@@ -76,13 +75,13 @@ def _latest(store: Store) -> dict[str, Any] | None:
 _PACK = (
     'set -e; umask 077; w={work}; install -d -m 0700 "$w/gnupg";'
     ' g="gpg --homedir $w/gnupg --batch --quiet --no-tty";'
-    ' $g --import "$w/recipient.asc" 2>"$w/err" || {{ cat "$w/err" >&2; exit 1; }};'
+    ' $g --import 2>"$w/err" || {{ cat "$w/err" >&2; exit 1; }};'
     " fpr=$($g --with-colons --list-keys | awk -F: '/^fpr:/ {{print $10; exit}}');"
     + PAUSE_STEP_CA
     + ' tar -C {path} -cpzf - . | $g --trust-model always --recipient "$fpr" --encrypt'
     ' --output "$w/backup.gpg"; rc=$?;'
     + RESUME_STEP_CA
-    + ' rm -rf "$w/gnupg" "$w/recipient.asc"; sha256sum "$w/backup.gpg" | cut -c1-64'
+    + ' rm -rf "$w/gnupg"; sha256sum "$w/backup.gpg" | cut -c1-64'
 )
 
 
@@ -104,36 +103,34 @@ def backed_up(*, path: str, store: Store, recipient_key: str, retention_days: in
     if latest and latest["state"] == digest:
         host.noop(f"the latest backup ({latest['key']}) holds this CA state")
         return
-    yield FunctionCommand(_backup, (path, store, recipient_key, retention_days, digest), {})
+    yield RunTimeStep(_backup, path, store, recipient_key, retention_days, digest)
 
 
 def _backup(
     state: State,
-    host: Host,
+    host: Remote,
     path: str,
     store: Store,
     recipient_key: str,
     retention_days: int,
     digest: str,
 ) -> bool:
-    """Run time: pack and encrypt on the host, upload the ciphertext from memory."""
-    ok, out = host.run_shell_command(script("install -d -m 0700 {w}", w=WORK))
-    if not ok or not host.put_file(StringIO(recipient_key), f"{WORK}/recipient.asc"):
-        return failed(host, "staging the recipient key failed")
+    """Run time: pack and encrypt on the host (the recipient key on stdin), upload the
+    ciphertext from memory."""
     try:
-        ok, out = host.run_shell_command(script(_PACK, work=WORK, path=path))
+        ok, out = host.run(script(_PACK, work=WORK, path=path), stdin=recipient_key)
         if not ok:
-            return failed(host, f"packing and encrypting the CA state failed: {out.stderr}")
+            return host.fail(f"packing and encrypting the CA state failed: {out.stderr}")
         expected = out.stdout.strip()
         buffer = BytesIO()
-        if not host.get_file(f"{WORK}/backup.gpg", buffer):
-            return failed(host, "fetching the encrypted backup failed")
+        if not host.get(f"{WORK}/backup.gpg", buffer):
+            return host.fail("fetching the encrypted backup failed")
     finally:
-        host.run_shell_command(script("rm -rf {w}", w=WORK))
+        host.run(script("rm -rf {w}", w=WORK))
     data = buffer.getvalue()
     checksum = hashlib.sha256(data).hexdigest()
     if checksum != expected:
-        return failed(host, "the encrypted backup changed on its way to the controller")
+        return host.fail("the encrypted backup changed on its way to the controller")
     now = dt.datetime.now(dt.UTC)
     key = f"{store.prefix}/{now:%Y/%m}/ca-backup-{now:%Y%m%dT%H%M%SZ}{SUFFIX}"
     client = store.client()
@@ -143,10 +140,9 @@ def _backup(
     client.put_object(Bucket=store.bucket, Key=f"{key}.sha256", Body=f"{checksum}  {name}\n")
     client.put_object(Bucket=store.bucket, Key=store.latest, Body=key.encode(), Metadata=meta)
     removed = _expire(store, keep=key, days=retention_days, now=now)
-    host.log_styled(
+    host.log(
         f"backup s3://{store.bucket}/{key} ({len(data)} bytes)"
-        + (f"; {removed} expired backup(s) deleted" if removed else ""),
-        log_func=logger.info,
+        + (f"; {removed} expired backup(s) deleted" if removed else "")
     )
     return True
 
@@ -203,7 +199,7 @@ _MODES = " ".join(
 _RESTORE = (
     "set -e; umask 077; w={work}; n={path}.incoming; trap 'rm -rf \"$w\"' EXIT;"
     ' g="gpg --homedir $w/gnupg --batch --quiet --no-tty";'
-    ' install -d -m 0700 "$w/gnupg"; $g --import "$w/private.asc" 2>/dev/null;'
+    ' install -d -m 0700 "$w/gnupg"; $g --import 2>/dev/null;'
     ' rm -rf "$n"; install -d -m 0700 "$n";'
     ' if ! $g --decrypt "$w/backup.gpg" 2>"$w/err" | tar -C "$n" -xpzf - 2>>"$w/err"; then'
     ' rm -rf "$n"; echo "the backup does not decrypt or unpack with the given key:" >&2;'
@@ -250,37 +246,33 @@ def restored_from_s3(
         return
     current = host.get_fact(CAState, path=path)["root"]
     expect_root = root_fingerprint(current) if current and not any_root else ""
-    yield FunctionCommand(_restore, (path, key, data, private_key, expect_root), {})
+    yield RunTimeStep(_restore, path, key, data, private_key, expect_root)
     yield from restore_recorded(source)
 
 
 def restore_recorded(source: str) -> Commands:
     """Record on the host what was restored there."""
-    yield script("install -d -m 0700 {d}", d=RESTORE_MARKER.rsplit("/", 1)[0])
-    yield FileUploadCommand(StringIO(source + "\n"), RESTORE_MARKER)
+    directory = raw("install -d -m 0700 {d}", d=RESTORE_MARKER.rsplit("/", 1)[0])
+    yield StringCommand(directory + " && " + replace_file(RESTORE_MARKER, source + "\n", "0600"))
 
 
 def _restore(
-    state: State, host: Host, path: str, key: str, data: bytes, private_key: str, expect_root: str
+    state: State, host: Remote, path: str, key: str, data: bytes, private_key: str, expect_root: str
 ) -> bool:
-    """Run time: stage ciphertext and key in tmpfs, decrypt, check, swap in."""
-    ok, _ = host.run_shell_command(script("rm -rf {w}; install -d -m 0700 {w}", w=WORK))
+    """Run time: the ciphertext staged in tmpfs, the private key on stdin only; decrypt,
+    check, swap in."""
+    ok, _ = host.run(script("rm -rf {w}; install -d -m 0700 {w}", w=WORK))
     if not ok:
-        return failed(host, f"cannot create {WORK}")
-    if not host.put_file(BytesIO(data), f"{WORK}/backup.gpg") or not host.put_file(
-        StringIO(private_key), f"{WORK}/private.asc"
-    ):
-        host.run_shell_command(script("rm -rf {w}", w=WORK))
-        return failed(host, "staging the backup failed")
-    ok, out = host.run_shell_command(
-        script(_RESTORE, work=WORK, path=path, expect_root=expect_root)
+        return host.fail(f"cannot create {WORK}")
+    if not host.put(BytesIO(data), f"{WORK}/backup.gpg"):
+        host.run(script("rm -rf {w}", w=WORK))
+        return host.fail("staging the backup failed")
+    ok, out = host.run(
+        script(_RESTORE, work=WORK, path=path, expect_root=expect_root), stdin=private_key
     )
     if not ok:
-        return failed(host, f"restoring {key} failed, the CA is as it was: {out.stderr}")
-    host.log_styled(
-        f"restored {key}; the previous state is kept at {out.stdout.strip()}",
-        log_func=logger.info,
-    )
+        return host.fail(f"restoring {key} failed, the CA is as it was: {out.stderr}")
+    host.log(f"restored {key}; the previous state is kept at {out.stdout.strip()}")
     return True
 
 

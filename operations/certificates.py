@@ -12,15 +12,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from io import StringIO
 from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyinfra import host, logger
-from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
-from pyinfra.api.host import Host
+from pyinfra import host
+from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
 from facts.ca import CAState
@@ -28,7 +26,7 @@ from facts.certificates import NodeCertificates
 from facts.shell import raw, replace_file, replace_link, script
 from operations import Commands, tokens
 from operations.durations import parse_duration
-from operations.failures import failed
+from operations.remote import Remote, RunTimeStep
 
 TOKEN_DIR = "/run/etcd-step-pki"
 # `cert_key_type` -> step's `--kty` and `--curve` (RSA keys are 2048 bits).
@@ -246,8 +244,6 @@ def node_certificates(
                 )
                 for path, mode in _mode_fixes(entry, item, node.owner)
             ]
-    if due:
-        commands.append(raw("install -d -m 0700 {d}", d=TOKEN_DIR))
     if commands:
         yield StringCommand("set -e; " + "; ".join(commands))
     if due:
@@ -265,7 +261,7 @@ def node_certificates(
         )
         reasons = "; ".join(f"{item.kind}: {why}" for item, why in due)
         command = _certificate_command(node, authority.url, issuance, items)
-        yield FunctionCommand(_issue, (authority, items, command, reasons), {})
+        yield RunTimeStep(_issue, authority, items, command, reasons)
     elif not commands:
         host.noop(f"{len(certificates)} certificate(s) valid, trust in place")
 
@@ -302,20 +298,18 @@ def _trust_commands(
     return commands
 
 
-TOKEN_FILE = f"{TOKEN_DIR}/tokens"
-
-
 def _certificate_command(
     node: StepNode, ca_url: str, issuance: Issuance, items: Sequence[Certificate]
 ) -> str:
-    """Each certificate made on the node (key included) with its token from TOKEN_FILE."""
+    """Each certificate made on the node (key included) with its token, read from stdin
+    (`<kind> <token>` lines) into a 0600 file in the 0700 TOKEN_DIR, removed on exit."""
     kty, curve = KEY_TYPES[issuance.key_type]
     key_flags = ["--kty", kty] + (["--curve", curve] if curve else ["--size", "2048"])
     parts = [
-        'set -e; umask 077; t={tokens}; trap \'rm -f "$t" "$t.err"\' EXIT;'
-        " install -d -m 0755 {ssl_dir};"
+        "set -e; umask 077; install -d -m 0700 {tokens}; t=$(mktemp {tokens}/tokens.XXXXXX);"
+        ' trap \'rm -f "$t" "$t.err"\' EXIT INT TERM HUP; cat > "$t"; install -d -m 0755 {ssl_dir};'
     ]
-    values: dict[str, object] = {"tokens": TOKEN_FILE, "ssl_dir": node.ssl_dir}
+    values: dict[str, object] = {"tokens": TOKEN_DIR, "ssl_dir": node.ssl_dir}
     for index, item in enumerate(items):
         parts.append(
             f'STEP_TOKEN="$(sed -n "s/^{item.kind} //p" "$t")"'
@@ -344,23 +338,20 @@ def _certificate_command(
 
 def _issue(
     state: State,
-    host: Host,
+    node: Remote,
     authority: tokens.Authority,
     items: Sequence[Certificate],
     command: str,
     reasons: str,
 ) -> bool:
-    """Run time: the tokens from the cert-manager, handed to the node, used there."""
-    node = host
-    node.log_styled(f"issuing certificates ({reasons})", log_func=logger.info)
+    """Run time: the tokens from the cert-manager, handed to the node on stdin, used there."""
+    node.log(f"issuing certificates ({reasons})")
     try:
         minted = tokens.tokens_for(state, authority, node.name)
     except RuntimeError as error:
-        return failed(node, str(error))
+        return node.fail(str(error))
     text = "".join(f"{item.kind} {minted[item.kind]}\n" for item in items)
-    if not node.put_file(StringIO(text), TOKEN_FILE, remote_temp_filename=TOKEN_FILE + ".part"):
-        return failed(node, "uploading the one-time tokens failed")
-    ok, output = node.run_shell_command(command)
+    ok, output = node.run(command, stdin=text)
     if not ok:
-        return failed(node, f"issuing certificates failed: {output.stderr}")
+        return node.fail(f"issuing certificates failed: {output.stderr}")
     return True

@@ -10,11 +10,10 @@ swaps the new state in. step-ca on the primary is paused for the copy (see
 
 from __future__ import annotations
 
-from io import BytesIO, StringIO
+from io import BytesIO
 
-from pyinfra import host, logger
-from pyinfra.api import FunctionCommand, OperationError, operation
-from pyinfra.api.host import Host
+from pyinfra import host
+from pyinfra.api import OperationError, operation
 from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
@@ -22,7 +21,7 @@ from facts.shell import script
 from operations import Commands
 from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
-from operations.failures import failed
+from operations.remote import Remote, RunTimeStep
 
 TRANSFER = "/run/etcd-step-pki/transfer"
 
@@ -34,6 +33,7 @@ _KEYPAIR = (
 
 _PACK = (
     'set -e; umask 077; d={d}; install -d -m 0700 "$d"; trap \'rm -f "$d/k"\' EXIT;'
+    ' cat > "$d/backup.pub";'
     # A text key: `-pass file:` reads a line, and random bytes may start with a newline.
     ' openssl rand -hex 32 > "$d/k";'
     ' openssl pkeyutl -encrypt -pubin -inkey "$d/backup.pub" -pkeyopt rsa_padding_mode:oaep'
@@ -79,43 +79,37 @@ def replicated(*, primary: str, path: str) -> Commands:
         host.noop(f"{path} is identical to {primary}'s")
         return
     root = source.get_fact(CAState, path=path)["root"]
-    yield FunctionCommand(_transfer, (primary, path, root_fingerprint(root)), {})
+    yield RunTimeStep(_transfer, primary, path, root_fingerprint(root))
 
 
-def _transfer(state: State, host: Host, primary: str, path: str, fingerprint: str) -> bool:
+def _transfer(state: State, backup: Remote, primary: str, path: str, fingerprint: str) -> bool:
     """Run time: key pair on the backup, encrypted pack on the primary, ciphertext across."""
-    source = state.inventory.get_host(primary)
-    ok, out = host.run_shell_command(script(_KEYPAIR, d=TRANSFER))
+    ok, out = backup.run(script(_KEYPAIR, d=TRANSFER))
     if not ok:
-        return failed(host, f"making the transfer key failed: {out.stderr}")
+        return backup.fail(f"making the transfer key failed: {out.stderr}")
     public = "\n".join(out.stdout_lines) + "\n"
-    sending = f"{TRANSFER}-{host.name}"
-    ok, out = source.run_shell_command(script("install -d -m 0700 {d}", d=sending))
-    if not ok or not source.put_file(StringIO(public), f"{sending}/backup.pub"):
-        return failed(host, f"handing the transfer key to {primary} failed")
+    source = Remote.of(state, primary, f"to replicate the CA state to {backup.name}")
+    sending = f"{TRANSFER}-{backup.name}"
     try:
-        ok, out = source.run_shell_command(script(_PACK, d=sending, path=path))
+        ok, out = source.run(script(_PACK, d=sending, path=path), stdin=public)
         if not ok:
-            return failed(host, f"packing the CA state on {primary} failed: {out.stderr}")
+            return source.fail(f"packing the CA state for {backup.name} failed: {out.stderr}")
         digest = out.stdout.strip()
         # Shown under the primary, where step-ca paused for the copy.
-        source.log_styled(
-            f"packed and encrypted the CA state for {host.name} (step-ca paused for the copy)",
-            log_func=logger.info,
-        )
+        source.log(f"packed and encrypted the CA state for {backup.name} (step-ca paused)")
         for name in ("k.enc", "state.enc"):
             buffer = BytesIO()
-            if not source.get_file(f"{sending}/{name}", buffer):
-                return failed(host, f"fetching {name} from {primary} failed")
+            if not source.get(f"{sending}/{name}", buffer):
+                return source.fail(f"fetching {name} for {backup.name} failed")
             buffer.seek(0)
-            if not host.put_file(buffer, f"{TRANSFER}/{name}"):
-                return failed(host, f"sending {name} to {host.name} failed")
+            if not backup.put(buffer, f"{TRANSFER}/{name}"):
+                return backup.fail(f"receiving {name} from {primary} failed")
     finally:
-        source.run_shell_command(script("rm -rf {d}", d=sending))
-    ok, out = host.run_shell_command(
+        source.run(script("rm -rf {d}", d=sending))
+    ok, out = backup.run(
         script(_UNPACK, d=TRANSFER, digest=digest, path=path, fingerprint=fingerprint)
     )
     if not ok:
-        return failed(host, f"unpacking the CA state failed: {out.stderr}")
-    host.log_styled(f"CA state replicated from {primary}", log_func=logger.info)
+        return backup.fail(f"unpacking the CA state failed: {out.stderr}")
+    backup.log(f"CA state replicated from {primary}")
     return True

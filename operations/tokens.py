@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import gevent.lock
-from pyinfra import logger
-from pyinfra.api.host import Host
 from pyinfra.api.state import State
 
 from facts.shell import raw
+from operations.remote import Remote
 
 TOKEN_VALIDITY = 300.0  # seconds, `step ca token --not-after 5m`
 FRESH = TOKEN_VALIDITY / 2  # a batch older than this is minted again before use
@@ -127,24 +126,22 @@ def tokens_for(state: State, authority: Authority, node: str) -> dict[str, str]:
 
     Raises RuntimeError with the cert-manager's message when minting fails."""
     batch = _batch(state)
-    primary = state.inventory.get_host(authority.cert_manager)
     with batch.lock:
+        primary = Remote.of(state, authority.cert_manager, "to mint certificate tokens")
         minted = batch.minted.get(node)
         if minted is None or time.monotonic() - minted[0] > FRESH:
             _mint(batch, primary, authority, node)
         return batch.minted.pop(node)[1]
 
 
-def _mint(batch: _Batch, primary: Host, authority: Authority, node: str) -> None:
+def _mint(batch: _Batch, primary: Remote, authority: Authority, node: str) -> None:
     now = time.monotonic()
     pending = [
         request
         for name, request in batch.requests.items()
         if name == node or name not in batch.minted or now - batch.minted[name][0] > FRESH
     ]
-    if not primary.connected:
-        primary.connect(reason="to mint certificate tokens", raise_exceptions=True)
-    ok, output = primary.run_shell_command(mint_command(authority, pending))
+    ok, output = primary.run(mint_command(authority, pending))
     if not ok:
         raise RuntimeError(f"minting tokens on {primary.name} failed: {output.stderr}")
     found: dict[str, dict[str, str]] = {}
@@ -157,8 +154,6 @@ def _mint(batch: _Batch, primary: Host, authority: Authority, node: str) -> None
         if set(tokens) == set(request.kinds):
             batch.minted[request.host] = (now, tokens)
     # Shown under the cert-manager, where the minting ran (also when --limit left it out).
-    primary.log_styled(
-        f"minted one-time tokens for {', '.join(r.host for r in pending)}", log_func=logger.info
-    )
+    primary.log(f"minted one-time tokens for {', '.join(r.host for r in pending)}")
     if node not in batch.minted:
         raise RuntimeError(f"{primary.name} minted no token for every certificate of {node}")

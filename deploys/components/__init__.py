@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.api.exceptions import PyinfraError
 
 from deploys.settings import DEFAULTS
 from operations.barrier import barrier
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+# pyinfra CLI options that run each host's operations without waiting for the other hosts:
+# the barriers, rolling restarts and cross-host steps of these deploys need them all in step.
+_UNORDERED = ("--serial", "--no-wait")
+
+
+def stop_at_first_failure() -> None:
+    """These deploys' run policy: a host failing in one phase stops the run before any later
+    phase (pyinfra's fail percent 0), and the options that break the phases' order are
+    refused before any host is touched."""
+    given = [option for option in _UNORDERED if option in sys.argv[1:]]
+    if given:
+        raise PyinfraError(
+            f"{' and '.join(given)}: these deploys run every operation on all hosts before the "
+            "next (phases end at a barrier, members restart one at a time); run without it"
+        )
+    host.state.config.FAIL_PERCENT = 0
 
 
 def component(title: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -23,6 +44,7 @@ def component(title: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @deploy(title, data_defaults=DEFAULTS)
         @functools.wraps(func)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            stop_at_first_failure()
             result = func(*args, **kwargs)
             barrier(name=f"{title}: every host done", label=f"{title} done")
             return result

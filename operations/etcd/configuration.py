@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, FunctionCommand, OperationError, operation
+from pyinfra.api import FileUploadCommand, OperationError, operation
 
 from facts.etcd import EtcdMember, cluster_healthy
 from facts.shell import script
 from operations import Commands
 from operations.etcd.member import Member
 from operations.etcd.membership import add_member, other_member
+from operations.remote import RunTimeStep
 from templates import render
 
 
@@ -137,7 +138,7 @@ def member_configuration(
         [f"{m['name']}={m['peer_urls'][0]}" for m in existing]
         + [f"{member.name}={member.peer_url}"]
     )
-    yield FunctionCommand(add_member, (other, member, view["members"]), {})
+    yield RunTimeStep(add_member, other, member, view["members"])
     yield script("install -d -m 0755 {d}", d=member.config_dir)
     yield FileUploadCommand(
         StringIO(member_config(member, options, initial, "existing")), config_path

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pyinfra import host, logger
-from pyinfra.api import FunctionCommand, OperationError, StringCommand, operation
-from pyinfra.api.host import Host
+from pyinfra import host
+from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
 from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
@@ -16,7 +15,7 @@ from facts.paths import ExistingPaths
 from facts.shell import script
 from operations import Commands
 from operations.etcd.member import Etcdctl, Member
-from operations.failures import failed
+from operations.remote import Remote, RunTimeStep
 
 
 def other_member(
@@ -59,27 +58,27 @@ def reconfigure(etcdctl: Etcdctl, verb: str, *args: str) -> StringCommand:
 
 
 def run_on(
-    state: State, host: Host, target: str, commands: Sequence[StringCommand], done: str
+    state: State, node: Remote, target: str, commands: Sequence[StringCommand], done: str
 ) -> bool:
     """Run time: commands on another host of the inventory, logged under that host."""
-    other = state.inventory.get_host(target)
+    other = Remote.of(state, target, f"to change the etcd membership for {node.name}")
     for command in commands:
-        ok, output = other.run_shell_command(command)
+        ok, output = other.run(command)
         if not ok:
-            return failed(other, f"for {host.name}: {output.stderr}")
-    other.log_styled(f"for {host.name}: {done}", log_func=logger.info)
+            return other.fail(f"for {node.name}: {output.stderr}")
+    other.log(f"for {node.name}: {done}")
     return True
 
 
 def add_member(
-    state: State, host: Host, through: Member, me: Member, members: list[dict[str, Any]]
+    state: State, node: Remote, through: Member, me: Member, members: list[dict[str, Any]]
 ) -> bool:
     """Run time: `etcdctl member add` through a healthy member (a stale entry of the same
     name, left by a member whose data was lost, is removed first)."""
     stale = [m for m in members if m["name"] == me.name or me.peer_url in m["peer_urls"]]
     commands = [reconfigure(through.etcdctl, "remove", m["id"]) for m in stale]
     commands.append(reconfigure(through.etcdctl, "add", me.name, f"--peer-urls={me.peer_url}"))
-    return run_on(state, host, through.host, commands, f"added {me.name} to the cluster")
+    return run_on(state, node, through.host, commands, f"added {me.name} to the cluster")
 
 
 @operation()
@@ -112,9 +111,8 @@ def member_removed(
                     f"{member.name} ({view['error'] or view['health']})"
                 )
             command = reconfigure(other.etcdctl, "remove", mine[0]["id"])
-            yield FunctionCommand(
-                run_on, (other.host, [command], f"removed {member.name} from the cluster"), {}
-            )
+            done = f"removed {member.name} from the cluster"
+            yield RunTimeStep(run_on, other.host, [command], done)
     files = [member.config_path, f"/etc/systemd/system/{member.unit}", *leftovers]
     present = host.get_fact(ExistingPaths, paths=[*files, member.data_dir])
     if not present:
