@@ -19,7 +19,6 @@ from pyinfra.api.host import Host
 from pyinfra.api.state import State
 from pyinfra.connectors.util import CommandOutput
 
-
 # What a command on another host takes from that host's defaults: how to become root and how
 # to run, not the retry and exit-code policy of whichever operation asked.
 _DEFAULTS = tuple(
