@@ -39,13 +39,17 @@ from tests.harness.hosts import (
     set_inventory,
     state_dir_for,
 )
-from tests.harness.pyinfra_run import PYINFRA, run_pyinfra
+from tests.harness.pyinfra_run import PYINFRA
+from tests.harness.pyinfra_run import run_pyinfra as _run_pyinfra
 from tests.harness.s3 import CREDENTIALS, make_gpg_key, s3_server
 from tests.harness.writer import ContinuousWriter
 
 OUT = REPO / "benchmarks"
 SSL = "/etc/etcd/ssl"
 CLIENT_COUNTS = (4, 16, 32)
+
+# Timings of execution, as a scheduled job runs them: `-y`, no change detection first.
+run_pyinfra = partial(_run_pyinfra, yes=True)
 
 
 def timed(action) -> float:

@@ -25,7 +25,7 @@ def _members(group: str) -> list[tuple[str, dict]]:
             host["name"],
             {
                 "ssh_hostname": host["address"],
-                "ssh_user": "root",
+                "ssh_user": _state.get("ssh_user", "root"),
                 "ssh_key": _state["key"],
                 "ssh_strict_host_key_checking": "no",
                 "ssh_known_hosts_file": "/dev/null",

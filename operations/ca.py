@@ -241,3 +241,48 @@ def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Command
         host.noop("step-ca is healthy")
         return
     yield _wait_healthy(ca_name, port, root, timeout)
+
+
+# A throwaway certificate: token (the provisioner password stays in its file, the token only
+# in STEP_TOKEN), issue, verify against the root, renew over mTLS, compare serials; all in a
+# private directory removed on exit.
+_PROOF = (
+    "set -e; d=$(mktemp -d /run/etcd-step-pki-proof.XXXXXX);"
+    " trap 'rm -rf \"$d\"' EXIT INT TERM HUP; export STEPPATH={ca_path};"
+    " r={ca_path}/certs/root_ca.crt; u={url};"
+    ' t="$({step} ca token {subject} --san {subject} --provisioner {provisioner}'
+    ' --provisioner-password-file {ca_path}/secrets/provisioner_password'
+    ' --ca-url "$u" --root "$r" 2>"$d/err")" || {{ cat "$d/err" >&2; exit 1; }};'
+    ' STEP_TOKEN="$t" {step} ca certificate {subject} "$d/c.crt" "$d/c.key" --not-after 1h'
+    ' --ca-url "$u" --root "$r" --force >/dev/null 2>"$d/err" || {{ cat "$d/err" >&2; exit 1; }};'
+    ' {step} certificate verify "$d/c.crt" --roots "$r";'
+    ' s1=$(openssl x509 -in "$d/c.crt" -noout -serial);'
+    ' {step} ca renew --force --ca-url "$u" --root "$r" "$d/c.crt" "$d/c.key" >/dev/null'
+    ' 2>"$d/err" || {{ cat "$d/err" >&2; exit 1; }};'
+    ' s2=$(openssl x509 -in "$d/c.crt" -noout -serial);'
+    ' [ "$s1" != "$s2" ] || {{ echo "the renewed certificate has the same serial" >&2; exit 1; }}'
+)
+
+
+@operation()
+def issuance_proven(
+    path: str, *, port: int, provisioner: str, bin_dir: str = "/opt/bin"
+) -> Commands:
+    """
+    Prove that this host's step-ca issues and renews: a throwaway certificate is issued
+    through `https://127.0.0.1:<port>` (this host's CA itself, whatever name nodes use),
+    verified against the root, renewed over mTLS, and removed. Runs at execution, every time.
+
+    + path: the CA's `$STEPPATH`
+    + port: the port step-ca listens on
+    + provisioner: the JWK provisioner that signs the token
+    + bin_dir: where `step` is
+    """
+    yield script(
+        _PROOF,
+        ca_path=path,
+        url=f"https://127.0.0.1:{port}",
+        step=f"{bin_dir}/step",
+        provisioner=provisioner,
+        subject="failover-proof",
+    )

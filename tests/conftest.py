@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tests.harness import artifacts
@@ -15,6 +16,7 @@ from tests.harness.hosts import (
     scenario_hosts,
     state_dir_for,
 )
+from tests.harness.s3 import BUCKET, GpgKey, boto_args, make_gpg_key, s3_server
 
 SUBNET = "172.28.61.0/24"
 
@@ -58,3 +60,19 @@ def fresh_scenario(project: str, subnet: str, artifacts: Path, **kwargs) -> Scen
         state_dir_for(project),
         extra={"artifacts_dir": str(artifacts)},
     )
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[dict[str, str]]:
+    """An S3-compatible server (moto) on the controller with the backup bucket."""
+    with s3_server() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint, **boto_args())
+        client.create_bucket(Bucket=BUCKET)
+        yield {"endpoint": endpoint}
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GpgKey]:
+    """GnuPG key pairs: `backup` (the recipient of CA backups) and `other`."""
+    directory = tmp_path_factory.mktemp("gpg")
+    return {"backup": make_gpg_key(directory, "backup"), "other": make_gpg_key(directory, "other")}

@@ -34,6 +34,8 @@ def stop_at_first_failure() -> None:
             "next (phases end at a barrier, members restart one at a time); run without it"
         )
     host.state.config.FAIL_PERCENT = 0
+    # Without -y, pyinfra would ask whether to go on after a failure: these runs stop.
+    host.state.should_raise_failed_hosts = None
 
 
 def component(title: str) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -19,17 +19,18 @@ UNIT = "step-ca.service"
 
 
 @component("step-ca")
-def certificate_authority() -> None:
+def certificate_authority() -> OperationMeta | None:
     """Install step and step-ca on every cert-manager; initialise and run the CA on the
-    primary; leave it installed, stopped and disabled on the backups."""
+    primary; leave it installed, stopped and disabled on the backups. Returns, on the
+    primary, the operation that starts (or restarts) step-ca."""
     settings = load_settings()
     if not settings.is_cert_manager:
-        return
+        return None
     binary = install_step_ca(settings)
     if settings.is_primary:
-        _primary(settings, [binary])
-    else:
-        keep_step_ca_stopped(settings)
+        return _primary(settings, [binary])
+    keep_step_ca_stopped(settings)
+    return None
 
 
 def install_step_ca(settings: Settings) -> OperationMeta:
@@ -62,7 +63,7 @@ def keep_step_ca_stopped(settings: Settings) -> None:
     _step_ca_unit(settings, "step-ca stays stopped on a backup cert-manager", active=False)
 
 
-def _primary(settings: Settings, changes: list[OperationMeta]) -> None:
+def _primary(settings: Settings, changes: list[OperationMeta]) -> OperationMeta:
     path = settings.ca_path
     names = ca_dns_names(settings)
     init = ca.authority(
@@ -83,13 +84,13 @@ def _primary(settings: Settings, changes: list[OperationMeta]) -> None:
         durations=settings.durations,
     )
     ca.file_modes(name="CA file modes", path=path)
-    run_step_ca(settings, [init, config, *changes])
+    return run_step_ca(settings, [init, config, *changes])
 
 
-def run_step_ca(settings: Settings, changes: list[OperationMeta]) -> None:
+def run_step_ca(settings: Settings, changes: list[OperationMeta]) -> OperationMeta:
     """step-ca's unit in place, running (restarted after any of `changes`), enabled, and
-    healthy before anything may issue."""
-    _step_ca_unit(
+    healthy before anything may issue. Returns the unit's operation."""
+    started = _step_ca_unit(
         settings, "step-ca runs, restarted after a change, and starts at boot", True, changes
     )
     ca.healthy(
@@ -99,3 +100,4 @@ def run_step_ca(settings: Settings, changes: list[OperationMeta]) -> None:
         port=settings.ca_port,
         root=f"{settings.ca_path}/certs/root_ca.crt",
     )
+    return started

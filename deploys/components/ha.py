@@ -6,13 +6,15 @@ import time
 from urllib.parse import urlsplit
 
 from pyinfra import host, logger, state
-from pyinfra.api import operation
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.operation import OperationMeta
+from pyinfra.operations import python
+from pyinfra.operations.util import any_changed
 
 from deploys.components import component
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
-from facts.ca import CAHealth, IssuanceProof
-from operations import Commands
+from facts.ca import CAHealth
+from operations import ca
 from operations.replication import replicated
 
 
@@ -60,34 +62,45 @@ def check_failover() -> Settings:
     return settings
 
 
-@operation()
-def issuance_works(*, settings: Settings, old_primary: str) -> Commands:
-    """
-    Prove that the promoted CA issues and renews; say what to change in the inventory.
+def failover_message(settings: Settings, old_primary: str, took: float) -> str:
+    """What the operator does next: the name to re-point (where nodes reach the CA by a name
+    of its own) and the inventory change."""
+    name = urlsplit(settings.ca_url).hostname or ""
+    promoted = settings.host
+    address = settings.addresses[0] if settings.addresses else promoted
+    steps = (
+        f"nodes now reach the CA at {settings.ca_url}"
+        if name in (promoted, *settings.addresses)
+        else f"point the name {name} at {promoted} ({address}) wherever nodes resolve it (DNS, "
+        "or /etc/hosts on every node and client): until then renewals go to the old primary"
+    )
+    return (
+        f"failover: {promoted} issues and renews certificates, {took:.1f}s after the run "
+        f"started. Next: {steps}; make {promoted} the first host of etcd_cert_managers in the "
+        f"inventory (and drop ca_active). Bring {old_primary} back only as a backup: "
+        "deploys/replicate_ca.py then overwrites its state."
+    )
 
-    + settings: the new primary's settings
-    + old_primary: the cert-manager that was the primary
-    """
-    proof = host.get_fact(
-        IssuanceProof,
-        step=f"{settings.bin_dir}/step",
-        ca_path=settings.ca_path,
-        ca_url=settings.ca_url,
+
+def issuance_works(settings: Settings, old_primary: str, changes: list[OperationMeta]) -> None:
+    """When this run promoted the CA (one of `changes` changed something), prove at
+    execution that it issues and renews; then say what to do. A run that finds the failover
+    done changes nothing."""
+    promoted = any_changed(*changes)
+    ca.issuance_proven(
+        name="Issuance and renewal work on the promoted CA",
+        path=settings.ca_path,
+        port=settings.ca_port,
         provisioner=settings.ca_provisioner,
-        subject="failover-proof",
+        bin_dir=settings.bin_dir,
+        _if=promoted,
     )
-    if not proof["ok"]:
-        raise PyinfraError(f"the promoted CA does not issue: {proof['detail']}")
-    took = time.monotonic() - _started
-    name = urlsplit(settings.ca_url).hostname
-    host.log_styled(
-        f"failover: {host.name} issues and renews certificates, {took:.1f}s after the run "
-        f"started. Now make {host.name} the first host of etcd_cert_managers in the inventory "
-        f"(nodes use {settings.ca_url}); where step_ca_url is a DNS name, point {name} at "
-        f"{host.name}. Bring {old_primary} back only as a backup: deploys/replicate_ca.py "
-        "then overwrites its state.",
-        fg="green",
-        log_func=logger.warning,
+    python.call(
+        name="What to change now",
+        _if=promoted,
+        function=lambda: host.log_styled(
+            failover_message(settings, old_primary, time.monotonic() - _started),
+            fg="green",
+            log_func=logger.warning,
+        ),
     )
-    host.noop("issuance and renewal work")
-    yield from ()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_scenario
+from tests.harness.checks import cluster_healthy, etcdctl, members
 from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts, set_inventory
 from tests.harness.pyinfra_run import run_pyinfra
 from tests.harness.writer import ContinuousWriter
@@ -22,24 +23,6 @@ SSL = "/etc/etcd/ssl"
 SUBNET = "172.28.66.0/24"
 REPLICATE = "Replicate the CA | CA state from etcd-k8s-1"
 FOURTH = TestHost("etcd-k8s-4", "172.28.66.14", ("etcd",))
-
-
-def etcdctl(host: str, *args: str, endpoints: str = "https://127.0.0.1:2379") -> str:
-    """etcdctl on `host` with that host's client certificate."""
-    return (
-        f"/opt/bin/etcdctl --endpoints={endpoints} --cacert={SSL}/root_ca.crt "
-        f"--cert={SSL}/{host}-client.crt --key={SSL}/{host}-client.key " + " ".join(args)
-    )
-
-
-def _members(scenario: Scenario, via: str = "etcd-k8s-1") -> dict[str, str]:
-    out = docker_exec(scenario, via, etcdctl(via, "member list -w json")).stdout
-    return {m["name"]: format(m["ID"], "x") for m in json.loads(out)["members"]}
-
-
-def _healthy(scenario: Scenario, via: str = "etcd-k8s-1") -> bool:
-    out = docker_exec(scenario, via, etcdctl(via, "endpoint health --cluster -w json"), check=False)
-    return out.returncode == 0 and all(h["health"] for h in json.loads(out.stdout))
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +43,8 @@ def created(cluster_hosts: Scenario) -> float:
 
 
 def test_one_run_gives_a_healthy_three_member_cluster(cluster_hosts: Scenario, created) -> None:
-    assert set(_members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
-    assert _healthy(cluster_hosts)
+    assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
+    assert cluster_healthy(cluster_hosts)
     for host in ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"):
         unit = f"etcd-{host.removeprefix('etcd-')}.service"
         state = docker_exec(
@@ -187,14 +170,14 @@ def test_renewed_certificate_is_served_without_restart(cluster_hosts: Scenario, 
     assert on_disk != before
     assert _served_serial(cluster_hosts, "etcd-k8s-1", address) == on_disk
     assert docker_exec(cluster_hosts, member, "pidof etcd").stdout == pid
-    assert _healthy(cluster_hosts)
+    assert cluster_healthy(cluster_hosts)
 
 
 def test_a_configuration_change_restarts_members_one_at_a_time(
     cluster_hosts: Scenario, created
 ) -> None:
-    members = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
-    pids = {h: docker_exec(cluster_hosts, h, "pidof etcd").stdout.strip() for h in members}
+    names = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
+    pids = {h: docker_exec(cluster_hosts, h, "pidof etcd").stdout.strip() for h in names}
     endpoints = ",".join(f"https://etcd-k8s-{i}:2379" for i in (1, 2, 3))
     # A client writes all along; with one member down at a time every write succeeds.
     put = etcdctl("client-1", "put /rolling/$i $i", endpoints=endpoints)
@@ -203,7 +186,7 @@ def test_a_configuration_change_restarts_members_one_at_a_time(
             cluster_hosts, "deploys/cluster.py", "--data", "etcd_tls_min_version=TLS1.3"
         )
     assert writer.writes > 10 and writer.failed == 0
-    for host in members:
+    for host in names:
         assert "etcd | Rolling restart after a change" in run.changes[host]
         assert docker_exec(cluster_hosts, host, "pidof etcd").stdout.strip() != pids[host]
     # Restarts did not overlap: each member started only after the one before was back.
@@ -217,13 +200,13 @@ def test_a_configuration_change_restarts_members_one_at_a_time(
                 f" systemctl show etcd-{h[5:]}.service -p ActiveEnterTimestampMonotonic --value",
             ).stdout.split()
         )
-        for h in members
+        for h in names
     )
     for (_, ready), (next_start, _) in itertools.pairwise(spans):
         assert next_start > ready
-    assert _healthy(cluster_hosts)
+    assert cluster_healthy(cluster_hosts)
     back = run_pyinfra(cluster_hosts, "deploys/cluster.py")
-    assert set(back.changes) == set(members)
+    assert set(back.changes) == set(names)
     assert run_pyinfra(cluster_hosts, "deploys/cluster.py").changes == {}
 
 
@@ -237,17 +220,17 @@ def test_a_fourth_member_joins_with_limit(cluster_hosts: Scenario, created) -> N
         )
         assert refused.returncode != 0
         assert "refusing to add etcd-k8s-4" in refused.output
-        assert set(_members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
+        assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
     finally:
         docker_exec(cluster_hosts, "etcd-k8s-3", "systemctl start etcd-k8s-3.service")
     for _ in range(60):
-        if _healthy(cluster_hosts):
+        if cluster_healthy(cluster_hosts):
             break
         time.sleep(0.5)
     run = run_pyinfra(cluster_hosts, "deploys/cluster.py", "--limit", FOURTH.name)
     assert set(run.changes) == {FOURTH.name}
-    assert set(_members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", FOURTH.name}
-    assert _healthy(cluster_hosts)
+    assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", FOURTH.name}
+    assert cluster_healthy(cluster_hosts)
     config = docker_exec(cluster_hosts, FOURTH.name, "cat /etc/etcd/etcd-k8s-4.conf.yml").stdout
     assert "initial-cluster-state: existing" in config
     got = docker_exec(
@@ -264,8 +247,8 @@ def test_the_fourth_member_is_removed(cluster_hosts: Scenario, created) -> None:
     remove = ["--data", f"etcd_remove_node={FOURTH.name}"]
     run = run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove)
     assert set(run.changes) == {FOURTH.name}
-    assert set(_members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
-    assert _healthy(cluster_hosts)
+    assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
+    assert cluster_healthy(cluster_hosts)
     left = docker_exec(
         cluster_hosts, FOURTH.name,
         "ls /etc/etcd/ssl /etc/systemd/system | grep -E 'etcd-k8s-4|step-renew' || true; "
@@ -305,7 +288,7 @@ def test_snapshot_save_and_restore(cluster_hosts: Scenario, created, tmp_path: P
 
     confirmed = [*restore, "--data", f"etcd_restore_confirm={digest}"]
     run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *confirmed)
-    assert _healthy(cluster_hosts)
+    assert cluster_healthy(cluster_hosts)
     for key in ("a", "b", "c"):
         got = docker_exec(
             cluster_hosts,

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import fresh_scenario
 from tests.harness import artifacts
 from tests.harness.artifacts import repack
+from tests.harness.checks import cluster_healthy, etcdctl
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
 from tests.harness.pyinfra_run import run_pyinfra
 from tests.harness.writer import ContinuousWriter
@@ -22,19 +23,6 @@ pytestmark = pytest.mark.e2e
 SSL = "/etc/etcd/ssl"
 MEMBERS = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
 OLD_ETCD = "3.5.16"
-
-
-def etcdctl(host: str, *args: str, endpoints: str = "https://127.0.0.1:2379") -> str:
-    return (
-        f"/opt/bin/etcdctl --endpoints={endpoints} --cacert={SSL}/root_ca.crt "
-        f"--cert={SSL}/{host}-client.crt --key={SSL}/{host}-client.key " + " ".join(args)
-    )
-
-
-def _healthy(scenario: Scenario) -> bool:
-    out = docker_exec(scenario, "etcd-k8s-1", etcdctl("etcd-k8s-1", "endpoint health --cluster -w json"),
-                      check=False)  # fmt: skip
-    return out.returncode == 0 and all(h["health"] for h in json.loads(out.stdout))
 
 
 def _serial(scenario: Scenario, host: str, kind: str) -> str:
@@ -79,7 +67,7 @@ def test_rolling_upgrade_of_etcd(day2_hosts: Scenario) -> None:
         assert "etcd | Rolling restart after a change" in run.changes[host]
         out = docker_exec(day2_hosts, host, etcdctl(host, "endpoint status -w json")).stdout
         assert json.loads(out)[0]["Status"]["version"] == "3.5.30"
-    assert _healthy(day2_hosts)
+    assert cluster_healthy(day2_hosts)
     assert run_pyinfra(day2_hosts, "deploys/cluster.py").changes == {}
 
 
@@ -97,7 +85,7 @@ def test_renew_now_renews_the_chosen_certificates(day2_hosts: Scenario) -> None:
         assert _serial(day2_hosts, *pair) != serial, pair
     assert _serial(day2_hosts, "etcd-k8s-2", "client") == client
     assert _pids(day2_hosts) == pids  # no restart: etcd reads new certificates by itself
-    assert _healthy(day2_hosts)
+    assert cluster_healthy(day2_hosts)
     assert run_pyinfra(day2_hosts, "deploys/renew.py", *args).changes == {}
 
 
@@ -122,7 +110,7 @@ def test_renewal_can_be_disabled_rescheduled_and_enabled(day2_hosts: Scenario) -
     assert run_pyinfra(day2_hosts, "deploys/certs.py", *weekly).changes == {}
     run_pyinfra(day2_hosts, "deploys/certs.py")
     assert run_pyinfra(day2_hosts, "deploys/certs.py").changes == {}
-    assert _healthy(day2_hosts)
+    assert cluster_healthy(day2_hosts)
 
 
 def test_reissue_with_new_sans(day2_hosts: Scenario) -> None:
@@ -138,7 +126,7 @@ def test_reissue_with_new_sans(day2_hosts: Scenario) -> None:
         docker_exec(day2_hosts, "etcd-k8s-3", f"sha256sum {SSL}/etcd-k8s-3-server.key").stdout
         != key
     )
-    assert _healthy(day2_hosts)
+    assert cluster_healthy(day2_hosts)
     assert run_pyinfra(day2_hosts, "deploys/certs.py", *sans).changes == {}
 
 
@@ -163,7 +151,7 @@ def test_maintenance_compacts_and_defragments(day2_hosts: Scenario) -> None:
     after = sizes()
     for size, in_use in after.values():
         assert size - in_use < 1024 * 1024
-    assert _healthy(day2_hosts)
+    assert cluster_healthy(day2_hosts)
     old = docker_exec(day2_hosts, "etcd-k8s-1", etcdctl("etcd-k8s-1", "get /churn/1 --rev=2"),
                       check=False)  # fmt: skip
     assert "compacted" in old.stdout + old.stderr
@@ -225,7 +213,7 @@ def test_rotate_the_intermediate_ca(day2_hosts: Scenario) -> None:
         assert not _issued_by(day2_hosts, host, crt, old), crt
     after = _pids(day2_hosts)
     assert all(after[h] != pids[h] for h in MEMBERS)
-    assert _healthy(day2_hosts)
+    assert cluster_healthy(day2_hosts)
     assert run_pyinfra(day2_hosts, "deploys/status.py").returncode == 0
     again = run_pyinfra(
         day2_hosts, "deploys/rotate_intermediate.py", "--data", f"rotate_before={now}"
@@ -284,7 +272,7 @@ def test_rolling_upgrade_of_step_and_step_ca(
     new_pid = docker_exec(day2_hosts, "etcd-k8s-1", "systemctl show -p MainPID --value step-ca")
     assert new_pid.stdout != ca_pid  # step-ca runs the new binary
     assert _pids(day2_hosts) == pids  # etcd needs no restart for new step binaries
-    assert _healthy(day2_hosts)
+    assert cluster_healthy(day2_hosts)
     assert run_pyinfra(day2_hosts, "deploys/cluster.py", *upgrade).changes == {}
     # The new step renews through the new step-ca.
     serial = _serial(day2_hosts, "client-1", "client")
@@ -298,14 +286,14 @@ def test_rolling_upgrade_of_step_and_step_ca(
     assert docker_exec(day2_hosts, "client-1", "/opt/bin/step version").stdout.startswith(
         "Smallstep CLI/0.30.2"
     )
-    assert _healthy(day2_hosts)
+    assert cluster_healthy(day2_hosts)
 
 
 def test_a_dry_run_shows_the_change_and_makes_none(day2_hosts: Scenario) -> None:
     crt = f"{SSL}/etcd-k8s-3-server.crt"
     before = docker_exec(day2_hosts, "etcd-k8s-3", f"sha256sum {crt}").stdout
     sans = ["--data", 'cert_extra_sans=["dry.k8s.example"]', "--limit", "etcd-k8s-3"]
-    run = run_pyinfra(day2_hosts, "deploys/certs.py", "--dry", *sans, yes=False)
+    run = run_pyinfra(day2_hosts, "deploys/certs.py", "--dry", *sans)
     assert run.would_change == {"etcd-k8s-3": ["Node certificates | Trust and certificates"]}
     assert run.changes == {}
     assert docker_exec(day2_hosts, "etcd-k8s-3", f"sha256sum {crt}").stdout == before

@@ -15,6 +15,7 @@ import boto3
 import pytest
 
 from tests.conftest import fresh_scenario
+from tests.harness.checks import renews_by_hand
 from tests.harness.hosts import (
     REPO,
     Scenario,
@@ -24,7 +25,13 @@ from tests.harness.hosts import (
     set_inventory,
 )
 from tests.harness.pyinfra_run import run_pyinfra
-from tests.harness.s3 import CREDENTIALS, GpgKey, make_gpg_key, s3_server
+from tests.harness.s3 import (
+    BUCKET,
+    CREDENTIALS,
+    backup_data,
+    boto_args,
+    restore_data,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +40,6 @@ SSL = "/etc/etcd/ssl"
 PRIMARY, BACKUP = "etcd-k8s-1", "etcd-k8s-2"
 SUBNET = "172.28.68.0/24"
 NEWCOMER = TestHost("client-2", "172.28.68.102", ("etcd_clients",))
-BUCKET = "etcd-pki-backups"
 
 
 def _ca_files(scenario: Scenario, host: str) -> str:
@@ -42,42 +48,10 @@ def _ca_files(scenario: Scenario, host: str) -> str:
     ).stdout
 
 
-def _renews(scenario: Scenario, host: str, kind: str) -> None:
-    """A certificate of `host` renews over mTLS by hand: a new serial, same key file."""
-    crt, key = f"{SSL}/{host}-{kind}.crt", f"{SSL}/{host}-{kind}.key"
-    serial = f"openssl x509 -in {crt} -noout -serial"
-    before = docker_exec(scenario, host, serial).stdout
-    docker_exec(scenario, host, f"STEPPATH=/etc/step /opt/bin/step ca renew --force {crt} {key}"
-                " >/dev/null 2>&1")  # fmt: skip
-    assert docker_exec(scenario, host, serial).stdout != before
-
-
 def _fingerprint(scenario: Scenario, host: str, cert: str = f"{CA}/certs/root_ca.crt") -> str:
     return docker_exec(
         scenario, host, f"openssl x509 -in {cert} -outform DER | sha256sum | cut -c1-64"
     ).stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[dict[str, str]]:
-    with s3_server() as endpoint:
-        client = boto3.client("s3", endpoint_url=endpoint, **_boto_args())
-        client.create_bucket(Bucket=BUCKET)
-        yield {"endpoint": endpoint}
-
-
-def _boto_args() -> dict[str, str]:
-    return {
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
-    }
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GpgKey]:
-    directory = tmp_path_factory.mktemp("gpg")
-    return {"backup": make_gpg_key(directory, "backup"), "other": make_gpg_key(directory, "other")}
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +62,6 @@ def ha_hosts(release_archives: Path) -> Iterator[Scenario]:
         set_inventory(started, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
         run_pyinfra(started, "deploys/cluster.py")
         yield started
-
-
-def _backup_data(s3: dict[str, str], keys: dict[str, GpgKey]) -> list[str]:
-    return [
-        "--data", f"ca_backup_bucket={BUCKET}",
-        "--data", f"ca_backup_endpoint_url={s3['endpoint']}",
-        "--data", f"ca_backup_recipient_key={keys['backup'].public}",
-    ]  # fmt: skip
 
 
 def _run(scenario: Scenario, *args: str, check: bool = True):
@@ -166,7 +132,7 @@ def _files_containing(needle: bytes, paths: set[Path]) -> list[Path]:
 
 
 def _objects(s3: dict[str, str]) -> dict[str, bytes]:
-    client = boto3.client("s3", endpoint_url=s3["endpoint"], **_boto_args())
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], **boto_args())
     listing = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
     return {
         o["Key"]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listing
@@ -175,7 +141,7 @@ def _objects(s3: dict[str, str]) -> dict[str, bytes]:
 
 def test_backup_to_s3_is_encrypted_to_the_recipient(ha_hosts: Scenario, s3, keys) -> None:
     before = _snapshot_controller_files()
-    run = _run(ha_hosts, "deploys/backup_ca.py", *_backup_data(s3, keys))
+    run = _run(ha_hosts, "deploys/backup_ca.py", *backup_data(s3, keys))
     password = docker_exec(ha_hosts, PRIMARY, f"cat {CA}/secrets/password").stdout.strip()
     assert password not in run.output
     assert not _files_containing(password.encode(), _snapshot_controller_files() - before)
@@ -200,21 +166,12 @@ def test_backup_to_s3_is_encrypted_to_the_recipient(ha_hosts: Scenario, s3, keys
         docker_exec(ha_hosts, PRIMARY, "ls -A /run/etcd-step-pki", check=False).stdout.strip() == ""
     )
     # Nothing changed since: the second run uploads nothing.
-    assert _run(ha_hosts, "deploys/backup_ca.py", *_backup_data(s3, keys)).changes == {}
+    assert _run(ha_hosts, "deploys/backup_ca.py", *backup_data(s3, keys)).changes == {}
     assert set(_objects(s3)) == set(objects)
 
 
-def _restore_data(s3, keys, key: GpgKey | None = None) -> list[str]:
-    return [
-        "--data", "ca_restore_from=s3",
-        "--data", f"ca_backup_bucket={BUCKET}",
-        "--data", f"ca_backup_endpoint_url={s3['endpoint']}",
-        "--data", f"ca_restore_private_key={(key or keys['backup']).private}",
-    ]  # fmt: skip
-
-
 def test_bad_backups_are_refused_and_change_nothing(ha_hosts: Scenario, s3, keys) -> None:
-    client = boto3.client("s3", endpoint_url=s3["endpoint"], **_boto_args())
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], **boto_args())
     latest = _objects(s3)["step-ca/latest"].decode()
     good = _objects(s3)[latest]
     before = _ca_files(ha_hosts, PRIMARY)
@@ -227,12 +184,12 @@ def test_bad_backups_are_refused_and_change_nothing(ha_hosts: Scenario, s3, keys
         client.put_object(Bucket=BUCKET, Key=name, Body=body)
         client.put_object(Bucket=BUCKET, Key=f"{name}.sha256",
                           Body=objects_sha(good) + "  x\n")  # fmt: skip
-        run = _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys, key),
+        run = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys, key),
                    "--data", f"ca_restore_key={name}", check=False)  # fmt: skip
         assert run.returncode != 0, label
         assert message in run.output, (label, run.output[-2000:])
         assert _ca_files(ha_hosts, PRIMARY) == before, label
-    missing = _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys)[:-2],
+    missing = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys)[:-2],
                    "--data", "ca_restore_private_key=/nonexistent.asc", check=False)  # fmt: skip
     assert missing.returncode != 0 and "ca_restore_private_key" in missing.output
     assert "Starting operation" not in missing.output
@@ -247,7 +204,7 @@ def objects_sha(data: bytes) -> str:
 def test_restore_from_s3_after_the_ca_state_is_lost(ha_hosts: Scenario, s3, keys) -> None:
     fingerprint = _fingerprint(ha_hosts, PRIMARY)
     docker_exec(ha_hosts, PRIMARY, f"systemctl stop step-ca && rm -rf {CA}")
-    run = _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys))
+    run = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys))
     assert PRIMARY in run.changes
     assert _fingerprint(ha_hosts, PRIMARY) == fingerprint
     health = docker_exec(ha_hosts, PRIMARY, f"curl -sS --cacert {CA}/certs/root_ca.crt "
@@ -256,8 +213,8 @@ def test_restore_from_s3_after_the_ca_state_is_lost(ha_hosts: Scenario, s3, keys
     modes = docker_exec(ha_hosts, PRIMARY, f"stat -c '%a %U' {CA}/secrets/*").stdout.split()
     assert set(modes) == {"400", "root"}
     # Certificates issued before the loss still renew.
-    _renews(ha_hosts, "client-1", "client")
-    assert _run(ha_hosts, "deploys/restore_ca.py", *_restore_data(s3, keys)).changes == {}
+    renews_by_hand(ha_hosts, "client-1", "client")
+    assert _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys)).changes == {}
 
 
 def test_restore_from_the_backup_cert_manager(ha_hosts: Scenario) -> None:
@@ -298,13 +255,13 @@ def test_complete_disaster_rebuilds_from_backups(
         "etcd_snapshot_name=dr.db",
     ]
     _run(ha_hosts, "deploys/etcd_backup.py", *snapshots)
-    _run(ha_hosts, "deploys/backup_ca.py", *_backup_data(s3, keys))
+    _run(ha_hosts, "deploys/backup_ca.py", *backup_data(s3, keys))
     old_leaf = docker_exec(ha_hosts, "client-1", f"cat {SSL}/client-1-client.crt").stdout
     fingerprint = _fingerprint(ha_hosts, PRIMARY)
 
     scenario = fresh_scenario("pki-test-dr", "172.28.69.0/24", release_archives)
     with scenario_hosts(scenario) as fresh:
-        restore = _restore_data(s3, keys)
+        restore = restore_data(s3, keys)
         _run(fresh, "deploys/restore_ca.py", *restore)
         assert _fingerprint(fresh, PRIMARY) == fingerprint
         _run(fresh, "deploys/cluster.py")
@@ -355,7 +312,7 @@ def test_failover_to_the_backup(ha_hosts: Scenario) -> None:
         unit = docker_exec(ha_hosts, host, f"systemctl cat step-renew-{host}-client.service").stdout
         assert "--ca-url https://etcd-k8s-2:9000" in unit
     # A node renews through the promoted CA.
-    _renews(ha_hosts, "etcd-k8s-3", "peer")
+    renews_by_hand(ha_hosts, "etcd-k8s-3", "peer")
     again = _run(
         ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
     )

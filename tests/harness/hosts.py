@@ -55,6 +55,11 @@ class Scenario:
     state_dir: Path
     image: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    # The SSH user of the inventory: root, or `admin` (runs then need --sudo or _sudo).
+    ssh_user: str = "root"
+    # A name for the CA that the hosts' own resolver answers (/etc/hosts): the first
+    # cert-manager's address, until a test points it elsewhere (point_name).
+    ca_name: str | None = None
 
     def container(self, host: str) -> str:
         return f"{self.project}-{host}"
@@ -131,7 +136,11 @@ def _ensure_key(path: Path) -> str:
 
 
 def _service(scenario: Scenario, host: TestHost) -> dict[str, object]:
-    volumes = [f"{scenario.state_dir / 'authorized_keys'}:/root/.ssh/authorized_keys:ro"]
+    keys = scenario.state_dir / "authorized_keys"
+    volumes = [
+        f"{keys}:/root/.ssh/authorized_keys:ro",
+        f"{keys}:/home/admin/.ssh/authorized_keys:ro",
+    ]
     service: dict[str, object] = {
         "image": scenario.image,
         "container_name": scenario.container(host.name),
@@ -174,6 +183,7 @@ def write_scenario(scenario: Scenario) -> None:
     inventory = {
         "key": str(scenario.key_file),
         "domain": DOMAIN,
+        "ssh_user": scenario.ssh_user,
         "hosts": [
             {"name": h.name, "address": h.address, "groups": list(h.groups)} for h in scenario.hosts
         ],
@@ -223,7 +233,7 @@ def _ssh_ready(scenario: Scenario, host: TestHost) -> bool:
     try:
         client.connect(
             host.address,
-            username="root",
+            username=scenario.ssh_user,
             key_filename=str(scenario.key_file),
             timeout=3,
             allow_agent=False,
@@ -283,10 +293,27 @@ def scenario_hosts(scenario: Scenario) -> Iterator[Scenario]:
             ["down -v --remove-orphans --timeout 5"],
         ):
             wait_ready(scenario)
+            if scenario.ca_name:
+                managers = [h for h in scenario.hosts if "etcd_cert_managers" in h.groups]
+                point_name(scenario, scenario.ca_name, managers[0].address)
             yield scenario
     finally:
         # `up` may fail half-way, where pytest-docker runs no `down`.
         remove_leftovers(scenario.project)
+
+
+def point_name(scenario: Scenario, name: str, address: str) -> None:
+    """Make every host's resolver answer `name` with `address` (its /etc/hosts), as an
+    operator's DNS change would."""
+    line = f"{address} {name}"
+    for test_host in scenario.hosts:
+        docker_exec(
+            scenario,
+            test_host.name,
+            f"grep -v ' {name}$' /etc/hosts > /tmp/hosts.new || true;"
+            f" echo '{line}' >> /tmp/hosts.new; cat /tmp/hosts.new > /etc/hosts; rm -f /tmp/hosts.new",
+            check=False,
+        )
 
 
 def state_dir_for(project: str) -> Path:

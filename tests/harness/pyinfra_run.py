@@ -31,11 +31,16 @@ class PyinfraRun:
 
     @property
     def changes(self) -> dict[str, list[str]]:
-        """Per host, the names of the operations that changed something there."""
+        """Per host, the names of the operations that changed something there: from the
+        JSON results of a `-y --json` run, else from the progress log of the README's form."""
         changed: dict[str, list[str]] = {}
-        for op in self.results.get("operations", []):
-            for host in op.get("success", []):
-                changed.setdefault(host, []).append(op["name"])
+        if self.results:
+            for op in self.results.get("operations", []):
+                for host in op.get("success", []):
+                    changed.setdefault(host, []).append(op["name"])
+            return changed
+        for host, operation in _progress(self.stderr, _HOST_SUCCESS):
+            changed.setdefault(host, []).append(operation)
         return changed
 
     @property
@@ -54,17 +59,27 @@ class PyinfraRun:
         Read from the progress log: when every host fails, pyinfra stops before its results.
         """
         errors: dict[str, list[str]] = {}
-        operation = None
-        for line in self.stderr.splitlines():
-            if line.startswith("--> Starting operation: "):
-                operation = line.removeprefix("--> Starting operation: ").strip()
-            match = _HOST_ERROR.match(line)
-            if match and operation is not None:
-                errors.setdefault(match.group(1), []).append(operation)
+        for host, operation in _progress(self.stderr, _HOST_ERROR):
+            errors.setdefault(host, []).append(operation)
         return errors
 
 
 _HOST_ERROR = re.compile(r"^\s+\[([^\]]+)\]\s+Error")
+_HOST_SUCCESS = re.compile(r"^\s+\[([^\]]+)\]\s+Success\s*$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _progress(stderr: str, status: re.Pattern[str]) -> list[tuple[str, str]]:
+    """`(host, operation)` for every progress line of pyinfra's log matching `status`."""
+    found = []
+    operation = None
+    for line in _ANSI.sub("", stderr).splitlines():
+        if line.startswith("--> Starting operation: "):
+            operation = line.removeprefix("--> Starting operation: ").strip()
+        match = status.match(line)
+        if match and operation is not None:
+            found.append((match.group(1), operation))
+    return found
 
 
 def _parse_json(stdout: str) -> dict:
@@ -86,14 +101,28 @@ def run_pyinfra(
     env: dict[str, str] | None = None,
     check: bool = True,
     timeout: float = 600,
-    yes: bool = True,
+    yes: bool = False,
 ) -> PyinfraRun:
-    """`pyinfra -y --json <inventory> <deploy> [args]` from the repository root (without
-    `-y` when `yes` is false: pyinfra then detects changes before it runs, as for `--dry`)."""
-    cmd = [str(PYINFRA), *(["-y"] if yes else []), "--json", inventory, deploy, *args]
+    """`pyinfra <inventory> <deploy> [args]` from the repository root, the README's form: no
+    `-y`, so pyinfra detects changes first (every operation's body runs while planning) and
+    asks, and the prompt is answered. `yes=True`: `pyinfra -y --json`, no change detection.
+    With `--dry` the plan comes as JSON."""
+    if yes:
+        cmd = [str(PYINFRA), "-y", "--json", inventory, deploy, *args]
+    elif "--dry" in args:
+        cmd = [str(PYINFRA), "--json", inventory, deploy, *args]
+    else:
+        cmd = [str(PYINFRA), inventory, deploy, *args]
     run_env = {**os.environ, "PKI_SANDBOX_DIR": str(scenario.state_dir), **(env or {})}
     proc = subprocess.run(
-        cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout, check=False
+        cmd,
+        cwd=REPO,
+        env=run_env,
+        input="\n",  # "Press enter to execute..."
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     payload = _parse_json(proc.stdout)
     run = PyinfraRun(

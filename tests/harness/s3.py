@@ -89,3 +89,36 @@ def make_gpg_key(directory: Path, name: str) -> GpgKey:
     private.write_bytes(gpg("--armor", "--export-secret-keys", uid))
     private.chmod(0o600)
     return GpgKey(public, private, home)
+
+
+BUCKET = "etcd-pki-backups"
+
+
+def boto_args() -> dict[str, str]:
+    """boto3 client arguments for the test S3 server."""
+    return {
+        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
+    }
+
+
+def backup_data(s3: dict[str, str], keys: dict[str, GpgKey]) -> list[str]:
+    """`--data` arguments of deploys/backup_ca.py against the test server."""
+    return [
+        "--data", f"ca_backup_bucket={BUCKET}",
+        "--data", f"ca_backup_endpoint_url={s3['endpoint']}",
+        "--data", f"ca_backup_recipient_key={keys['backup'].public}",
+    ]  # fmt: skip
+
+
+def restore_data(
+    s3: dict[str, str], keys: dict[str, GpgKey], key: GpgKey | None = None
+) -> list[str]:
+    """`--data` arguments of deploys/restore_ca.py from the test server."""
+    return [
+        "--data", "ca_restore_from=s3",
+        "--data", f"ca_backup_bucket={BUCKET}",
+        "--data", f"ca_backup_endpoint_url={s3['endpoint']}",
+        "--data", f"ca_restore_private_key={(key or keys['backup']).private}",
+    ]  # fmt: skip
