@@ -67,6 +67,8 @@ class PyinfraRun:
 _HOST_ERROR = re.compile(r"^\s+\[([^\]]+)\]\s+Error")
 _HOST_SUCCESS = re.compile(r"^\s+\[([^\]]+)\]\s+Success\s*$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# "--> Starting operation: <names>", or "Starting serial operation:" for `_serial=True`.
+_STARTING = re.compile(r"^--> Starting (?:[a-z ,]+ )?operation: (.*)$")
 
 
 def _progress(stderr: str, status: re.Pattern[str]) -> list[tuple[str, str]]:
@@ -74,8 +76,9 @@ def _progress(stderr: str, status: re.Pattern[str]) -> list[tuple[str, str]]:
     found = []
     operation = None
     for line in _ANSI.sub("", stderr).splitlines():
-        if line.startswith("--> Starting operation: "):
-            operation = line.removeprefix("--> Starting operation: ").strip()
+        starting = _STARTING.match(line)
+        if starting:
+            operation = starting.group(1).strip()
         match = status.match(line)
         if match and operation is not None:
             found.append((match.group(1), operation))
