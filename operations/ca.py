@@ -121,6 +121,7 @@ def authority(
     + dns_names: names and addresses of the CA's TLS certificate
     + port: the port step-ca listens on
     + provisioner: the name of the JWK provisioner
+    + bin_dir: where `step` is
 
     An existing CA is never overwritten: with CA keys but no `ca.json` the run stops.
     """
