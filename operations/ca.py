@@ -252,7 +252,7 @@ _PROOF = (
     " trap 'rm -rf \"$d\"' EXIT INT TERM HUP; export STEPPATH={ca_path};"
     " r={ca_path}/certs/root_ca.crt; u={url};"
     ' t="$({step} ca token {subject} --san {subject} --provisioner {provisioner}'
-    ' --provisioner-password-file {ca_path}/secrets/provisioner_password'
+    " --provisioner-password-file {ca_path}/secrets/provisioner_password"
     ' --ca-url "$u" --root "$r" 2>"$d/err")" || {{ cat "$d/err" >&2; exit 1; }};'
     ' STEP_TOKEN="$t" {step} ca certificate {subject} "$d/c.crt" "$d/c.key" --not-after 1h'
     ' --ca-url "$u" --root "$r" --force >/dev/null 2>"$d/err" || {{ cat "$d/err" >&2; exit 1; }};'

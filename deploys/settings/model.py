@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from operations.durations import parse_duration
+from operations.etcd.tls import cipher_suite_problem, suites_with_version_problem
 
 ARCHITECTURES = ("amd64", "arm64")
 
@@ -84,6 +85,13 @@ def _between(low: int, high: int | None, what: str) -> AfterValidator:
 
 def _matches(pattern: str) -> Callable[[str], object]:
     return re.compile(pattern).match
+
+
+def _cipher_suite(value: str) -> str:
+    problem = cipher_suite_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def _one_line(value: str) -> bool:
@@ -213,7 +221,7 @@ HttpsUrl = Annotated[
     str, _check(_url(("https",)), "an https:// URL"), AfterValidator(lambda v: v.rstrip("/"))
 ]
 Checksums = Annotated[dict[str, Any] | None, PlainValidator(_checksum_table)]
-CipherSuite = Annotated[str, _check(_matches(r"^TLS_[A-Z0-9_]+$"), "a Go TLS cipher suite name")]
+CipherSuite = Annotated[str, AfterValidator(_cipher_suite)]
 ClusterName = Annotated[
     str, _check(_matches(r"^[a-z0-9][a-z0-9-]*$"), "a name of lower-case letters, digits, -")
 ]
@@ -330,6 +338,18 @@ class HostSettings(BaseModel):
                 f"{default} must lie between step_cert_min_duration ({low}) and "
                 f"step_cert_max_duration ({high})",
             )
+        return self
+
+    @model_validator(mode="after")
+    def etcd_would_start(self) -> HostSettings:
+        """Combinations etcd refuses at start: found here, not by a member that fails."""
+        problem = suites_with_version_problem(self.etcd_cipher_suites, self.etcd_tls_min_version)
+        if problem:
+            raise Invalid("etcd_cipher_suites", problem)
+        if self.etcd_client_port == self.etcd_peer_port:
+            raise Invalid("etcd_peer_port", f"{self.etcd_peer_port} is etcd_client_port as well")
+        if self.step_ca_port in (self.etcd_client_port, self.etcd_peer_port):
+            raise Invalid("step_ca_port", f"{self.step_ca_port} is one of etcd's ports")
         return self
 
     @model_validator(mode="after")

@@ -146,3 +146,35 @@ def test_backup_settings_are_grouped() -> None:
     backup = settings_of({"ca_backup_bucket": "pki", "ca_backup_prefix": "/ca/backups/"}).backup
     assert (backup.bucket, backup.prefix, backup.region) == ("pki", "ca/backups", "us-east-1")
     assert (backup.endpoint_url, backup.recipient_key, backup.retention_days) == (None, None, 30)
+
+
+@pytest.mark.parametrize(
+    ("data", "setting", "words"),
+    [
+        ({"etcd_cipher_suites": ["TLS_NOT_A_SUITE"]}, "etcd_cipher_suites", "no cipher suite"),
+        ({"etcd_cipher_suites": ["TLS_RSA_WITH_RC4_128_SHA"]}, "etcd_cipher_suites", "insecure"),
+        ({"etcd_cipher_suites": ["TLS_AES_128_GCM_SHA256"]}, "etcd_cipher_suites", "TLS 1.3"),
+        (
+            {
+                "etcd_cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+                "etcd_tls_min_version": "TLS1.3",
+            },
+            "etcd_cipher_suites",
+            "etcd refuses it",
+        ),  # fmt: skip
+        ({"etcd_tls_min_version": "TLS1.1"}, "etcd_tls_min_version", "TLS1.1"),
+        ({"etcd_peer_port": 2379}, "etcd_peer_port", "etcd_client_port as well"),
+        ({"step_ca_port": 2380}, "step_ca_port", "one of etcd's ports"),
+        ({"etcd_compaction_retention": "1 hour"}, "etcd_compaction_retention", "duration"),
+    ],
+)
+def test_values_etcd_would_refuse_are_refused_before_any_host_changes(
+    data: dict, setting: str, words: str
+) -> None:
+    """A value no member could start with would restart every member into failure."""
+    assert words in _refused(data, setting)
+
+
+def test_a_cipher_suite_etcd_accepts_is_kept() -> None:
+    suites = ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"]
+    assert settings_of({"etcd_cipher_suites": suites}).etcd.cipher_suites == tuple(suites)
