@@ -161,7 +161,7 @@ def test_backup_settings_are_grouped() -> None:
             },
             "etcd_cipher_suites",
             "etcd refuses it",
-        ),  # fmt: skip
+        ),
         ({"etcd_tls_min_version": "TLS1.1"}, "etcd_tls_min_version", "TLS1.1"),
         ({"etcd_peer_port": 2379}, "etcd_peer_port", "etcd_client_port as well"),
         ({"step_ca_port": 2380}, "step_ca_port", "one of etcd's ports"),
