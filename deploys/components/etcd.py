@@ -14,7 +14,7 @@ from pyinfra.operations.util import any_changed
 from deploys.components import arguments, component
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
 from operations.binaries import release_binaries
-from operations.etcd.configuration import member_configuration
+from operations.etcd.configuration import member_configuration, member_joined
 from operations.etcd.maintenance import compacted, defragmented
 from operations.etcd.membership import member_removed
 from operations.etcd.restarts import cluster_healthy_wait, rolling_restart
@@ -58,8 +58,16 @@ def etcd_cluster() -> None:
     rolling_restart(
         name="Rolling restart after a change",
         member=me,
+        peers=arguments.members(all_settings()),
         _serial=True,
         _if=any_changed(config, unit, binaries),
+    )
+    member_joined(
+        name="A new member joins the running cluster",
+        member=me,
+        peers=arguments.members(all_settings()),
+        options=arguments.member_options(settings),
+        _serial=True,
     )
     systemd_units(
         name="etcd member runs and starts at boot", units=[me.unit], running=True, enabled=True
@@ -76,6 +84,7 @@ def restart_on_new_certificates(issued: OperationMeta | None) -> None:
         rolling_restart(
             name="Rolling restart on new certificates",
             member=arguments.member(settings),
+            peers=arguments.members(all_settings()),
             _serial=True,
             _if=issued.did_change,
         )

@@ -108,6 +108,7 @@ def trust_phase() -> None:
         rolling_restart(
             name="Rolling restart onto the bundles",
             member=arguments.member(settings),
+            peers=arguments.members(all_settings()),
             etcdctl=_client(settings, legacy=True),
             _serial=True,
             _if=any_changed(trust, config),
@@ -129,6 +130,7 @@ def certificates_phase() -> None:
         rolling_restart(
             name="Rolling restart onto the new certificates",
             member=arguments.member(settings),
+            peers=arguments.members(all_settings()),
             etcdctl=_client(settings, legacy=False),
             _serial=True,
             _if=any_changed(config),
@@ -152,6 +154,7 @@ def root_only_phase() -> None:
         rolling_restart(
             name="Rolling restart onto the new root",
             member=arguments.member(settings),
+            peers=arguments.members(all_settings()),
             _serial=True,
             _if=any_changed(trust),
         )

@@ -7,19 +7,23 @@ restart) the others.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, operation
+from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
+from pyinfra.api.state import State
 
-from facts.etcd import EtcdMember, cluster_healthy
-from facts.shell import script
+from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
+from facts.shell import raw, script
 from operations import Commands
 from operations.etcd.member import Member
-from operations.etcd.membership import add_member, other_member
-from operations.remote import RunTimeStep
+from operations.etcd.membership import reconfigure, refuse_new_cluster, running, survey
+from operations.etcd.restarts import wait_healthy
+from operations.remote import Remote, RunTimeStep
+from operations.units import first_use
 from templates import render
 
 
@@ -85,17 +89,19 @@ def member_configuration(
     member: Member, *, peers: Sequence[Member], options: MemberOptions
 ) -> Commands:
     """
-    Keep the member's configuration; on its first start, join the cluster it belongs to.
+    Keep the member's configuration (the one it replaces kept as `<config>.previous`, for a
+    restart that fails); before its first start, write it for a new cluster only when that is
+    safe.
 
     + member: this member
     + peers: every member of the cluster (this one included)
     + options: TLS files and settings every member shares
 
-    Before its first start a member looks for a running cluster through the other members:
-    none answers, so the cluster is new and all members start together; one answers, so
-    this member is added with `etcdctl member add` through it (run on that member's host,
-    and shown there; refused while the cluster is unhealthy) and starts with
-    `initial-cluster-state: existing`.
+    A new cluster (`initial-cluster-state: new`, all members start together) only when every
+    other member's host was reached and none holds a member's data. When a member of a
+    running cluster answers, a new member joins it later, in `member_joined`. Any other
+    case is refused with the reason: a host that cannot be reached, or members that hold
+    data but do not run.
     """
     config_path = member.config_path
     local = host.get_fact(
@@ -107,6 +113,7 @@ def member_configuration(
         if _steady(wanted) == _steady(local["config"]):
             host.noop(f"{config_path} is as configured")
             return
+        yield script("cp -p {c} {c}.previous", c=config_path)
         yield FileUploadCommand(StringIO(wanted), config_path)
         return
     if local["bootstrapped"]:
@@ -119,13 +126,39 @@ def member_configuration(
             StringIO(member_config(member, options, everyone, "new")), config_path
         )
         return
-    found = other_member(host.state, member.host, peers)
+    found = survey(host.state, member.host, peers)
+    if running(found) is not None:
+        host.noop(f"{member.name} joins the running cluster in the join step")
+        return
+    refuse_new_cluster(member, found)
+    # Every other member reached, none holds data: a new cluster, all start together.
+    yield script("install -d -m 0755 {d}", d=member.config_dir)
+    yield FileUploadCommand(StringIO(member_config(member, options, everyone, "new")), config_path)
+
+
+@operation()
+def member_joined(
+    member: Member, *, peers: Sequence[Member], options: MemberOptions, timeout: int = 120
+) -> Commands:
+    """
+    A new member of a running cluster: `etcdctl member add` through a healthy member (on that
+    member's host, shown there), its configuration from etcd's answer, started, and the
+    cluster healthy again, before the next new member (run with `_serial=True`).
+
+    + member: this member
+    + peers: every member of the cluster (this one included)
+    + options: TLS files and settings every member shares
+    + timeout: seconds to wait for the cluster's health once it started
+    """
+    local = host.get_fact(
+        EtcdMember, config=member.config_path, data_dir=member.data_dir, unit=member.unit
+    )
+    if local["bootstrapped"]:
+        host.noop(f"{member.name} is a member already")
+        return
+    found = running(survey(host.state, member.host, peers))
     if found is None:
-        # Nobody answers: a new cluster, every member starts with the same list.
-        yield script("install -d -m 0755 {d}", d=member.config_dir)
-        yield FileUploadCommand(
-            StringIO(member_config(member, options, everyone, "new")), config_path
-        )
+        host.noop(f"no member of {member.name}'s cluster runs: it starts with the others")
         return
     other, view = found
     if not cluster_healthy(view):
@@ -133,13 +166,49 @@ def member_configuration(
             f"the etcd cluster is unhealthy as {other.host} sees it "
             f"({view['error'] or view['health']}): refusing to add {member.name}"
         )
-    existing = [m for m in view["members"] if m["name"] != member.name and m["name"]]
-    initial = ",".join(
-        [f"{m['name']}={m['peer_urls'][0]}" for m in existing]
-        + [f"{member.name}={member.peer_url}"]
+    yield RunTimeStep(join, other, member, options, timeout)
+
+
+_INITIAL = re.compile(r'^ETCD_INITIAL_CLUSTER="([^"]*)"$', re.MULTILINE)
+
+
+def join(
+    state: State, node: Remote, through: Member, me: Member, options: MemberOptions, timeout: int
+) -> bool:
+    """Run time: `member add` through a running member (a stale entry of the same name or
+    peer URL, left by a member whose data was lost, is removed first), then this member's
+    configuration with the cluster etcd answered, its start, and the cluster's health."""
+    other = Remote.of(state, through.host, f"to add {me.name} to the etcd cluster")
+    view = other.host.get_fact(EtcdCluster, etcdctl_args=through.etcdctl.args)
+    stale = [m for m in view["members"] if m["name"] == me.name or me.peer_url in m["peer_urls"]]
+    for entry in stale:
+        ok, output = other.run(reconfigure(through.etcdctl, "remove", entry["id"]))
+        if not ok:
+            return other.fail(f"for {me.name}: {output.stderr}")
+    ok, output = other.run(
+        reconfigure(through.etcdctl, "add", me.name, f"--peer-urls={me.peer_url}")
     )
-    yield RunTimeStep(add_member, other, member, view["members"])
-    yield script("install -d -m 0755 {d}", d=member.config_dir)
-    yield FileUploadCommand(
-        StringIO(member_config(member, options, initial, "existing")), config_path
+    found = _INITIAL.search(output.stdout)
+    if not ok or not found:
+        return other.fail(f"adding {me.name} failed: {output.stderr or output.stdout}")
+    other.log(f"added {me.name} to the cluster")
+    config = member_config(me, options, found.group(1), "existing")
+    ok, output = node.run(
+        StringCommand(
+            raw(
+                "install -d -m 0755 {d} && cat > {c}.new && mv -f {c}.new {c}",
+                d=me.config_dir,
+                c=me.config_path,
+            )
+            + "; "
+            + first_use(raw("systemctl start {u}", u=me.unit))
+            + "; "
+            + wait_healthy(me.etcdctl, timeout).get_raw_value()
+        ),
+        stdin=config,
     )
+    if not ok:
+        return node.fail(
+            f"{me.name} was added but did not start into a healthy cluster: {output.stderr}"
+        )
+    return True

@@ -4,6 +4,7 @@ healthy member, run on that member's host and shown under it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pyinfra import host
@@ -18,12 +19,21 @@ from operations.etcd.member import Etcdctl, Member
 from operations.remote import Remote, RunTimeStep
 
 
-def other_member(
-    state: State, me: str, peers: Sequence[Member]
-) -> tuple[Member, dict[str, Any]] | None:
-    """The first other member whose etcd answers, with what it sees of the cluster.
+@dataclass(frozen=True)
+class PeerState:
+    """Another member as found at run time: its host reached over SSH or not, whether it
+    holds a member's data and runs, and the cluster as its etcd sees it."""
 
-    Reaches the member's host even when `--limit` left it out of the run's connections."""
+    member: Member
+    reachable: bool
+    bootstrapped: bool = False
+    active: bool = False
+    view: dict[str, Any] | None = None
+
+
+def survey(state: State, me: str, peers: Sequence[Member]) -> list[PeerState]:
+    """Every other member, reached even when `--limit` left its host out of the run."""
+    found = []
     for peer in peers:
         if peer.host == me:
             continue
@@ -31,26 +41,58 @@ def other_member(
         if not other.connected:
             other.connect(reason="to reach the etcd cluster", show_errors=False)
         if not other.connected:
+            found.append(PeerState(peer, reachable=False))
             continue
         local = other.get_fact(
             EtcdMember, config=peer.config_path, data_dir=peer.data_dir, unit=peer.unit
         )
-        if not (local["bootstrapped"] and local["active"]):
-            continue  # not running yet: asking its etcd would only time out
-        view = other.get_fact(EtcdCluster, etcdctl_args=peer.etcdctl.args)
-        if view["members"]:
-            return peer, view
+        view = None
+        if local["bootstrapped"] and local["active"]:
+            view = other.get_fact(EtcdCluster, etcdctl_args=peer.etcdctl.args)
+        found.append(PeerState(peer, True, local["bootstrapped"], local["active"], view))
+    return found
+
+
+def running(found: Sequence[PeerState]) -> tuple[Member, dict[str, Any]] | None:
+    """The first member whose etcd answers with the cluster's members, and its view."""
+    for peer in found:
+        if peer.view and peer.view["members"]:
+            return peer.member, peer.view
     return None
 
 
+def refuse_new_cluster(me: Member, found: Sequence[PeerState]) -> None:
+    """A new cluster is safe only when every other member was reached and none holds data."""
+    unreachable = [p.member.host for p in found if not p.reachable]
+    if unreachable:
+        raise OperationError(
+            f"cannot reach {', '.join(unreachable)}: not starting {me.name} as a new cluster "
+            "(a running cluster there would be split); bring the host back, or take it out of "
+            "the inventory"
+        )
+    stopped = [p.member.name for p in found if p.bootstrapped]
+    if stopped:
+        raise OperationError(
+            f"{', '.join(stopped)} hold(s) a member's data but etcd does not answer there: not "
+            f"starting {me.name} as a new cluster; start the existing members first"
+        )
+
+
+def other_member(
+    state: State, me: str, peers: Sequence[Member]
+) -> tuple[Member, dict[str, Any]] | None:
+    """The first other member whose etcd answers, with what it sees of the cluster."""
+    return running(survey(state, me, peers))
+
+
 def reconfigure(etcdctl: Etcdctl, verb: str, *args: str) -> StringCommand:
-    """`etcdctl member <verb> <args>`. etcd refuses to change its membership until every
-    member has been connected for a few seconds (e.g. right after a restart): that answer is
-    retried for a minute, any other fails."""
+    """`etcdctl member <verb> <args>`, its answer on stdout. etcd refuses to change its
+    membership until every member has been connected for a few seconds (e.g. right after a
+    restart): that answer is retried for a minute, any other fails."""
     return script(
         "i=0; until out=$({c} member {verb} {args} 2>&1); do i=$((i+1));"
         ' case "$out" in *"unhealthy cluster"*) [ "$i" -lt 60 ] && sleep 1 && continue;;'
-        ' esac; echo "$out" >&2; exit 1; done',
+        ' esac; echo "$out" >&2; exit 1; done; printf "%s\\n" "$out"',
         c=etcdctl.args,
         verb=verb,
         args=list(args),
@@ -68,17 +110,6 @@ def run_on(
             return other.fail(f"for {node.name}: {output.stderr}")
     other.log(f"for {node.name}: {done}")
     return True
-
-
-def add_member(
-    state: State, node: Remote, through: Member, me: Member, members: list[dict[str, Any]]
-) -> bool:
-    """Run time: `etcdctl member add` through a healthy member (a stale entry of the same
-    name, left by a member whose data was lost, is removed first)."""
-    stale = [m for m in members if m["name"] == me.name or me.peer_url in m["peer_urls"]]
-    commands = [reconfigure(through.etcdctl, "remove", m["id"]) for m in stale]
-    commands.append(reconfigure(through.etcdctl, "add", me.name, f"--peer-urls={me.peer_url}"))
-    return run_on(state, node, through.host, commands, f"added {me.name} to the cluster")
 
 
 @operation()

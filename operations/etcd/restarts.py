@@ -1,14 +1,24 @@
-"""Rolling restarts and health: one member at a time, the cluster healthy before the next."""
+"""Gated rolling restarts and health: one member at a time, each only while every other
+member is healthy, each followed by a wait for the whole cluster; a member that does not come
+back goes back to its previous configuration and stops the run.
+
+pyinfra runs a `_serial=True` operation on every host before it counts failures: a member
+whose restart failed is recorded for the run, and the members after it refuse to restart.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import OperationError, StringCommand, operation
+from pyinfra.api.state import State
 
 from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy, member_status
 from facts.shell import script
 from operations import Commands
 from operations.etcd.member import Etcdctl, Member
+from operations.remote import Remote, RunTimeStep
 
 _WAIT_HEALTHY = (
     "i=0; until {etcdctl} endpoint health --cluster >/dev/null 2>&1; do i=$((i+1));"
@@ -16,33 +26,98 @@ _WAIT_HEALTHY = (
     " {etcdctl} endpoint health --cluster >&2; exit 1; fi; sleep 0.5; done"
 )
 
+# The gate, the restart, the wait; on failure the previous configuration (kept beside the
+# new one by member_configuration) comes back, and etcd's own last log lines are quoted.
+_RESTART = (
+    'for e in {others}; do {gate} --endpoints="$e" endpoint health >/dev/null 2>&1 || {{'
+    ' echo "not restarting {name}: the member at $e is not healthy now" >&2; exit 3; }}; done;'
+    " healthy() {{ i=0; until {etcdctl} endpoint health --cluster >/dev/null 2>&1; do"
+    ' i=$((i+1)); [ "$i" -lt {tries} ] || return 1; sleep 0.5; done; }};'
+    " if systemctl restart {unit} && healthy; then exit 0; fi;"
+    " log=$(journalctl -u {unit} -n 12 --no-pager -o cat 2>&1);"
+    ' back="its configuration has no earlier version here";'
+    " if [ -f {config}.previous ] && ! cmp -s {config}.previous {config}; then"
+    " cp -p {config} {config}.failed; cp -p {config}.previous {config};"
+    " if systemctl restart {unit} && healthy; then"
+    ' back="it went back to its previous configuration and runs on it ({config}.failed kept)";'
+    ' else back="it went back to its previous configuration but does not run on that either";'
+    " fi; fi;"
+    ' echo "{name} did not rejoin a healthy cluster within {timeout}s: $back. No further'
+    ' member is restarted in this run. The last lines of its log:" >&2;'
+    ' printf "%s\\n" "$log" >&2; exit 1'
+)
+
+_failed: dict[int, list[str]] = {}
+
 
 def wait_healthy(etcdctl: Etcdctl, timeout: int) -> StringCommand:
     """The command that waits until every member answers healthy, or fails after `timeout`."""
     return script(_WAIT_HEALTHY, etcdctl=etcdctl.args, tries=timeout * 2, timeout=timeout)
 
 
+def _failures(state: State) -> list[str]:
+    """The members whose restart failed in this run."""
+    if id(state) not in _failed:
+        _failed.clear()
+        _failed[id(state)] = []
+    return _failed[id(state)]
+
+
 @operation()
 def rolling_restart(
-    member: Member, *, etcdctl: Etcdctl | None = None, timeout: int = 120
+    member: Member,
+    *,
+    peers: Sequence[Member],
+    etcdctl: Etcdctl | None = None,
+    timeout: int = 120,
 ) -> Commands:
     """
-    Restart a running member and wait until the whole cluster is healthy again.
+    Restart a member (or start one that holds data but is stopped) while every other member
+    is healthy, and wait until the whole cluster is healthy again.
 
     + member: this member
+    + peers: every member of the cluster (this one included)
     + etcdctl: how to reach the cluster (default: the member's own etcdctl)
     + timeout: seconds to wait for health after the restart
 
-    Run it with `_serial=True` so members restart one at a time; a member that is not
-    running is left to the start that follows. A leader hands leadership over first.
+    Run it with `_serial=True`. A member that does not come back within `timeout` goes back
+    to `<config>.previous` and is restarted on it, the run fails naming it and quoting its
+    log, and no member after it restarts. A member that never started is left to the start
+    of a new cluster. A leader hands leadership over first.
     """
     local = host.get_fact(
         EtcdMember, config=member.config_path, data_dir=member.data_dir, unit=member.unit
     )
-    if not local["active"]:
-        host.noop(f"{member.unit} is not running: nothing to restart")
+    if not local["bootstrapped"]:
+        host.noop(f"{member.name} has not started yet: it starts with the others")
         return
+    failed = _failures(host.state)
+    if failed and host.state.is_executing:
+        raise OperationError(
+            f"not restarting {member.name}: {', '.join(failed)} did not come back in this run"
+        )
     client = etcdctl or member.etcdctl
+    if local["active"]:
+        yield from _handover(member, client)
+    others = [f"https://{p.address}:{p.client_port}" for p in peers if p.name != member.name]
+    # The gate asks each other member itself (etcdctl adds up repeated --endpoints).
+    command = script(
+        _RESTART,
+        others=others,
+        gate=[arg for arg in client.args if not arg.startswith("--endpoints=")],
+        etcdctl=client.args,
+        name=member.name,
+        unit=member.unit,
+        config=member.config_path,
+        tries=timeout * 2,
+        timeout=timeout,
+    )
+    yield RunTimeStep(_restart, member.name, command)
+
+
+def _handover(member: Member, client: Etcdctl) -> Commands:
+    """A leader hands leadership to the follower that has applied the most (no election
+    while it is down; the leader drops writes while its target catches up)."""
     view = host.get_fact(EtcdCluster, etcdctl_args=client.args)
     own = member_status(view, member.name)
     healthy = {h["endpoint"] for h in view["health"] if h["healthy"]}
@@ -52,14 +127,19 @@ def rolling_restart(
         if m["name"] != member.name and not m["learner"] and set(m["client_urls"]) & healthy
     ]
     if own is not None and own["leader"] == own["id"] and others:
-        # Hand leadership over first: no election while this member is down. The leader
-        # drops writes while a handover waits for its target to catch up: hand it to the
-        # follower that has applied the most.
         applied = {st["id"]: st.get("applied", 0) for st in view["status"]}
         target = max(others, key=lambda other: applied.get(other, 0))
         yield script("{c} move-leader {id} >/dev/null", c=client.args, id=target)
-    yield script("systemctl restart {unit}", unit=member.unit)
-    yield wait_healthy(client, timeout)
+
+
+def _restart(state: State, node: Remote, name: str, command: StringCommand) -> bool:
+    """Run time: the gated restart; a failure is recorded so that no member after it
+    restarts in this run."""
+    ok, output = node.run(command)
+    if not ok:
+        _failures(state).append(name)
+        return node.fail(output.stderr)
+    return True
 
 
 @operation()

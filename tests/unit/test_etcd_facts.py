@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
 
 MARK = "### etcd-step-pki "
@@ -70,20 +72,47 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
         "error": None,
     }  # fmt: skip
     # Called with plain values, as an operator's own deploy would.
-    member = Member(
-        host="etcd-k8s-3",
-        name="etcd-k8s-3",
-        address="10.0.0.3",
-        data_dir="/var/lib/etcd/etcd-k8s-3",
-        config_path="/etc/etcd/etcd-k8s-3.conf.yml",
-        unit="etcd-k8s-3.service",
-        etcdctl=Etcdctl("/opt/bin/etcdctl", "/ssl/root.crt", "/ssl/c.crt", "/ssl/c.key"),
-    )
-    host = FakeHost({EtcdMember: {"active": True}, EtcdCluster: view}, name="etcd-k8s-3")
-    commands = raw(run_op(rolling_restart, host, member))
-    assert commands[0].endswith("move-leader a2 >/dev/null")
-    assert commands[1] == "systemctl restart etcd-k8s-3.service"
+    peers = [
+        Member(
+            host=n,
+            name=n,
+            address=f"10.0.0.{k}",
+            data_dir=f"/var/lib/etcd/{n}",
+            config_path=f"/etc/etcd/{n}.conf.yml",
+            unit=f"{n}.service",
+            etcdctl=Etcdctl("/opt/bin/etcdctl", "/ssl/root.crt", "/ssl/c.crt", "/ssl/c.key"),
+        )
+        for k, n in enumerate(names.values(), 1)
+    ]
+    member = peers[2]
+    running = {"active": True, "bootstrapped": True}
+    host = FakeHost({EtcdMember: running, EtcdCluster: view}, name="etcd-k8s-3")
+    commands = run_op(rolling_restart, host, member, peers=peers)
+    assert raw(commands)[0].endswith("move-leader a2 >/dev/null")
+    restart = commands[1].args[1].get_raw_value()
+    assert "systemctl restart etcd-k8s-3.service" in restart
+    # The gate asks the two others, each by its own endpoint.
+    for other in ("10.0.0.1", "10.0.0.2"):
+        assert f"https://{other}:2379" in restart
+    assert "cp -p /etc/etcd/etcd-k8s-3.conf.yml.previous /etc/etcd/etcd-k8s-3.conf.yml" in restart
     # A follower restarts without a handover.
     view["status"] = [{**st, "leader": "a1"} for st in view["status"]]
-    follower = FakeHost({EtcdMember: {"active": True}, EtcdCluster: view}, name="etcd-k8s-3")
-    assert "move-leader" not in " ".join(raw(run_op(rolling_restart, follower, member)))
+    follower = FakeHost({EtcdMember: running, EtcdCluster: view}, name="etcd-k8s-3")
+    assert raw(run_op(rolling_restart, follower, member, peers=peers)) == []
+
+
+def test_a_member_whose_restart_failed_stops_every_restart_after_it() -> None:
+    from pyinfra.api import OperationError
+
+    from operations.etcd import restarts
+    from operations.etcd.member import Etcdctl, Member
+    from tests.unit.fakes import FakeHost, run_op
+
+    member = Member("etcd-k8s-2", "etcd-k8s-2", "10.0.0.2", "/d", "/c", "etcd-k8s-2.service",
+                    Etcdctl("/opt/bin/etcdctl", "/r", "/c", "/k"))  # fmt: skip
+    host = FakeHost({EtcdMember: {"active": False, "bootstrapped": True}}, name="etcd-k8s-2")
+    restarts._failures(host.state).append("etcd-k8s-1")
+    with pytest.raises(OperationError, match="etcd-k8s-1 did not come back"):
+        run_op(restarts.rolling_restart, host, member, peers=[member])
+    new = FakeHost({EtcdMember: {"active": False, "bootstrapped": False}}, name="etcd-k8s-2")
+    assert run_op(restarts.rolling_restart, new, member, peers=[member]) == []
