@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
@@ -27,21 +28,35 @@ def etcdctl(
 
 
 class EtcdMember(FactBase[dict[str, Any]]):
-    """`{"config": text | None, "bootstrapped": bool, "active": bool, "pid": str}`: the
-    member's configuration file, whether its data directory holds a member, its unit."""
+    """`{"config": text | None, "bootstrapped": bool, "active": bool, "pid": str,
+    "started": unix time | None, "modified": {path: unix time}}`: the member's configuration
+    file, whether its data directory holds a member, its unit and since when it runs, and
+    when each of `files` (configuration, unit file, binary) last changed."""
 
     @staticmethod
     def default() -> dict[str, Any]:
-        return {"config": None, "bootstrapped": False, "active": False, "pid": "0"}
+        return {
+            "config": None,
+            "bootstrapped": False,
+            "active": False,
+            "pid": "0",
+            "started": None,
+            "modified": {},
+        }
 
-    def command(self, config: str, data_dir: str, unit: str) -> StringCommand:
+    def command(
+        self, config: str, data_dir: str, unit: str, files: Sequence[str] = ()
+    ) -> StringCommand:
         return script(
-            'm={mark}; echo "$m"unit; systemctl show -p ActiveState -p MainPID {unit};'
+            'm={mark}; echo "$m"unit; p="-p ActiveState -p MainPID -p ActiveEnterTimestamp";'
+            " systemctl show --timestamp=unix $p {unit} 2>/dev/null || systemctl show $p {unit};"
             ' echo "$m"data; if [ -d {data}/member ]; then echo yes; else echo no; fi;'
+            ' echo "$m"files; for f in {files}; do [ ! -e "$f" ] || stat -c "%Y %n" "$f"; done;'
             ' if [ -f {config} ]; then echo "$m"config; cat {config}; fi',
             mark=MARK,
             unit=unit,
             data=data_dir,
+            files=list(files),
             config=config,
         )
 
@@ -53,6 +68,13 @@ class EtcdMember(FactBase[dict[str, Any]]):
         result["active"] = unit.get("ActiveState") == "active"
         result["pid"] = unit.get("MainPID", "0")
         result["bootstrapped"] = parts.get("data", ["no"])[0].strip() == "yes"
+        started = unit.get("ActiveEnterTimestamp", "")
+        if started.startswith("@") and started[1:].isdigit() and started != "@0":
+            result["started"] = int(started[1:])
+        for line in parts.get("files", []):
+            when, _, path = line.partition(" ")
+            if when.isdigit():
+                result["modified"][path] = int(when)
         if "config" in parts:
             result["config"] = "\n".join(parts["config"]) + "\n"
         return result

@@ -9,7 +9,6 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files
-from pyinfra.operations.util import any_changed
 
 from deploys.components import arguments, component
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
@@ -20,7 +19,7 @@ from operations.etcd.membership import member_removed
 from operations.etcd.restarts import cluster_healthy_wait, rolling_restart
 from operations.renewal import timers
 from operations.snapshots import snapshot_restored, snapshot_saved
-from operations.units import systemd_units
+from operations.units import UNIT_DIR, systemd_units
 from templates import render
 
 
@@ -60,7 +59,8 @@ def etcd_cluster() -> None:
         member=me,
         peers=arguments.members(all_settings()),
         _serial=True,
-        _if=any_changed(config, unit, binaries),
+        restart_after=[config, unit, binaries],
+        files=[me.config_path, f"{UNIT_DIR}/{me.unit}", settings.etcd.binary],
     )
     member_joined(
         name="A new member joins the running cluster",
@@ -86,7 +86,7 @@ def restart_on_new_certificates(issued: OperationMeta | None) -> None:
             member=arguments.member(settings),
             peers=arguments.members(all_settings()),
             _serial=True,
-            _if=issued.did_change,
+            restart_after=[issued],
         )
 
 

@@ -10,7 +10,6 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
-from pyinfra.operations.util import any_changed
 
 from deploys.components import arguments, component
 from deploys.components.certificates import issue_certificates, renewal_units
@@ -78,6 +77,12 @@ def legacy_files(settings: Settings) -> list[str]:
     return paths
 
 
+def _restart_files(settings: Settings) -> list[str]:
+    """What a member read when it started and a phase changes: trust files, configuration."""
+    ssl = settings.ssl_dir
+    return [f"{ssl}/peer-ca.crt", f"{ssl}/client-ca.crt", settings.member_file("conf.yml")]
+
+
 def _member_config(settings: Settings, tls: TLSFiles) -> OperationMeta:
     return member_configuration(
         name="etcd member configuration",
@@ -111,7 +116,8 @@ def trust_phase() -> None:
             peers=arguments.members(all_settings()),
             etcdctl=_client(settings, legacy=True),
             _serial=True,
-            _if=any_changed(trust, config),
+            restart_after=[trust, config],
+            files=_restart_files(settings),
         )
     _record("bundle")
 
@@ -133,7 +139,8 @@ def certificates_phase() -> None:
             peers=arguments.members(all_settings()),
             etcdctl=_client(settings, legacy=False),
             _serial=True,
-            _if=any_changed(config),
+            restart_after=[config],
+            files=_restart_files(settings),
         )
     _record("certs")
 
@@ -156,7 +163,8 @@ def root_only_phase() -> None:
             member=arguments.member(settings),
             peers=arguments.members(all_settings()),
             _serial=True,
-            _if=any_changed(trust),
+            restart_after=[trust],
+            files=_restart_files(settings),
         )
     _record("final")
 

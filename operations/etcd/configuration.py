@@ -130,10 +130,12 @@ def member_configuration(
     if running(found) is not None:
         host.noop(f"{member.name} joins the running cluster in the join step")
         return
-    refuse_new_cluster(member, found)
-    # Every other member reached, none holds data: a new cluster, all start together.
+    config = member_config(member, options, everyone, "new")
+    refuse_new_cluster(member, found, config)
+    # Every other member reached, none holds data of another cluster: a new cluster, every
+    # member starts with the same list.
     yield script("install -d -m 0755 {d}", d=member.config_dir)
-    yield FileUploadCommand(StringIO(member_config(member, options, everyone, "new")), config_path)
+    yield FileUploadCommand(StringIO(config), config_path)
 
 
 @operation()

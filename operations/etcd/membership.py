@@ -29,6 +29,7 @@ class PeerState:
     bootstrapped: bool = False
     active: bool = False
     view: dict[str, Any] | None = None
+    config: str | None = None
 
 
 def survey(state: State, me: str, peers: Sequence[Member]) -> list[PeerState]:
@@ -49,7 +50,9 @@ def survey(state: State, me: str, peers: Sequence[Member]) -> list[PeerState]:
         view = None
         if local["bootstrapped"] and local["active"]:
             view = other.get_fact(EtcdCluster, etcdctl_args=peer.etcdctl.args)
-        found.append(PeerState(peer, True, local["bootstrapped"], local["active"], view))
+        found.append(
+            PeerState(peer, True, local["bootstrapped"], local["active"], view, local["config"])
+        )
     return found
 
 
@@ -61,8 +64,16 @@ def running(found: Sequence[PeerState]) -> tuple[Member, dict[str, Any]] | None:
     return None
 
 
-def refuse_new_cluster(me: Member, found: Sequence[PeerState]) -> None:
-    """A new cluster is safe only when every other member was reached and none holds data."""
+def bootstrap_lines(config: str | None) -> list[str]:
+    """What makes members one new cluster: the same initial cluster, state and token."""
+    keys = ("initial-cluster:", "initial-cluster-state:", "initial-cluster-token:")
+    return [line for line in (config or "").splitlines() if line.startswith(keys)]
+
+
+def refuse_new_cluster(me: Member, found: Sequence[PeerState], config: str) -> None:
+    """A new cluster is safe only when every other member was reached and none holds data,
+    or holds only the data of this same new cluster (a creation that was interrupted before
+    every member started: `config` is this member's configuration for it)."""
     unreachable = [p.member.host for p in found if not p.reachable]
     if unreachable:
         raise OperationError(
@@ -70,7 +81,8 @@ def refuse_new_cluster(me: Member, found: Sequence[PeerState]) -> None:
             "(a running cluster there would be split); bring the host back, or take it out of "
             "the inventory"
         )
-    stopped = [p.member.name for p in found if p.bootstrapped]
+    ours = bootstrap_lines(config)
+    stopped = [p.member.name for p in found if p.bootstrapped and bootstrap_lines(p.config) != ours]
     if stopped:
         raise OperationError(
             f"{', '.join(stopped)} hold(s) a member's data but etcd does not answer there: not "

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
+from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import State
 
 from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy, member_status
@@ -70,15 +71,21 @@ def rolling_restart(
     peers: Sequence[Member],
     etcdctl: Etcdctl | None = None,
     timeout: int = 120,
+    restart_after: Sequence[OperationMeta] = (),
+    files: Sequence[str] = (),
 ) -> Commands:
     """
     Restart a member (or start one that holds data but is stopped) while every other member
-    is healthy, and wait until the whole cluster is healthy again.
+    is healthy, and wait until the whole cluster is healthy again; only when one of
+    `restart_after` changed something in this run, or one of `files` changed after etcd
+    started (a run killed between writing and restarting is finished by the next one).
 
     + member: this member
     + peers: every member of the cluster (this one included)
     + etcdctl: how to reach the cluster (default: the member's own etcdctl)
     + timeout: seconds to wait for health after the restart
+    + restart_after: operations of this run whose change needs a restart
+    + files: files the running etcd read when it started (configuration, unit, binary)
 
     Run it with `_serial=True`. A member that does not come back within `timeout` goes back
     to `<config>.previous` and is restarted on it, the run fails naming it and quoting its
@@ -86,10 +93,24 @@ def rolling_restart(
     of a new cluster. A leader hands leadership over first.
     """
     local = host.get_fact(
-        EtcdMember, config=member.config_path, data_dir=member.data_dir, unit=member.unit
+        EtcdMember,
+        config=member.config_path,
+        data_dir=member.data_dir,
+        unit=member.unit,
+        files=list(files),
     )
     if not local["bootstrapped"]:
         host.noop(f"{member.name} has not started yet: it starts with the others")
+        return
+    changed = host.state.is_executing and any(meta.did_change() for meta in restart_after)
+    started = local["started"]
+    newer = [
+        path
+        for path, when in local["modified"].items()
+        if local["active"] and started is not None and when > started
+    ]
+    if local["active"] and not (changed or newer):
+        host.noop(f"{member.name} runs on its current configuration")
         return
     failed = _failures(host.state)
     if failed and host.state.is_executing:

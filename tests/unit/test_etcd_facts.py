@@ -12,12 +12,14 @@ MARK = "### etcd-step-pki "
 
 
 def test_member_fact_reads_properties_in_any_order() -> None:
-    output = [f"{MARK}unit", "MainPID=42", "ActiveState=active", f"{MARK}data", "yes",
-              f"{MARK}config", "name: etcd-k8s-1"]  # fmt: skip
+    output = [f"{MARK}unit", "MainPID=42", "ActiveEnterTimestamp=@1700000000",
+              "ActiveState=active", f"{MARK}data", "yes", f"{MARK}files",
+              "1700000100 /etc/etcd/m.conf.yml", f"{MARK}config", "name: etcd-k8s-1"]  # fmt: skip
     fact = EtcdMember().process(output)
     assert "--value" not in EtcdMember().command("c", "d", "u").get_raw_value()
     assert fact == {"config": "name: etcd-k8s-1\n", "bootstrapped": True, "active": True,
-                    "pid": "42"}  # fmt: skip
+                    "pid": "42", "started": 1700000000,
+                    "modified": {"/etc/etcd/m.conf.yml": 1700000100}}  # fmt: skip
     stopped = EtcdMember().process([f"{MARK}unit", "ActiveState=inactive", "MainPID=0",
                                     f"{MARK}data", "no"])  # fmt: skip
     assert stopped["active"] is False and stopped["config"] is None
@@ -85,7 +87,8 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
         for k, n in enumerate(names.values(), 1)
     ]
     member = peers[2]
-    running = {"active": True, "bootstrapped": True}
+    # The configuration changed after etcd started: a restart is due.
+    running = {"active": True, "bootstrapped": True, "started": 100, "modified": {"/c": 200}}
     host = FakeHost({EtcdMember: running, EtcdCluster: view}, name="etcd-k8s-3")
     commands = run_op(rolling_restart, host, member, peers=peers)
     assert raw(commands)[0].endswith("move-leader a2 >/dev/null")
@@ -99,6 +102,10 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
     view["status"] = [{**st, "leader": "a1"} for st in view["status"]]
     follower = FakeHost({EtcdMember: running, EtcdCluster: view}, name="etcd-k8s-3")
     assert raw(run_op(rolling_restart, follower, member, peers=peers)) == []
+    # Nothing changed since etcd started: no restart at all.
+    current = FakeHost({EtcdMember: {**running, "modified": {"/c": 50}}, EtcdCluster: view})
+    assert run_op(rolling_restart, current, member, peers=peers) == []
+    assert current.noops == ["etcd-k8s-3 runs on its current configuration"]
 
 
 def test_a_member_whose_restart_failed_stops_every_restart_after_it() -> None:
@@ -110,9 +117,10 @@ def test_a_member_whose_restart_failed_stops_every_restart_after_it() -> None:
 
     member = Member("etcd-k8s-2", "etcd-k8s-2", "10.0.0.2", "/d", "/c", "etcd-k8s-2.service",
                     Etcdctl("/opt/bin/etcdctl", "/r", "/c", "/k"))  # fmt: skip
-    host = FakeHost({EtcdMember: {"active": False, "bootstrapped": True}}, name="etcd-k8s-2")
+    stopped = {"active": False, "bootstrapped": True, "started": None, "modified": {}}
+    host = FakeHost({EtcdMember: stopped}, name="etcd-k8s-2")
     restarts._failures(host.state).append("etcd-k8s-1")
     with pytest.raises(OperationError, match="etcd-k8s-1 did not come back"):
         run_op(restarts.rolling_restart, host, member, peers=[member])
-    new = FakeHost({EtcdMember: {"active": False, "bootstrapped": False}}, name="etcd-k8s-2")
+    new = FakeHost({EtcdMember: {**stopped, "bootstrapped": False}}, name="etcd-k8s-2")
     assert run_op(restarts.rolling_restart, new, member, peers=[member]) == []
