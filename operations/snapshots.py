@@ -33,9 +33,12 @@ def snapshot_saved(file_name: str, *, etcdctl: Etcdctl, directory: str) -> Comma
     yield script(
         "set -e; install -d -m 0700 {dir}; {etcdctl} endpoint health >/dev/null 2>&1 || {{"
         ' echo "this member is not healthy: no snapshot taken" >&2; exit 1; }};'
-        " {etcdctl} snapshot save {target}.part >/dev/null; chmod 0600 {target}.part;"
-        " mv -f {target}.part {target}; cd {dir};"
-        " sha256sum {name} > {name}.sha256",
+        # A snapshot that fails half-way (a full disk) leaves nothing behind; the snapshots
+        # taken before stay as they are.
+        " trap 'rm -f {target}.part {target}.part.part {target}.sha256.part' EXIT INT TERM HUP;"
+        " {etcdctl} snapshot save {target}.part >/dev/null; chmod 0600 {target}.part; cd {dir};"
+        " sha256sum {name}.part | sed 's/[.]part$//' > {name}.sha256.part;"
+        " mv -f {target}.part {target}; mv -f {name}.sha256.part {name}.sha256",
         dir=directory,
         etcdctl=etcdctl.args,
         target=target,

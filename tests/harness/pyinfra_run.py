@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,3 +140,50 @@ def run_pyinfra(
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{run.output[-6000:]}")
     return run
+
+
+def watch_run(
+    scenario: Scenario,
+    deploy: str,
+    *args: str,
+    on_line: Callable[[str], bool],
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> int:
+    """Run a deploy in the README's form, handing every line of its log to `on_line`; when
+    that returns True, pyinfra is killed (SIGKILL: a controller lost mid-run). Returns the
+    exit code (negative when killed)."""
+    cmd = [str(PYINFRA), "inventories/sandbox.py", deploy, *args]
+    run_env = {**os.environ, "PKI_SANDBOX_DIR": str(scenario.state_dir), **(env or {})}
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=run_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write("\n")
+    proc.stdin.close()
+    deadline = time.monotonic() + timeout
+    for line in proc.stderr:
+        if on_line(_ANSI.sub("", line)) or time.monotonic() > deadline:
+            proc.kill()
+            break
+    return proc.wait(timeout=30)
+
+
+def kill_when(scenario: Scenario, deploy: str, *args: str, markers: Sequence[str]) -> bool:
+    """Kill pyinfra once its log has shown each of `markers`, in that order; whether it was
+    killed there (False: the run ended first)."""
+    pending = list(markers)
+
+    def seen(line: str) -> bool:
+        if pending and pending[0] in line:
+            pending.pop(0)
+        return not pending
+
+    watch_run(scenario, deploy, *args, on_line=seen)
+    return not pending

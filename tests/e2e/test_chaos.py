@@ -1,0 +1,244 @@
+"""Faults: a peer that cannot be reached, a member that cannot start, step-ca killed while it
+issues, a node cut off from the CA, the controller killed mid-run, a full snapshot directory.
+A bad value or a sick host may cost one member, never the cluster; each test ends with a run
+that converges."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fresh_scenario
+from tests.harness.checks import SSL, cluster_healthy, etcdctl, members
+from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
+from tests.harness.pyinfra_run import kill_when, run_pyinfra, watch_run
+from tests.harness.writer import ContinuousWriter
+
+pytestmark = pytest.mark.e2e
+
+SUBNET = "172.28.73.0/24"
+MEMBERS = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
+HOSTS = (*MEMBERS, "client-1")
+PRIMARY = "etcd-k8s-1"
+DROP_IN = "/etc/systemd/system/etcd-k8s-{n}.service.d/chaos.conf"
+
+
+CREATION_POINTS = (
+    "Starting operation: step-ca | Initialise the CA",
+    "Starting operation: Node certificates | Trust and certificates",
+    "Starting operation: Replicate the CA | CA state from etcd-k8s-1",
+    "Starting operation: etcd | etcd member configuration",
+    "Starting operation: etcd | etcd member runs and starts at boot",
+)
+
+
+@pytest.fixture(scope="module")
+def chaos_hosts(release_archives: Path) -> Iterator[Scenario]:
+    with scenario_hosts(fresh_scenario("pki-test-chaos", SUBNET, release_archives)) as started:
+        yield started
+
+
+def _writer(scenario: Scenario) -> ContinuousWriter:
+    endpoints = ",".join(f"https://{m}:2379" for m in MEMBERS)
+    return ContinuousWriter(scenario, "client-1", etcdctl("client-1", "put /chaos/$i $i",
+                                                          endpoints=endpoints))  # fmt: skip
+
+
+def _converged(scenario: Scenario) -> None:
+    """Every member healthy, every certificate valid, and a further run changes nothing."""
+    assert cluster_healthy(scenario)
+    for host in HOSTS:
+        kinds = ("client",) if host == "client-1" else ("peer", "server", "client")
+        for kind in kinds:
+            crt = f"{SSL}/{host}-{kind}.crt"
+            verify = docker_exec(
+                scenario, host, f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}"
+            )
+            assert verify.stdout.strip().endswith("OK"), (host, kind)
+    assert run_pyinfra(scenario, "deploys/cluster.py").changes == {}
+
+
+def test_a_new_cluster_is_refused_while_a_peer_cannot_be_reached(chaos_hosts: Scenario) -> None:
+    docker_exec(chaos_hosts, "etcd-k8s-3", "systemctl stop ssh.socket ssh.service", check=False)
+    try:
+        refused = run_pyinfra(
+            chaos_hosts, "deploys/cluster.py", "--exclude", "etcd-k8s-3", check=False
+        )
+    finally:
+        docker_exec(chaos_hosts, "etcd-k8s-3", "systemctl start ssh.service")
+    assert refused.returncode != 0
+    assert "cannot reach etcd-k8s-3: not starting" in refused.output
+    for host in ("etcd-k8s-1", "etcd-k8s-2"):
+        state = docker_exec(chaos_hosts, host, "test -d /var/lib/etcd/*/member", check=False)
+        assert state.returncode != 0, host  # no member started as a cluster of its own
+    # Once the host answers, the cluster is created, though the controller dies at five
+    # points of the creation: each run takes up what the one before left.
+    for marker in CREATION_POINTS:
+        assert kill_when(chaos_hosts, "deploys/cluster.py", markers=[marker]), marker
+    run_pyinfra(chaos_hosts, "deploys/cluster.py")
+    assert set(members(chaos_hosts)) == set(MEMBERS)
+    _converged(chaos_hosts)
+
+
+def test_a_member_that_cannot_start_costs_one_member_only(chaos_hosts: Scenario) -> None:
+    """A systemd drop-in the project knows nothing of keeps every member from starting: the
+    first member tried goes back to its previous configuration, no other is restarted."""
+    for n in (1, 2, 3):
+        host = f"etcd-k8s-{n}"
+        path = DROP_IN.format(n=n)
+        docker_exec(chaos_hosts, host, f"mkdir -p {Path(path).parent} && printf "
+                    f"'[Service]\\nExecStartPre=/bin/false\\n' > {path} && systemctl daemon-reload")  # fmt: skip
+    pids = {h: docker_exec(chaos_hosts, h, "pidof etcd").stdout.strip() for h in MEMBERS}
+    change = ["--data", "etcd_compaction_retention=2h"]
+    with _writer(chaos_hosts) as writer:
+        run = run_pyinfra(chaos_hosts, "deploys/cluster.py", *change, check=False)
+        time.sleep(2)
+    assert run.returncode != 0
+    assert "etcd-k8s-1 did not rejoin a healthy cluster" in run.output
+    assert "ExecStartPre" in run.output or "control process" in run.output.lower()
+    # Exactly one member was tried: the others run on, with the processes they had.
+    for host in ("etcd-k8s-2", "etcd-k8s-3"):
+        assert docker_exec(chaos_hosts, host, "pidof etcd").stdout.strip() == pids[host]
+    config = "/etc/etcd/etcd-k8s-1.conf.yml"
+    assert (
+        'auto-compaction-retention: "1h"'
+        in docker_exec(chaos_hosts, PRIMARY, f"cat {config}").stdout
+    )
+    assert '"2h"' in docker_exec(chaos_hosts, PRIMARY, f"cat {config}.failed").stdout
+    assert writer.failed == 0, writer.errors
+    print(f"\nwrites {writer.writes}, first attempts failed {writer.retried}\n{writer.errors}")
+    # The drop-ins go; the same run converges.
+    for n in (1, 2, 3):
+        docker_exec(chaos_hosts, f"etcd-k8s-{n}",
+                    f"rm -f {DROP_IN.format(n=n)} && systemctl daemon-reload")  # fmt: skip
+    run_pyinfra(chaos_hosts, "deploys/cluster.py", *change)
+    for host in MEMBERS:
+        text = docker_exec(chaos_hosts, host, f"cat /etc/etcd/{host}.conf.yml").stdout
+        assert 'auto-compaction-retention: "2h"' in text
+    assert run_pyinfra(chaos_hosts, "deploys/cluster.py", *change).changes == {}
+    run_pyinfra(chaos_hosts, "deploys/cluster.py")
+    _converged(chaos_hosts)
+
+
+def test_step_ca_killed_while_certificates_are_issued(chaos_hosts: Scenario) -> None:
+    for host in HOSTS:
+        docker_exec(chaos_hosts, host, f"rm -f {SSL}/{host}-client.crt")
+    killer = threading.Thread(
+        target=docker_exec,
+        args=(chaos_hosts, PRIMARY, "sleep 0.3; systemctl kill -s KILL step-ca"),
+        kwargs={"check": False},
+    )
+
+    def kill_step_ca(line: str) -> bool:
+        issuing = "Starting operation: Node certificates | Trust and certificates" in line
+        if issuing and killer.ident is None:
+            killer.start()
+        return False
+
+    with _writer(chaos_hosts) as writer:
+        watch_run(chaos_hosts, "deploys/certs.py", on_line=kill_step_ca)
+        assert killer.ident is not None
+        killer.join()
+    assert writer.failed == 0, writer.errors
+    # step-ca comes back (its unit restarts it); the next run issues what is missing.
+    run_pyinfra(chaos_hosts, "deploys/certs.py")
+    _converged(chaos_hosts)
+
+
+def test_a_node_cut_off_from_the_ca_fails_its_renewal_visibly(chaos_hosts: Scenario) -> None:
+    ca = chaos_hosts.host(PRIMARY).address
+    node = "etcd-k8s-3"
+    docker_exec(chaos_hosts, node, f"ip route add blackhole {ca}/32")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    renew = ["--limit", node, "--data", f"renew_before={now}", "--data", "renew_kinds=client"]
+    try:
+        cut = run_pyinfra(chaos_hosts, "deploys/renew.py", *renew, check=False)
+        assert cut.returncode != 0
+        unit = f"step-renew-{node}-client.service"
+        result = docker_exec(chaos_hosts, node, f"systemctl show -p Result --value {unit}").stdout
+        assert result.strip() != "success"
+        report = run_pyinfra(chaos_hosts, "deploys/status.py", "--limit", node, check=False)
+        assert report.returncode != 0
+        assert f"{node} client certificate: the last renewal failed" in report.output
+    finally:
+        docker_exec(chaos_hosts, node, f"ip route del blackhole {ca}/32", check=False)
+    # Reconnected, the next run renews.
+    run = run_pyinfra(chaos_hosts, "deploys/renew.py", *renew)
+    assert node in run.changes
+    assert run_pyinfra(chaos_hosts, "deploys/status.py", "--limit", node).returncode == 0
+    _converged(chaos_hosts)
+
+
+ROLLING_POINTS = (
+    ["Starting operation: etcd | etcd member configuration"],
+    ["Starting operation: etcd | etcd member unit"],
+    ["Starting serial operation: etcd | Rolling restart after a change"],
+    ["Starting serial operation: etcd | Rolling restart after a change", "[etcd-k8s-1] Success"],
+    ["Starting serial operation: etcd | A new member joins the running cluster"],
+)
+
+
+def test_the_controller_killed_during_a_rolling_restart(chaos_hosts: Scenario) -> None:
+    """pyinfra SIGKILLed at five points of a configuration change: each next run converges
+    from what the last one left, and no write fails."""
+    with _writer(chaos_hosts) as writer:
+        for index, markers in enumerate(ROLLING_POINTS):
+            change = ["--data", f"etcd_compaction_retention={index + 3}h"]
+            assert kill_when(chaos_hosts, "deploys/cluster.py", *change, markers=markers)
+            assert _recovers(chaos_hosts), markers
+        final = ["--data", "etcd_compaction_retention=9h"]
+        run_pyinfra(chaos_hosts, "deploys/cluster.py", *final)
+    for host in MEMBERS:
+        text = docker_exec(chaos_hosts, host, f"cat /etc/etcd/{host}.conf.yml").stdout
+        assert 'auto-compaction-retention: "9h"' in text
+        # The running etcd started after its configuration was written: it runs on it.
+        started = docker_exec(chaos_hosts, host, "systemctl show --timestamp=unix -p "
+                              f"ActiveEnterTimestamp --value {host}.service").stdout.strip()  # fmt: skip
+        written = docker_exec(chaos_hosts, host, f"stat -c %Y /etc/etcd/{host}.conf.yml").stdout
+        assert int(started.lstrip("@")) >= int(written.strip())
+    assert writer.failed == 0, writer.errors
+    print(f"\nwrites {writer.writes}, first attempts failed {writer.retried}\n{writer.errors}")
+    run_pyinfra(chaos_hosts, "deploys/cluster.py")
+    _converged(chaos_hosts)
+
+
+def _recovers(scenario: Scenario, seconds: float = 60) -> bool:
+    """A restart systemd carries on after the controller died ends healthy."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cluster_healthy(scenario):
+            return True
+        time.sleep(1)
+    return False
+
+
+def test_a_full_snapshot_directory_keeps_the_previous_snapshot(
+    chaos_hosts: Scenario, tmp_path: Path
+) -> None:
+    local = ["--data", f"etcd_snapshot_local_dir={tmp_path}"]
+    run_pyinfra(chaos_hosts, "deploys/etcd_backup.py", *local, "--data", "etcd_snapshot_name=a.db")
+    snapshots = "/var/backups/etcd"
+    # The directory becomes a small file system holding the snapshot taken and little more.
+    docker_exec(chaos_hosts, PRIMARY, f"set -e; cp -a {snapshots} /root/snapshots;"
+                f" k=$(du -sk {snapshots} | cut -f1); mount -t tmpfs -o size=$((k + 64))k tmpfs"
+                f" {snapshots}; cp -a /root/snapshots/. {snapshots}/;"
+                f" head -c $(( $(df -k --output=avail {snapshots} | tail -1) * 1024 - 8192 ))"
+                f" /dev/zero > {snapshots}/filler || true")  # fmt: skip
+    try:
+        full = run_pyinfra(chaos_hosts, "deploys/etcd_backup.py", *local, "--data",
+                           "etcd_snapshot_name=b.db", check=False)  # fmt: skip
+        assert full.returncode != 0
+        assert "no space left" in full.output.lower()
+        left = docker_exec(chaos_hosts, PRIMARY, f"ls {snapshots}").stdout.split()
+        assert "b.db" not in left and not [name for name in left if name.startswith("b.db")]
+        # The earlier snapshot is there, whole, on the full file system itself.
+        check = docker_exec(chaos_hosts, PRIMARY, f"cd {snapshots} && sha256sum -c a.db.sha256")
+        assert check.stdout.strip().endswith("OK")
+    finally:
+        docker_exec(chaos_hosts, PRIMARY, f"umount {snapshots}; rm -rf /root/snapshots",
+                    check=False)  # fmt: skip
+    assert cluster_healthy(chaos_hosts)
