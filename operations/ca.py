@@ -48,12 +48,31 @@ MODES = {
 # A copy of the CA state (replication, backups) is taken with step-ca paused (SIGSTOP), not
 # stopped: the copy is a point-in-time state that bbolt opens like one after a power loss,
 # and no restart writes to the database (a restart would make every later copy differ).
+# One pause at a time on the host (a lock: replications to several backups and a backup to
+# S3 never interleave). step-ca resumes whatever happens to the copying shell: a trap on
+# exit, hang-up (a dropped SSH connection), interrupt and termination, and, should the shell
+# be killed outright, a transient systemd timer that resumes it after PAUSE_LIMIT seconds; a
+# copy that outlasted the limit is refused (it may be torn).
 # Use as PAUSE_STEP_CA + "<copy>; rc=$?;" + RESUME_STEP_CA; both are str.format templates.
+PAUSE_LIMIT = 30
+PAUSE_LOCK = "/run/etcd-step-pki-ca-pause.lock"
 PAUSE_STEP_CA = (
-    "pid=$(systemctl show -p MainPID --value step-ca.service 2>/dev/null || echo 0);"
-    ' [ "$pid" = 0 ] || kill -STOP "$pid"; set +e;'
+    f" exec 9>{PAUSE_LOCK}; flock -w 120 9 ||"
+    " {{ echo 'another copy of the CA state holds the lock' >&2; exit 1; }};"
+    " pid=$(systemctl show -p MainPID --value step-ca.service 2>/dev/null || echo 0); w=;"
+    ' resume() {{ [ "$pid" = 0 ] || kill -CONT "$pid" 2>/dev/null;'
+    ' [ -z "$w" ] || systemctl stop "$w.timer" 2>/dev/null; true; }};'
+    " trap resume EXIT; trap 'resume; exit 129' HUP; trap 'resume; exit 130' INT;"
+    " trap 'resume; exit 143' TERM;"
+    ' if [ "$pid" != 0 ]; then w=etcd-step-pki-resume-$$;'
+    f' systemd-run --quiet --unit="$w" --on-active={PAUSE_LIMIT} --timer-property=AccuracySec=1s'
+    ' /bin/kill -CONT "$pid" && kill -STOP "$pid"; fi; set +e;'
 )
-RESUME_STEP_CA = ' set -e; [ "$pid" = 0 ] || kill -CONT "$pid"; [ "$rc" = 0 ] || exit "$rc";'
+RESUME_STEP_CA = (
+    ' set -e; if [ -n "$w" ] && ! systemctl is-active --quiet "$w.timer"; then resume;'
+    f' echo "the copy took over {PAUSE_LIMIT}s while step-ca was paused: not used" >&2; exit 1;'
+    ' fi; resume; [ "$rc" = 0 ] || exit "$rc";'
+)
 
 # Passwords are made on the host and written straight to their files: they appear in no
 # command line, no output and never reach the controller.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import tempfile
 import time
@@ -331,3 +332,62 @@ def test_failover_to_the_backup(ha_hosts: Scenario) -> None:
         ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
     )
     assert again.changes == {}
+
+
+def _paused_copy(seconds: int) -> str:
+    """The pause that replication and backups take around their copy, with a slow copy."""
+    from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
+
+    return (PAUSE_STEP_CA + f" sleep {seconds}; rc=$?;" + RESUME_STEP_CA).format()
+
+
+def _step_ca_state(scenario: Scenario) -> str:
+    """`T` while step-ca is paused, `S` or `R` while it runs."""
+    return docker_exec(
+        scenario, PRIMARY, "ps -o stat= -p $(systemctl show -p MainPID --value step-ca)"
+    ).stdout.strip()[:1]
+
+
+def _wait_state(scenario: Scenario, states: str, seconds: float) -> float:
+    """Seconds until step-ca's state is one of `states`; fails after `seconds`."""
+    started = time.monotonic()
+    while _step_ca_state(scenario) not in states:
+        assert time.monotonic() - started < seconds, f"step-ca not in {states} after {seconds}s"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_step_ca_resumes_whatever_happens_to_the_copy(ha_hosts: Scenario) -> None:
+    """A dropped SSH connection or a killed shell in the middle of a pause leaves step-ca
+    running: the trap resumes it at once, the watchdog timer within its limit."""
+    import paramiko
+
+    from operations.ca import PAUSE_LIMIT
+
+    # The SSH session of the copy drops: the hang-up trap resumes step-ca.
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(ha_hosts.host(PRIMARY).address, username="root",
+                   key_filename=str(ha_hosts.key_file), allow_agent=False, look_for_keys=False)  # fmt: skip
+    client.exec_command(_paused_copy(300))
+    _wait_state(ha_hosts, "T", 10)
+    client.get_transport().sock.close()  # type: ignore[union-attr]
+    client.close()
+    assert _wait_state(ha_hosts, "SR", 10) < 10
+    # The copying shell is killed outright (no trap runs): the watchdog resumes step-ca.
+    docker_exec(ha_hosts, PRIMARY, f"setsid sh -c {shlex.quote(_paused_copy(300))}"
+                " >/dev/null 2>&1 & echo $! > /tmp/pause.pid")  # fmt: skip
+    _wait_state(ha_hosts, "T", 10)
+    docker_exec(ha_hosts, PRIMARY, "pkill -KILL -f 'sleep 300'; kill -KILL $(cat /tmp/pause.pid)",
+                check=False)  # fmt: skip
+    assert _wait_state(ha_hosts, "SR", PAUSE_LIMIT + 10) <= PAUSE_LIMIT + 10
+    # Two copies at once take turns: the second waits for the first one's lock.
+    first = subprocess.Popen(["docker", "exec", ha_hosts.container(PRIMARY), "sh", "-c",
+                              _paused_copy(4)])  # fmt: skip
+    time.sleep(1)
+    started = time.monotonic()
+    docker_exec(ha_hosts, PRIMARY, _paused_copy(1))
+    assert time.monotonic() - started >= 3.5
+    assert first.wait(timeout=30) == 0
+    assert _step_ca_state(ha_hosts) in "SR"
+    assert _run(ha_hosts, "deploys/replicate_ca.py").returncode == 0
