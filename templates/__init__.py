@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import jinja2
@@ -14,6 +15,10 @@ _environment = jinja2.Environment(
     keep_trailing_newline=True,
     autoescape=False,
 )
+
+
+# `{{ value | sh }}`: a value as one shell word, whatever it holds.
+_environment.filters["sh"] = lambda value: shlex.quote(str(value))
 
 
 def render(template: str, **values: object) -> str:

@@ -94,12 +94,17 @@ def _cipher_suite(value: str) -> str:
     return value
 
 
+_PATH = re.compile(r"^/[A-Za-z0-9._@+=:,/-]*$")
+
+
 def _one_line(value: str) -> bool:
     return bool(value) and "\n" not in value
 
 
 def _absolute(value: str) -> bool:
-    return value.startswith("/") and "\n" not in value
+    """An absolute path of the characters paths are made of here: it reaches shell commands
+    and unit files, where spaces and shell syntax would change its meaning."""
+    return bool(_PATH.match(value))
 
 
 def _file_name(value: str) -> bool:

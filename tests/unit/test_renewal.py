@@ -7,7 +7,7 @@ import hashlib
 from facts.certificates import NodeCertificates
 from facts.units import Units
 from operations.certificates import Certificate, StepNode
-from operations.renewal import RenewalSchedule, renewed_now, timers, unit_files
+from operations.renewal import RenewalSchedule, metrics_script, renewed_now, timers, unit_files
 from operations.units import systemd_units
 from tests.unit.fakes import FakeHost, raw, run_op
 
@@ -145,3 +145,27 @@ def test_renew_now_starts_every_due_unit_with_two_reloads_in_all() -> None:
     assert CERTIFICATES[0].unit not in command
     assert timers(CERTIFICATES)[0] == "step-renew-etcd-k8s-2-peer.timer"
     assert command.endswith('systemctl daemon-reload; exit "$rc"')
+
+
+def test_the_metrics_helper_quotes_every_value_it_is_given() -> None:
+    """A value reaching the root script is one shell word, even one the settings refuse."""
+    hostile = "/x; touch /tmp/pwn"
+    text = metrics_script(StepNode(bin_dir="/opt/b in"), RenewalSchedule(metrics_dir=hostile))
+    assert "dir='/x; touch /tmp/pwn'" in text
+    assert "'/opt/b in/step' ca health" in text
+    assert "touch /tmp/pwn\n" not in text.replace("'/x; touch /tmp/pwn'", "")
+
+
+def test_paths_with_shell_syntax_are_refused_before_any_host_is_touched() -> None:
+    import pytest
+    from pyinfra.api import Inventory
+
+    from deploys.settings import SettingsError, validate_inventory
+
+    inventory = Inventory(
+        ([("etcd-k8s-1", {"ssh_hostname": "10.0.0.1"})], {"metrics_textfile_dir": "/x; touch /y"}),
+        etcd=(["etcd-k8s-1"], {}),
+        etcd_cert_managers=(["etcd-k8s-1"], {}),
+    )
+    with pytest.raises(SettingsError, match="metrics_textfile_dir"):
+        validate_inventory(inventory)
