@@ -41,7 +41,6 @@ INSECURE_CIPHER_SUITES = frozenset(
 TLS13_CIPHER_SUITES = frozenset(
     {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
 )
-TLS_VERSIONS = ("TLS1.2", "TLS1.3")
 
 
 def cipher_suite_problem(name: str) -> str | None:
