@@ -60,18 +60,18 @@ PAUSE_STEP_CA = (
     f" exec 9>{PAUSE_LOCK}; flock -w 120 9 ||"
     " {{ echo 'another copy of the CA state holds the lock' >&2; exit 1; }};"
     " pid=$(systemctl show -p MainPID --value step-ca.service 2>/dev/null || echo 0); w=;"
-    ' resume() {{ [ "$pid" = 0 ] || kill -CONT "$pid" 2>/dev/null;'
-    ' [ -z "$w" ] || systemctl stop "$w.timer" 2>/dev/null; true; }};'
-    " trap resume EXIT; trap 'resume; exit 129' HUP; trap 'resume; exit 130' INT;"
-    " trap 'resume; exit 143' TERM;"
+    ' resume() {{ set +e; [ "$pid" = 0 ] || kill -CONT "$pid" 2>/dev/null;'
+    ' [ -z "$w" ] || systemctl stop "$w.timer" >/dev/null 2>&1; w=; }};'
+    " trap 'resume; exit 129' HUP; trap 'resume; exit 130' INT; trap 'resume; exit 143' TERM;"
     ' if [ "$pid" != 0 ]; then w=etcd-step-pki-resume-$$;'
     f' systemd-run --quiet --unit="$w" --on-active={PAUSE_LIMIT} --timer-property=AccuracySec=1s'
     ' /bin/kill -CONT "$pid" && kill -STOP "$pid"; fi; set +e;'
 )
 RESUME_STEP_CA = (
-    ' set -e; if [ -n "$w" ] && ! systemctl is-active --quiet "$w.timer"; then resume;'
-    f' echo "the copy took over {PAUSE_LIMIT}s while step-ca was paused: not used" >&2; exit 1;'
-    ' fi; resume; [ "$rc" = 0 ] || exit "$rc";'
+    ' fired=; if [ -n "$w" ] && ! systemctl is-active --quiet "$w.timer"; then fired=1; fi;'
+    " resume; trap - HUP INT TERM; set -e;"
+    f' [ -z "$fired" ] || {{{{ echo "the copy took over {PAUSE_LIMIT}s while step-ca was paused:'
+    ' not used" >&2; exit 1; }}; [ "$rc" = 0 ] || exit "$rc";'
 )
 
 # Passwords are made on the host and written straight to their files: they appear in no
