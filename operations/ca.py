@@ -53,24 +53,29 @@ MODES = {
 # exit, hang-up (a dropped SSH connection), interrupt and termination, and, should the shell
 # be killed outright, a transient systemd timer that resumes it after PAUSE_LIMIT seconds; a
 # copy that outlasted the limit is refused (it may be torn).
-# Use as PAUSE_STEP_CA + "<copy>; rc=$?;" + RESUME_STEP_CA; both are str.format templates.
+# Use as PAUSE_STEP_CA + "<copy>; rc=$?;" + RESUME_STEP_CA; both are str.format templates,
+# and their shell variables start with `ca_` (callers keep theirs).
 PAUSE_LIMIT = 30
 PAUSE_LOCK = "/run/etcd-step-pki-ca-pause.lock"
 PAUSE_STEP_CA = (
     f" exec 9>{PAUSE_LOCK}; flock -w 120 9 ||"
     " {{ echo 'another copy of the CA state holds the lock' >&2; exit 1; }};"
-    " pid=$(systemctl show -p MainPID --value step-ca.service 2>/dev/null || echo 0); w=;"
-    ' resume() {{ set +e; [ "$pid" = 0 ] || kill -CONT "$pid" 2>/dev/null;'
-    ' [ -z "$w" ] || systemctl stop "$w.timer" >/dev/null 2>&1; w=; }};'
-    " trap 'resume; exit 129' HUP; trap 'resume; exit 130' INT; trap 'resume; exit 143' TERM;"
-    ' if [ "$pid" != 0 ]; then w=etcd-step-pki-resume-$$;'
-    f' systemd-run --quiet --unit="$w" --on-active={PAUSE_LIMIT} --timer-property=AccuracySec=1s'
-    ' /bin/kill -CONT "$pid" && kill -STOP "$pid"; fi; set +e;'
+    " ca_pid=$(systemctl show -p MainPID --value step-ca.service 2>/dev/null || echo 0);"
+    " ca_watchdog=;"
+    ' ca_resume() {{ set +e; [ "$ca_pid" = 0 ] || kill -CONT "$ca_pid" 2>/dev/null;'
+    ' [ -z "$ca_watchdog" ] || systemctl stop "$ca_watchdog.timer" >/dev/null 2>&1;'
+    " ca_watchdog=; }};"
+    " trap 'ca_resume; exit 129' HUP; trap 'ca_resume; exit 130' INT;"
+    " trap 'ca_resume; exit 143' TERM;"
+    ' if [ "$ca_pid" != 0 ]; then ca_watchdog=etcd-step-pki-resume-$$;'
+    f' systemd-run --quiet --unit="$ca_watchdog" --on-active={PAUSE_LIMIT}'
+    ' --timer-property=AccuracySec=1s /bin/kill -CONT "$ca_pid" && kill -STOP "$ca_pid"; fi;'
+    " set +e;"
 )
 RESUME_STEP_CA = (
-    ' fired=; if [ -n "$w" ] && ! systemctl is-active --quiet "$w.timer"; then fired=1; fi;'
-    " resume; trap - HUP INT TERM; set -e;"
-    f' [ -z "$fired" ] || {{{{ echo "the copy took over {PAUSE_LIMIT}s while step-ca was paused:'
+    ' ca_late=; if [ -n "$ca_watchdog" ] && ! systemctl is-active --quiet "$ca_watchdog.timer";'
+    " then ca_late=1; fi; ca_resume; trap - HUP INT TERM; set -e;"
+    f' [ -z "$ca_late" ] || {{{{ echo "the copy took over {PAUSE_LIMIT}s while step-ca was paused:'
     ' not used" >&2; exit 1; }}; [ "$rc" = 0 ] || exit "$rc";'
 )
 

@@ -316,6 +316,16 @@ def point_name(scenario: Scenario, name: str, address: str) -> None:
         )
 
 
+def host_network(scenario: Scenario, host: str, *command: str) -> None:
+    """Run `command` (e.g. `ip route add blackhole ...`) in the network namespace of a host,
+    from this machine: the test hosts themselves may not change their network."""
+    pid = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Pid}}", scenario.container(host)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    subprocess.run(["nsenter", "-t", pid, "-n", *command], check=True, capture_output=True)
+
+
 def state_dir_for(project: str) -> Path:
     """Where a test scenario keeps its state: outside the repo, one directory a project."""
     base = Path(os.environ.get("PKI_CACHE_DIR", Path.home() / ".cache" / "etcd-step-pki"))
