@@ -26,7 +26,11 @@ PROPERTIES = (
 
 class Units(FactBase[dict[str, Any]]):
     """`{"files": {unit: sha256 | None}, "states": {unit: {property: value}}}` for the units
-    under `directory` (default /etc/systemd/system)."""
+    under `directory` (default /etc/systemd/system).
+
+    `UnitFileState` is what `systemctl is-enabled` reads from the disk: `systemctl show`
+    reports the state systemd had when it last loaded the unit, which an `enable
+    --no-reload` does not update."""
 
     @staticmethod
     def default() -> dict[str, Any]:
@@ -36,9 +40,10 @@ class Units(FactBase[dict[str, Any]]):
         self, units: Sequence[str], directory: str = "/etc/systemd/system"
     ) -> StringCommand:
         return script(
-            'for u in {units}; do f={directory}/"$u"; if [ -f "$f" ];'
-            ' then printf "%s %s\\n" "$u" "$(sha256sum < "$f" | cut -c1-64)";'
-            ' else printf "%s -\\n" "$u"; fi; done; echo {mark}states;'
+            'for u in {units}; do f={directory}/"$u"; s="-"; [ ! -f "$f" ] ||'
+            ' s=$(sha256sum < "$f" | cut -c1-64);'
+            ' printf "%s %s %s\\n" "$u" "$s" "$(systemctl is-enabled "$u" 2>/dev/null)"; done;'
+            " echo {mark}states;"
             " systemctl show --no-pager {props} -- {units} 2>/dev/null || true",
             units=list(units),
             directory=directory.rstrip("/"),
@@ -48,12 +53,14 @@ class Units(FactBase[dict[str, Any]]):
 
     def process(self, output: list[str]) -> dict[str, Any]:
         result = self.default()
+        on_disk: dict[str, str] = {}
         lines = iter(output)
         for line in lines:
             if line.startswith(MARK):
                 break
-            name, _, digest = line.partition(" ")
-            result["files"][name] = None if digest.strip() == "-" else digest.strip()
+            name, digest, enabled = [*line.split(" ", 2), "", ""][:3]
+            result["files"][name] = None if digest.strip() in ("-", "") else digest.strip()
+            on_disk[name] = enabled.strip()
         current: dict[str, str] = {}
         for line in [*lines, ""]:
             if not line.strip():
@@ -63,4 +70,7 @@ class Units(FactBase[dict[str, Any]]):
                 continue
             key, _, value = line.partition("=")
             current[key] = value
+        for name, enabled in on_disk.items():
+            if enabled:
+                result["states"].setdefault(name, {"Id": name})["UnitFileState"] = enabled
         return result

@@ -283,57 +283,6 @@ def test_complete_disaster_rebuilds_from_backups(
         assert _run(fresh, "deploys/restore_ca.py", *restore).changes == {}
 
 
-def test_failover_to_the_backup(ha_hosts: Scenario) -> None:
-    _run(ha_hosts, "deploys/replicate_ca.py")
-    endpoints = "https://etcd-k8s-2:2379,https://etcd-k8s-3:2379"
-    put = (
-        f"/opt/bin/etcdctl --endpoints={endpoints} --cacert={SSL}/root_ca.crt "
-        f"--cert={SSL}/client-1-client.crt --key={SSL}/client-1-client.key put /ha/{{}} ok"
-    )
-    subprocess.run(["docker", "stop", ha_hosts.container(PRIMARY)], check=True, capture_output=True)
-    assert docker_exec(ha_hosts, "client-1", put.format("during")).stdout.strip() == "OK"
-
-    refused = _run(ha_hosts, "deploys/failover.py", "--exclude", PRIMARY, check=False)
-    assert refused.returncode != 0 and "ca_active" in refused.output
-
-    started = time.monotonic()
-    run = _run(
-        ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
-    )
-    took = time.monotonic() - started
-    print(f"\nfailover: {took:.1f}s from start to working issuance")
-    assert took < 60
-    assert "issues and renews certificates" in run.output
-    assert docker_exec(ha_hosts, BACKUP, "systemctl is-active step-ca").stdout.strip() == "active"
-    for host in ("etcd-k8s-2", "etcd-k8s-3", "client-1"):
-        defaults = json.loads(
-            docker_exec(ha_hosts, host, "cat /etc/step/config/defaults.json").stdout
-        )
-        assert defaults["ca-url"] == "https://etcd-k8s-2:9000"
-        unit = docker_exec(ha_hosts, host, f"systemctl cat step-renew-{host}-client.service").stdout
-        assert "--ca-url https://etcd-k8s-2:9000" in unit
-    # A node renews through the promoted CA.
-    renews_by_hand(ha_hosts, "etcd-k8s-3", "peer")
-    again = _run(
-        ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
-    )
-    assert again.changes == {}
-    # The inventory as the run said: the backup first. A new node gets its certificates.
-    set_inventory(ha_hosts, ["etcd-k8s-2", "etcd-k8s-1", "etcd-k8s-3", "client-1", "client-2"])
-    joined = _run(ha_hosts, "deploys/certs.py", "--limit", NEWCOMER.name)
-    assert NEWCOMER.name in joined.changes
-    crt = f"{SSL}/client-2-client.crt"
-    verify = docker_exec(
-        ha_hosts, NEWCOMER.name, f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}"
-    )
-    assert verify.stdout.strip().endswith("OK")
-    assert docker_exec(ha_hosts, "client-1", put.format("after")).stdout.strip() == "OK"
-    again = _run(
-        ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
-    )
-    assert again.changes == {}
-
-
 def _paused_copy(seconds: int) -> str:
     """The pause that replication and backups take around their copy, with a slow copy."""
     from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
@@ -391,3 +340,54 @@ def test_step_ca_resumes_whatever_happens_to_the_copy(ha_hosts: Scenario) -> Non
     assert first.wait(timeout=30) == 0
     assert _step_ca_state(ha_hosts) in "SR"
     assert _run(ha_hosts, "deploys/replicate_ca.py").returncode == 0
+
+
+def test_failover_to_the_backup(ha_hosts: Scenario) -> None:
+    _run(ha_hosts, "deploys/replicate_ca.py")
+    endpoints = "https://etcd-k8s-2:2379,https://etcd-k8s-3:2379"
+    put = (
+        f"/opt/bin/etcdctl --endpoints={endpoints} --cacert={SSL}/root_ca.crt "
+        f"--cert={SSL}/client-1-client.crt --key={SSL}/client-1-client.key put /ha/{{}} ok"
+    )
+    subprocess.run(["docker", "stop", ha_hosts.container(PRIMARY)], check=True, capture_output=True)
+    assert docker_exec(ha_hosts, "client-1", put.format("during")).stdout.strip() == "OK"
+
+    refused = _run(ha_hosts, "deploys/failover.py", "--exclude", PRIMARY, check=False)
+    assert refused.returncode != 0 and "ca_active" in refused.output
+
+    started = time.monotonic()
+    run = _run(
+        ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
+    )
+    took = time.monotonic() - started
+    print(f"\nfailover: {took:.1f}s from start to working issuance")
+    assert took < 60
+    assert "issues and renews certificates" in run.output
+    assert docker_exec(ha_hosts, BACKUP, "systemctl is-active step-ca").stdout.strip() == "active"
+    for host in ("etcd-k8s-2", "etcd-k8s-3", "client-1"):
+        defaults = json.loads(
+            docker_exec(ha_hosts, host, "cat /etc/step/config/defaults.json").stdout
+        )
+        assert defaults["ca-url"] == "https://etcd-k8s-2:9000"
+        unit = docker_exec(ha_hosts, host, f"systemctl cat step-renew-{host}-client.service").stdout
+        assert "--ca-url https://etcd-k8s-2:9000" in unit
+    # A node renews through the promoted CA.
+    renews_by_hand(ha_hosts, "etcd-k8s-3", "peer")
+    again = _run(
+        ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
+    )
+    assert again.changes == {}
+    # The inventory as the run said: the backup first. A new node gets its certificates.
+    set_inventory(ha_hosts, ["etcd-k8s-2", "etcd-k8s-1", "etcd-k8s-3", "client-1", "client-2"])
+    joined = _run(ha_hosts, "deploys/certs.py", "--limit", NEWCOMER.name)
+    assert NEWCOMER.name in joined.changes
+    crt = f"{SSL}/client-2-client.crt"
+    verify = docker_exec(
+        ha_hosts, NEWCOMER.name, f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}"
+    )
+    assert verify.stdout.strip().endswith("OK")
+    assert docker_exec(ha_hosts, "client-1", put.format("after")).stdout.strip() == "OK"
+    again = _run(
+        ha_hosts, "deploys/failover.py", "--data", f"ca_active={BACKUP}", "--exclude", PRIMARY
+    )
+    assert again.changes == {}
