@@ -26,7 +26,11 @@ FRESH = TOKEN_VALIDITY / 2  # a batch older than this is minted again before use
 # `step crypto jwe decrypt` reads it on stdin and the password from its file.
 _KEY = (
     "set -e; umask 077; export STEPPATH={ca_path}; d=$(mktemp -d /run/etcd-step-pki-mint.XXXXXX);"
-    " trap 'rm -rf \"$d\"' EXIT;"
+    " trap 'rm -rf \"$d\"' EXIT INT TERM HUP;"
+    # step-ca restarted by systemd (a crash, a rotation) answers again within seconds.
+    " i=0; until {step} ca health --ca-url {url} --root {root} >/dev/null 2>&1; do i=$((i+1));"
+    ' if [ "$i" -ge 30 ]; then echo "step-ca does not answer at "{url} >&2; exit 1; fi;'
+    " sleep 1; done;"
     ' awk -v p={provisioner} \'/"name":/ {{ n = $0; sub(/^[^:]*: *"/, "", n);'
     ' sub(/".*/, "", n) }} /"encryptedKey":/ && n == p {{ k = $0;'
     ' sub(/^[^:]*: *"/, "", k); sub(/".*/, "", k); print k; exit }}\' {config} > "$d/jwe";'
@@ -102,7 +106,7 @@ def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> str:
         "step": f"{authority.bin_dir}/step",
         "root": f"{path}/certs/root_ca.crt",
     }
-    text = raw(_KEY, **values)
+    text = raw(_KEY, url=authority.url, **values)
     jobs = [(request, kind) for request in requests for kind in request.kinds]
     for index, (request, kind) in enumerate(jobs, start=1):
         text += raw(
