@@ -53,7 +53,8 @@ MODES = {
 # exit, hang-up (a dropped SSH connection), interrupt and termination, and, should the shell
 # be killed outright, a transient systemd timer that resumes it after PAUSE_LIMIT seconds; a
 # copy that outlasted the limit is refused (it may be torn).
-# Use as PAUSE_STEP_CA + "<copy>; rc=$?;" + RESUME_STEP_CA; both are str.format templates,
+# Use as PAUSE_STEP_CA + "<copy>" + RESUME_STEP_CA (`$rc` is the copy's status); both are
+# str.format templates,
 # and their shell variables start with `ca_` (callers keep theirs).
 PAUSE_LIMIT = 30
 PAUSE_LOCK = "/run/etcd-step-pki-ca-pause.lock"
@@ -70,9 +71,12 @@ PAUSE_STEP_CA = (
     ' if [ "$ca_pid" != 0 ]; then ca_watchdog=etcd-step-pki-resume-$$;'
     f' systemd-run --quiet --unit="$ca_watchdog" --on-active={PAUSE_LIMIT}'
     ' --timer-property=AccuracySec=1s /bin/kill -CONT "$ca_pid" && kill -STOP "$ca_pid"; fi;'
-    " set +e;"
+    # The copy runs in the background and the shell waits for it: a signal interrupts the
+    # wait and its trap runs at once (a shell runs traps only between commands).
+    " set +e; ("
 )
 RESUME_STEP_CA = (
+    ' ) & ca_copy=$!; wait "$ca_copy"; rc=$?;'
     ' ca_late=; if [ -n "$ca_watchdog" ] && ! systemctl is-active --quiet "$ca_watchdog.timer";'
     " then ca_late=1; fi; ca_resume; trap - HUP INT TERM; set -e;"
     f' [ -z "$ca_late" ] || {{{{ echo "the copy took over {PAUSE_LIMIT}s while step-ca was paused:'

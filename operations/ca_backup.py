@@ -79,7 +79,7 @@ _PACK = (
     " fpr=$($g --with-colons --list-keys | awk -F: '/^fpr:/ {{print $10; exit}}');"
     + PAUSE_STEP_CA
     + ' tar -C {path} -cpzf - . | $g --trust-model always --recipient "$fpr" --encrypt'
-    ' --output "$w/backup.gpg"; rc=$?;'
+    ' --output "$w/backup.gpg"'
     + RESUME_STEP_CA
     + ' rm -rf "$w/gnupg"; sha256sum "$w/backup.gpg" | cut -c1-64'
 )

@@ -40,7 +40,7 @@ _PACK = (
     ' -pkeyopt rsa_oaep_md:sha256 -in "$d/k" -out "$d/k.enc";'
     + PAUSE_STEP_CA
     + ' tar -C {path} -cpzf - . | openssl enc -aes-256-cbc -pbkdf2 -salt -pass file:"$d/k"'
-    ' -out "$d/state.enc"; rc=$?;' + RESUME_STEP_CA + ' sha256sum "$d/state.enc" | cut -c1-64'
+    ' -out "$d/state.enc"' + RESUME_STEP_CA + ' sha256sum "$d/state.enc" | cut -c1-64'
 )
 
 _UNPACK = (

@@ -287,7 +287,7 @@ def _paused_copy(seconds: int) -> str:
     """The pause that replication and backups take around their copy, with a slow copy."""
     from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
 
-    return (PAUSE_STEP_CA + f" sleep {seconds}; rc=$?;" + RESUME_STEP_CA).format()
+    return (PAUSE_STEP_CA + f" sleep {seconds}" + RESUME_STEP_CA).format()
 
 
 def _step_ca_state(scenario: Scenario) -> str:
@@ -307,13 +307,14 @@ def _wait_state(scenario: Scenario, states: str, seconds: float) -> float:
 
 
 def test_step_ca_resumes_whatever_happens_to_the_copy(ha_hosts: Scenario) -> None:
-    """A dropped SSH connection or a killed shell in the middle of a pause leaves step-ca
-    running: the trap resumes it at once, the watchdog timer within its limit."""
+    """A dropped SSH connection, a terminated or a killed shell in the middle of a pause leave
+    step-ca running: the signal traps resume it at once, the watchdog timer within its limit
+    when nothing of the shell can run any more."""
     import paramiko
 
     from operations.ca import PAUSE_LIMIT
 
-    # The SSH session of the copy drops: the hang-up trap resumes step-ca.
+    # The SSH session of the copy drops: step-ca runs again, at the latest by the watchdog.
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     client.connect(ha_hosts.host(PRIMARY).address, username="root",
@@ -322,12 +323,19 @@ def test_step_ca_resumes_whatever_happens_to_the_copy(ha_hosts: Scenario) -> Non
     _wait_state(ha_hosts, "T", 10)
     client.get_transport().sock.close()  # type: ignore[union-attr]
     client.close()
-    assert _wait_state(ha_hosts, "SR", 10) < 10
-    # The copying shell is killed outright (no trap runs): the watchdog resumes step-ca.
-    docker_exec(ha_hosts, PRIMARY, f"setsid sh -c {shlex.quote(_paused_copy(300))}"
-                " >/dev/null 2>&1 & echo $! > /tmp/pause.pid")  # fmt: skip
+    assert _wait_state(ha_hosts, "SR", PAUSE_LIMIT + 10) <= PAUSE_LIMIT + 10
+    docker_exec(ha_hosts, PRIMARY, "pkill -KILL -f 'sleep 300'", check=False)
+    # The copying shell is terminated: its trap resumes step-ca at once.
+    start = f"setsid sh -c {shlex.quote(_paused_copy(300))} >/dev/null 2>&1 & echo $! > /tmp/p"
+    docker_exec(ha_hosts, PRIMARY, start)
     _wait_state(ha_hosts, "T", 10)
-    docker_exec(ha_hosts, PRIMARY, "pkill -KILL -f 'sleep 300'; kill -KILL $(cat /tmp/pause.pid)",
+    docker_exec(ha_hosts, PRIMARY, "kill -TERM $(cat /tmp/p)")
+    assert _wait_state(ha_hosts, "SR", 5) < 5
+    docker_exec(ha_hosts, PRIMARY, "pkill -KILL -f 'sleep 300'", check=False)
+    # The copying shell is killed outright (no trap runs): the watchdog resumes step-ca.
+    docker_exec(ha_hosts, PRIMARY, start)
+    _wait_state(ha_hosts, "T", 10)
+    docker_exec(ha_hosts, PRIMARY, "kill -KILL $(cat /tmp/p); pkill -KILL -f 'sleep 300'",
                 check=False)  # fmt: skip
     assert _wait_state(ha_hosts, "SR", PAUSE_LIMIT + 10) <= PAUSE_LIMIT + 10
     # Two copies at once take turns: the second waits for the first one's lock.
