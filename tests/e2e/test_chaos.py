@@ -163,8 +163,9 @@ def test_step_ca_killed_while_certificates_are_issued(chaos_hosts: Scenario) -> 
 
 
 def test_a_node_cut_off_from_the_ca_fails_its_renewal_visibly(chaos_hosts: Scenario) -> None:
+    # A client host: cutting a member off the CA's host would cut it off its peer as well.
     ca = chaos_hosts.host(PRIMARY).address
-    node = "etcd-k8s-3"
+    node = "client-1"
     host_network(chaos_hosts, node, "ip", "route", "add", "blackhole", f"{ca}/32")
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
     renew = ["--limit", node, "--data", f"renew_before={now}", "--data", "renew_kinds=client"]
