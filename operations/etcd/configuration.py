@@ -198,7 +198,7 @@ def join(
     ok, output = node.run(
         StringCommand(
             raw(
-                "install -d -m 0755 {d} && cat > {c}.new && mv -f {c}.new {c}",
+                "set -e; install -d -m 0755 {d}; cat > {c}.new; mv -f {c}.new {c}",
                 d=me.config_dir,
                 c=me.config_path,
             )
