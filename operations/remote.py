@@ -10,14 +10,16 @@ inventory host the arguments its own data and the run's configuration give it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from pyinfra import logger
-from pyinfra.api import FunctionCommand, StringCommand
+from pyinfra.api import FactBase, FunctionCommand, StringCommand
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.host import Host
 from pyinfra.api.state import State
 from pyinfra.connectors.util import CommandOutput
+
+T = TypeVar("T")
 
 # What a command on another host takes from that host's defaults: how to become root and how
 # to run, not the retry and exit-code policy of whichever operation asked.
@@ -57,6 +59,12 @@ class Remote:
         if stdin is not None:
             arguments["_stdin"] = stdin
         return self.host.run_shell_command(command, **arguments)
+
+    def fact(self, fact: type[FactBase[T]], **kwargs: Any) -> T:
+        """A fact read now, at run time, with this host's connector arguments."""
+        reader = fact()
+        ok, output = self.run(reader.command(**kwargs))
+        return reader.process(output.stdout_lines) if ok else reader.default()
 
     def put(self, data: IO[Any], path: str) -> bool:
         """Upload (through a temporary file when sudo is used: no secret this way)."""

@@ -58,7 +58,6 @@ def etcd_cluster() -> None:
         name="Rolling restart after a change",
         member=me,
         peers=arguments.members(all_settings()),
-        _serial=True,
         restart_after=[config, unit, binaries],
         files=[me.config_path, f"{UNIT_DIR}/{me.unit}", settings.etcd.binary],
     )
@@ -67,7 +66,6 @@ def etcd_cluster() -> None:
         member=me,
         peers=arguments.members(all_settings()),
         options=arguments.member_options(settings),
-        _serial=True,
     )
     systemd_units(
         name="etcd member runs and starts at boot", units=[me.unit], running=True, enabled=True
@@ -85,7 +83,6 @@ def restart_on_new_certificates(issued: OperationMeta | None) -> None:
             name="Rolling restart on new certificates",
             member=arguments.member(settings),
             peers=arguments.members(all_settings()),
-            _serial=True,
             restart_after=[issued],
         )
 

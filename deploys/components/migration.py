@@ -115,7 +115,6 @@ def trust_phase() -> None:
             member=arguments.member(settings),
             peers=arguments.members(all_settings()),
             etcdctl=_client(settings, legacy=True),
-            _serial=True,
             restart_after=[trust, config],
             files=_restart_files(settings),
         )
@@ -138,7 +137,6 @@ def certificates_phase() -> None:
             member=arguments.member(settings),
             peers=arguments.members(all_settings()),
             etcdctl=_client(settings, legacy=False),
-            _serial=True,
             restart_after=[config],
             files=_restart_files(settings),
         )
@@ -162,7 +160,6 @@ def root_only_phase() -> None:
             name="Rolling restart onto the new root",
             member=arguments.member(settings),
             peers=arguments.members(all_settings()),
-            _serial=True,
             restart_after=[trust],
             files=_restart_files(settings),
         )

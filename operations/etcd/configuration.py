@@ -23,6 +23,7 @@ from operations.etcd.member import Member
 from operations.etcd.membership import reconfigure, refuse_new_cluster, running, survey
 from operations.etcd.restarts import wait_healthy
 from operations.remote import Remote, RunTimeStep
+from operations.turns import turn
 from operations.units import first_use
 from templates import render
 
@@ -145,7 +146,7 @@ def member_joined(
     """
     A new member of a running cluster: `etcdctl member add` through a healthy member (on that
     member's host, shown there), its configuration from etcd's answer, started, and the
-    cluster healthy again, before the next new member (run with `_serial=True`).
+    cluster healthy again, before the next new member: new members take turns.
 
     + member: this member
     + peers: every member of the cluster (this one included)
@@ -180,8 +181,15 @@ def join(
     """Run time: `member add` through a running member (a stale entry of the same name or
     peer URL, left by a member whose data was lost, is removed first), then this member's
     configuration with the cluster etcd answered, its start, and the cluster's health."""
-    other = Remote.of(state, through.host, f"to add {me.name} to the etcd cluster")
-    view = other.host.get_fact(EtcdCluster, etcdctl_args=through.etcdctl.args)
+    with turn(state, "etcd join"):
+        return _join(node, Remote.of(state, through.host, f"to add {me.name}"), through, me,
+                     options, timeout)  # fmt: skip
+
+
+def _join(
+    node: Remote, other: Remote, through: Member, me: Member, options: MemberOptions, timeout: int
+) -> bool:
+    view = other.fact(EtcdCluster, etcdctl_args=through.etcdctl.args)
     stale = [m for m in view["members"] if m["name"] == me.name or me.peer_url in m["peer_urls"]]
     for entry in stale:
         ok, output = other.run(reconfigure(through.etcdctl, "remove", entry["id"]))

@@ -2,13 +2,15 @@
 member is healthy, each followed by a wait for the whole cluster; a member that does not come
 back goes back to its previous configuration and stops the run.
 
-pyinfra runs a `_serial=True` operation on every host before it counts failures: a member
-whose restart failed is recorded for the run, and the members after it refuse to restart.
+The operation runs on every member at once and the restarts take turns (operations/turns.py).
+pyinfra counts failures only once every host ran the operation: a member whose restart failed
+is recorded for the run, and the members after it refuse to restart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
@@ -20,6 +22,7 @@ from facts.shell import script
 from operations import Commands
 from operations.etcd.member import Etcdctl, Member
 from operations.remote import Remote, RunTimeStep
+from operations.turns import turn
 
 _WAIT_HEALTHY = (
     "i=0; until {etcdctl} endpoint health --cluster >/dev/null 2>&1; do i=$((i+1));"
@@ -87,10 +90,11 @@ def rolling_restart(
     + restart_after: operations of this run whose change needs a restart
     + files: files the running etcd read when it started (configuration, unit, binary)
 
-    Run it with `_serial=True`. A member that does not come back within `timeout` goes back
-    to `<config>.previous` and is restarted on it, the run fails naming it and quoting its
-    log, and no member after it restarts. A member that never started is left to the start
-    of a new cluster. A leader hands leadership over first.
+    Runs on every member at once: each reads its own state in parallel, and the members due
+    a restart take turns, one at a time. A member that does not come back within `timeout`
+    goes back to `<config>.previous` and is restarted on it, the run fails naming it and
+    quoting its log, and no member after it restarts. A member that never started is left
+    to the start of a new cluster. A leader hands leadership over first.
     """
     local = host.get_fact(
         EtcdMember,
@@ -112,14 +116,9 @@ def rolling_restart(
     if local["active"] and not (changed or newer):
         host.noop(f"{member.name} runs on its current configuration")
         return
-    failed = _failures(host.state)
-    if failed and host.state.is_executing:
-        raise OperationError(
-            f"not restarting {member.name}: {', '.join(failed)} did not come back in this run"
-        )
+    if host.state.is_executing and _failures(host.state):
+        raise OperationError(_refusal(member.name, _failures(host.state)))
     client = etcdctl or member.etcdctl
-    if local["active"]:
-        yield from _handover(member, client)
     others = [f"https://{p.address}:{p.client_port}" for p in peers if p.name != member.name]
     # The gate asks each other member itself (etcdctl adds up repeated --endpoints).
     command = script(
@@ -133,34 +132,56 @@ def rolling_restart(
         tries=timeout * 2,
         timeout=timeout,
     )
-    yield RunTimeStep(_restart, member.name, command)
+    yield RunTimeStep(_restart, member, client, command, handover=bool(local["active"]))
 
 
-def _handover(member: Member, client: Etcdctl) -> Commands:
-    """A leader hands leadership to the follower that has applied the most (no election
-    while it is down; the leader drops writes while its target catches up)."""
-    view = host.get_fact(EtcdCluster, etcdctl_args=client.args)
-    own = member_status(view, member.name)
+def _refusal(name: str, failed: Sequence[str]) -> str:
+    return f"not restarting {name}: {', '.join(failed)} did not come back in this run"
+
+
+def handover_target(view: dict[str, Any], name: str) -> str | None:
+    """The follower a leader called `name` hands leadership to: the one that has applied the
+    most (no election while the leader is down; it drops writes while its target catches up).
+    None when `name` is no leader or no other voting member is healthy."""
+    own = member_status(view, name)
     healthy = {h["endpoint"] for h in view["health"] if h["healthy"]}
     others = [
         m["id"]
         for m in view["members"]
-        if m["name"] != member.name and not m["learner"] and set(m["client_urls"]) & healthy
+        if m["name"] != name and not m["learner"] and set(m["client_urls"]) & healthy
     ]
-    if own is not None and own["leader"] == own["id"] and others:
-        applied = {st["id"]: st.get("applied", 0) for st in view["status"]}
-        target = max(others, key=lambda other: applied.get(other, 0))
-        yield script("{c} move-leader {id} >/dev/null", c=client.args, id=target)
+    if own is None or own["leader"] != own["id"] or not others:
+        return None
+    applied = {st["id"]: st.get("applied", 0) for st in view["status"]}
+    return str(max(others, key=lambda other: applied.get(other, 0)))
 
 
-def _restart(state: State, node: Remote, name: str, command: StringCommand) -> bool:
-    """Run time: the gated restart; a failure is recorded so that no member after it
-    restarts in this run."""
-    ok, output = node.run(command)
-    if not ok:
-        _failures(state).append(name)
-        return node.fail(output.stderr)
-    return True
+def _restart(
+    state: State,
+    node: Remote,
+    member: Member,
+    client: Etcdctl,
+    command: StringCommand,
+    *,
+    handover: bool,
+) -> bool:
+    """Run time, in this member's turn: the handover (decided now, from the cluster as the
+    restarts before this one left it), then the gated restart. A failure is recorded so that
+    no member after it restarts in this run."""
+    with turn(state, "etcd restart"):
+        failed = _failures(state)
+        if failed:
+            return node.fail(_refusal(member.name, failed))
+        if handover:
+            view = node.fact(EtcdCluster, etcdctl_args=client.args)
+            target = handover_target(view, member.name)
+            if target is not None:
+                node.run(script("{c} move-leader {id} >/dev/null", c=client.args, id=target))
+        ok, output = node.run(command)
+        if not ok:
+            failed.append(member.name)
+            return node.fail(output.stderr)
+        return True
 
 
 @operation()

@@ -101,7 +101,7 @@ def test_a_member_that_cannot_start_costs_one_member_only(chaos_hosts: Scenario)
         run = run_pyinfra(chaos_hosts, "deploys/cluster.py", *change, check=False)
         time.sleep(2)
     assert run.returncode != 0
-    # Exactly one member was tried (the first of pyinfra's serial order), and went back to
+    # Exactly one member was tried (the first to take its turn), and went back to
     # its previous configuration; the others run on, with the processes they had.
     tried = [
         h for h in MEMBERS

@@ -60,8 +60,8 @@ def test_a_members_own_status_is_found_by_its_id() -> None:
 
 def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
     from operations.etcd.member import Etcdctl, Member
-    from operations.etcd.restarts import rolling_restart
-    from tests.unit.fakes import FakeHost, raw, run_op
+    from operations.etcd.restarts import handover_target, rolling_restart
+    from tests.unit.fakes import FakeHost, run_op
 
     names = {"a1": "etcd-k8s-1", "a2": "etcd-k8s-2", "a3": "etcd-k8s-3"}
     urls = {i: [f"https://{n}:2379"] for i, n in names.items()}
@@ -90,9 +90,11 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
     # The configuration changed after etcd started: a restart is due.
     running = {"active": True, "bootstrapped": True, "started": 100, "modified": {"/c": 200}}
     host = FakeHost({EtcdMember: running, EtcdCluster: view}, name="etcd-k8s-3")
-    commands = run_op(rolling_restart, host, member, peers=peers)
-    assert raw(commands)[0].endswith("move-leader a2 >/dev/null")
-    restart = commands[1].args[1].get_raw_value()
+    (step,) = run_op(rolling_restart, host, member, peers=peers)
+    # The leader hands over at run time, in its turn, to the follower that applied the most.
+    assert step.kwargs == {"handover": True}
+    assert handover_target(view, "etcd-k8s-3") == "a2"
+    restart = step.args[2].get_raw_value()
     assert "systemctl restart etcd-k8s-3.service" in restart
     # The gate asks the two others, each by its own endpoint.
     for other in ("10.0.0.1", "10.0.0.2"):
@@ -100,8 +102,7 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
     assert "cp -p /etc/etcd/etcd-k8s-3.conf.yml.previous /etc/etcd/etcd-k8s-3.conf.yml" in restart
     # A follower restarts without a handover.
     view["status"] = [{**st, "leader": "a1"} for st in view["status"]]
-    follower = FakeHost({EtcdMember: running, EtcdCluster: view}, name="etcd-k8s-3")
-    assert raw(run_op(rolling_restart, follower, member, peers=peers)) == []
+    assert handover_target(view, "etcd-k8s-3") is None
     # Nothing changed since etcd started: no restart at all.
     current = FakeHost({EtcdMember: {**running, "modified": {"/c": 50}}, EtcdCluster: view})
     assert run_op(rolling_restart, current, member, peers=peers) == []
