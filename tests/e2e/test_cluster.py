@@ -173,6 +173,24 @@ def test_renewed_certificate_is_served_without_restart(cluster_hosts: Scenario, 
     assert cluster_healthy(cluster_hosts)
 
 
+def _start_spans(scenario: Scenario, hosts: tuple[str, ...]) -> list[tuple[int, ...]]:
+    """(started, running) monotonic times of each host's etcd unit, in the order they began."""
+    show = "systemctl show etcd-{n}.service -p {p}TimestampMonotonic --value"
+    return sorted(
+        tuple(
+            int(value)
+            for value in docker_exec(
+                scenario,
+                h,
+                show.format(n=h[5:], p="ExecMainStart")
+                + "; "
+                + show.format(n=h[5:], p="ActiveEnter"),
+            ).stdout.split()
+        )
+        for h in hosts
+    )
+
+
 def test_a_configuration_change_restarts_members_one_at_a_time(
     cluster_hosts: Scenario, created
 ) -> None:
@@ -190,18 +208,7 @@ def test_a_configuration_change_restarts_members_one_at_a_time(
         assert "etcd | Rolling restart after a change" in run.changes[host]
         assert docker_exec(cluster_hosts, host, "pidof etcd").stdout.strip() != pids[host]
     # Restarts did not overlap: each member started only after the one before was back.
-    spans = sorted(
-        tuple(
-            int(value)
-            for value in docker_exec(
-                cluster_hosts,
-                h,
-                f"systemctl show etcd-{h[5:]}.service -p ExecMainStartTimestampMonotonic --value;"
-                f" systemctl show etcd-{h[5:]}.service -p ActiveEnterTimestampMonotonic --value",
-            ).stdout.split()
-        )
-        for h in names
-    )
+    spans = _start_spans(cluster_hosts, names)
     for (_, ready), (next_start, _) in itertools.pairwise(spans):
         assert next_start > ready
     assert cluster_healthy(cluster_hosts)
@@ -257,6 +264,35 @@ def test_the_fourth_member_is_removed(cluster_hosts: Scenario, created) -> None:
     assert left == ["inactive"]
     assert run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove).changes == {}
     set_inventory(cluster_hosts, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
+
+
+def test_two_new_members_join_in_one_run_one_at_a_time(cluster_hosts: Scenario, created) -> None:
+    """etcd-k8s-3 leaves; then one run adds it back and adds etcd-k8s-4: each is added and
+    started only once the cluster is healthy with the one before, and writes go on."""
+    set_inventory(cluster_hosts, [h.name for h in cluster_hosts.hosts])
+    run_pyinfra(cluster_hosts, "deploys/remove_node.py", "--data", "etcd_remove_node=etcd-k8s-3")
+    assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2"}
+    new = ("etcd-k8s-3", FOURTH.name)
+    endpoints = "https://etcd-k8s-1:2379,https://etcd-k8s-2:2379"
+    put = etcdctl("client-1", "put /joins/$i $i", endpoints=endpoints)
+    with ContinuousWriter(cluster_hosts, "client-1", put) as writer:
+        run = run_pyinfra(cluster_hosts, "deploys/cluster.py")
+    assert writer.writes > 5 and writer.failed == 0, writer.errors
+    for host in new:
+        assert "etcd | A new member joins the running cluster" in run.changes[host]
+        config = docker_exec(cluster_hosts, host, f"cat /etc/etcd/{host}.conf.yml").stdout
+        assert "initial-cluster-state: existing" in config
+    assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", *new}
+    assert cluster_healthy(cluster_hosts)
+    # One at a time: the second member started after the first was running.
+    spans = _start_spans(cluster_hosts, new)
+    assert spans[1][0] > spans[0][1]
+    assert run_pyinfra(cluster_hosts, "deploys/cluster.py").changes == {}
+    run_pyinfra(
+        cluster_hosts, "deploys/remove_node.py", "--data", f"etcd_remove_node={FOURTH.name}"
+    )
+    set_inventory(cluster_hosts, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
+    assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
 
 
 def test_snapshot_save_and_restore(cluster_hosts: Scenario, created, tmp_path: Path) -> None:
