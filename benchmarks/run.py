@@ -200,6 +200,49 @@ def main_cluster(archives: Path, results: dict) -> None:
         )
 
 
+RESTARTS = int(os.environ.get("PKI_BENCH_RESTARTS", "50"))
+STALLS = OUT / "stalls"
+
+
+def restart_series(archives: Path, results: dict, count: int = RESTARTS) -> None:
+    """`count` rolling restarts of 3 members (a configuration change each), a client writing
+    all along: for each, its time, its writes, the first attempts that failed and the writes
+    that took a second or more. Around any such write, every member's etcd log is kept in
+    benchmarks/stalls/ (not committed) to read what etcd did then."""
+    scenario = _scenario("restarts", "172.28.76.0/24", archives)
+    runs: list[dict] = []
+    with scenario_hosts(scenario) as hosts:
+        set_inventory(hosts, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
+        run_pyinfra(hosts, "deploys/cluster.py")
+        for index in range(count):
+            change = ["--data", f"etcd_compaction_retention={index % 2 + 2}h"]
+            began = time.time()
+            with Writer(hosts) as writer:
+                seconds = timed(lambda c=change: run_pyinfra(hosts, "deploys/cluster.py", *c))
+            run = {"seconds": round(seconds, 2), "writes": writer.writes,
+                   "failed": writer.failed, "retried": writer.retried,
+                   "slow": [(round(at - began, 2), took) for _, at, took in writer.slow],
+                   "errors": writer.errors[-1500:]}  # fmt: skip
+            runs.append(run)
+            if writer.retried or writer.slow:
+                _keep_logs(hosts, index, began, time.time())
+    results["restarts"] = runs
+
+
+def _keep_logs(scenario: Scenario, index: int, began: float, ended: float) -> None:
+    STALLS.mkdir(exist_ok=True)
+    for n in (1, 2, 3):
+        host = f"etcd-k8s-{n}"
+        log = docker_exec(
+            scenario,
+            host,
+            f"journalctl -u etcd-k8s-{n}.service -o short-precise --no-pager"
+            f" --since @{int(began) - 1} --until @{int(ended) + 1}",
+            check=False,
+        ).stdout
+        (STALLS / f"restart-{index:02d}-{host}.log").write_text(log)
+
+
 def _container_cpu_seconds(scenario: Scenario) -> float:
     """CPU time the scenario's containers have used so far (cgroup v1 or v2), in seconds."""
     total = 0.0

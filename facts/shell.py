@@ -39,6 +39,12 @@ def replace_file(path: str, text: str, mode: str = "0644") -> str:
     )
 
 
+def previous_kept(path: str) -> str:
+    """The command that keeps `path` as `<path>.previous` (if it exists) before it is
+    replaced: what a failed restart goes back to."""
+    return raw("[ ! -e {p} ] || cp -p {p} {p}.previous", p=path)
+
+
 def replace_link(path: str, target: str) -> str:
     """The command that makes `path` a symbolic link to `target` in one rename."""
     return raw("ln -sfn {target} {path}.new && mv -Tf {path}.new {path}", target=target, path=path)

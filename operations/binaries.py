@@ -61,7 +61,7 @@ class Artifact:
 STAGING_DIR = "/var/tmp"
 
 # Verify, unpack into a private directory, find each binary (exactly one file of that name),
-# replace the installed ones atomically (a running daemon keeps its open file), and always
+# keep the ones asked for as <binary>.previous, replace the installed ones atomically (a running daemon keeps its open file), and always
 # clean up.
 _INSTALL = (
     'set -e; f={archive}; d="$f.d"; trap \'rm -rf "$f" "$d"\' EXIT;'
@@ -73,13 +73,17 @@ _INSTALL = (
     ' p=$(find "$d" -type f -name "$b"); n=$(printf "%s\\n" "$p" | grep -c .);'
     ' if [ "$n" != 1 ]; then echo {name}" holds $n files named $b" >&2; exit 1; fi;'
     ' install -m 0755 "$p" {bin_dir}/"$b".new; done;'
+    ' for b in {kept}; do [ ! -e {bin_dir}/"$b" ] || cp -p {bin_dir}/"$b" {bin_dir}/"$b".previous;'
+    " done;"
     ' for b in {binaries}; do mv -f {bin_dir}/"$b".new {bin_dir}/"$b"; done;'
     " install -d -m 0755 {releases};"
     ' printf "%s %s\\n" {version} "$(stat -c "%s %Y" {bin_dir}/{first})" > {releases}/{first}'
 )
 
 
-def _install_commands(artifact: Artifact, arch: str, bin_dir: str) -> Commands:
+def _install_commands(
+    artifact: Artifact, arch: str, bin_dir: str, keep_previous: Sequence[str]
+) -> Commands:
     digest = artifact.checksums.get(arch)
     if digest is None:
         raise OperationValueError(
@@ -109,16 +113,21 @@ def _install_commands(artifact: Artifact, arch: str, bin_dir: str) -> Commands:
         releases=RELEASES,
         version=artifact.version,
         first=artifact.binaries[0],
+        kept=[b for b in artifact.binaries if b in keep_previous],
     )
 
 
 @operation()
-def release_binaries(artifacts: Sequence[Artifact], *, bin_dir: str = "/opt/bin") -> Commands:
+def release_binaries(
+    artifacts: Sequence[Artifact], *, bin_dir: str = "/opt/bin", keep_previous: Sequence[str] = ()
+) -> Commands:
     """
     Install each binary from its release archive unless that version is installed already.
 
     + artifacts: the archives (binary, version, checksums, source) to install
     + bin_dir: where the binaries go
+    + keep_previous: binaries whose replaced version is kept as `<binary>.previous` (for a
+      rollback)
 
     The archive is downloaded on the host (upstream or mirror URL) or uploaded from the
     controller (air-gapped sites), its SHA-256 checked before anything is unpacked, and the
@@ -134,4 +143,4 @@ def release_binaries(artifacts: Sequence[Artifact], *, bin_dir: str = "/opt/bin"
         host.noop(", ".join(f"{a.binary} {a.version} is installed" for a in artifacts))
         return
     for artifact in outdated:
-        yield from _install_commands(artifact, arch, bin_dir)
+        yield from _install_commands(artifact, arch, bin_dir, keep_previous)

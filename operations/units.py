@@ -14,7 +14,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 
-from facts.shell import raw, replace_file
+from facts.shell import previous_kept, raw, replace_file
 from facts.units import Units
 from operations import Commands
 
@@ -48,6 +48,7 @@ def systemd_units(
     running: bool | None = None,
     enabled: bool | None = None,
     restart_after: Sequence[OperationMeta] = (),
+    keep_previous: bool = False,
 ) -> Commands:
     """
     Keep unit files as given, and the units running (or stopped) and enabled (or not).
@@ -59,13 +60,18 @@ def systemd_units(
       to stop them, None to leave them as they are
     + enabled: whether they start at boot (None: leave it)
     + restart_after: operations of this run whose change needs a restart of a running unit
+    + keep_previous: keep each replaced unit file as `<file>.previous` (for a rollback)
     """
     files = dict(files or {})
     found = host.get_fact(Units, units=sorted({*units, *files}))
     changed = sorted(
         name for name, text in files.items() if found["files"].get(name) != digest(text)
     )
-    commands = [replace_file(f"{UNIT_DIR}/{name}", files[name]) for name in changed]
+    commands = [
+        (previous_kept(f"{UNIT_DIR}/{name}") + "; " if keep_previous else "")
+        + replace_file(f"{UNIT_DIR}/{name}", files[name])
+        for name in changed
+    ]
     if reload_needed(found["files"], changed):
         commands.append("systemctl daemon-reload")
     states = found["states"]

@@ -53,7 +53,9 @@ def etcd_cluster() -> None:
         etcd=settings.etcd.binary,
         config=me.config_path,
     )
-    unit = systemd_units(name="etcd member unit", units=[me.unit], files={me.unit: unit_text})
+    unit = systemd_units(
+        name="etcd member unit", units=[me.unit], files={me.unit: unit_text}, keep_previous=True
+    )
     rolling_restart(
         name="Rolling restart after a change",
         member=me,
@@ -90,7 +92,11 @@ def restart_on_new_certificates(issued: OperationMeta | None) -> None:
 def _install(settings: Settings) -> OperationMeta:
     if settings.etcd.install_from == "archive":
         return release_binaries(
-            name="Install etcd", artifacts=[settings.etcd.artifact], bin_dir=settings.bin_dir
+            name="Install etcd",
+            artifacts=[settings.etcd.artifact],
+            bin_dir=settings.bin_dir,
+            # What a member whose upgrade does not start goes back to.
+            keep_previous=["etcd"] if settings.is_member else [],
         )
     packages = ["etcd-server", "etcd-client"] if settings.is_member else ["etcd-client"]
     installed = apt.packages(name="etcd packages", packages=packages, update=True, cache_time=3600)

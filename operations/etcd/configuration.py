@@ -17,7 +17,7 @@ from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operat
 from pyinfra.api.state import State
 
 from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
-from facts.shell import raw, script
+from facts.shell import previous_kept, raw, script
 from operations import Commands
 from operations.etcd.member import Member
 from operations.etcd.membership import reconfigure, refuse_new_cluster, running, survey
@@ -114,7 +114,7 @@ def member_configuration(
         if _steady(wanted) == _steady(local["config"]):
             host.noop(f"{config_path} is as configured")
             return
-        yield script("cp -p {c} {c}.previous", c=config_path)
+        yield previous_kept(config_path)
         yield FileUploadCommand(StringIO(wanted), config_path)
         return
     if local["bootstrapped"]:

@@ -30,21 +30,27 @@ _WAIT_HEALTHY = (
     " {etcdctl} endpoint health --cluster >&2; exit 1; fi; sleep 0.5; done"
 )
 
-# The gate, the restart, the wait; on failure the previous configuration (kept beside the
-# new one by member_configuration) comes back, and etcd's own last log lines are quoted.
+# The gate, the restart, the wait. On success the previous versions of the member's files
+# are no longer needed; on failure they come back (configuration, unit file, binary: each
+# kept as <file>.previous by the operation that replaced it, each new one kept as
+# <file>.failed), and etcd's own last log lines are quoted.
 _RESTART = (
     'for e in {others}; do {gate} --endpoints="$e" endpoint health >/dev/null 2>&1 || {{'
     ' echo "not restarting {name}: the member at $e is not healthy now" >&2; exit 3; }}; done;'
     " healthy() {{ i=0; until {etcdctl} endpoint health --cluster >/dev/null 2>&1; do"
     ' i=$((i+1)); [ "$i" -lt {tries} ] || return 1; sleep 0.5; done; }};'
-    " if systemctl restart {unit} && healthy; then exit 0; fi;"
-    " log=$(journalctl -u {unit} -n 12 --no-pager -o cat 2>&1);"
-    ' back="its configuration has no earlier version here";'
-    " if [ -f {config}.previous ] && ! cmp -s {config}.previous {config}; then"
-    " cp -p {config} {config}.failed; cp -p {config}.previous {config};"
     " if systemctl restart {unit} && healthy; then"
-    ' back="it went back to its previous configuration and runs on it ({config}.failed kept)";'
-    ' else back="it went back to its previous configuration but does not run on that either";'
+    ' for f in {files}; do rm -f "$f.previous"; done; exit 0; fi;'
+    " log=$(journalctl -u {unit} -n 12 --no-pager -o cat 2>&1);"
+    ' back="its files have no earlier version here"; rolled="";'
+    ' for f in {files}; do if [ -f "$f.previous" ] && ! cmp -s "$f.previous" "$f"; then'
+    ' cp -p "$f" "$f.failed" && cp -p "$f.previous" "$f.rollback" && mv -f "$f.rollback" "$f"'
+    ' && rolled="$rolled $f"; fi; done;'
+    ' if [ -n "$rolled" ]; then systemctl daemon-reload;'
+    " if systemctl restart {unit} && healthy; then"
+    ' back="it went back to the previous version of$rolled and runs on it (each new one kept'
+    ' as <file>.failed)";'
+    ' else back="it went back to the previous version of$rolled but does not run on that either";'
     " fi; fi;"
     ' echo "{name} did not rejoin a healthy cluster within {timeout}s: $back. No further'
     ' member is restarted in this run. The last lines of its log:" >&2;'
@@ -92,8 +98,10 @@ def rolling_restart(
 
     Runs on every member at once: each reads its own state in parallel, and the members due
     a restart take turns, one at a time. A member that does not come back within `timeout`
-    goes back to `<config>.previous` and is restarted on it, the run fails naming it and
-    quoting its log, and no member after it restarts. A member that never started is left
+    goes back to the previous version of its configuration and of each of `files` (kept as
+    `<file>.previous` by the operations that replaced them) and is restarted on them, the run
+    fails naming it and quoting its log, and no member after it restarts. Once a member runs
+    healthy on its new files, their previous versions are removed. A member that never started is left
     to the start of a new cluster. A leader hands leadership over first.
     """
     local = host.get_fact(
@@ -128,7 +136,7 @@ def rolling_restart(
         etcdctl=client.args,
         name=member.name,
         unit=member.unit,
-        config=member.config_path,
+        files=list(dict.fromkeys([member.config_path, *files])),
         tries=timeout * 2,
         timeout=timeout,
     )

@@ -5,6 +5,8 @@ that converges."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -110,7 +112,7 @@ def test_a_member_that_cannot_start_costs_one_member_only(chaos_hosts: Scenario)
     assert len(tried) == 1, run.output[-4000:]
     (first,) = tried
     assert f"{first} did not rejoin a healthy cluster" in run.output, run.output[-4000:]
-    assert "it went back to its previous configuration" in run.output
+    assert f"it went back to the previous version of /etc/etcd/{first}.conf.yml" in run.output
     assert "The last lines of its log:" in run.output
     for host in MEMBERS:
         if host != first:
@@ -133,6 +135,70 @@ def test_a_member_that_cannot_start_costs_one_member_only(chaos_hosts: Scenario)
         assert 'auto-compaction-retention: "2h"' in text
     assert run_pyinfra(chaos_hosts, "deploys/cluster.py", *change).changes == {}
     run_pyinfra(chaos_hosts, "deploys/cluster.py")
+    _converged(chaos_hosts)
+
+
+def _broken_release(archives: Path, into: Path, version: str) -> Path:
+    """The test archives plus an etcd `version` whose etcd exits at once (its etcdctl and
+    etcdutl work): an upgrade no member can start with."""
+    (real,) = archives.glob("etcd-v*-linux-amd64.tar.gz")
+    work = into / "unpacked"
+    work.mkdir()
+    subprocess.run(["tar", "-xzf", str(real), "-C", str(work)], check=True)
+    (top,) = work.iterdir()
+    (top / "etcd").write_text("#!/bin/sh\necho 'this etcd cannot start' >&2\nexit 1\n")
+    top = top.rename(work / f"etcd-v{version}-linux-amd64")
+    release = into / "releases"
+    release.mkdir()
+    for archive in archives.glob("*.tar.gz"):
+        (release / archive.name).symlink_to(archive)
+    broken = release / f"{top.name}.tar.gz"
+    subprocess.run(["tar", "-czf", str(broken), "-C", str(work), top.name], check=True)
+    digest = hashlib.sha256(broken.read_bytes()).hexdigest()
+    sums = (archives / "checksums.txt").read_text() + f"{digest}  {broken.name}\n"
+    (release / "checksums.txt").write_text(sums)
+    return release
+
+
+def test_an_upgrade_that_cannot_start_goes_back_to_the_binary_it_ran(
+    chaos_hosts: Scenario, release_archives: Path, tmp_path: Path
+) -> None:
+    """An etcd release whose etcd exits at once: the first member tried goes back to the
+    binary and unit it ran, runs on them, and no other member restarts."""
+    release = _broken_release(release_archives, tmp_path, "3.5.99")
+    env = {"PKI_ARTIFACTS_DIR": str(release)}
+    binary = "/opt/bin/etcd"
+    before = {h: docker_exec(chaos_hosts, h, f"sha256sum {binary}").stdout.split()[0]
+              for h in MEMBERS}  # fmt: skip
+    pids = {h: docker_exec(chaos_hosts, h, "pidof etcd").stdout.strip() for h in MEMBERS}
+    with _writer(chaos_hosts) as writer:
+        run = run_pyinfra(chaos_hosts, "deploys/cluster.py", "--data", "etcd_version=3.5.99",
+                          env=env, check=False)  # fmt: skip
+    assert run.returncode != 0
+    tried = [
+        h for h in MEMBERS
+        if docker_exec(chaos_hosts, h, f"test -f {binary}.failed", check=False).returncode == 0
+    ]  # fmt: skip
+    assert len(tried) == 1, run.output[-4000:]
+    (first,) = tried
+    assert f"it went back to the previous version of {binary}" in run.output, run.output[-3000:]
+    assert "this etcd cannot start" in run.output
+    # The member tried runs its old binary again, and every other member runs on untouched.
+    assert docker_exec(chaos_hosts, first, f"sha256sum {binary}").stdout.split()[0] == before[first]
+    for host in MEMBERS:
+        if host != first:
+            assert docker_exec(chaos_hosts, host, "pidof etcd").stdout.strip() == pids[host]
+    assert _recovers(chaos_hosts)
+    assert writer.failed == 0, writer.errors
+    print(f"\nwrites {writer.writes}, first attempts failed {writer.retried}\n{writer.errors}")
+    # Back on the release that runs: every member converges on it.
+    run_pyinfra(chaos_hosts, "deploys/cluster.py")
+    for host in MEMBERS:
+        assert (
+            docker_exec(chaos_hosts, host, f"sha256sum {binary}").stdout.split()[0] == before[host]
+        )
+        left = docker_exec(chaos_hosts, host, "ls /opt/bin /etc/systemd/system /etc/etcd")
+        assert ".previous" not in left.stdout
     _converged(chaos_hosts)
 
 
