@@ -44,7 +44,7 @@ _RESTART = (
     " log=$(journalctl -u {unit} -n 12 --no-pager -o cat 2>&1);"
     ' back="its files have no earlier version here"; rolled="";'
     ' for f in {files}; do if [ -f "$f.previous" ] && ! cmp -s "$f.previous" "$f"; then'
-    ' cp -p "$f" "$f.failed" && cp -p "$f.previous" "$f.rollback" && mv -f "$f.rollback" "$f"'
+    ' cp -p "$f" "$f.failed" && mv -f "$f.previous" "$f"'
     ' && rolled="$rolled $f"; fi; done;'
     ' if [ -n "$rolled" ]; then systemctl daemon-reload;'
     " if systemctl restart {unit} && healthy; then"
