@@ -14,6 +14,7 @@ from pyinfra.api import OperationError, StringCommand, operation
 from facts.ca import CAHealth, CAState
 from facts.shell import replace_file, script
 from operations import Commands
+from operations.profiles import Profile, provisioner_entry
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,11 @@ def desired_config(
     port: int,
     db_type: str,
     durations: Durations,
+    provisioner: str | None = None,
+    profiles: Sequence[Profile] = (),
 ) -> dict[str, Any]:
-    """ca.json as configured: names, address, database and certificate durations.
+    """ca.json as configured: names, address, database, certificate durations, and a
+    provisioner for each certificate profile, with the key of the base `provisioner`.
 
     Everything that `step ca init` generated (keys, provisioner) is kept as it is.
     """
@@ -124,6 +128,18 @@ def desired_config(
         "maxTLSCertDuration": durations.max,
         "defaultTLSCertDuration": durations.default,
     }
+    if profiles:
+        entries = authority.setdefault("provisioners", [])
+        base = next((e for e in entries if e.get("name") == provisioner), None)
+        if base is None:
+            raise OperationError(f"ca.json has no provisioner {provisioner!r}")
+        for item in profiles:
+            entry = provisioner_entry(base, item)
+            at = [i for i, e in enumerate(entries) if e.get("name") == item.provisioner]
+            if at:
+                entries[at[0]] = entry
+            else:
+                entries.append(entry)
     return config
 
 
@@ -185,15 +201,19 @@ def configuration(
     port: int,
     db_type: str,
     durations: Durations,
+    provisioner: str | None = None,
+    profiles: Sequence[Profile] = (),
 ) -> Commands:
     """
-    Keep ca.json as configured (names, address, database, durations).
+    Keep ca.json as configured (names, address, database, durations, profiles).
 
     + path: the CA's `$STEPPATH`
     + dns_names: names and addresses of the CA's TLS certificate
     + port: the port step-ca listens on
     + db_type: `bbolt` (one file) or another step-ca database type
     + durations: default, max and min durations of issued certificates
+    + provisioner: the JWK provisioner `step ca init` made, whose key the profiles' share
+    + profiles: the certificate profiles (operations/profiles.py), a provisioner each
     """
     state = host.get_fact(CAState, path=path)
     current = state["config"]
@@ -210,6 +230,8 @@ def configuration(
         port=port,
         db_type=db_type,
         durations=durations,
+        provisioner=provisioner,
+        profiles=profiles,
     )
     if wanted == current:
         host.noop(f"{path}/config/ca.json is as configured")

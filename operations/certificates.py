@@ -24,8 +24,9 @@ from pyinfra.api.state import State
 from facts.ca import CAState
 from facts.certificates import NodeCertificates
 from facts.shell import raw, replace_file, replace_link, script
-from operations import Commands, tokens
+from operations import Commands, profiles, tokens
 from operations.durations import parse_duration
+from operations.profiles import Profile
 from operations.remote import Remote, RunTimeStep
 
 TOKEN_DIR = "/run/etcd-step-pki"
@@ -41,11 +42,19 @@ class Certificate:
     subject: str
     crt: str
     key: str
+    # What the CA issues it for (operations/profiles.py); None: the authority's provisioner.
+    profile: Profile | None = None
 
     @property
     def unit(self) -> str:
         """The renewal units' name, `step-renew-<subject>-<kind>`."""
         return f"step-renew-{self.subject}-{self.kind}"
+
+    @property
+    def common_name(self) -> str:
+        """The subject the certificate is issued for: its profile's when the CA fixes one
+        (every peer of a cluster has the same), the node's otherwise."""
+        return (self.profile.common_name if self.profile else None) or self.subject
 
 
 DEFAULT_RENEWAL_PERCENT = 66  # step's default: renew after 2/3 of the lifetime
@@ -142,6 +151,7 @@ def reissue_reason(
     intermediate_pem: str,
     expires_in: str | None,
     now: float,
+    profile: Profile | None = None,
 ) -> str | None:
     """Why a certificate must be issued again, or None when it is fine as it is."""
     if not entry or not entry["cert"]:
@@ -160,6 +170,9 @@ def reissue_reason(
     missing = [san for san in sans if san not in cert["sans"]]
     if missing:
         return f"it lacks SAN {', '.join(missing)}"
+    differs = profile and profiles.mismatch(cert["pem"], profile)
+    if differs:
+        return differs
     if past_renewal_point(cert, expires_in, now):
         return "it is past its renewal point"
     return None
@@ -231,6 +244,7 @@ def node_certificates(
             intermediate_pem=intermediate,
             expires_in=issuance.expires_in,
             now=now,
+            profile=item.profile,
         )
         if reason:
             due.append((item, reason))
@@ -252,9 +266,15 @@ def node_certificates(
             host.state,
             tokens.TokenRequest(
                 host=host.name,
-                subject=items[0].subject,
+                items=tuple(
+                    tokens.TokenItem(
+                        item.kind,
+                        item.common_name,
+                        item.profile.provisioner if item.profile else None,
+                    )
+                    for item in items
+                ),
                 sans=wanted_sans,
-                kinds=tuple(item.kind for item in items),
                 duration=issuance.duration,
                 ca_url=authority.url,
             ),
@@ -313,7 +333,7 @@ def _certificate_command(
     for index, item in enumerate(items):
         parts.append(
             f'STEP_TOKEN="$(sed -n "s/^{item.kind} //p" "$t")"'
-            f" STEPPATH={{step_path}} {{step}} ca certificate {{subject}} {{crt{index}}}.new"
+            f" STEPPATH={{step_path}} {{step}} ca certificate {{subject{index}}} {{crt{index}}}.new"
             f" {{key{index}}}.new {{key_flags}} --not-after {{duration}}"
             ' --ca-url {url} --root {root} --force >/dev/null 2>"$t.err"'
             ' || {{ cat "$t.err" >&2; exit 1; }};'
@@ -323,10 +343,10 @@ def _certificate_command(
         )
         values[f"crt{index}"] = item.crt
         values[f"key{index}"] = item.key
+        values[f"subject{index}"] = item.common_name
     values.update(
         step_path=node.step_path,
         step=node.step,
-        subject=items[0].subject,
         key_flags=key_flags,
         duration=issuance.duration,
         url=ca_url,

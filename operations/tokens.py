@@ -61,15 +61,29 @@ class Authority:
 
 
 @dataclass(frozen=True)
+class TokenItem:
+    """One certificate's token: its kind, the subject it is for, the provisioner that signs
+    it (its profile's; None: the authority's own)."""
+
+    kind: str
+    subject: str
+    provisioner: str | None = None
+
+
+@dataclass(frozen=True)
 class TokenRequest:
-    """What one node's tokens must say: its name, SANs, kinds and certificate lifetime."""
+    """What one node's tokens must say: a token per certificate, the node's SANs, the
+    certificates' lifetime."""
 
     host: str
-    subject: str
+    items: tuple[TokenItem, ...]
     sans: tuple[str, ...]
-    kinds: tuple[str, ...]
     duration: str
     ca_url: str
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(item.kind for item in self.items)
 
 
 @dataclass
@@ -107,18 +121,18 @@ def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> str:
         "root": f"{path}/certs/root_ca.crt",
     }
     text = raw(_KEY, url=authority.url, **values)
-    jobs = [(request, kind) for request in requests for kind in request.kinds]
-    for index, (request, kind) in enumerate(jobs, start=1):
+    jobs = [(request, item) for request in requests for item in request.items]
+    for index, (request, item) in enumerate(jobs, start=1):
         text += raw(
             _TOKEN,
             index=index,
             node=request.host,
-            kind=kind,
-            subject=request.subject,
+            kind=item.kind,
+            subject=item.subject,
             sans=[flag for san in request.sans for flag in ("--san", san)],
             url=request.ca_url,
             duration=request.duration,
-            **values,
+            **{**values, "provisioner": item.provisioner or authority.provisioner},
         )
         if index % PARALLEL == 0 or index == len(jobs):
             text += " w;"

@@ -90,8 +90,10 @@ def members(everyone: Iterable[Settings]) -> tuple[Member, ...]:
     return tuple(member(s) for s in everyone if s.is_member)
 
 
-def standard_tls(settings: Settings) -> TLSFiles:
-    """This tool's files: step-ca certificates; trust in peer-ca.crt and client-ca.crt."""
+def standard_tls(settings: Settings, *, peers_checked: bool = True) -> TLSFiles:
+    """This tool's files: step-ca certificates; trust in peer-ca.crt and client-ca.crt; the
+    peer port open to this cluster's peer certificates only (unless `peers_checked` is
+    False: while some peers still hold certificates of another CA)."""
     files = {c.kind: c for c in settings.certificates}
     return TLSFiles(
         files["peer"].crt,
@@ -100,6 +102,7 @@ def standard_tls(settings: Settings) -> TLSFiles:
         files["server"].key,
         f"{settings.ssl_dir}/peer-ca.crt",
         f"{settings.ssl_dir}/client-ca.crt",
+        files["peer"].profile.common_name if peers_checked and files["peer"].profile else None,
     )
 
 
@@ -110,4 +113,7 @@ def member_options(settings: Settings, tls: TLSFiles | None = None) -> MemberOpt
         tls_min_version=settings.etcd.tls_min_version,
         cipher_suites=settings.etcd.cipher_suites,
         compaction_retention=settings.etcd.compaction_retention,
+        etcd_version=(
+            settings.etcd.artifact.version if settings.etcd.install_from == "archive" else None
+        ),
     )

@@ -82,6 +82,8 @@ def _primary(settings: Settings, changes: list[OperationMeta]) -> OperationMeta:
         port=settings.ca_port,
         db_type=settings.ca_db_type,
         durations=settings.durations,
+        provisioner=settings.ca_provisioner,
+        profiles=list(settings.profiles.values()),
     )
     ca.file_modes(name="CA file modes", path=path)
     return run_step_ca(settings, [init, config, *changes])

@@ -131,7 +131,10 @@ def certificates_phase() -> None:
     issue_certificates(settings, trust_links=False)
     renewal_units(settings)
     if settings.is_member:
-        config = _member_config(settings, arguments.standard_tls(settings))
+        # Members still on cfssl certificates connect until every one has switched: the
+        # peer port takes this cluster's peer certificates only from the next phase on.
+        tls = arguments.standard_tls(settings, peers_checked=False)
+        config = _member_config(settings, tls)
         rolling_restart(
             name="Rolling restart onto the new certificates",
             member=arguments.member(settings),
@@ -145,7 +148,8 @@ def certificates_phase() -> None:
 
 @component("cfssl migration 3/4: the new root only")
 def root_only_phase() -> None:
-    """The old CAs leave the trust files; members restart one at a time."""
+    """The old CAs leave the trust files, the peer port takes this cluster's peer
+    certificates only; members restart one at a time."""
     settings = load_settings()
     if not settings.needs_certificates or completed() >= 3:
         return
@@ -156,11 +160,12 @@ def root_only_phase() -> None:
         old_roots=None,
     )
     if settings.is_member:
+        config = _member_config(settings, arguments.standard_tls(settings))
         rolling_restart(
             name="Rolling restart onto the new root",
             member=arguments.member(settings),
             peers=arguments.members(all_settings()),
-            restart_after=[trust],
+            restart_after=[trust, config],
             files=_restart_files(settings),
         )
     _record("final")

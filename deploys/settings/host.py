@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from operations.binaries import Artifact
 from operations.ca import Durations
 from operations.certificates import Certificate
+from operations.profiles import Profile, profile
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,19 @@ class Settings:
                 self.node_name,
                 f"{self.ssl_dir}/{self.node_name}-{kind}.crt",
                 f"{self.ssl_dir}/{self.node_name}-{kind}.key",
+                self.profiles[kind],
             )
             for kind in kinds
         )
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        """What the CA issues each kind of this cluster's certificates for, and with which
+        provisioner (operations/profiles.py)."""
+        return {
+            kind: profile(kind, base=self.ca_provisioner, cluster=self.cluster)
+            for kind in ("peer", "server", "client")
+        }
 
     @property
     def root_file(self) -> str:

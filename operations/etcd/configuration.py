@@ -38,6 +38,9 @@ class TLSFiles:
     server_key: str
     peer_trust: str
     client_trust: str
+    # The subject common name the peer port accepts (every peer certificate of the cluster
+    # has it; operations/profiles.py); None: any certificate the peer trust accepts.
+    peer_allowed_cn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class MemberOptions:
     tls_min_version: str = "TLS1.2"
     cipher_suites: tuple[str, ...] = ()
     compaction_retention: str = "1h"
+    # etcd 3.6 reads `allowed-cn` as a list, earlier releases as one name.
+    etcd_version: str | None = None
 
 
 def member_config(
@@ -68,7 +73,18 @@ def member_config(
         initial_cluster_state=initial_state,
         cluster_token=options.cluster_token,
         compaction_retention=options.compaction_retention,
+        names_as_lists=_version_at_least(options.etcd_version, (3, 6)),
     )
+
+
+def _version_at_least(version: str | None, wanted: tuple[int, int]) -> bool:
+    """Whether an etcd `version` (None: unknown, as a distribution package's) is `wanted` or
+    later."""
+    parts = (version or "0.0").split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) >= wanted
+    except (ValueError, IndexError):
+        return False
 
 
 def _steady(config: str) -> list[str]:

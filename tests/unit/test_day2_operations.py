@@ -16,7 +16,7 @@ from facts.ca import CAState
 from facts.units import Units
 from operations.accounts import system_account
 from operations.rotation import intermediate_rotated
-from operations.tokens import Authority, TokenRequest, mint_command
+from operations.tokens import Authority, TokenItem, TokenRequest, mint_command
 from operations.units import digest, systemd_units
 from tests.unit.fakes import FakeHost, raw, run_op
 
@@ -101,9 +101,10 @@ def test_no_rotation_without_a_ca_or_under_an_expired_root() -> None:
 
 def test_one_batch_decrypts_the_provisioner_key_once_and_passes_no_secret() -> None:
     requests = [
-        TokenRequest("etcd-k8s-1", "etcd-k8s-1", ("etcd-k8s-1", "10.0.0.1"), ("peer", "server"),
-                     "17520h", "https://etcd-k8s-1:9000"),
-        TokenRequest("client-1", "client-1", ("client-1",), ("client",), "17520h",
+        TokenRequest("etcd-k8s-1", (TokenItem("peer", "etcd-k8s-peer", "etcd-pki-k8s-peer"),
+                                    TokenItem("server", "etcd-k8s-1", "etcd-pki-server")),
+                     ("etcd-k8s-1", "10.0.0.1"), "17520h", "https://etcd-k8s-1:9000"),
+        TokenRequest("client-1", (TokenItem("client", "client-1"),), ("client-1",), "17520h",
                      "https://etcd-k8s-1:9000"),
     ]  # fmt: skip
     command = mint_command(Authority("https://etcd-k8s-1:9000", "etcd-k8s-1"), requests)
@@ -114,6 +115,13 @@ def test_one_batch_decrypts_the_provisioner_key_once_and_passes_no_secret() -> N
     assert (
         "printf '%s %s ' client-1 client; /opt/bin/step ca token client-1 --san client-1" in command
     )
+    # Each token names its profile's provisioner and subject (the authority's by default).
+    assert (
+        "ca token etcd-k8s-peer --san etcd-k8s-1 --san 10.0.0.1 --provisioner"
+        " etcd-pki-k8s-peer" in command
+    )
+    assert "--provisioner etcd-pki-server" in command
+    assert "ca token client-1 --san client-1 --provisioner etcd-pki --key" in command
     assert "--cert-not-after 17520h; echo;" in command
     assert "trap 'rm -rf \"$d\"' EXIT" in command and "umask 077" in command
 
