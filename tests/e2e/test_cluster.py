@@ -92,6 +92,45 @@ def test_a_connection_without_client_certificate_is_refused(
     assert curl.returncode != 0
 
 
+def _peer_port(scenario: Scenario, host: str, cert: str) -> int:
+    """curl's exit code for etcd-k8s-1's peer port, as `host` with `cert` (<name>.crt/.key)."""
+    return docker_exec(
+        scenario, host,
+        f"curl -sSf --max-time 5 --cacert {SSL}/root_ca.crt --cert {SSL}/{cert}.crt"
+        f" --key {SSL}/{cert}.key https://etcd-k8s-1:2380/members",
+        check=False,
+    ).returncode  # fmt: skip
+
+
+def _usages(scenario: Scenario, host: str, cert: str) -> tuple[str, str]:
+    """The certificate's subject and extended key usages, as openssl prints them."""
+    out = docker_exec(scenario, host, f"openssl x509 -in {SSL}/{cert}.crt -noout -subject"
+                      " -nameopt multiline -ext extendedKeyUsage").stdout  # fmt: skip
+    lines = [line.strip() for line in out.splitlines()]
+    name = next(line.split("=", 1)[1].strip() for line in lines if line.startswith("commonName"))
+    return name, lines[-1]
+
+
+def test_the_peer_port_accepts_this_clusters_peers_only(cluster_hosts: Scenario, created) -> None:
+    """A client's certificate, or a member's server certificate, of the same CA is refused
+    on the peer port; a peer certificate is accepted. Each kind has only its usages."""
+    assert _peer_port(cluster_hosts, "etcd-k8s-2", "etcd-k8s-2-peer") == 0
+    assert _peer_port(cluster_hosts, "client-1", "client-1-client") != 0
+    assert _peer_port(cluster_hosts, "etcd-k8s-2", "etcd-k8s-2-server") != 0
+    assert _peer_port(cluster_hosts, "etcd-k8s-2", "etcd-k8s-2-client") != 0
+    both = "TLS Web Server Authentication, TLS Web Client Authentication"
+    assert _usages(cluster_hosts, "client-1", "client-1-client") == (
+        "client-1",
+        "TLS Web Client Authentication",
+    )
+    assert _usages(cluster_hosts, "etcd-k8s-2", "etcd-k8s-2-peer") == ("etcd-k8s-peer", both)
+    assert _usages(cluster_hosts, "etcd-k8s-2", "etcd-k8s-2-server") == ("etcd-k8s-2", both)
+    # etcd refused them itself: its log names the common name it wanted.
+    log = docker_exec(cluster_hosts, "etcd-k8s-1",
+                      "journalctl -u etcd-k8s-1.service --no-pager -o cat").stdout  # fmt: skip
+    assert "etcd-k8s-peer" in log
+
+
 def test_second_run_changes_nothing(cluster_hosts: Scenario, created) -> None:
     pids = {
         h: docker_exec(cluster_hosts, h, "pidof etcd").stdout for h in ("etcd-k8s-1", "etcd-k8s-2")
