@@ -116,4 +116,5 @@ def member_options(settings: Settings, tls: TLSFiles | None = None) -> MemberOpt
         etcd_version=(
             settings.etcd.artifact.version if settings.etcd.install_from == "archive" else None
         ),
+        etcd_binary=settings.etcd.binary,
     )

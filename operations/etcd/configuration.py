@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
+from facts.etcd import EtcdCluster, EtcdMember, EtcdVersion, cluster_healthy
 from facts.shell import previous_kept, raw, script
 from operations import Commands
 from operations.etcd.member import Member
@@ -52,8 +52,10 @@ class MemberOptions:
     tls_min_version: str = "TLS1.2"
     cipher_suites: tuple[str, ...] = ()
     compaction_retention: str = "1h"
-    # etcd 3.6 reads `allowed-cn` as a list, earlier releases as one name.
+    # The etcd release the member runs (None: read from `etcd_binary`, e.g. a distribution's
+    # package): etcd 3.5.15 and later read `allowed-cn` as a list, earlier ones as one name.
     etcd_version: str | None = None
+    etcd_binary: str = "/usr/bin/etcd"
 
 
 def member_config(
@@ -73,18 +75,25 @@ def member_config(
         initial_cluster_state=initial_state,
         cluster_token=options.cluster_token,
         compaction_retention=options.compaction_retention,
-        names_as_lists=_version_at_least(options.etcd_version, (3, 6)),
+        names_as_lists=version_at_least(options.etcd_version, (3, 5, 15)),
     )
 
 
-def _version_at_least(version: str | None, wanted: tuple[int, int]) -> bool:
-    """Whether an etcd `version` (None: unknown, as a distribution package's) is `wanted` or
-    later."""
-    parts = (version or "0.0").split(".")
+def version_at_least(version: str | None, wanted: tuple[int, ...]) -> bool:
+    """Whether an etcd `version` ("3.5.21"; None or "": unknown) is `wanted` or later."""
     try:
-        return (int(parts[0]), int(parts[1])) >= wanted
-    except (ValueError, IndexError):
+        found = tuple(int(part) for part in (version or "").split(".")[: len(wanted)])
+    except ValueError:
         return False
+    return bool(found) and found >= wanted
+
+
+def with_version(options: MemberOptions) -> MemberOptions:
+    """`options` with the etcd release the host runs, read from its binary when not given."""
+    if options.etcd_version is not None:
+        return options
+    found = host.get_fact(EtcdVersion, binary=options.etcd_binary)
+    return replace(options, etcd_version=found or "")
 
 
 def _steady(config: str) -> list[str]:
@@ -121,6 +130,7 @@ def member_configuration(
     data but do not run.
     """
     config_path = member.config_path
+    options = with_version(options)
     local = host.get_fact(
         EtcdMember, config=config_path, data_dir=member.data_dir, unit=member.unit
     )
@@ -185,7 +195,7 @@ def member_joined(
             f"the etcd cluster is unhealthy as {other.host} sees it "
             f"({view['error'] or view['health']}): refusing to add {member.name}"
         )
-    yield RunTimeStep(join, other, member, options, timeout)
+    yield RunTimeStep(join, other, member, with_version(options), timeout)
 
 
 _INITIAL = re.compile(r'^ETCD_INITIAL_CLUSTER="([^"]*)"$', re.MULTILINE)
