@@ -105,11 +105,13 @@ def test_certificates_verify_and_carry_the_sans(certs_hosts: Scenario, deployed)
                 host.name,
                 f"openssl x509 -in {crt} -noout -subject -ext subjectAltName,extendedKeyUsage",
             ).stdout
-            assert f"CN = {host.name}" in text
+            # Every peer of the cluster has the same subject; the others have the host's.
+            assert f"CN = {'etcd-k8s-peer' if kind == 'peer' else host.name}" in text
             for san in (f"DNS:{host.name}", f"DNS:{host.fqdn}", "DNS:localhost",
                         f"IP Address:{host.address}", "IP Address:127.0.0.1"):  # fmt: skip
                 assert san in text, (host.name, kind, san)
-            assert "TLS Web Server Authentication" in text
+            # A client certificate authenticates a client only.
+            assert ("TLS Web Server Authentication" in text) == (kind != "client")
             assert "TLS Web Client Authentication" in text
             # Two years by default: 17520h.
             days = docker_exec(
