@@ -181,6 +181,49 @@ def test_renewal_units_write_textfile_metrics(certs_hosts: Scenario, deployed) -
     assert set(run_pyinfra(certs_hosts, "deploys/certs.py").changes) == {"client-1"}
 
 
+def _decrypted_provisioner_key(scenario: Scenario) -> str:
+    """The private part ("d") of the provisioner key, decrypted on the primary as the token
+    minting does: what must never show."""
+    config = json.loads(
+        docker_exec(scenario, "etcd-k8s-1", "cat /etc/step-ca/config/ca.json").stdout
+    )
+    (base,) = [p for p in config["authority"]["provisioners"] if p["name"] == "etcd-pki"]
+    jwk = docker_exec(
+        scenario, "etcd-k8s-1",
+        f"printf %s {base['encryptedKey']} | /opt/bin/step crypto jwe decrypt"
+        " --password-file /etc/step-ca/secrets/provisioner_password",
+    ).stdout  # fmt: skip
+    return str(json.loads(jwk)["d"])
+
+
+def test_no_secret_at_any_verbosity(certs_hosts: Scenario, deployed) -> None:
+    """certs.py issuing certificates with `-vvv --debug`: no password, no decrypted key, no
+    token in pyinfra's output or in any host's journal (but step-ca's, which logs a token
+    once it has used it)."""
+    for host, kind in (("etcd-k8s-3", "client"), ("client-1", "client")):
+        docker_exec(certs_hosts, host, f"rm {SSL}/{host}-{kind}.crt")
+    since = docker_exec(certs_hosts, "etcd-k8s-1", "date +%s").stdout.strip()
+    run = run_pyinfra(certs_hosts, "deploys/certs.py", "-vvv", "--debug")
+    assert {"etcd-k8s-3", "client-1"} <= set(run.changes)
+    secrets = {
+        name: docker_exec(certs_hosts, "etcd-k8s-1", f"cat /etc/step-ca/secrets/{name}").stdout
+        for name in ("password", "provisioner_password")
+    }
+    secrets["decrypted provisioner key"] = _decrypted_provisioner_key(certs_hosts)
+    assert "Running command" in run.output or "--> " in run.output  # it was verbose
+    for name, value in secrets.items():
+        assert value.strip() and value.strip() not in run.output, name
+    assert JWT_PREFIX not in run.output
+    for host in certs_hosts.hosts:
+        journal = docker_exec(
+            certs_hosts, host.name,
+            f"journalctl --no-pager -o short --since @{since} | grep -v ' step-ca\\[' || true",
+        ).stdout  # fmt: skip
+        for name, value in secrets.items():
+            assert value.strip() not in journal, (host.name, name)
+        assert JWT_PREFIX not in journal, host.name
+
+
 def test_deleted_damaged_or_short_of_a_san_is_reissued_alone(
     certs_hosts: Scenario, deployed
 ) -> None:

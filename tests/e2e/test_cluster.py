@@ -97,7 +97,7 @@ def _peer_port(scenario: Scenario, host: str, cert: str) -> str:
     000 when the TLS handshake is refused."""
     return docker_exec(
         scenario, host,
-        f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 --cacert {SSL}/root_ca.crt"
+        f"curl -s --http1.1 -o /dev/null -w '%{{http_code}}' --max-time 5 --cacert {SSL}/root_ca.crt"
         f" --cert {SSL}/{cert}.crt --key {SSL}/{cert}.key https://etcd-k8s-1:2380/members",
         check=False,
     ).stdout.strip()  # fmt: skip
@@ -120,6 +120,10 @@ def test_the_peer_port_accepts_this_clusters_peers_only(cluster_hosts: Scenario,
     assert _peer_port(cluster_hosts, "client-1", "client-1-client") == "000"
     assert _peer_port(cluster_hosts, "etcd-k8s-2", "etcd-k8s-2-server") == "000"
     assert _peer_port(cluster_hosts, "etcd-k8s-2", "etcd-k8s-2-client") == "000"
+    # etcd itself refused them, in the TLS handshake.
+    log = docker_exec(cluster_hosts, "etcd-k8s-1", "journalctl -u etcd-k8s-1.service --no-pager"
+                      " -o cat | grep 'rejected connection on peer endpoint'").stdout  # fmt: skip
+    assert '"dns-names":["client-1",' in log
     both = "TLS Web Server Authentication, TLS Web Client Authentication"
     assert _usages(cluster_hosts, "client-1", "client-1-client") == (
         "client-1",
