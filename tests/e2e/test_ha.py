@@ -204,9 +204,18 @@ def objects_sha(data: bytes) -> str:
 
 def test_restore_from_s3_after_the_ca_state_is_lost(ha_hosts: Scenario, s3, keys) -> None:
     fingerprint = _fingerprint(ha_hosts, PRIMARY)
+    password = docker_exec(ha_hosts, PRIMARY, f"cat {CA}/secrets/password").stdout.strip()
     docker_exec(ha_hosts, PRIMARY, f"systemctl stop step-ca && rm -rf {CA}")
-    run = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys))
+    # At the highest verbosity, as an operator debugging a restore would run it.
+    run = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys), "-vvv", "--debug")
     assert PRIMARY in run.changes
+    assert "[pyinfra.api" in run.output  # debug logging was on
+    # Neither the operator's private key (it reaches the host on stdin) nor the CA password
+    # restored with the state shows.
+    armored = keys["backup"].private.read_text().splitlines()
+    body = [line for line in armored if len(line) > 40 and not line.startswith("-----")]
+    assert body and not any(line in run.output for line in body)
+    assert password not in run.output
     assert _fingerprint(ha_hosts, PRIMARY) == fingerprint
     health = docker_exec(ha_hosts, PRIMARY, f"curl -sS --cacert {CA}/certs/root_ca.crt "
                          "https://etcd-k8s-1:9000/health").stdout  # fmt: skip
