@@ -1,0 +1,104 @@
+"""Properties of the settings, over generated values: any value of any setting gives either a
+SettingsError that names the setting or valid settings, never another exception; and a value
+that is accepted reaches the rendered units, configuration and scripts as one shell word."""
+
+from __future__ import annotations
+
+import shlex
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deploys.components import arguments
+from deploys.settings import DEFAULTS, Settings, SettingsError, validate_inventory
+from operations.etcd.configuration import member_config
+from operations.renewal import metrics_script, unit_files
+from templates import render
+from tests.unit.test_settings import _inventory
+
+# Characters a shell, a unit file or YAML would read as more than text.
+SPECIAL = " \t;&|$`'\"\\(){}<>*?!#~=%,:@\n"
+TEXT = st.text(alphabet=st.sampled_from("abcz019-_./" + SPECIAL).map(str), min_size=0, max_size=24)
+HOSTILE = st.one_of(
+    TEXT,
+    st.sampled_from(["/x; touch /tmp/pwn", "$(id)", "`id`", "a b", "/opt/bin'", "/run/x y"]),
+    TEXT.map(lambda t: "/" + t),  # path-shaped
+)
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-5, max_value=70000),
+    HOSTILE,
+    st.lists(HOSTILE, max_size=3),
+    st.dictionaries(HOSTILE, HOSTILE, max_size=2),
+)
+NAMES = st.sampled_from(sorted(DEFAULTS))
+# Settings checked together: an error about one may name the other.
+PAIRS = {
+    "etcd_client_port": "etcd_peer_port",
+    "etcd_peer_port": "etcd_client_port",
+    "step_ca_port": "etcd_client_port",
+}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=NAMES, value=VALUES)
+def test_a_value_is_refused_naming_its_setting_or_accepted(name: str, value: object) -> None:
+    try:
+        validate_inventory(_inventory({name: value}))
+    except SettingsError as error:
+        named = {name, PAIRS.get(name, name)}
+        assert any(f"`{n}`" in str(error) for n in named), (name, value, str(error))
+
+
+def _rendered(found: Settings) -> list[str]:
+    """Every text rendered from a host's settings that a shell or systemd reads."""
+    node = arguments.step_node(found)
+    schedule = arguments.schedule(found)
+    texts = list(unit_files(found.certificates, node, found.ca_url, schedule).values())
+    texts.append(metrics_script(node, schedule))
+    me = arguments.member(found)
+    texts.append(
+        render(
+            "etcd-member.service.j2",
+            member=me.name,
+            run_as=found.etcd_user,
+            etcd=found.etcd.binary,
+            config=me.config_path,
+        )
+    )
+    texts.append(member_config(me, arguments.member_options(found), "x", "new"))
+    texts.append(
+        render("step-ca.service.j2", path=found.ca_path, bin_dir=found.bin_dir, port=found.ca_port)
+    )
+    return texts
+
+
+def _one_word(text: str, value: str) -> bool:
+    """Whether every line of `text` that holds `value` holds it inside one shell word."""
+    for line in text.splitlines():
+        if value not in line:
+            continue
+        body = line.split("=", 1)[1] if line[:1].isalpha() and "=" in line else line
+        lexer = shlex.shlex(body, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        try:
+            words = list(lexer)
+        except ValueError:  # an unbalanced quote: the value broke out of its quoting
+            return False
+        if not any(value in word for word in words):
+            return False
+    return True
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=NAMES, value=HOSTILE)
+def test_an_accepted_value_reaches_shells_and_units_as_one_word(name: str, value: str) -> None:
+    try:
+        found = validate_inventory(_inventory({name: value}))["etcd-k8s-1"]
+    except SettingsError:
+        return
+    if len(value) < 2 or not set(value) & set(SPECIAL):
+        return  # a plain word cannot be split
+    for text in _rendered(found):
+        assert _one_word(text, value), (name, value, text)
