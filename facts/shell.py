@@ -39,6 +39,13 @@ def replace_file(path: str, text: str, mode: str = "0644") -> str:
     )
 
 
+def cleanup_on_exit(command: str) -> str:
+    """Shell traps that run `command` (no single quotes) however the shell ends: on exit,
+    and on hang-up (a dropped SSH connection), interrupt and termination, each of which
+    ends the shell (a trap that only cleaned up would let the script go on)."""
+    return f"trap '{command}' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM;"
+
+
 def previous_kept(path: str) -> str:
     """The command that keeps `path` as `<path>.previous` (if it exists) before it is
     replaced: what a failed restart goes back to."""

@@ -10,7 +10,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, OperationValueError, operation
 
 from facts.binaries import RELEASES, Binaries
-from facts.shell import script
+from facts.shell import cleanup_on_exit, script
 from operations import Commands
 
 UPSTREAM_URLS = {
@@ -64,8 +64,9 @@ STAGING_DIR = "/var/tmp"
 # keep the ones asked for as <binary>.previous, replace the installed ones atomically (a running daemon keeps its open file), and always
 # clean up.
 _INSTALL = (
-    'set -e; f={archive}; d="$f.d"; trap \'rm -rf "$f" "$d"\' EXIT;'
-    ' if ! printf "%s  %s\\n" {sha256} "$f" | sha256sum -c --status; then'
+    'set -e; f={archive}; d="$f.d"; '
+    + cleanup_on_exit('rm -rf "$f" "$d"')
+    + ' if ! printf "%s  %s\\n" {sha256} "$f" | sha256sum -c --status; then'
     ' echo "checksum mismatch for "{name}": expected "{sha256}",'
     ' got $(sha256sum "$f" | cut -d\' \' -f1); nothing was unpacked" >&2; exit 1; fi;'
     ' mkdir -m 0700 "$d"; tar -xzf "$f" -C "$d"; install -d -m 0755 {bin_dir};'

@@ -12,7 +12,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 
 from facts.ca import CAHealth, CAState
-from facts.shell import replace_file, script
+from facts.shell import cleanup_on_exit, replace_file, script
 from operations import Commands
 from operations.profiles import Profile, provisioner_entry
 
@@ -299,7 +299,8 @@ def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Command
 # private directory removed on exit.
 _PROOF = (
     "set -e; d=$(mktemp -d /run/etcd-step-pki-proof.XXXXXX);"
-    " trap 'rm -rf \"$d\"' EXIT INT TERM HUP; export STEPPATH={ca_path};"
+    + cleanup_on_exit('rm -rf "$d"')
+    + " export STEPPATH={ca_path};"
     " r={ca_path}/certs/root_ca.crt; u={url};"
     ' t="$({step} ca token {subject} --san {subject} --provisioner {provisioner}'
     " --provisioner-password-file {ca_path}/secrets/provisioner_password"

@@ -21,7 +21,7 @@ from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
 from facts.paths import FileText
-from facts.shell import raw, replace_file, script
+from facts.shell import cleanup_on_exit, raw, replace_file, script
 from operations import Commands
 from operations.ca import MODES, PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
@@ -197,8 +197,9 @@ _MODES = " ".join(
 )
 
 _RESTORE = (
-    "set -e; umask 077; w={work}; n={path}.incoming; trap 'rm -rf \"$w\"' EXIT;"
-    ' g="gpg --homedir $w/gnupg --batch --quiet --no-tty";'
+    "set -e; umask 077; w={work}; n={path}.incoming; "
+    + cleanup_on_exit('rm -rf "$w"')
+    + ' g="gpg --homedir $w/gnupg --batch --quiet --no-tty";'
     ' install -d -m 0700 "$w/gnupg"; $g --import 2>/dev/null;'
     ' rm -rf "$n"; install -d -m 0700 "$n";'
     ' if ! $g --decrypt "$w/backup.gpg" 2>"$w/err" | tar -C "$n" -xpzf - 2>>"$w/err"; then'

@@ -23,7 +23,7 @@ from pyinfra.api.state import State
 
 from facts.ca import CAState
 from facts.certificates import NodeCertificates
-from facts.shell import raw, replace_file, replace_link, script
+from facts.shell import cleanup_on_exit, raw, replace_file, replace_link, script
 from operations import Commands, profiles, tokens
 from operations.durations import parse_duration
 from operations.profiles import Profile
@@ -326,8 +326,9 @@ def _certificate_command(
     kty, curve = KEY_TYPES[issuance.key_type]
     key_flags = ["--kty", kty] + (["--curve", curve] if curve else ["--size", "2048"])
     parts = [
-        "set -e; umask 077; install -d -m 0700 {tokens}; t=$(mktemp {tokens}/tokens.XXXXXX);"
-        ' trap \'rm -f "$t" "$t.err"\' EXIT INT TERM HUP; cat > "$t"; install -d -m 0755 {ssl_dir};'
+        "set -e; umask 077; install -d -m 0700 {tokens}; t=$(mktemp {tokens}/tokens.XXXXXX); "
+        + cleanup_on_exit('rm -f "$t" "$t.err"')
+        + ' cat > "$t"; install -d -m 0755 {ssl_dir};'
     ]
     values: dict[str, object] = {"tokens": TOKEN_DIR, "ssl_dir": node.ssl_dir}
     for index, item in enumerate(items):

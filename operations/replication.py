@@ -17,7 +17,7 @@ from pyinfra.api import OperationError, operation
 from pyinfra.api.state import State
 
 from facts.ca import CAFiles, CAState
-from facts.shell import script
+from facts.shell import cleanup_on_exit, script
 from operations import Commands
 from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.certificates import root_fingerprint
@@ -32,8 +32,9 @@ _KEYPAIR = (
 )
 
 _PACK = (
-    'set -e; umask 077; d={d}; install -d -m 0700 "$d"; trap \'rm -f "$d/k"\' EXIT;'
-    ' cat > "$d/backup.pub";'
+    'set -e; umask 077; d={d}; install -d -m 0700 "$d"; '
+    + cleanup_on_exit('rm -f "$d/k"')
+    + ' cat > "$d/backup.pub";'
     # A text key: `-pass file:` reads a line, and random bytes may start with a newline.
     ' openssl rand -hex 32 > "$d/k";'
     ' openssl pkeyutl -encrypt -pubin -inkey "$d/backup.pub" -pkeyopt rsa_padding_mode:oaep'
@@ -44,8 +45,9 @@ _PACK = (
 )
 
 _UNPACK = (
-    "set -e; umask 077; d={d}; trap 'rm -rf \"$d\"' EXIT;"
-    ' printf "%s  %s\\n" {digest} "$d/state.enc" | sha256sum -c --status || {{'
+    "set -e; umask 077; d={d}; "
+    + cleanup_on_exit('rm -rf "$d"')
+    + ' printf "%s  %s\\n" {digest} "$d/state.enc" | sha256sum -c --status || {{'
     ' echo "the transferred CA state is damaged (checksum)" >&2; exit 1; }};'
     ' openssl pkeyutl -decrypt -inkey "$d/key.pem" -pkeyopt rsa_padding_mode:oaep'
     ' -pkeyopt rsa_oaep_md:sha256 -in "$d/k.enc" -out "$d/k";'

@@ -14,7 +14,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 
 from facts.ca import CAState
-from facts.shell import script
+from facts.shell import cleanup_on_exit, script
 from operations import Commands
 from operations.ca import PASSWORD
 from operations.durations import parse_duration
@@ -25,9 +25,9 @@ ROTATION_REASON = "the intermediate CA is rotated in this run"
 # key is decrypted by `step` itself from the password file: neither password appears in a
 # command line. The old pair is kept; the new pair replaces it in one step at the end.
 _ROTATE = (
-    "set -e; umask 077; cd {path}; s=$(date -u +%Y%m%dT%H%M%SZ); e=$(mktemp);"
-    " trap 'rm -f \"$e\" certs/intermediate_ca.crt.new secrets/intermediate_ca_key.new' EXIT;"
-    " {step} certificate create {subject} certs/intermediate_ca.crt.new"
+    "set -e; umask 077; cd {path}; s=$(date -u +%Y%m%dT%H%M%SZ); e=$(mktemp -p /run);"
+    + cleanup_on_exit('rm -f "$e" certs/intermediate_ca.crt.new secrets/intermediate_ca_key.new')
+    + " {step} certificate create {subject} certs/intermediate_ca.crt.new"
     " secrets/intermediate_ca_key.new --profile intermediate-ca --ca certs/root_ca.crt"
     " --ca-key secrets/root_ca_key --ca-password-file {password} --password-file {password}"
     ' --not-after {not_after} --force >"$e" 2>&1 || {{ cat "$e" >&2; exit 1; }};'

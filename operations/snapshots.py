@@ -8,7 +8,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
 from facts.paths import ExistingPaths
-from facts.shell import script
+from facts.shell import cleanup_on_exit, script
 from operations import Commands
 from operations.etcd.member import Etcdctl, Member
 
@@ -35,8 +35,8 @@ def snapshot_saved(file_name: str, *, etcdctl: Etcdctl, directory: str) -> Comma
         ' echo "this member is not healthy: no snapshot taken" >&2; exit 1; }};'
         # A snapshot that fails half-way (a full disk) leaves nothing behind; the snapshots
         # taken before stay as they are.
-        " trap 'rm -f {target}.part {target}.part.part {target}.sha256.part' EXIT INT TERM HUP;"
-        " {etcdctl} snapshot save {target}.part >/dev/null; chmod 0600 {target}.part; cd {dir};"
+        + cleanup_on_exit("rm -f {target}.part {target}.part.part {target}.sha256.part")
+        + " {etcdctl} snapshot save {target}.part >/dev/null; chmod 0600 {target}.part; cd {dir};"
         " sha256sum {name}.part | sed 's/[.]part$//' > {name}.sha256.part;"
         " mv -f {target}.part {target}; mv -f {name}.sha256.part {name}.sha256",
         dir=directory,

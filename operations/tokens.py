@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import gevent.lock
 from pyinfra.api.state import State
 
-from facts.shell import raw
+from facts.shell import cleanup_on_exit, raw
 from operations.remote import Remote
 
 TOKEN_VALIDITY = 300.0  # seconds, `step ca token --not-after 5m`
@@ -26,8 +26,8 @@ FRESH = TOKEN_VALIDITY / 2  # a batch older than this is minted again before use
 # `step crypto jwe decrypt` reads it on stdin and the password from its file.
 _KEY = (
     "set -e; umask 077; export STEPPATH={ca_path}; d=$(mktemp -d /run/etcd-step-pki-mint.XXXXXX);"
-    " trap 'rm -rf \"$d\"' EXIT INT TERM HUP;"
-    # step-ca restarted by systemd (a crash, a rotation) answers again within seconds.
+    + cleanup_on_exit('rm -rf "$d"')
+    +  # step-ca restarted by systemd (a crash, a rotation) answers again within seconds.
     " i=0; until {step} ca health --ca-url {url} --root {root} >/dev/null 2>&1; do i=$((i+1));"
     ' if [ "$i" -ge 30 ]; then echo "step-ca does not answer at "{url} >&2; exit 1; fi;'
     " sleep 1; done;"

@@ -84,7 +84,7 @@ def _between(low: int, high: int | None, what: str) -> AfterValidator:
 
 
 def _matches(pattern: str) -> Callable[[str], object]:
-    return re.compile(pattern).match
+    return re.compile(pattern).fullmatch
 
 
 def _cipher_suite(value: str) -> str:
@@ -217,7 +217,11 @@ AbsolutePath = Annotated[
 ]
 FileName = Annotated[str, _check(_file_name, "a file name")]
 NamePattern = Annotated[FileName, _check(_name_pattern, "a file name using only {name}, {kind}")]
-TimerValue = Annotated[str, _check(_one_line, "a systemd timer value")]
+# What systemd's calendar and time span syntax uses (weekdays, dates, times, ranges, lists,
+# repetitions, time zones): no quote, no shell or unit-file syntax.
+TimerValue = Annotated[
+    str, _check(_matches(r"[A-Za-z0-9 :*,./~+_-]+"), "a systemd timer value (calendar or span)")
+]
 IpAddress = Annotated[str, _check(is_ip, "an IP address")]
 DnsNameOrIp = Annotated[str, _check(lambda v: is_dns_name(v) or is_ip(v), "a DNS name or IP")]
 DnsNames = Annotated[tuple[DnsNameOrIp, ...], BeforeValidator(_listed)]

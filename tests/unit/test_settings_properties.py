@@ -4,6 +4,7 @@ that is accepted reaches the rendered units, configuration and scripts as one sh
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from hypothesis import HealthCheck, given, settings
@@ -79,7 +80,10 @@ def _one_word(text: str, value: str) -> bool:
     for line in text.splitlines():
         if value not in line:
             continue
-        body = line.split("=", 1)[1] if line[:1].isalpha() and "=" in line else line
+        setting = re.match(r"([A-Z][A-Za-z]+)=(.*)", line)
+        if setting and not setting.group(1).startswith("Exec"):
+            continue  # a unit setting other than a command line takes the rest of its line
+        body = setting.group(2) if setting else line
         lexer = shlex.shlex(body, posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
         try:
