@@ -58,7 +58,9 @@ class Artifact:
         return f"{(self.local_dir or '').rstrip('/')}/{self.file_name(arch)}"
 
 
-STAGING_DIR = "/var/tmp"
+# Archives are staged where only root can reach them (not a world-writable directory, where a
+# predictable name could be taken over first).
+STAGING_DIR = "/var/lib/etcd-step-pki/staging"
 
 # Verify, unpack into a private directory, find each binary (exactly one file of that name),
 # keep the ones asked for as <binary>.previous, replace the installed ones atomically (a running daemon keeps its open file), and always
@@ -92,15 +94,17 @@ def _install_commands(
             f"`{artifact.binary.replace('-', '_')}_checksums` for {arch}"
         )
     name = artifact.file_name(arch)
-    staged = f"{STAGING_DIR}/etcd-step-pki.{name}"
+    staged = f"{STAGING_DIR}/{name}"
     if artifact.source == "local":
         local = Path(artifact.local_path(arch))
         if not local.is_file():
             raise OperationValueError(f"{local} does not exist on the controller")
+        yield script("install -d -m 0700 {d}", d=STAGING_DIR)
         yield FileUploadCommand(str(local), staged, remote_temp_filename=staged + ".part")
     else:
         yield script(
-            "curl -fsSL --retry 3 --connect-timeout 15 -o {staged} {url}",
+            "install -d -m 0700 {d} && curl -fsSL --retry 3 --connect-timeout 15 -o {staged} {url}",
+            d=STAGING_DIR,
             staged=staged,
             url=artifact.url(arch),
         )

@@ -10,6 +10,7 @@ from pyinfra.api import FileUploadCommand, operation
 from facts.paths import ExistingPaths
 from facts.shell import cleanup_on_exit, script
 from operations import Commands
+from operations.binaries import STAGING_DIR
 from operations.etcd.member import Etcdctl, Member
 
 
@@ -76,7 +77,8 @@ def snapshot_restored(
     if host.get_fact(ExistingPaths, paths=[marker]):
         host.noop(f"{member.name} holds snapshot {sha256[:16]} already")
         return
-    staged = f"/var/tmp/etcd-restore-{sha256[:16]}.db"
+    staged = f"{STAGING_DIR}/etcd-restore-{sha256[:16]}.db"
+    yield script("install -d -m 0700 {d}", d=STAGING_DIR)
     yield FileUploadCommand(snapshot, staged)
     yield script(
         'set -e; f={staged}; trap \'rm -f "$f" "$f.log"\' EXIT;'

@@ -281,6 +281,10 @@ def test_a_wrong_checksum_fails_before_unpacking(
     assert bad.failed == {BACKUP: [STEP]}, bad.output[-3000:]
     assert "checksum mismatch for step_linux_0.30.9_amd64.tar.gz" in bad.output
     assert docker_exec(ca_hosts, BACKUP, "sha256sum /opt/bin/step").stdout == before
-    leftovers = docker_exec(ca_hosts, BACKUP, "ls -a /var/tmp /opt/bin").stdout
-    assert "etcd-step-pki." not in leftovers
+    leftovers = docker_exec(
+        ca_hosts, BACKUP, "ls -a /var/lib/etcd-step-pki/staging /opt/bin; stat -c %a"
+        " /var/lib/etcd-step-pki/staging"
+    ).stdout.split()  # fmt: skip
+    assert leftovers[-1] == "700"
+    assert not [name for name in leftovers if name.endswith(".tar.gz")]
     assert "step.new" not in leftovers

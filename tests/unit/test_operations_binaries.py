@@ -34,8 +34,9 @@ def test_only_the_outdated_binary_is_installed_from_upstream() -> None:
     commands = raw(run_op(release_binaries, host, [_artifact("step"), _artifact("step-ca")]))
     assert len(commands) == 2
     assert commands[0] == (
+        "install -d -m 0700 /var/lib/etcd-step-pki/staging && "
         "curl -fsSL --retry 3 --connect-timeout 15 -o "
-        "/var/tmp/etcd-step-pki.step_linux_0.30.2_amd64.tar.gz "
+        "/var/lib/etcd-step-pki/staging/step_linux_0.30.2_amd64.tar.gz "
         "https://github.com/smallstep/cli/releases/download/v0.30.2/step_linux_0.30.2_amd64.tar.gz"
     )
     install = commands[1]
@@ -57,9 +58,11 @@ def test_local_source_uploads_from_the_controller(tmp_path: Path) -> None:
     commands = run_op(
         release_binaries, host, [_artifact("step", source="local", local=str(tmp_path))]
     )
-    assert isinstance(commands[0], FileUploadCommand)
-    assert commands[0].src == str(archive)
-    assert commands[0].dest == "/var/tmp/etcd-step-pki.step_linux_0.30.2_amd64.tar.gz"
+    # Staged in a directory only root can reach.
+    assert commands[0].get_raw_value() == "install -d -m 0700 /var/lib/etcd-step-pki/staging"
+    assert isinstance(commands[1], FileUploadCommand)
+    assert commands[1].src == str(archive)
+    assert commands[1].dest == "/var/lib/etcd-step-pki/staging/step_linux_0.30.2_amd64.tar.gz"
 
 
 def test_missing_local_archive_is_an_error(tmp_path: Path) -> None:
