@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -163,7 +164,11 @@ def snapshot_backup() -> None:
         directory=settings.etcd.snapshot_dir,
     )
     local = Path(settings.etcd.snapshot_local_dir)
-    local.mkdir(parents=True, exist_ok=True)
+    # The cluster's data: on the controller as on the member, the operator's only (0600 in
+    # a 0700 directory). pyinfra writes fetched files later, at execution: the umask of the
+    # run decides their mode.
+    os.umask(0o077)
+    local.mkdir(mode=0o700, parents=True, exist_ok=True)
     for suffix in ("", ".sha256"):
         files.get(
             name=f"Fetch {file_name}{suffix}",

@@ -351,6 +351,8 @@ def test_snapshot_save_and_restore(cluster_hosts: Scenario, created, tmp_path: P
     assert set(saved.changes) == {"etcd-k8s-1"}
     snapshot = tmp_path / "test.db"
     digest = (tmp_path / "test.db.sha256").read_text().split()[0]
+    # The cluster's data, the operator's only on the controller too.
+    assert snapshot.stat().st_mode & 0o777 == 0o600
     import hashlib
 
     assert hashlib.sha256(snapshot.read_bytes()).hexdigest() == digest
