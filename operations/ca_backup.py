@@ -24,8 +24,8 @@ from facts.paths import FileText
 from facts.shell import cleanup_on_exit, raw, replace_file, script
 from operations import Commands
 from operations.ca import MODES, PAUSE_STEP_CA, RESUME_STEP_CA
-from operations.certificates import root_fingerprint
 from operations.remote import Remote, RunTimeStep
+from operations.roots import PinnedRoot, root_fingerprint
 
 WORK = "/run/etcd-step-pki/ca-backup"
 # What the last restore on a host restored: a second run of the same restore changes nothing,
@@ -227,6 +227,7 @@ def restored_from_s3(
     key: str,
     private_key: str,
     any_root: bool = False,
+    pin: PinnedRoot | None = None,
 ) -> Commands:
     """
     Restore the CA state from an S3 backup unless this host already holds that state.
@@ -236,6 +237,7 @@ def restored_from_s3(
     + key: an object key, or `latest`
     + private_key: armored GnuPG private key that decrypts the backup (operator's)
     + any_root: accept a backup of another CA than the one this host holds
+    + pin: the root the backup must have (operations/roots.py); it overrides `any_root`
     """
     key, data, digest = fetch_backup(store, key)
     source = f"s3://{store.bucket}/{key}"
@@ -247,6 +249,8 @@ def restored_from_s3(
         return
     current = host.get_fact(CAState, path=path)["root"]
     expect_root = root_fingerprint(current) if current and not any_root else ""
+    if pin is not None and pin.fingerprint:
+        expect_root = pin.fingerprint
     yield RunTimeStep(_restore, path, key, data, private_key, expect_root)
     yield from restore_recorded(source)
 

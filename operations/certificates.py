@@ -9,14 +9,12 @@ node as a 0600 file in a 0700 directory, and enter `step` through its environmen
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
@@ -24,10 +22,11 @@ from pyinfra.api.state import State
 from facts.ca import CAState
 from facts.certificates import NodeCertificates
 from facts.shell import cleanup_on_exit, raw, replace_file, replace_link, script
-from operations import Commands, profiles, tokens
+from operations import Commands, profiles, roots, tokens
 from operations.durations import parse_duration
 from operations.profiles import Profile
 from operations.remote import Remote, RunTimeStep
+from operations.roots import root_fingerprint
 
 TOKEN_DIR = "/run/etcd-step-pki"
 # `cert_key_type` -> step's `--kty` and `--curve` (RSA keys are 2048 bits).
@@ -60,12 +59,6 @@ class Certificate:
 DEFAULT_RENEWAL_PERCENT = 66  # step's default: renew after 2/3 of the lifetime
 
 
-def root_fingerprint(root_pem: str) -> str:
-    """SHA-256 of the root certificate's DER, as `step ca bootstrap --fingerprint` wants it."""
-    cert = x509.load_pem_x509_certificate(root_pem.encode())
-    return hashlib.sha256(cert.public_bytes(encoding=Encoding.DER)).hexdigest()
-
-
 _ca_cache: dict[tuple[int, str], dict[str, Any]] = {}
 
 
@@ -95,6 +88,9 @@ def ca_root(state: State, authority: tokens.Authority) -> str:
     root = ca_material(state, authority.cert_manager, authority.path)["root"]
     if not root and state.is_executing:
         raise OperationError(f"the CA on {authority.cert_manager} has no root certificate yet")
+    roots.refuse_other(root, authority.pin, f"the CA on {authority.cert_manager}")
+    if state.is_executing:
+        roots.record(root, authority.pin)
     return root or ""
 
 

@@ -20,8 +20,8 @@ from facts.ca import CAFiles, CAState
 from facts.shell import cleanup_on_exit, script
 from operations import Commands
 from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
-from operations.certificates import root_fingerprint
 from operations.remote import Remote, RunTimeStep
+from operations.roots import PinnedRoot, refuse_other, root_fingerprint
 
 TRANSFER = "/run/etcd-step-pki/transfer"
 
@@ -63,12 +63,13 @@ _UNPACK = (
 
 
 @operation()
-def replicated(*, primary: str, path: str) -> Commands:
+def replicated(*, primary: str, path: str, pin: PinnedRoot | None = None) -> Commands:
     """
     Keep this backup cert-manager's CA state identical to the primary's.
 
     + primary: the inventory name of the primary cert-manager
     + path: the CA's `$STEPPATH` (the same on both)
+    + pin: the root the state must have (operations/roots.py); None: the primary's
     """
     source = host.state.inventory.get_host(primary)
     wanted = source.get_fact(CAFiles, path=path)
@@ -81,6 +82,7 @@ def replicated(*, primary: str, path: str) -> Commands:
         host.noop(f"{path} is identical to {primary}'s")
         return
     root = source.get_fact(CAState, path=path)["root"]
+    refuse_other(root, pin, f"the CA state on {primary}")
     yield RunTimeStep(_transfer, primary, path, root_fingerprint(root))
 
 

@@ -18,6 +18,7 @@ from pyinfra.api.state import State
 
 from facts.shell import cleanup_on_exit, raw
 from operations.remote import Remote
+from operations.roots import PinnedRoot
 
 TOKEN_VALIDITY = 300.0  # seconds, `step ca token --not-after 5m`
 FRESH = TOKEN_VALIDITY / 2  # a batch older than this is minted again before use
@@ -58,6 +59,8 @@ class Authority:
     path: str = "/etc/step-ca"
     provisioner: str = "etcd-pki"
     bin_dir: str = "/opt/bin"
+    # The root hosts may trust (operations/roots.py); None: whatever the CA has.
+    pin: PinnedRoot | None = None
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@ this module is the one place that reads settings on their behalf.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from deploys.settings import Settings
 from operations.certificates import Issuance, StepNode
 from operations.etcd.configuration import MemberOptions, TLSFiles
 from operations.etcd.member import Etcdctl, Member
 from operations.renewal import RenewalSchedule
+from operations.roots import PinnedRoot
 from operations.tokens import Authority
 
 
@@ -24,7 +26,21 @@ def authority(settings: Settings) -> Authority:
         path=settings.ca_path,
         provisioner=settings.ca_provisioner,
         bin_dir=settings.bin_dir,
+        pin=pinned_root(settings),
     )
+
+
+def pinned_root(settings: Settings) -> PinnedRoot:
+    """The root hosts may trust: the one set, else the one recorded on the controller (none
+    yet: the run records the one it finds; ca_accept_new_root=true: it records the new one)."""
+    pin = settings.root_pin
+    if pin.fingerprint:
+        return PinnedRoot(pin.fingerprint)
+    record = Path(pin.record)
+    if settings.run.ca_accept_new_root or not record.is_file():
+        return PinnedRoot(None, pin.record)
+    found = record.read_text().split()
+    return PinnedRoot(found[0] if found else None, pin.record, f"recorded in {pin.record}")
 
 
 def step_node(settings: Settings) -> StepNode:

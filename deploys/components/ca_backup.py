@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pyinfra import host
 
-from deploys.components import component
+from deploys.components import arguments, component
 from deploys.components.ca import install_step_ca, keep_step_ca_stopped, run_step_ca
 from deploys.settings import Settings, SettingsError, load_settings
 from facts.paths import FileText
@@ -97,13 +97,17 @@ def restore_ca() -> None:
             key=settings.run.ca_restore_key or "latest",
             private_key=private_key,
             any_root=bool(settings.run.ca_restore_any_root),
+            pin=arguments.pinned_root(settings),
         )
     elif host.get_fact(FileText, path=RESTORE_MARKER) == f"host:{source}":
         host.noop(f"the CA state of {source} was restored here already")
         restored = None
     else:
         restored = replicated(
-            name=f"CA state from {source}", primary=str(source), path=settings.ca_path
+            name=f"CA state from {source}",
+            primary=str(source),
+            path=settings.ca_path,
+            pin=arguments.pinned_root(settings),
         )
         recorded(name="Record the restore", source=f"host:{source}")
     ca.file_modes(name="CA file modes", path=settings.ca_path)

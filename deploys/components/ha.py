@@ -11,7 +11,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python
 from pyinfra.operations.util import any_changed
 
-from deploys.components import component
+from deploys.components import arguments, component
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
 from facts.ca import CAHealth
 from operations import ca
@@ -27,6 +27,7 @@ def replicate_ca() -> None:
             name=f"CA state from {settings.primary}",
             primary=settings.primary,
             path=settings.ca_path,
+            pin=arguments.pinned_root(settings),
         )
 
 

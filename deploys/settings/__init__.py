@@ -9,7 +9,7 @@ settings, validation.py the reading and the inventory-wide checks, host.py what 
 """
 
 from deploys.settings.defaults import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
-from deploys.settings.host import Backup, Cfssl, Etcd, Renewal, RunOptions, Settings
+from deploys.settings.host import Backup, Cfssl, Etcd, Renewal, RootPin, RunOptions, Settings
 from deploys.settings.model import is_dns_name, is_ip
 from deploys.settings.validation import (
     SettingsError,
@@ -31,6 +31,7 @@ __all__ = [
     "Cfssl",
     "Etcd",
     "Renewal",
+    "RootPin",
     "RunOptions",
     "Settings",
     "SettingsError",

@@ -57,6 +57,11 @@ DEFAULTS: dict[str, object] = {
     "step_ca_port": 9000,
     "step_ca_dns_names": [],  # extra names for the CA's TLS certificate
     "step_ca_provisioner": "etcd-pki",
+    # The root every host must trust: SHA-256 as `step certificate fingerprint` prints it.
+    # None: the first run records the root it finds in step_ca_root_record, and later runs
+    # refuse another (unless run with ca_accept_new_root=true).
+    "step_ca_root_fingerprint": None,
+    "step_ca_root_record": None,  # on the controller; None: <inventory>.<cluster>.root-sha256
     "step_ca_db_type": "bbolt",
     "step_ca_path": "/etc/step-ca",
     "step_cert_default_duration": "17520h",

@@ -63,6 +63,15 @@ class Etcd:
 
 
 @dataclass(frozen=True)
+class RootPin:
+    """The root every host must trust: set (`fingerprint`), or recorded on the controller
+    (`record`) by the first run that found one."""
+
+    fingerprint: str | None
+    record: str
+
+
+@dataclass(frozen=True)
 class Backup:
     """Where CA backups go in S3 and how they are encrypted and kept."""
 
@@ -89,6 +98,7 @@ class RunOptions:
     ca_restore_private_key: str | None
     ca_restore_target: str | None
     ca_restore_any_root: bool | None
+    ca_accept_new_root: bool | None
     cfssl_migration_stop_after: str | None  # bundle, certs, final
     status_format: str | None  # text, json
     status_ca_expiry_days: int | None
@@ -116,6 +126,7 @@ class Settings:
     ca_port: int
     ca_dns_names: tuple[str, ...]
     ca_provisioner: str
+    root_pin: RootPin
     ca_db_type: str
     ca_path: str
     durations: Durations

@@ -207,6 +207,12 @@ def _checksum_table(value: object) -> dict[str, Any] | None:
 
 
 Line = Annotated[str, _check(_one_line, "a one-line value")]
+# A SHA-256 in hex; `step certificate fingerprint` prints lower case, some tools colons.
+Fingerprint = Annotated[
+    str,
+    BeforeValidator(lambda v: v.strip().lower().replace(":", "") if isinstance(v, str) else v),
+    _check(_matches(r"[0-9a-f]{64}"), "a SHA-256 fingerprint (64 hex digits)"),
+]
 Port = Annotated[int, _between(1, 65535, "a TCP port")]
 Version = Annotated[str, _check(_VERSION.match, "a version like 0.30.2")]
 Duration = Annotated[str, _check(_is_duration, "a duration such as 17520h or 90m")]
@@ -281,6 +287,8 @@ class HostSettings(BaseModel):
     step_ca_port: Port
     step_ca_dns_names: DnsNames
     step_ca_provisioner: Line
+    step_ca_root_fingerprint: Fingerprint | None
+    step_ca_root_record: Line | None
     step_ca_db_type: DbType
     step_ca_path: AbsolutePath
     step_cert_default_duration: Duration
@@ -325,6 +333,7 @@ class HostSettings(BaseModel):
     ca_restore_private_key: Line | None = None  # a file on the controller
     ca_restore_target: Line | None = None
     ca_restore_any_root: bool | None = None
+    ca_accept_new_root: bool | None = None
     cfssl_migration_stop_after: StopAfter | None = None
     status_format: StatusFormat | None = None
     status_ca_expiry_days: Annotated[int, _between(0, None, "a number of days")] | None = None

@@ -13,7 +13,9 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+import sys
 from dataclasses import fields
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -26,7 +28,15 @@ from pyinfra.api.inventory import Inventory
 from pyinfra.context import ctx_state
 
 from deploys.settings.defaults import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
-from deploys.settings.host import Backup, Cfssl, Etcd, Renewal, RunOptions, Settings
+from deploys.settings.host import (
+    Backup,
+    Cfssl,
+    Etcd,
+    Renewal,
+    RootPin,
+    RunOptions,
+    Settings,
+)
 from deploys.settings.model import HostSettings, checksums_for, is_ip, parse_time
 from operations.binaries import Artifact
 from operations.ca import Durations
@@ -177,6 +187,16 @@ def _backup(raw: HostSettings) -> Backup:
     )
 
 
+def _beside_inventory(host: Host, suffix: str) -> str:
+    """`<inventory>.<suffix>` beside the inventory file of the run (the pyinfra argument
+    whose name is a group of every host), or in the working directory."""
+    for argument in sys.argv[1:]:
+        path = Path(argument)
+        if path.suffix == ".py" and path.stem in host.groups and path.is_file():
+            return str(path.with_name(f"{path.stem}.{suffix}"))
+    return str(Path.cwd() / f"inventory.{suffix}")
+
+
 def settings_for(host: Host, inventory: Inventory) -> Settings:
     """Validate one host's data; raises SettingsError naming the setting and the host."""
     managers = [h.name for h in inventory.get_group("etcd_cert_managers", [])]
@@ -215,6 +235,11 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         ca_port=raw.step_ca_port,
         ca_dns_names=raw.step_ca_dns_names,
         ca_provisioner=raw.step_ca_provisioner,
+        root_pin=RootPin(
+            raw.step_ca_root_fingerprint,
+            raw.step_ca_root_record
+            or _beside_inventory(host, f"{raw.etcd_cluster_name}.root-sha256"),
+        ),
         ca_db_type=raw.step_ca_db_type,
         ca_path=raw.step_ca_path,
         durations=Durations(

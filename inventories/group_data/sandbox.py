@@ -57,6 +57,9 @@ def _checksums(binary: str) -> dict[str, dict[str, str]]:
 artifact_mirror_url = os.environ.get("PKI_ARTIFACT_MIRROR_URL") or None
 artifact_source = "mirror" if artifact_mirror_url else "local"
 artifact_dir = _artifacts
+# The root the first run finds is recorded with the sandbox's state, not beside the inventory
+# (every sandbox and test scenario shares inventories/sandbox.py).
+step_ca_root_record = str(_state_dir / "root-sha256")
 step_version = "0.30.2"
 step_ca_version = "0.30.2"
 step_checksums = _checksums("step")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_scenario
-from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
+from tests.harness.hosts import ROOT_RECORD, Scenario, docker_exec, scenario_hosts
 from tests.harness.processes import ProcessSampler
 from tests.harness.pyinfra_run import PyinfraRun, run_pyinfra
 
@@ -350,4 +350,38 @@ def test_a_failed_renewal_is_visible_and_keeps_the_old_certificate(
 def test_back_to_defaults_converges(certs_hosts: Scenario, deployed) -> None:
     run_pyinfra(certs_hosts, "deploys/ca.py")
     run_pyinfra(certs_hosts, "deploys/certs.py")
+    assert run_pyinfra(certs_hosts, "deploys/certs.py").changes == {}
+
+
+def test_a_root_other_than_the_recorded_one_is_refused(certs_hosts: Scenario, deployed) -> None:
+    """The first run recorded the root on the controller; a CA replaced behind the operator's
+    back (a new root) is refused before any node trusts it, and nothing changes."""
+    record = certs_hosts.state_dir / ROOT_RECORD
+    root = f"{SSL}/root_ca.crt"
+    fingerprint = docker_exec(certs_hosts, "client-1", f"openssl x509 -in {root} -outform DER"
+                              " | sha256sum | cut -c1-64").stdout.strip()  # fmt: skip
+    assert record.read_text().strip() == fingerprint
+    before = {h.name: docker_exec(certs_hosts, h.name, f"sha256sum {root}").stdout
+              for h in certs_hosts.hosts}  # fmt: skip
+    serials = _serials(certs_hosts)
+    docker_exec(certs_hosts, "etcd-k8s-1",
+                "systemctl stop step-ca && mv /etc/step-ca /root/step-ca.kept")  # fmt: skip
+    try:
+        run_pyinfra(certs_hosts, "deploys/ca.py")  # a new CA, with a new root
+        refused = run_pyinfra(certs_hosts, "deploys/certs.py", check=False)
+        assert refused.returncode != 0
+        assert f"not the pinned {fingerprint} (recorded in {record})" in refused.output
+        assert "ca_accept_new_root=true" in refused.output
+        assert refused.changes == {}
+        for host in certs_hosts.hosts:
+            assert (
+                docker_exec(certs_hosts, host.name, f"sha256sum {root}").stdout == before[host.name]
+            )
+        assert _serials(certs_hosts) == serials
+        assert record.read_text().strip() == fingerprint
+    finally:
+        docker_exec(certs_hosts, "etcd-k8s-1", "systemctl stop step-ca; rm -rf /etc/step-ca;"
+                    " mv /root/step-ca.kept /etc/step-ca; systemctl start step-ca")  # fmt: skip
+    # The pinned CA back, the same runs converge with nothing to change.
+    run_pyinfra(certs_hosts, "deploys/ca.py")
     assert run_pyinfra(certs_hosts, "deploys/certs.py").changes == {}

@@ -92,6 +92,8 @@ def test_paths_are_absolute_one_line_strings(value: object) -> None:
         ({"ca_backup_retention_days": 0}, "ca_backup_retention_days"),
         ({"ca_active": "client-1"}, "ca_active"),
         ({"step_ca_name": ["not", "a", "name"]}, "step_ca_name"),
+        ({"step_ca_root_fingerprint": "abc"}, "step_ca_root_fingerprint"),
+        ({"ca_accept_new_root": "yes"}, "ca_accept_new_root"),
     ],
 )
 def test_every_check_is_a_settings_error(data: dict, setting: str) -> None:
