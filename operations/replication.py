@@ -1,11 +1,12 @@
 """Replication of the complete CA state from the primary to a backup cert-manager.
 
-The state (config, certs, secrets, db) is packed on the primary and encrypted there for the
-one backup it goes to: a random AES-256 key, wrapped with an RSA-3072 key pair that the
-backup makes for this transfer and keeps in tmpfs. The controller carries only ciphertext,
-in memory; the backup checks the transfer's SHA-256 and the root's fingerprint before it
-swaps the new state in. step-ca on the primary is paused for the copy (see
-`operations.ca.PAUSE_STEP_CA`); the backup's step-ca stays stopped.
+The state (config, certs, secrets, db) is copied on the primary and encrypted there with
+GnuPG (authenticated encryption: a ciphertext modified on its way does not decrypt) to a key
+pair that the backup makes for this one transfer in a private directory under /run and
+removes after it. The controller carries only the public key and the ciphertext, in memory;
+the backup checks the transfer's SHA-256 and the root's fingerprint before it swaps the new
+state in. step-ca on the primary is paused for the copy (see `operations.ca.PAUSE_STEP_CA`);
+the backup's step-ca stays stopped.
 """
 
 from __future__ import annotations
@@ -25,35 +26,42 @@ from operations.roots import PinnedRoot, refuse_other, root_fingerprint
 
 TRANSFER = "/run/etcd-step-pki/transfer"
 
+# GnuPG in a private home of its own, never the host's keyrings.
+_GPG = ' g="gpg --homedir $d/gnupg --batch --quiet --no-tty --pinentry-mode loopback";'
+
 _KEYPAIR = (
-    'set -e; umask 077; d={d}; rm -rf "$d"; install -d -m 0700 "$d";'
-    ' openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$d/key.pem" 2>/dev/null;'
-    ' openssl pkey -in "$d/key.pem" -pubout'
+    'set -e; umask 077; d={d}; rm -rf "$d"; install -d -m 0700 "$d" "$d/gnupg";'
+    + _GPG
+    + " $g --passphrase '' --quick-gen-key 'etcd-step-pki transfer' future-default default 1d"
+    " 2>/dev/null; $g --armor --export"
 )
 
 _PACK = (
-    'set -e; umask 077; d={d}; install -d -m 0700 "$d"; '
-    + cleanup_on_exit('rm -f "$d/k"')
-    + ' cat > "$d/backup.pub";'
-    # A text key: `-pass file:` reads a line, and random bytes may start with a newline.
-    ' openssl rand -hex 32 > "$d/k";'
-    ' openssl pkeyutl -encrypt -pubin -inkey "$d/backup.pub" -pkeyopt rsa_padding_mode:oaep'
-    ' -pkeyopt rsa_oaep_md:sha256 -in "$d/k" -out "$d/k.enc";'
+    'set -e; umask 077; d={d}; rm -rf "$d"; install -d -m 0700 "$d" "$d/gnupg"; '
+    + cleanup_on_exit('rm -rf "$d/state.tgz" "$d/gnupg"')
+    + _GPG
+    + " $g --import 2>/dev/null;"
+    " r=$($g --with-colons --list-keys | awk -F: '$1 == \"fpr\" {{ print $10; exit }}');"
+    # The copy, step-ca paused, into this private tmpfs directory; encrypted once resumed.
     + PAUSE_STEP_CA
-    + ' tar -C {path} -cpzf - . | openssl enc -aes-256-cbc -pbkdf2 -salt -pass file:"$d/k"'
-    ' -out "$d/state.enc"' + RESUME_STEP_CA + ' sha256sum "$d/state.enc" | cut -c1-64'
+    + ' tar -C {path} -cpzf "$d/state.tgz" .'
+    + RESUME_STEP_CA
+    + ' $g --trust-model always --recipient "$r" --output "$d/state.gpg" --encrypt "$d/state.tgz";'
+    ' rm -f "$d/state.tgz"; sha256sum "$d/state.gpg" | cut -c1-64'
 )
 
 _UNPACK = (
     "set -e; umask 077; d={d}; "
     + cleanup_on_exit('rm -rf "$d"')
-    + ' printf "%s  %s\\n" {digest} "$d/state.enc" | sha256sum -c --status || {{'
+    + ' printf "%s  %s\\n" {digest} "$d/state.gpg" | sha256sum -c --status || {{'
     ' echo "the transferred CA state is damaged (checksum)" >&2; exit 1; }};'
-    ' openssl pkeyutl -decrypt -inkey "$d/key.pem" -pkeyopt rsa_padding_mode:oaep'
-    ' -pkeyopt rsa_oaep_md:sha256 -in "$d/k.enc" -out "$d/k";'
+    + _GPG
+    # Decrypted whole before anything is unpacked: a ciphertext modified in transit fails
+    # GnuPG's integrity check and is not used.
+    + ' if ! $g --output "$d/state.tgz" --decrypt "$d/state.gpg" 2>"$d/err"; then'
+    ' echo "the transferred CA state does not decrypt:" >&2; cat "$d/err" >&2; exit 1; fi;'
     " rm -rf {path}.incoming; install -d -m 0700 {path}.incoming;"
-    ' openssl enc -d -aes-256-cbc -pbkdf2 -pass file:"$d/k" -in "$d/state.enc"'
-    " | tar -C {path}.incoming -xpzf -;"
+    ' tar -C {path}.incoming -xpzf "$d/state.tgz";'
     " fp=$(openssl x509 -in {path}.incoming/certs/root_ca.crt -outform DER | sha256sum | cut -c1-64);"
     ' if [ "$fp" != {fingerprint} ]; then rm -rf {path}.incoming;'
     ' echo "the replicated root fingerprint $fp is not the primary\'s" >&2; exit 1; fi;'
@@ -87,7 +95,8 @@ def replicated(*, primary: str, path: str, pin: PinnedRoot | None = None) -> Com
 
 
 def _transfer(state: State, backup: Remote, primary: str, path: str, fingerprint: str) -> bool:
-    """Run time: key pair on the backup, encrypted pack on the primary, ciphertext across."""
+    """Run time: a one-time key pair on the backup, the state encrypted to it on the primary,
+    the ciphertext across."""
     ok, out = backup.run(script(_KEYPAIR, d=TRANSFER))
     if not ok:
         return backup.fail(f"making the transfer key failed: {out.stderr}")
@@ -101,13 +110,12 @@ def _transfer(state: State, backup: Remote, primary: str, path: str, fingerprint
         digest = out.stdout.strip()
         # Shown under the primary, where step-ca paused for the copy.
         source.log(f"packed and encrypted the CA state for {backup.name} (step-ca paused)")
-        for name in ("k.enc", "state.enc"):
-            buffer = BytesIO()
-            if not source.get(f"{sending}/{name}", buffer):
-                return source.fail(f"fetching {name} for {backup.name} failed")
-            buffer.seek(0)
-            if not backup.put(buffer, f"{TRANSFER}/{name}"):
-                return backup.fail(f"receiving {name} from {primary} failed")
+        buffer = BytesIO()
+        if not source.get(f"{sending}/state.gpg", buffer):
+            return source.fail(f"fetching the encrypted state for {backup.name} failed")
+        buffer.seek(0)
+        if not backup.put(buffer, f"{TRANSFER}/state.gpg"):
+            return backup.fail(f"receiving the encrypted state from {primary} failed")
     finally:
         source.run(script("rm -rf {d}", d=sending))
     ok, out = backup.run(

@@ -22,6 +22,9 @@ apt_install() {
     apt-get install -y -q "$@" >&2 || { apt-get update -q >&2 && apt-get install -y -q "$@" >&2; }
 }
 
+# GnuPG on the controller: the tests make backup keys and check replication's encryption.
+command -v gpg >/dev/null || apt_install gnupg
+
 if ! docker info >/dev/null 2>&1; then
     missing=()
     command -v dockerd >/dev/null || missing+=(docker.io)
