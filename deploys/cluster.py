@@ -9,7 +9,7 @@ from deploys.components.certificates import certificates
 from deploys.components.etcd import etcd_cluster
 from deploys.components.ha import replicate_ca
 
-certificate_authority()
+certificate_authority(step_on_nodes=True)
 certificates()
 # After the certificates: issuing them writes to the CA's database.
 replicate_ca()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
@@ -11,18 +12,21 @@ from facts.shell import script
 
 class SystemAccount(FactBase[dict[str, Any]]):
     """`{"user": {"uid", "group_id", "home", "shell"} | None, "group": {"gid"} | None,
-    "home_owner": "<user>:<group>" | None}` (the owner of the directory `home`)."""
+    "home_owner": "<user>:<group>" | None, "dirs": {path: "<user>:<group> <mode>"}}` (the
+    owner of the directory `home`; owner and mode of each of `dirs` that exists)."""
 
     @staticmethod
     def default() -> dict[str, Any]:
-        return {"user": None, "group": None, "home_owner": None}
+        return {"user": None, "group": None, "home_owner": None, "dirs": {}}
 
-    def command(self, account: str, home: str) -> StringCommand:
+    def command(self, account: str, home: str, dirs: Sequence[str] = ()) -> StringCommand:
         return script(
             "echo user $(getent passwd {name} || true); echo group $(getent group {name} || true);"
-            " echo home $(stat -c %U:%G {home} 2>/dev/null || true)",
+            " echo home $(stat -c %U:%G {home} 2>/dev/null || true);"
+            ' for d in {dirs}; do [ ! -d "$d" ] || stat -c "dir %n %U:%G %a" "$d"; done',
             name=account,
             home=home,
+            dirs=list(dirs),
         )
 
     def process(self, output: list[str]) -> dict[str, Any]:
@@ -38,4 +42,7 @@ class SystemAccount(FactBase[dict[str, Any]]):
                 result["group"] = {"gid": fields[2]}
             elif kind == "home" and entry.strip():
                 result["home_owner"] = entry.strip()
+            elif kind == "dir" and len(entry.split()) == 3:
+                path, owner, mode = entry.split()
+                result["dirs"][path] = f"{owner} {mode}"
         return result

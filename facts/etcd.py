@@ -144,6 +144,27 @@ class EtcdCluster(FactBase[dict[str, Any]]):
         return result
 
 
+class EtcdHealthy(FactBase[bool]):
+    """Whether every member of the cluster answers healthy (`endpoint health --cluster`: one
+    etcdctl run, which asks every member the cluster lists)."""
+
+    @staticmethod
+    def default() -> bool:
+        return False
+
+    def command(self, etcdctl_args: list[str]) -> StringCommand:
+        return script("{etcdctl} endpoint health --cluster -w json 2>/dev/null || true",
+                      etcdctl=etcdctl_args)  # fmt: skip
+
+    def process(self, output: list[str]) -> bool:
+        found = _json(output)
+        return (
+            isinstance(found, list)
+            and bool(found)
+            and all(isinstance(h, dict) and h.get("health") for h in found)
+        )
+
+
 def member_status(cluster: dict[str, Any], name: str) -> dict[str, Any] | None:
     """The `endpoint status` entry of the member called `name`, if it answered."""
     ids = {m["id"] for m in cluster["members"] if m["name"] == name}

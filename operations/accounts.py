@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
@@ -11,7 +13,9 @@ from operations import Commands
 
 
 @operation()
-def system_account(user: str, *, home: str, shell: str = "/usr/sbin/nologin") -> Commands:
+def system_account(
+    user: str, *, home: str, shell: str = "/usr/sbin/nologin", private_dirs: Sequence[str] = ()
+) -> Commands:
     """
     A system group and a system user of the same name, without a login, and its home
     directory owned by it (a distribution's package may create the directory as root).
@@ -19,11 +23,17 @@ def system_account(user: str, *, home: str, shell: str = "/usr/sbin/nologin") ->
     + user: the user and group name (e.g. `etcd`)
     + home: the user's home directory
     + shell: the user's shell
+    + private_dirs: directories only the user may enter (0700, its own), e.g. a data directory
 
     pyinfra's `server.user` reads every account of the host first; this reads one.
     """
-    found = host.get_fact(SystemAccount, account=user, home=home)
+    found = host.get_fact(SystemAccount, account=user, home=home, dirs=list(private_dirs))
     home_fix = _home_commands(found["home_owner"], user, home)
+    home_fix += [
+        script("install -d -m 0700 -o {u} -g {u} {d}", u=user, d=path)
+        for path in private_dirs
+        if found["dirs"].get(path) != f"{user}:{user} 700"
+    ]
     if found["group"] is None:
         yield script("groupadd --system {user}", user=user)
     if found["user"] is None:

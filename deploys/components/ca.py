@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pyinfra.api.operation import OperationMeta
 
 from deploys.components import component
+from deploys.components.binaries import step_binary
 from deploys.settings import Settings, ca_dns_names, load_settings
 from operations import ca
 from operations.binaries import release_binaries
@@ -19,11 +20,16 @@ UNIT = "step-ca.service"
 
 
 @component("step-ca")
-def certificate_authority() -> OperationMeta | None:
+def certificate_authority(*, step_on_nodes: bool = False) -> OperationMeta | None:
     """Install step and step-ca on every cert-manager; initialise and run the CA on the
     primary; leave it installed, stopped and disabled on the backups. Returns, on the
-    primary, the operation that starts (or restarts) step-ca."""
+    primary, the operation that starts (or restarts) step-ca.
+
+    `step_on_nodes`: install step on every other host that will hold certificates in the
+    same operation (a run that issues them next: one wave of reads fewer)."""
     settings = load_settings()
+    if settings.is_cert_manager or (step_on_nodes and settings.needs_certificates):
+        step_binary(settings)
     if not settings.is_cert_manager:
         return None
     binary = install_step_ca(settings)
@@ -34,8 +40,9 @@ def certificate_authority() -> OperationMeta | None:
 
 
 def install_step_ca(settings: Settings) -> OperationMeta:
-    """step and step-ca binaries, what every cert-manager has; returns step-ca's install."""
-    release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
+    """step and step-ca binaries, what every cert-manager has; returns step-ca's install (a
+    new step alone does not restart step-ca)."""
+    step_binary(settings)
     return release_binaries(
         name="Install step-ca", artifacts=[settings.step_ca], bin_dir=settings.bin_dir
     )

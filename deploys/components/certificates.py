@@ -9,9 +9,9 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
 from deploys.components import arguments, component
+from deploys.components.binaries import step_binary
 from deploys.settings import Settings, load_settings, time_setting
 from operations.accounts import system_account
-from operations.binaries import release_binaries
 from operations.certificates import node_certificates
 from operations.renewal import METRICS_SCRIPT, metrics_script, renewed_now, timers, unit_files
 from operations.units import systemd_units
@@ -26,8 +26,14 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
     settings = load_settings()
     if not settings.needs_certificates:
         return None
-    release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
-    system_account(name="etcd user and group", user=settings.etcd_user, home="/var/lib/etcd")
+    step_binary(settings)
+    system_account(
+        name="etcd user and group",
+        user=settings.etcd_user,
+        home="/var/lib/etcd",
+        # A member's data directory (a distribution's package, installed later, makes its own).
+        private_dirs=[settings.data_dir] if owns_data_dir(settings) else [],
+    )
     issued = issue_certificates(settings, reissue=reissue)
     if settings.renewal.metrics_dir is not None:
         files.put(
@@ -40,6 +46,12 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
         )
     renewal_units(settings)
     return issued
+
+
+def owns_data_dir(settings: Settings) -> bool:
+    """Whether the account's operation makes the member's data directory: with etcd from a
+    release archive; a distribution's package resets /var/lib/etcd when it is installed."""
+    return settings.is_member and settings.etcd.install_from == "archive"
 
 
 def issue_certificates(

@@ -12,6 +12,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files
 
 from deploys.components import arguments, component
+from deploys.components.certificates import owns_data_dir
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
 from operations.binaries import release_binaries
 from operations.etcd.configuration import member_configuration, member_joined
@@ -33,13 +34,14 @@ def etcd_cluster() -> None:
     binaries = _install(settings)
     if not settings.is_member:
         return
-    files.directory(
-        name="etcd data directory",
-        path=settings.data_dir,
-        user=settings.etcd_user,
-        group=settings.etcd_user,
-        mode="0700",
-    )
+    if not owns_data_dir(settings):
+        files.directory(
+            name="etcd data directory",
+            path=settings.data_dir,
+            user=settings.etcd_user,
+            group=settings.etcd_user,
+            mode="0700",
+        )
     me = arguments.member(settings)
     config = member_configuration(
         name="etcd member configuration",

@@ -12,10 +12,10 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
 from deploys.components import arguments, component
+from deploys.components.binaries import step_binary
 from deploys.components.certificates import issue_certificates, renewal_units
 from deploys.settings import Settings, all_settings, load_settings
 from facts.paths import FileText
-from operations.binaries import release_binaries
 from operations.etcd.configuration import TLSFiles, member_configuration
 from operations.etcd.member import Etcdctl
 from operations.etcd.restarts import cluster_healthy_wait, rolling_restart
@@ -127,7 +127,7 @@ def certificates_phase() -> None:
     settings = load_settings()
     if not settings.needs_certificates or completed() >= 2:
         return
-    release_binaries(name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir)
+    step_binary(settings)
     issue_certificates(settings, trust_links=False)
     renewal_units(settings)
     if settings.is_member:

@@ -17,7 +17,7 @@ from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import State
 
-from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy, member_status
+from facts.etcd import EtcdCluster, EtcdHealthy, EtcdMember, member_status
 from facts.shell import script
 from operations import Commands
 from operations.etcd.member import Etcdctl, Member
@@ -200,8 +200,7 @@ def cluster_healthy_wait(etcdctl: Etcdctl, *, timeout: int = 120) -> Commands:
     + etcdctl: how this host reaches the cluster
     + timeout: seconds to wait
     """
-    view = host.get_fact(EtcdCluster, etcdctl_args=etcdctl.args)
-    if cluster_healthy(view):
+    if host.get_fact(EtcdHealthy, etcdctl_args=etcdctl.args):
         host.noop("the etcd cluster is healthy")
         return
     yield wait_healthy(etcdctl, timeout)

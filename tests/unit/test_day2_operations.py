@@ -130,19 +130,27 @@ def test_system_account_fact_and_operation() -> None:
     fact = SystemAccount()
     found = fact.process(
         ["user etcd:x:998:997::/var/lib/etcd:/usr/sbin/nologin", "group etcd:x:997:",
-         "home etcd:etcd"]
+         "home etcd:etcd", "dir /var/lib/etcd/etcd-k8s-1 etcd:etcd 700"]
     )  # fmt: skip
     assert found == {
         "user": {"uid": "998", "group_id": "997", "home": "/var/lib/etcd", "shell": "/usr/sbin/nologin"},
         "group": {"gid": "997"},
         "home_owner": "etcd:etcd",
+        "dirs": {"/var/lib/etcd/etcd-k8s-1": "etcd:etcd 700"},
     }  # fmt: skip
+    data = "/var/lib/etcd/etcd-k8s-1"
+    # A member's data directory, private to the user, in the same operation.
+    assert run_op(system_account, FakeHost({SystemAccount: found}), "etcd",
+                  home="/var/lib/etcd", private_dirs=[data]) == []  # fmt: skip
+    loose = FakeHost({SystemAccount: {**found, "dirs": {data: "etcd:etcd 755"}}})
+    assert raw(run_op(system_account, loose, "etcd", home="/var/lib/etcd",
+                      private_dirs=[data])) == [f"install -d -m 0700 -o etcd -g etcd {data}"]  # fmt: skip
     assert fact.process(["user", "group", "home"]) == SystemAccount.default()
 
     host = FakeHost({SystemAccount: found})
     assert run_op(system_account, host, "etcd", home="/var/lib/etcd") == []
     assert host.noops == ["system user and group etcd exist, /var/lib/etcd is theirs"]
-    missing = FakeHost({SystemAccount: {"user": None, "group": None, "home_owner": None}})
+    missing = FakeHost({SystemAccount: SystemAccount.default()})
     assert raw(run_op(system_account, missing, "etcd", home="/var/lib/etcd")) == [
         "groupadd --system etcd",
         "useradd --system --gid etcd --home-dir /var/lib/etcd --no-create-home"

@@ -126,3 +126,15 @@ def test_a_member_whose_restart_failed_stops_every_restart_after_it() -> None:
         run_op(restarts.rolling_restart, host, member, peers=[member])
     new = FakeHost({EtcdMember: {**stopped, "bootstrapped": False}}, name="etcd-k8s-2")
     assert run_op(restarts.rolling_restart, new, member, peers=[member]) == []
+
+
+def test_the_health_fact_needs_every_member_healthy() -> None:
+    from facts.etcd import EtcdHealthy
+
+    fact = EtcdHealthy()
+    up = '{"endpoint":"https://10.0.0.1:2379","health":true,"took":"2ms"}'
+    down = '{"endpoint":"https://10.0.0.2:2379","health":false,"error":"context deadline"}'
+    assert fact.process([f"[{up},{up}]"]) is True
+    assert fact.process([f"[{up},{down}]"]) is False
+    assert fact.process(["[]"]) is False and fact.process([]) is False
+    assert fact.process(["Error: context deadline exceeded"]) is False
