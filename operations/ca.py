@@ -28,6 +28,9 @@ class Durations:
 
 PASSWORD = "secrets/password"
 PROVISIONER_PASSWORD = "secrets/provisioner_password"
+# The key that signs the CA's backups (an armored GnuPG secret key, kept with the CA state so
+# that a promoted backup cert-manager signs with it too).
+BACKUP_SIGNING_KEY = "secrets/backup_signing_key.asc"
 
 # Modes of the reference: keys and passwords 0400 root, their directory 0700.
 MODES = {
@@ -43,6 +46,7 @@ MODES = {
     "secrets/intermediate_ca_key": ("400", "f"),
     PASSWORD: ("400", "f"),
     PROVISIONER_PASSWORD: ("400", "f"),
+    BACKUP_SIGNING_KEY: ("400", "f"),
     "db": ("700", "d"),
 }
 

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 from pyinfra import host
@@ -23,7 +24,7 @@ from facts.ca import CAFiles, CAState
 from facts.paths import FileText
 from facts.shell import cleanup_on_exit, raw, replace_file, script
 from operations import Commands
-from operations.ca import MODES, PAUSE_STEP_CA, RESUME_STEP_CA
+from operations.ca import BACKUP_SIGNING_KEY, MODES, PAUSE_STEP_CA, RESUME_STEP_CA
 from operations.remote import Remote, RunTimeStep
 from operations.roots import PinnedRoot, root_fingerprint
 
@@ -72,28 +73,70 @@ def _latest(store: Store) -> dict[str, Any] | None:
     return {"key": body.strip(), "state": head.get("Metadata", {}).get("state-sha256")}
 
 
+_GPG = " gpg --batch --quiet --no-tty --pinentry-mode loopback --homedir"
+
 _PACK = (
-    'set -e; umask 077; w={work}; install -d -m 0700 "$w/gnupg";'
-    ' g="gpg --homedir $w/gnupg --batch --quiet --no-tty";'
+    'set -e; umask 077; w={work}; install -d -m 0700 "$w/gnupg" "$w/signer";'
+    f' g="{_GPG} $w/gnupg"; s="{_GPG} $w/signer";'
     ' $g --import 2>"$w/err" || {{ cat "$w/err" >&2; exit 1; }};'
     " fpr=$($g --with-colons --list-keys | awk -F: '/^fpr:/ {{print $10; exit}}');"
     + PAUSE_STEP_CA
     + ' tar -C {path} -cpzf - . | $g --trust-model always --recipient "$fpr" --encrypt'
     ' --output "$w/backup.gpg"'
     + RESUME_STEP_CA
-    + ' rm -rf "$w/gnupg"; sha256sum "$w/backup.gpg" | cut -c1-64'
+    # Signed with the CA's backup signing key, in a keyring of its own that goes at once.
+    + ' $s --import {signing_key} 2>/dev/null; $s --detach-sign --output "$w/backup.gpg.sig"'
+    ' "$w/backup.gpg"; $s --armor --export > "$w/signer.asc";'
+    " $s --with-colons --list-keys | awk -F: '/^fpr:/ {{print $10; exit}}';"
+    ' rm -rf "$w/gnupg" "$w/signer"; sha256sum "$w/backup.gpg" | cut -c1-64'
+)
+
+_SIGNING_KEY = (
+    'set -e; umask 077; k={key}; [ ! -s "$k" ] || exit 0; d=$(mktemp -d /run/etcd-step-pki-signer.XXXXXX); '
+    + cleanup_on_exit('rm -rf "$d"')
+    + f' s="{_GPG} $d";'
+    " $s --passphrase '' --quick-gen-key {uid} ed25519 sign never 2>/dev/null;"
+    ' $s --armor --export-secret-keys > "$k.new"; chmod 0400 "$k.new"; mv -f "$k.new" "$k"'
 )
 
 
 @operation()
-def backed_up(*, path: str, store: Store, recipient_key: str, retention_days: int) -> Commands:
+def backup_signing_key(path: str, *, cluster: str) -> Commands:
     """
-    Upload an encrypted backup of the CA state unless the latest backup holds this state.
+    The key that signs the CA's backups, made on the CA host once and kept with its state.
 
     + path: the CA's `$STEPPATH`
+    + cluster: the cluster's name, in the key's user id
+    """
+    if BACKUP_SIGNING_KEY in host.get_fact(CAFiles, path=path):
+        host.noop("the CA has its backup signing key")
+        return
+    yield script(
+        _SIGNING_KEY,
+        key=f"{path}/{BACKUP_SIGNING_KEY}",
+        uid=f"etcd-step-pki CA backups (etcd-{cluster})",
+    )
+
+
+@operation()
+def backed_up(
+    *,
+    path: str,
+    store: Store,
+    recipient_key: str,
+    retention_days: int,
+    signer_record: str | None = None,
+) -> Commands:
+    """
+    Upload an encrypted, signed backup of the CA state unless the latest backup holds this
+    state.
+
+    + path: the CA's `$STEPPATH` (with its backup signing key: `backup_signing_key`)
     + store: the S3 bucket and prefix
     + recipient_key: armored GnuPG public key the backup is encrypted to
     + retention_days: backups older than this are deleted (never the latest)
+    + signer_record: a file on the controller that keeps the public half of the signing key
+      (the first backup writes it; a backup signed by another key is refused)
     """
     files = host.get_fact(CAFiles, path=path)
     if not files:
@@ -103,7 +146,7 @@ def backed_up(*, path: str, store: Store, recipient_key: str, retention_days: in
     if latest and latest["state"] == digest:
         host.noop(f"the latest backup ({latest['key']}) holds this CA state")
         return
-    yield RunTimeStep(_backup, path, store, recipient_key, retention_days, digest)
+    yield RunTimeStep(_backup, path, store, recipient_key, retention_days, digest, signer_record)
 
 
 def _backup(
@@ -114,20 +157,33 @@ def _backup(
     recipient_key: str,
     retention_days: int,
     digest: str,
+    signer_record: str | None,
 ) -> bool:
-    """Run time: pack and encrypt on the host (the recipient key on stdin), upload the
-    ciphertext from memory."""
+    """Run time: pack, encrypt and sign on the host (the recipient key on stdin), upload the
+    ciphertext and its signature from memory."""
+    signing_key = f"{path}/{BACKUP_SIGNING_KEY}"
+    fetched: dict[str, bytes] = {}
     try:
-        ok, out = host.run(script(_PACK, work=WORK, path=path), stdin=recipient_key)
+        ok, out = host.run(
+            script(_PACK, work=WORK, path=path, signing_key=signing_key), stdin=recipient_key
+        )
         if not ok:
             return host.fail(f"packing and encrypting the CA state failed: {out.stderr}")
-        expected = out.stdout.strip()
-        buffer = BytesIO()
-        if not host.get(f"{WORK}/backup.gpg", buffer):
-            return host.fail("fetching the encrypted backup failed")
+        signer, expected = [*out.stdout_lines, "", ""][:2]
+        for name in ("backup.gpg", "backup.gpg.sig", "signer.asc"):
+            buffer = BytesIO()
+            if not host.get(f"{WORK}/{name}", buffer):
+                return host.fail(f"fetching {name} failed")
+            fetched[name] = buffer.getvalue()
     finally:
         host.run(script("rm -rf {w}", w=WORK))
-    data = buffer.getvalue()
+    if signer_record and not _signer_recorded(signer_record, signer, fetched["signer.asc"]):
+        return host.fail(
+            f"the CA signs its backups with key {signer}, not with the one recorded in "
+            f"{signer_record}: no backup was uploaded. If the CA was replaced on purpose, "
+            "move that file away and run again"
+        )
+    data = fetched["backup.gpg"]
     checksum = hashlib.sha256(data).hexdigest()
     if checksum != expected:
         return host.fail("the encrypted backup changed on its way to the controller")
@@ -138,12 +194,24 @@ def _backup(
     client.put_object(Bucket=store.bucket, Key=key, Body=data, Metadata=meta)
     name = key.rsplit("/", 1)[1]
     client.put_object(Bucket=store.bucket, Key=f"{key}.sha256", Body=f"{checksum}  {name}\n")
+    client.put_object(Bucket=store.bucket, Key=f"{key}.sig", Body=fetched["backup.gpg.sig"])
     client.put_object(Bucket=store.bucket, Key=store.latest, Body=key.encode(), Metadata=meta)
     removed = _expire(store, keep=key, days=retention_days, now=now)
     host.log(
         f"backup s3://{store.bucket}/{key} ({len(data)} bytes)"
         + (f"; {removed} expired backup(s) deleted" if removed else "")
     )
+    return True
+
+
+def _signer_recorded(record: str, fingerprint: str, public_key: bytes) -> bool:
+    """Whether the signing key is the one recorded on the controller (recording it when none
+    is yet): the first line of the record names its fingerprint, the armored key follows."""
+    path = Path(record)
+    if path.is_file():
+        return path.read_text().split("\n", 1)[0] == f"# {fingerprint}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {fingerprint}\n" + public_key.decode())
     return True
 
 
@@ -162,13 +230,14 @@ def _expire(store: Store, keep: str, days: int, now: dt.datetime) -> int:
     for name in old:
         client.delete_objects(
             Bucket=store.bucket,
-            Delete={"Objects": [{"Key": name}, {"Key": f"{name}.sha256"}]},
+            Delete={"Objects": [{"Key": f"{name}{end}"} for end in ("", ".sha256", ".sig")]},
         )
     return len(old)
 
 
 def fetch_backup(store: Store, key: str) -> tuple[str, bytes, str]:
-    """`(key, ciphertext, state digest)` of a backup, its SHA-256 checked: raises on mismatch."""
+    """`(key, ciphertext, state digest)` of a backup, its SHA-256 checked: raises on mismatch.
+    Its signature is `fetch_signature`'s."""
     client = store.client()
     if key == "latest":
         latest = _latest(store)
@@ -191,6 +260,16 @@ def fetch_backup(store: Store, key: str) -> tuple[str, bytes, str]:
     return key, data, obj.get("Metadata", {}).get("state-sha256", "")
 
 
+def fetch_signature(store: Store, key: str) -> bytes | None:
+    """The detached signature of the backup `key`, None when it has none."""
+    client = store.client()
+    try:
+        body: bytes = client.get_object(Bucket=store.bucket, Key=f"{key}.sig")["Body"].read()
+    except client.exceptions.ClientError:
+        return None
+    return body
+
+
 _MODES = " ".join(
     f'[ ! -e "$n/{name}" ] || chmod {mode} "$n/{name}";'.replace('/"', '"')
     for name, (mode, _) in MODES.items()
@@ -199,7 +278,13 @@ _MODES = " ".join(
 _RESTORE = (
     "set -e; umask 077; w={work}; n={path}.incoming; "
     + cleanup_on_exit('rm -rf "$w"')
-    + ' g="gpg --homedir $w/gnupg --batch --quiet --no-tty";'
+    # The signature first, with the signer's key the controller recorded: nothing else is
+    # looked at before it verifies.
+    + ' if [ -s "$w/signer.asc" ]; then install -d -m 0700 "$w/verify";'
+    f' v="{_GPG} $w/verify"; $v --import "$w/signer.asc" 2>/dev/null;'
+    ' if ! $v --trust-model always --verify "$w/backup.gpg.sig" "$w/backup.gpg" 2>"$w/err";'
+    ' then echo "the backup is not signed by the recorded signer key: nothing was changed" >&2;'
+    ' cat "$w/err" >&2; exit 1; fi; fi;' + ' g="gpg --homedir $w/gnupg --batch --quiet --no-tty";'
     ' install -d -m 0700 "$w/gnupg"; $g --import 2>/dev/null;'
     ' rm -rf "$n"; install -d -m 0700 "$n";'
     ' if ! $g --decrypt "$w/backup.gpg" 2>"$w/err" | tar -C "$n" -xpzf - 2>>"$w/err"; then'
@@ -228,6 +313,7 @@ def restored_from_s3(
     private_key: str,
     any_root: bool = False,
     pin: PinnedRoot | None = None,
+    signer_key: str | None = None,
 ) -> Commands:
     """
     Restore the CA state from an S3 backup unless this host already holds that state.
@@ -238,8 +324,13 @@ def restored_from_s3(
     + private_key: armored GnuPG private key that decrypts the backup (operator's)
     + any_root: accept a backup of another CA than the one this host holds
     + pin: the root the backup must have (operations/roots.py); it overrides `any_root`
+    + signer_key: the armored public key the backup must be signed with, verified on the
+      host before anything else (None: not verified)
     """
     key, data, digest = fetch_backup(store, key)
+    signature = fetch_signature(store, key) if signer_key else None
+    if signer_key and signature is None:
+        raise OperationError(f"s3://{store.bucket}/{key} has no signature: nothing was changed")
     source = f"s3://{store.bucket}/{key}"
     if host.get_fact(FileText, path=RESTORE_MARKER) == source:
         host.noop(f"{source} was restored here already")
@@ -251,7 +342,10 @@ def restored_from_s3(
     expect_root = root_fingerprint(current) if current and not any_root else ""
     if pin is not None and pin.fingerprint:
         expect_root = pin.fingerprint
-    yield RunTimeStep(_restore, path, key, data, private_key, expect_root)
+    staged = {"backup.gpg": data}
+    if signer_key and signature is not None:
+        staged |= {"backup.gpg.sig": signature, "signer.asc": signer_key.encode()}
+    yield RunTimeStep(_restore, path, key, staged, private_key, expect_root)
     yield from restore_recorded(source)
 
 
@@ -262,16 +356,23 @@ def restore_recorded(source: str) -> Commands:
 
 
 def _restore(
-    state: State, host: Remote, path: str, key: str, data: bytes, private_key: str, expect_root: str
+    state: State,
+    host: Remote,
+    path: str,
+    key: str,
+    staged: dict[str, bytes],
+    private_key: str,
+    expect_root: str,
 ) -> bool:
-    """Run time: the ciphertext staged in tmpfs, the private key on stdin only; decrypt,
-    check, swap in."""
+    """Run time: the ciphertext (with its signature and signer) staged in tmpfs, the private
+    key on stdin only; verify, decrypt, check, swap in."""
     ok, _ = host.run(script("rm -rf {w}; install -d -m 0700 {w}", w=WORK))
     if not ok:
         return host.fail(f"cannot create {WORK}")
-    if not host.put(BytesIO(data), f"{WORK}/backup.gpg"):
-        host.run(script("rm -rf {w}", w=WORK))
-        return host.fail("staging the backup failed")
+    for name, data in staged.items():
+        if not host.put(BytesIO(data), f"{WORK}/{name}"):
+            host.run(script("rm -rf {w}", w=WORK))
+            return host.fail(f"staging {name} failed")
     ok, out = host.run(
         script(_RESTORE, work=WORK, path=path, expect_root=expect_root), stdin=private_key
     )

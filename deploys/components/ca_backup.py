@@ -11,7 +11,14 @@ from deploys.components.ca import install_step_ca, keep_step_ca_stopped, run_ste
 from deploys.settings import Settings, SettingsError, load_settings
 from facts.paths import FileText
 from operations import ca
-from operations.ca_backup import RESTORE_MARKER, Store, backed_up, recorded, restored_from_s3
+from operations.ca_backup import (
+    RESTORE_MARKER,
+    Store,
+    backed_up,
+    backup_signing_key,
+    recorded,
+    restored_from_s3,
+)
 from operations.replication import replicated
 
 
@@ -49,13 +56,32 @@ def backup_ca() -> None:
     recipient = _key_file("ca_backup_recipient_key", settings.backup.recipient_key, "public")
     if not settings.is_primary:
         return
+    backup_signing_key(
+        name="The CA's backup signing key", path=settings.ca_path, cluster=settings.cluster
+    )
     backed_up(
         name="Encrypted CA backup in S3",
         path=settings.ca_path,
         store=store,
         recipient_key=recipient,
         retention_days=settings.backup.retention_days,
+        signer_record=settings.backup.signer_record,
     )
+
+
+def _signer_key(settings: Settings) -> str | None:
+    """The public key backups must be signed with, as the first backup recorded it; None
+    when the operator restores without verifying (`ca_restore_unsigned=true`)."""
+    record = Path(settings.backup.signer_record)
+    if settings.run.ca_restore_unsigned:
+        return None
+    if not record.is_file():
+        raise SettingsError(
+            f"no recorded backup signer key at {record} (the first backup writes it beside "
+            "the root's record): put it back, or restore without verifying the signature with "
+            "--data ca_restore_unsigned=true"
+        )
+    return record.read_text()
 
 
 def _restore_target(settings: Settings) -> str:
@@ -74,11 +100,13 @@ def restore_ca() -> None:
     source = settings.run.ca_restore_from
     target = _restore_target(settings)
     managers = (settings.primary, *settings.backups)
+    signer = None
     if source == "s3":
         store = _store(settings)
         private_key = _key_file(
             "ca_restore_private_key", settings.run.ca_restore_private_key, "private"
         )
+        signer = _signer_key(settings)
     elif source in managers and source != target:
         store, private_key = None, ""
     else:
@@ -98,6 +126,7 @@ def restore_ca() -> None:
             private_key=private_key,
             any_root=bool(settings.run.ca_restore_any_root),
             pin=arguments.pinned_root(settings),
+            signer_key=signer,
         )
     elif host.get_fact(FileText, path=RESTORE_MARKER) == f"host:{source}":
         host.noop(f"the CA state of {source} was restored here already")

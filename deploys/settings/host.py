@@ -81,6 +81,9 @@ class Backup:
     region: str
     recipient_key: str | None  # armored GnuPG public key file on the controller (not read here)
     retention_days: int
+    # The public half of the CA's backup signing key, recorded on the controller by the first
+    # backup, beside the root's record; restores verify backups with it.
+    signer_record: str
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class RunOptions:
     ca_restore_target: str | None
     ca_restore_any_root: bool | None
     ca_accept_new_root: bool | None
+    ca_restore_unsigned: bool | None
     cfssl_migration_stop_after: str | None  # bundle, certs, final
     status_format: str | None  # text, json
     status_ca_expiry_days: int | None

@@ -334,6 +334,7 @@ class HostSettings(BaseModel):
     ca_restore_target: Line | None = None
     ca_restore_any_root: bool | None = None
     ca_accept_new_root: bool | None = None
+    ca_restore_unsigned: bool | None = None
     cfssl_migration_stop_after: StopAfter | None = None
     status_format: StatusFormat | None = None
     status_ca_expiry_days: Annotated[int, _between(0, None, "a number of days")] | None = None

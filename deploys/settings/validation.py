@@ -176,7 +176,7 @@ def _etcd(raw: HostSettings) -> Etcd:
     )
 
 
-def _backup(raw: HostSettings) -> Backup:
+def _backup(raw: HostSettings, root_record: str) -> Backup:
     return Backup(
         bucket=raw.ca_backup_bucket,
         prefix=raw.ca_backup_prefix.strip("/"),
@@ -184,6 +184,8 @@ def _backup(raw: HostSettings) -> Backup:
         region=raw.ca_backup_region,
         recipient_key=raw.ca_backup_recipient_key,
         retention_days=raw.ca_backup_retention_days,
+        signer_record=re.sub(r"(\.?root-sha256)?$", "", root_record, count=1)
+        + ".backup-signer.asc",
     )
 
 
@@ -221,6 +223,9 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
             "node_addresses",
             "an etcd member needs the IP address it listens on (its SSH hostname is no IP)",
         )
+    root_record = raw.step_ca_root_record or _beside_inventory(
+        host, f"{raw.etcd_cluster_name}.root-sha256"
+    )
     return Settings(
         host=host.name,
         groups=groups,
@@ -235,11 +240,7 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         ca_port=raw.step_ca_port,
         ca_dns_names=raw.step_ca_dns_names,
         ca_provisioner=raw.step_ca_provisioner,
-        root_pin=RootPin(
-            raw.step_ca_root_fingerprint,
-            raw.step_ca_root_record
-            or _beside_inventory(host, f"{raw.etcd_cluster_name}.root-sha256"),
-        ),
+        root_pin=RootPin(raw.step_ca_root_fingerprint, root_record),
         ca_db_type=raw.step_ca_db_type,
         ca_path=raw.step_ca_path,
         durations=Durations(
@@ -264,7 +265,7 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         cfssl=Cfssl(
             raw.cfssl_peer_ca, raw.cfssl_client_ca, raw.cfssl_cert_name, raw.cfssl_key_name
         ),
-        backup=_backup(raw),
+        backup=_backup(raw, root_record),
         run=RunOptions(**{field.name: getattr(raw, field.name) for field in fields(RunOptions)}),
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 import time
@@ -19,6 +20,7 @@ from tests.conftest import fresh_scenario
 from tests.harness.checks import renews_by_hand
 from tests.harness.hosts import (
     REPO,
+    ROOT_RECORD,
     Scenario,
     TestHost,
     docker_exec,
@@ -151,6 +153,11 @@ def test_backup_to_s3_is_encrypted_to_the_recipient(ha_hosts: Scenario, s3, keys
     latest = objects["step-ca/latest"].decode()
     assert latest.startswith("step-ca/") and latest.endswith(".tar.gz.gpg")
     data = objects[latest]
+    # Signed by the CA's own backup key, whose public half the controller now keeps.
+    signer = ha_hosts.state_dir / ".backup-signer.asc"
+    assert "BEGIN PGP PUBLIC KEY BLOCK" in signer.read_text()
+    assert _signed_by(signer, data, objects[f"{latest}.sig"])
+    assert not _signed_by(signer, data + b"x", objects[f"{latest}.sig"])
     import hashlib
 
     assert objects[f"{latest}.sha256"].decode().split()[0] == hashlib.sha256(data).hexdigest()
@@ -171,20 +178,39 @@ def test_backup_to_s3_is_encrypted_to_the_recipient(ha_hosts: Scenario, s3, keys
     assert set(_objects(s3)) == set(objects)
 
 
+def _signed_by(public_key: Path, data: bytes, signature: bytes) -> bool:
+    """Whether `signature` is a valid signature of `data` by the key in `public_key`."""
+    with tempfile.TemporaryDirectory() as home:
+        gpg = ["gpg", "--homedir", home, "--batch", "--quiet"]
+        subprocess.run([*gpg, "--import", str(public_key)], check=True, capture_output=True)
+        sig = Path(home) / "backup.sig"
+        sig.write_bytes(signature)
+        checked = subprocess.run([*gpg, "--trust-model", "always", "--verify", str(sig), "-"],
+                                 input=data, capture_output=True, check=False)  # fmt: skip
+        return checked.returncode == 0
+
+
 def test_bad_backups_are_refused_and_change_nothing(ha_hosts: Scenario, s3, keys) -> None:
     client = boto3.client("s3", endpoint_url=s3["endpoint"], **boto_args())
     latest = _objects(s3)["step-ca/latest"].decode()
     good = _objects(s3)[latest]
     before = _ca_files(ha_hosts, PRIMARY)
+    signature = _objects(s3)[f"{latest}.sig"]
     cases = [
-        ("corrupted", good[:-64] + b"x" * 64, None, "does not match its checksum"),
-        ("wrong key", good, keys["other"], "does not decrypt or unpack"),
+        ("corrupted", good[:-64] + b"x" * 64, signature, None, "does not match its checksum"),
+        ("wrong key", good, signature, keys["other"], "does not decrypt or unpack"),
+        ("unsigned", good, None, None, "has no signature"),
+        # Signed by another key than the CA's (whose public half the first backup recorded
+        # on the controller): refused before anything else is looked at.
+        ("forged", good, keys["other"].sign(good), None, "not signed by the recorded signer"),
     ]
-    for label, body, key, message in cases:
+    for label, body, sig, key, message in cases:
         name = f"step-ca/test/{label.replace(' ', '-')}.tar.gz.gpg"
         client.put_object(Bucket=BUCKET, Key=name, Body=body)
         client.put_object(Bucket=BUCKET, Key=f"{name}.sha256",
                           Body=objects_sha(good) + "  x\n")  # fmt: skip
+        if sig is not None:
+            client.put_object(Bucket=BUCKET, Key=f"{name}.sig", Body=sig)
         run = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys, key),
                    "--data", f"ca_restore_key={name}", check=False)  # fmt: skip
         assert run.returncode != 0, label
@@ -271,6 +297,10 @@ def test_complete_disaster_rebuilds_from_backups(
 
     scenario = fresh_scenario("pki-test-dr", "172.28.69.0/24", release_archives)
     with scenario_hosts(scenario) as fresh:
+        # What the operator keeps with the inventory: the root's and the backup signer's
+        # records, which the restore checks the backup against.
+        for record in (ROOT_RECORD, ".backup-signer.asc"):
+            shutil.copy(ha_hosts.state_dir / record, fresh.state_dir / record)
         restore = restore_data(s3, keys)
         _run(fresh, "deploys/restore_ca.py", *restore)
         assert _fingerprint(fresh, PRIMARY) == fingerprint

@@ -58,6 +58,14 @@ class GpgKey:
     private: Path
     home: Path
 
+    def sign(self, data: bytes) -> bytes:
+        """A detached signature of `data` by this key."""
+        return subprocess.run(
+            ["gpg", "--homedir", str(self.home), "--batch", "--quiet", "--pinentry-mode",
+             "loopback", "--passphrase", "", "--detach-sign"],
+            input=data, capture_output=True, check=True,
+        ).stdout  # fmt: skip
+
     def decrypt(self, data: bytes) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
             ["gpg", "--homedir", str(self.home), "--batch", "--quiet", "--decrypt"],
