@@ -71,6 +71,7 @@ def _values(
         ),
         "metrics_record": f"{helper} record {args}" if metrics else "",
         "kind": item.kind,
+        "unit": item.unit,
         "subject": item.subject,
         "crt": item.crt,
         "key": item.key,

@@ -55,6 +55,7 @@ def etcd_cluster() -> None:
         run_as=settings.etcd_user,
         etcd=settings.etcd.binary,
         config=me.config_path,
+        data_dir=me.data_dir,
     )
     unit = systemd_units(
         name="etcd member unit", units=[me.unit], files={me.unit: unit_text}, keep_previous=True

@@ -401,3 +401,20 @@ def test_bad_input_stops_before_any_change(
     assert run.returncode != 0
     assert message in run.output
     assert "Starting operation" not in run.output
+
+
+def _exposure(scenario: Scenario, host: str, unit: str) -> float:
+    """`systemd-analyze security`'s overall exposure of a unit (0 safe ... 10 unsafe)."""
+    out = docker_exec(scenario, host, f"systemd-analyze security --no-pager {unit}").stdout
+    last = out.strip().splitlines()[-1]
+    return float(last.split(":", 1)[1].split()[0])
+
+
+def test_units_are_hardened(cluster_hosts: Scenario, created) -> None:
+    """The exposure systemd measures: the renewal units run as the certificate's owner with no
+    capability; etcd as its user, writing its data directory only; step-ca as root (it reads
+    the 0400 root-owned keys of the reference's layout) with no capability."""
+    assert _exposure(cluster_hosts, "etcd-k8s-2", "step-renew-etcd-k8s-2-peer.service") <= 2.0
+    assert _exposure(cluster_hosts, "client-1", "step-renew-client-1-client.service") <= 2.0
+    assert _exposure(cluster_hosts, "etcd-k8s-2", "etcd-k8s-2.service") <= 1.2
+    assert _exposure(cluster_hosts, "etcd-k8s-1", "step-ca.service") <= 1.4

@@ -46,12 +46,19 @@ def test_a_service_and_a_timer_per_certificate() -> None:
         "ExecCondition=/opt/bin/step certificate needs-renewal /etc/etcd/ssl/etcd-k8s-2-peer.crt\n"
         in service
     )
+    # As the certificate's owner, into its own runtime directory; only putting the new
+    # certificate in place runs as root.
+    assert "User=etcd\n" in service and "CapabilityBoundingSet=\n" in service
     assert (
         "ExecStart=/opt/bin/step ca renew --force --ca-url https://etcd-k8s-1:9000 --root "
-        "/etc/etcd/ssl/root_ca.crt --out /etc/etcd/ssl/etcd-k8s-2-peer.crt.new "
+        "/etc/etcd/ssl/root_ca.crt --out %t/step-renew-etcd-k8s-2-peer/new.crt "
         "/etc/etcd/ssl/etcd-k8s-2-peer.crt /etc/etcd/ssl/etcd-k8s-2-peer.key\n"
     ) in service
-    assert "ExecStartPost=/bin/mv -f /etc/etcd/ssl/etcd-k8s-2-peer.crt.new" in service
+    assert (
+        "ExecStartPost=+/usr/bin/install -m 0644 -o etcd -g etcd %t/step-renew-etcd-k8s-2-peer/"
+        "new.crt /etc/etcd/ssl/etcd-k8s-2-peer.crt.new\n"
+    ) in service
+    assert "ExecStartPost=+/bin/mv -f /etc/etcd/ssl/etcd-k8s-2-peer.crt.new" in service
     timer = files["step-renew-etcd-k8s-2-peer.timer"]
     for line in ("OnCalendar=*-*-* 03:00:00", "RandomizedDelaySec=1h", "Persistent=true"):
         assert line in timer

@@ -66,6 +66,7 @@ def _rendered(found: Settings) -> list[str]:
             run_as=found.etcd_user,
             etcd=found.etcd.binary,
             config=me.config_path,
+            data_dir=me.data_dir,
         )
     )
     texts.append(member_config(me, arguments.member_options(found), "x", "new"))
