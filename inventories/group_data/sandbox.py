@@ -22,6 +22,7 @@ __all__ = [
     "etcd_version",
     "step_ca_checksums",
     "step_ca_name",
+    "step_ca_root_record",
     "step_ca_version",
     "step_checksums",
     "step_version",
