@@ -22,7 +22,7 @@ from facts.shell import script
 from operations import Commands
 from operations.etcd.member import Etcdctl, Member
 from operations.remote import Remote, RunTimeStep
-from operations.turns import turn
+from operations.turns import last_turn_if, register
 
 _WAIT_HEALTHY = (
     "i=0; until {etcdctl} endpoint health --cluster >/dev/null 2>&1; do i=$((i+1));"
@@ -58,6 +58,7 @@ _RESTART = (
 )
 
 _failed: dict[int, list[str]] = {}
+TURNS = "etcd restart"
 
 
 def wait_healthy(etcdctl: Etcdctl, timeout: int) -> StringCommand:
@@ -111,9 +112,6 @@ def rolling_restart(
         unit=member.unit,
         files=list(files),
     )
-    if not local["bootstrapped"]:
-        host.noop(f"{member.name} has not started yet: it starts with the others")
-        return
     changed = host.state.is_executing and any(meta.did_change() for meta in restart_after)
     started = local["started"]
     newer = [
@@ -121,10 +119,16 @@ def rolling_restart(
         for path, when in local["modified"].items()
         if local["active"] and started is not None and when > started
     ]
-    if local["active"] and not (changed or newer):
+    due = local["bootstrapped"] and not (local["active"] and not (changed or newer))
+    refused = host.state.is_executing and bool(_failures(host.state))
+    register(host.state, TURNS, host.name, due and not refused)
+    if not local["bootstrapped"]:
+        host.noop(f"{member.name} has not started yet: it starts with the others")
+        return
+    if not due:
         host.noop(f"{member.name} runs on its current configuration")
         return
-    if host.state.is_executing and _failures(host.state):
+    if refused:
         raise OperationError(_refusal(member.name, _failures(host.state)))
     client = etcdctl or member.etcdctl
     others = [f"https://{p.address}:{p.client_port}" for p in peers if p.name != member.name]
@@ -176,7 +180,15 @@ def _restart(
     """Run time, in this member's turn: the handover (decided now, from the cluster as the
     restarts before this one left it), then the gated restart. A failure is recorded so that
     no member after it restarts in this run."""
-    with turn(state, "etcd restart"):
+
+    def leads() -> bool:
+        view = node.fact(EtcdCluster, etcdctl_args=client.args)
+        return handover and handover_target(view, member.name) is not None
+
+    # The leader goes last: one leadership transfer a rolling restart, not one a member
+    # (a write in flight while leadership moves may stall until the client's deadline:
+    # etcd drops the proposals it forwards then, etcd-io/etcd#8975).
+    with last_turn_if(state, TURNS, node.host, leads):
         failed = _failures(state)
         if failed:
             return node.fail(_refusal(member.name, failed))
