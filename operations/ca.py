@@ -207,6 +207,7 @@ def configuration(
     durations: Durations,
     provisioner: str | None = None,
     profiles: Sequence[Profile] = (),
+    modes: bool = False,
 ) -> Commands:
     """
     Keep ca.json as configured (names, address, database, durations, profiles).
@@ -218,6 +219,8 @@ def configuration(
     + durations: default, max and min durations of issued certificates
     + provisioner: the JWK provisioner `step ca init` made, whose key the profiles' share
     + profiles: the certificate profiles (operations/profiles.py), a provisioner each
+    + modes: keep the owners and modes of the CA's files too (`file_modes`, with the same
+      read of the CA's state)
     """
     state = host.get_fact(CAState, path=path)
     current = state["config"]
@@ -237,11 +240,27 @@ def configuration(
         provisioner=provisioner,
         profiles=profiles,
     )
-    if wanted == current:
-        host.noop(f"{path}/config/ca.json is as configured")
+    fixes = _mode_fixes(path, state["files"]) if modes else []
+    if wanted == current and not fixes:
+        host.noop(f"{path}/config/ca.json is as configured" + (", file modes too" if modes else ""))
         return
-    # ca.json holds the provisioner's encrypted key, which step-ca serves to every client.
-    yield StringCommand(replace_file(f"{path}/config/ca.json", render_config(wanted), "0600"))
+    if wanted != current:
+        # ca.json holds the provisioner's encrypted key, which step-ca serves to every client.
+        yield StringCommand(replace_file(f"{path}/config/ca.json", render_config(wanted), "0600"))
+    yield from fixes
+
+
+def _mode_fixes(path: str, files: dict[str, Any]) -> list[StringCommand]:
+    """The commands that give the CA's files the owners and modes of the reference."""
+    fixes = []
+    for relative, (mode, kind) in MODES.items():
+        full = f"{path}/{relative}".rstrip("/")
+        info = files.get(full)
+        if info is None or info["type"] != kind:
+            continue
+        if info["mode"] != mode or (info["user"], info["group"]) != ("root", "root"):
+            fixes.append(script("chown root:root {f} && chmod {mode} {f}", f=full, mode=mode))
+    return fixes
 
 
 @operation()
@@ -251,20 +270,11 @@ def file_modes(path: str) -> Commands:
 
     + path: the CA's `$STEPPATH`
     """
-    files = host.get_fact(CAState, path=path)["files"]
-    fixes = []
-    for relative, (mode, kind) in MODES.items():
-        full = f"{path}/{relative}".rstrip("/")
-        info = files.get(full)
-        if info is None or info["type"] != kind:
-            continue
-        if info["mode"] != mode or (info["user"], info["group"]) != ("root", "root"):
-            fixes.append((full, mode))
+    fixes = _mode_fixes(path, host.get_fact(CAState, path=path)["files"])
     if not fixes:
         host.noop(f"modes and owners under {path} are as they should be")
         return
-    for full, mode in fixes:
-        yield script("chown root:root {f} && chmod {mode} {f}", f=full, mode=mode)
+    yield from fixes
 
 
 def _wait_healthy(ca_name: str, port: int, root: str, timeout: int) -> StringCommand:

@@ -83,7 +83,7 @@ def _primary(settings: Settings, changes: list[OperationMeta]) -> OperationMeta:
         bin_dir=settings.bin_dir,
     )
     config = ca.configuration(
-        name="Configure ca.json",
+        name="Configure ca.json and file modes",
         path=path,
         dns_names=names,
         port=settings.ca_port,
@@ -91,8 +91,8 @@ def _primary(settings: Settings, changes: list[OperationMeta]) -> OperationMeta:
         durations=settings.durations,
         provisioner=settings.ca_provisioner,
         profiles=list(settings.profiles.values()),
+        modes=True,
     )
-    ca.file_modes(name="CA file modes", path=path)
     return run_step_ca(settings, [init, config, *changes])
 
 

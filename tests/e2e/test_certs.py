@@ -288,7 +288,7 @@ def test_renewal_by_systemd_renews_what_is_due_and_skips_the_rest(
     host = "etcd-k8s-3"
     # Certificates of two minutes, due after 5% of their lifetime (6 s).
     configured = run_pyinfra(certs_hosts, "deploys/ca.py", *SHORT)
-    assert "step-ca | Configure ca.json" in configured.changes["etcd-k8s-1"]
+    assert "step-ca | Configure ca.json and file modes" in configured.changes["etcd-k8s-1"]
     docker_exec(certs_hosts, host, f"rm {SSL}/{host}-peer.crt")
     run_pyinfra(certs_hosts, "deploys/certs.py", *SHORT)
     key_before = docker_exec(certs_hosts, host, f"sha256sum {SSL}/{host}-peer.key").stdout

@@ -117,10 +117,16 @@ def test_file_modes_fix_only_what_drifted() -> None:
         f"{PATH}/certs/root_ca.crt": entry("644", user="nobody"),
     }
     host = FakeHost({CAState: _state(files=files)})
-    assert raw(run_op(ca.file_modes, host, PATH)) == [
+    fixes = [
         f"chown root:root {PATH}/certs/root_ca.crt && chmod 644 {PATH}/certs/root_ca.crt",
         f"chown root:root {PATH}/secrets/password && chmod 400 {PATH}/secrets/password",
     ]
+    assert raw(run_op(ca.file_modes, host, PATH)) == fixes
+    # The configuration keeps them too, from the same read of the CA's state.
+    configured = ca.desired_config(INIT_CONFIG, path=PATH, **CONFIG_ARGS)
+    both = FakeHost({CAState: _state(configured, files)})
+    assert raw(run_op(ca.configuration, both, PATH, modes=True, **CONFIG_ARGS)) == fixes
+    assert raw(run_op(ca.configuration, both, PATH, **CONFIG_ARGS)) == []
 
 
 def test_health_waits_only_when_unhealthy() -> None:
