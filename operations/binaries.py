@@ -100,7 +100,7 @@ def _install_commands(
         if not local.is_file():
             raise OperationValueError(f"{local} does not exist on the controller")
         yield script("install -d -m 0700 {d}", d=STAGING_DIR)
-        yield FileUploadCommand(str(local), staged, remote_temp_filename=staged + ".part")
+        yield FileUploadCommand(str(local), staged)
     else:
         yield script(
             "install -d -m 0700 {d} && curl -fsSL --retry 3 --connect-timeout 15 -o {staged} {url}",
