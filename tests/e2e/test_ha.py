@@ -21,6 +21,7 @@ from tests.harness.checks import renews_by_hand
 from tests.harness.hosts import (
     REPO,
     ROOT_RECORD,
+    SIGNER_RECORD,
     Scenario,
     TestHost,
     docker_exec,
@@ -154,7 +155,7 @@ def test_backup_to_s3_is_encrypted_to_the_recipient(ha_hosts: Scenario, s3, keys
     assert latest.startswith("step-ca/") and latest.endswith(".tar.gz.gpg")
     data = objects[latest]
     # Signed by the CA's own backup key, whose public half the controller now keeps.
-    signer = ha_hosts.state_dir / ".backup-signer.asc"
+    signer = ha_hosts.state_dir / SIGNER_RECORD
     assert "BEGIN PGP PUBLIC KEY BLOCK" in signer.read_text()
     assert _signed_by(signer, data, objects[f"{latest}.sig"])
     assert not _signed_by(signer, data + b"x", objects[f"{latest}.sig"])
@@ -299,7 +300,7 @@ def test_complete_disaster_rebuilds_from_backups(
     with scenario_hosts(scenario) as fresh:
         # What the operator keeps with the inventory: the root's and the backup signer's
         # records, which the restore checks the backup against.
-        for record in (ROOT_RECORD, ".backup-signer.asc"):
+        for record in (ROOT_RECORD, SIGNER_RECORD):
             shutil.copy(ha_hosts.state_dir / record, fresh.state_dir / record)
         restore = restore_data(s3, keys)
         _run(fresh, "deploys/restore_ca.py", *restore)

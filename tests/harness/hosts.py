@@ -165,14 +165,17 @@ def _service(scenario: Scenario, host: TestHost) -> dict[str, object]:
 
 
 ROOT_RECORD = "root-sha256"  # the sandbox's step_ca_root_record, in its state directory
+SIGNER_RECORD = ".backup-signer.asc"  # the backup signer's record, beside it
 
 
 def write_scenario(scenario: Scenario) -> None:
     """Lay out the state directory: key, compose file and the inventory's hosts.json."""
     scenario.state_dir.mkdir(parents=True, exist_ok=True)
     (scenario.state_dir / "authorized_keys").write_text(_ensure_key(scenario.key_file))
-    # New hosts, a new CA: the root recorded for the hosts before is no longer theirs.
-    (scenario.state_dir / ROOT_RECORD).unlink(missing_ok=True)
+    # New hosts, a new CA: the root and backup signer recorded for the hosts before are no
+    # longer theirs.
+    for record in (ROOT_RECORD, SIGNER_RECORD):
+        (scenario.state_dir / record).unlink(missing_ok=True)
     compose = {
         "services": {host.name: _service(scenario, host) for host in scenario.hosts},
         "networks": {
