@@ -122,14 +122,19 @@ def main_cluster(archives: Path, results: dict) -> None:
     base = ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"]
     with scenario_hosts(scenario) as hosts, s3_server() as endpoint:
         set_inventory(hosts, base)
-        results["floor"] = floor(hosts)
+        floors = [floor(hosts)]
         results["create"] = timed(lambda: run_pyinfra(hosts, "deploys/cluster.py"))
+        # The floor varies by a third between minutes on this machine: measured between the
+        # re-runs, and each figure set against the median of all of them.
         reruns = []
-        for _ in range(3):
+        for _ in range(5):
             start = time.monotonic()
             run = run_pyinfra(hosts, "deploys/cluster.py")
             reruns.append(time.monotonic() - start)
             assert run.changes == {}, run.changes
+            floors.append(floor(hosts))
+        results["floor"] = statistics.median(floors)
+        results["floors"] = [round(f, 2) for f in floors]
         results["rerun"] = statistics.median(reruns)
 
         set_inventory(hosts, [*base, "etcd-k8s-4"])
