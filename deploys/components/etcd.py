@@ -49,16 +49,11 @@ def etcd_cluster() -> None:
         peers=arguments.members(all_settings()),
         options=arguments.member_options(settings),
     )
-    unit_text = render(
-        "etcd-member.service.j2",
-        member=me.name,
-        run_as=settings.etcd_user,
-        etcd=settings.etcd.binary,
-        config=me.config_path,
-        data_dir=me.data_dir,
-    )
     unit = systemd_units(
-        name="etcd member unit", units=[me.unit], files={me.unit: unit_text}, keep_previous=True
+        name="etcd member unit",
+        units=[me.unit],
+        files={me.unit: member_unit(settings)},
+        keep_previous=True,
     )
     rolling_restart(
         name="Rolling restart after a change",
@@ -77,6 +72,19 @@ def etcd_cluster() -> None:
         name="etcd member runs and starts at boot", units=[me.unit], running=True, enabled=True
     )
     cluster_healthy_wait(name="etcd cluster is healthy", etcdctl=me.etcdctl)
+
+
+def member_unit(settings: Settings) -> str:
+    """The text of a member's systemd unit."""
+    me = arguments.member(settings)
+    return render(
+        "etcd-member.service.j2",
+        member=me.name,
+        run_as=settings.etcd_user,
+        etcd=settings.etcd.binary,
+        config=me.config_path,
+        data_dir=me.data_dir,
+    )
 
 
 @component("Restart members on new certificates")

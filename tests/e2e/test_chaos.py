@@ -89,6 +89,17 @@ def test_a_new_cluster_is_refused_while_a_peer_cannot_be_reached(chaos_hosts: Sc
     _converged(chaos_hosts)
 
 
+def _the_one_tried(scenario: Scenario, path: str, output: str) -> str:
+    """The only member that holds `<path>.failed` (`{host}` in `path` is the member's name):
+    the one restart tried; fails when none or several were."""
+    tried = [
+        h for h in MEMBERS
+        if docker_exec(scenario, h, f"test -f {path.format(host=h)}.failed", check=False).returncode == 0
+    ]  # fmt: skip
+    assert len(tried) == 1, output[-4000:]
+    return tried[0]
+
+
 def test_a_member_that_cannot_start_costs_one_member_only(chaos_hosts: Scenario) -> None:
     """A systemd drop-in the project knows nothing of keeps every member from starting: the
     first member tried goes back to its previous configuration, no other is restarted."""
@@ -105,12 +116,7 @@ def test_a_member_that_cannot_start_costs_one_member_only(chaos_hosts: Scenario)
     assert run.returncode != 0
     # Exactly one member was tried (the first to take its turn), and went back to
     # its previous configuration; the others run on, with the processes they had.
-    tried = [
-        h for h in MEMBERS
-        if docker_exec(chaos_hosts, h, f"test -f /etc/etcd/{h}.conf.yml.failed", check=False).returncode == 0
-    ]  # fmt: skip
-    assert len(tried) == 1, run.output[-4000:]
-    (first,) = tried
+    first = _the_one_tried(chaos_hosts, "/etc/etcd/{host}.conf.yml", run.output)
     assert f"{first} did not rejoin a healthy cluster" in run.output, run.output[-4000:]
     assert f"it went back to the previous version of /etc/etcd/{first}.conf.yml" in run.output
     assert "The last lines of its log:" in run.output
@@ -175,12 +181,7 @@ def test_an_upgrade_that_cannot_start_goes_back_to_the_binary_it_ran(
         run = run_pyinfra(chaos_hosts, "deploys/cluster.py", "--data", "etcd_version=3.5.99",
                           env=env, check=False)  # fmt: skip
     assert run.returncode != 0
-    tried = [
-        h for h in MEMBERS
-        if docker_exec(chaos_hosts, h, f"test -f {binary}.failed", check=False).returncode == 0
-    ]  # fmt: skip
-    assert len(tried) == 1, run.output[-4000:]
-    (first,) = tried
+    first = _the_one_tried(chaos_hosts, binary, run.output)
     assert f"it went back to the previous version of {binary}" in run.output, run.output[-3000:]
     assert "this etcd cannot start" in run.output
     # The member tried runs its old binary again, and every other member runs on untouched.

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploys.components import arguments
+from deploys.components.etcd import member_unit
 from deploys.settings import DEFAULTS, Settings, SettingsError, validate_inventory
 from operations.etcd.configuration import member_config
 from operations.renewal import metrics_script, unit_files
@@ -59,16 +60,7 @@ def _rendered(found: Settings) -> list[str]:
     texts = list(unit_files(found.certificates, node, found.ca_url, schedule).values())
     texts.append(metrics_script(node, schedule))
     me = arguments.member(found)
-    texts.append(
-        render(
-            "etcd-member.service.j2",
-            member=me.name,
-            run_as=found.etcd_user,
-            etcd=found.etcd.binary,
-            config=me.config_path,
-            data_dir=me.data_dir,
-        )
-    )
+    texts.append(member_unit(found))
     texts.append(member_config(me, arguments.member_options(found), "x", "new"))
     texts.append(
         render("step-ca.service.j2", path=found.ca_path, bin_dir=found.bin_dir, port=found.ca_port)
