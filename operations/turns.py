@@ -70,15 +70,20 @@ def last_turn_if(state: State, what: str, host: Host, last: Callable[[], bool]) 
     deadline = time.monotonic() + REGISTER_WAIT
     while not set(running) <= set(turns.due) and time.monotonic() < deadline:
         gevent.sleep(0.05)
-    deadline = time.monotonic() + LAST_WAIT
-    while True:
-        turns.lock.acquire()
-        waiting = [name for name, due in turns.due.items()
-                   if due and name != host.name and name not in turns.done]  # fmt: skip
-        if not waiting or time.monotonic() > deadline or not last():
-            break
-        turns.lock.release()
-        gevent.sleep(0.2)
+
+    def others_waiting() -> bool:
+        return any(due and name != host.name and name not in turns.done
+                   for name, due in turns.due.items())  # fmt: skip
+
+    turns.lock.acquire()
+    # Asked once: the hosts that go first do not make this one something else (a follower's
+    # restart leaves the leader the leader).
+    if others_waiting() and last():
+        deadline = time.monotonic() + LAST_WAIT
+        while others_waiting() and time.monotonic() < deadline:
+            turns.lock.release()
+            gevent.sleep(0.2)
+            turns.lock.acquire()
     try:
         yield
     finally:
