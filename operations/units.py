@@ -12,11 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
-from pyinfra.api.operation import OperationMeta
 
 from facts.shell import previous_kept, raw, replace_file
 from facts.units import Units
-from operations import Commands
+from operations import Change, Commands
 
 UNIT_DIR = "/etc/systemd/system"
 _ACTIVE = ("active", "activating", "reloading")
@@ -47,7 +46,7 @@ def systemd_units(
     files: Mapping[str, str] | None = None,
     running: bool | None = None,
     enabled: bool | None = None,
-    restart_after: Sequence[OperationMeta] = (),
+    restart_after: Sequence[Change] = (),
     keep_previous: bool = False,
 ) -> Commands:
     """

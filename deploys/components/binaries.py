@@ -1,25 +1,69 @@
-"""The step CLI of a run: installed by the first component that needs it on a host, in one
-operation, which a later component of the same run reuses rather than adding its own."""
+"""The release binaries of a run: installed by the first component that needs them on a host,
+in one operation, which a later component of the same run reuses rather than adding its own."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 
 from deploys.settings import Settings
-from operations.binaries import release_binaries
+from operations import Change
+from operations.binaries import Replaced, release_binaries
 
-_installed: dict[tuple[int, str], OperationMeta] = {}
+
+@dataclass(frozen=True)
+class Installed:
+    """The operation that installed a host's binaries in this run, and which it installs."""
+
+    operation: OperationMeta
+    binaries: frozenset[str]
+
+    def change_of(self, binary: str) -> Change | None:
+        """What a restart of `binary`'s daemon waits on; None when another operation
+        installs it."""
+        return Replaced(self.operation, binary) if binary in self.binaries else None
 
 
-def step_binary(settings: Settings) -> OperationMeta:
-    """step, on every host that has certificates or a CA: once a host and a run (a later
-    component gets the same operation back)."""
+_installed: dict[tuple[int, str], Installed] = {}
+
+
+def run_binaries(settings: Settings, *, everything: bool = False) -> Installed:
+    """step on every host that has certificates or a CA, once a host and a run (a later
+    component gets the same operation back). With `everything` (a run that deploys the
+    whole system), step-ca on the cert-managers and etcd's archive where etcd is needed come
+    in the same operation: one wave of installs, instead of three, each waiting for the
+    slowest host."""
     key = (id(host.state), settings.host)
     if key not in _installed:
         if not any(state == id(host.state) for state, _ in _installed):
             _installed.clear()
-        _installed[key] = release_binaries(
-            name="Install step", artifacts=[settings.step], bin_dir=settings.bin_dir
+        artifacts = [settings.step]
+        if everything and settings.is_cert_manager:
+            artifacts.append(settings.step_ca)
+        if everything and settings.needs_certificates and settings.etcd.install_from == "archive":
+            artifacts.append(settings.etcd.artifact)
+        _installed[key] = Installed(
+            release_binaries(
+                name="Install step, step-ca and etcd" if everything else "Install step",
+                artifacts=artifacts,
+                bin_dir=settings.bin_dir,
+                # What a member whose upgrade does not start goes back to.
+                keep_previous=["etcd"] if settings.is_member else [],
+            ),
+            frozenset(a.binary for a in artifacts),
         )
     return _installed[key]
+
+
+def step_binary(settings: Settings) -> OperationMeta:
+    """step, on every host that has certificates or a CA (see `run_binaries`)."""
+    return run_binaries(settings).operation
+
+
+def installed_with_step(settings: Settings, binary: str) -> Change | None:
+    """What a restart waits on when `binary` came with step's operation in this run; None
+    when no operation of the run installs step on this host, or not `binary` with it."""
+    found = _installed.get((id(host.state), settings.host))
+    return found.change_of(binary) if found else None

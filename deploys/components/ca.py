@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 from pyinfra.api.operation import OperationMeta
 
 from deploys.components import component
-from deploys.components.binaries import step_binary
+from deploys.components.binaries import installed_with_step, run_binaries, step_binary
 from deploys.settings import Settings, ca_dns_names, load_settings
-from operations import ca
+from operations import Change, ca
 from operations.binaries import release_binaries
 from operations.units import systemd_units
 from templates import render
@@ -25,11 +25,12 @@ def certificate_authority(*, step_on_nodes: bool = False) -> OperationMeta | Non
     primary; leave it installed, stopped and disabled on the backups. Returns, on the
     primary, the operation that starts (or restarts) step-ca.
 
-    `step_on_nodes`: install step on every other host that will hold certificates in the
-    same operation (a run that issues them next: one wave of reads fewer)."""
+    `step_on_nodes`: install step on every other host that will hold certificates, and
+    etcd's archive where it is needed, in the same operation (a run that deploys the whole
+    system: one wave of installs, instead of three)."""
     settings = load_settings()
     if settings.is_cert_manager or (step_on_nodes and settings.needs_certificates):
-        step_binary(settings)
+        run_binaries(settings, everything=step_on_nodes)
     if not settings.is_cert_manager:
         return None
     binary = install_step_ca(settings)
@@ -39,17 +40,20 @@ def certificate_authority(*, step_on_nodes: bool = False) -> OperationMeta | Non
     return None
 
 
-def install_step_ca(settings: Settings) -> OperationMeta:
-    """step and step-ca binaries, what every cert-manager has; returns step-ca's install (a
-    new step alone does not restart step-ca)."""
+def install_step_ca(settings: Settings) -> Change:
+    """step and step-ca binaries, what every cert-manager has; returns what replaced step-ca
+    in this run (a new step alone does not restart step-ca)."""
     step_binary(settings)
+    shared = installed_with_step(settings, "step-ca")
+    if shared is not None:
+        return shared
     return release_binaries(
         name="Install step-ca", artifacts=[settings.step_ca], bin_dir=settings.bin_dir
     )
 
 
 def _step_ca_unit(
-    settings: Settings, name: str, active: bool, changes: Sequence[OperationMeta] = ()
+    settings: Settings, name: str, active: bool, changes: Sequence[Change] = ()
 ) -> OperationMeta:
     """step-ca's unit file in place; step-ca running and enabled, or stopped and disabled."""
     text = render(
@@ -70,7 +74,7 @@ def keep_step_ca_stopped(settings: Settings) -> None:
     _step_ca_unit(settings, "step-ca stays stopped on a backup cert-manager", active=False)
 
 
-def _primary(settings: Settings, changes: list[OperationMeta]) -> OperationMeta:
+def _primary(settings: Settings, changes: list[Change]) -> OperationMeta:
     path = settings.ca_path
     names = ca_dns_names(settings)
     init = ca.authority(
@@ -96,7 +100,7 @@ def _primary(settings: Settings, changes: list[OperationMeta]) -> OperationMeta:
     return run_step_ca(settings, [init, config, *changes])
 
 
-def run_step_ca(settings: Settings, changes: list[OperationMeta]) -> OperationMeta:
+def run_step_ca(settings: Settings, changes: Sequence[Change]) -> OperationMeta:
     """step-ca's unit in place, running (restarted after any of `changes`), enabled, and
     healthy before anything may issue. Returns the unit's operation."""
     started = _step_ca_unit(

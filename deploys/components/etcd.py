@@ -12,8 +12,10 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files
 
 from deploys.components import arguments, component
+from deploys.components.binaries import installed_with_step
 from deploys.components.certificates import owns_data_dir
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
+from operations import Change
 from operations.binaries import release_binaries
 from operations.etcd.configuration import member_configuration, member_joined
 from operations.etcd.maintenance import compacted, defragmented
@@ -101,7 +103,11 @@ def restart_on_new_certificates(issued: OperationMeta | None) -> None:
         )
 
 
-def _install(settings: Settings) -> OperationMeta:
+def _install(settings: Settings) -> Change:
+    """etcd's binaries; returns what replaced etcd in this run."""
+    shared = installed_with_step(settings, "etcd")
+    if shared is not None:
+        return shared
     if settings.etcd.install_from == "archive":
         return release_binaries(
             name="Install etcd",

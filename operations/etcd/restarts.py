@@ -14,12 +14,11 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
-from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import State
 
 from facts.etcd import EtcdCluster, EtcdHealthy, EtcdMember, member_status
 from facts.shell import script
-from operations import Commands
+from operations import Change, Commands
 from operations.etcd.member import Etcdctl, Member
 from operations.remote import Remote, RunTimeStep
 from operations.turns import last_turn_if, register
@@ -81,7 +80,7 @@ def rolling_restart(
     peers: Sequence[Member],
     etcdctl: Etcdctl | None = None,
     timeout: int = 120,
-    restart_after: Sequence[OperationMeta] = (),
+    restart_after: Sequence[Change] = (),
     files: Sequence[str] = (),
 ) -> Commands:
     """

@@ -24,6 +24,7 @@ class FakeHost:
     noops: list[str] = field(default_factory=list)
     state: FakeState = field(default_factory=FakeState)
     fact_calls: list = field(default_factory=list)
+    current_op_hash: str | None = "op"
 
     def get_fact(self, fact, **kwargs):
         self.fact_calls.append((fact, kwargs))

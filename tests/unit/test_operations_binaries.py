@@ -8,8 +8,8 @@ import pytest
 from pyinfra.api import FileUploadCommand, OperationError, OperationValueError
 
 from facts.binaries import Binaries
-from operations.binaries import Artifact, release_binaries
-from tests.unit.fakes import FakeHost, raw, run_op
+from operations.binaries import Artifact, Replaced, release_binaries
+from tests.unit.fakes import FakeHost, on_host, raw, run_op
 
 SUM = "b" * 64
 
@@ -41,7 +41,7 @@ def test_only_the_outdated_binary_is_installed_from_upstream() -> None:
     )
     install = commands[1]
     # The checksum is checked before tar runs, and the binary is swapped in atomically.
-    assert install.index("sha256sum -c") < install.index("tar -xzf")
+    assert install.index("sha256sum -c") < install.index("tar --no-same-owner -m -xzf")
     assert 'for b in step; do mv -f /opt/bin/"$b".new /opt/bin/"$b"; done;' in install
     # What was installed is recorded, so the next run need not start the binary to know.
     assert install.endswith(
@@ -100,3 +100,27 @@ def test_the_fact_parses_versions_and_missing_binaries() -> None:
     }
     command = fact.command("/opt/bin", ["step", "we ird"]).get_raw_value()
     assert "for b in step 'we ird'" in command
+
+
+class _Ran:
+    """An operation of the run that changed something on the host (an `OperationMeta`)."""
+
+    _hash = "op"
+
+    def did_change(self) -> bool:
+        return True
+
+
+def test_a_restart_waits_on_its_own_binary_not_on_others_of_the_same_operation() -> None:
+    """One operation installs step and etcd: a new step alone restarts no etcd member."""
+    host = _host({"step": "0.30.1", "etcd": "3.5.30"})
+    run_op(release_binaries, host, [_artifact("step"), _artifact("etcd", "3.5.30")])
+    with on_host(host):
+        assert Replaced(_Ran(), "step").did_change()  # type: ignore[arg-type]
+        assert not Replaced(_Ran(), "etcd").did_change()  # type: ignore[arg-type]
+        assert not Replaced(_Ran(), "etcdctl").did_change()  # type: ignore[arg-type]
+    upgrade = _host({"step": "0.30.2", "etcd": "3.5.29"})
+    run_op(release_binaries, upgrade, [_artifact("step"), _artifact("etcd", "3.5.30")])
+    with on_host(upgrade):
+        assert Replaced(_Ran(), "etcd").did_change()  # type: ignore[arg-type]
+        assert not Replaced(_Ran(), "step").did_change()  # type: ignore[arg-type]

@@ -126,8 +126,11 @@ def test_new_timers_are_enabled_and_disabled_ones_stopped() -> None:
 
 def test_units_fact_parses_hashes_and_states() -> None:
     output = [
-        "a.timer " + "f" * 64,
-        "a.service -",
+        "-  a.service",
+        "f" * 64 + "  a.timer",
+        "### etcd-step-pki enabled",
+        "a.timer   enabled enabled",
+        "a.service static  -",
         "### etcd-step-pki states",
         "Id=a.timer",
         "ActiveState=active",
@@ -139,6 +142,8 @@ def test_units_fact_parses_hashes_and_states() -> None:
     assert fact["files"] == {"a.timer": "f" * 64, "a.service": None}
     assert fact["states"]["a.service"]["Result"] == "exit-code"
     assert fact["states"]["a.timer"]["ActiveState"] == "active"
+    assert fact["states"]["a.timer"]["UnitFileState"] == "enabled"
+    assert fact["states"]["a.service"]["UnitFileState"] == "static"
 
 
 def test_renew_now_starts_every_due_unit_with_two_reloads_in_all() -> None:
