@@ -32,7 +32,10 @@ PROVISIONER_PASSWORD = "secrets/provisioner_password"
 # that a promoted backup cert-manager signs with it too).
 BACKUP_SIGNING_KEY = "secrets/backup_signing_key.asc"
 
-# Modes of the reference: keys and passwords 0400 root, their directory 0700.
+# Modes of the reference: keys and passwords 0400 root, their directory 0700. The database
+# alone is the account step-ca runs as (DATABASE, with everything in it): step-ca writes
+# there, and reads its keys and passwords as systemd credentials (step-ca.service).
+DATABASE = "db"
 MODES = {
     "": ("700", "d"),
     "config": ("700", "d"),
@@ -47,7 +50,7 @@ MODES = {
     PASSWORD: ("400", "f"),
     PROVISIONER_PASSWORD: ("400", "f"),
     BACKUP_SIGNING_KEY: ("400", "f"),
-    "db": ("700", "d"),
+    DATABASE: ("700", "d"),
 }
 
 # A copy of the CA state (replication, backups) is taken with step-ca paused (SIGSTOP), not
@@ -208,6 +211,7 @@ def configuration(
     provisioner: str | None = None,
     profiles: Sequence[Profile] = (),
     modes: bool = False,
+    ca_user: str = "step",
 ) -> Commands:
     """
     Keep ca.json as configured (names, address, database, durations, profiles).
@@ -221,6 +225,7 @@ def configuration(
     + profiles: the certificate profiles (operations/profiles.py), a provisioner each
     + modes: keep the owners and modes of the CA's files too (`file_modes`, with the same
       read of the CA's state)
+    + ca_user: the account step-ca runs as, which owns the database
     """
     state = host.get_fact(CAState, path=path)
     current = state["config"]
@@ -240,7 +245,7 @@ def configuration(
         provisioner=provisioner,
         profiles=profiles,
     )
-    fixes = _mode_fixes(path, state["files"]) if modes else []
+    fixes = _mode_fixes(path, state["files"], ca_user) if modes else []
     if wanted == current and not fixes:
         host.noop(f"{path}/config/ca.json is as configured" + (", file modes too" if modes else ""))
         return
@@ -250,27 +255,37 @@ def configuration(
     yield from fixes
 
 
-def _mode_fixes(path: str, files: dict[str, Any]) -> list[StringCommand]:
-    """The commands that give the CA's files the owners and modes of the reference."""
+def _mode_fixes(path: str, files: dict[str, Any], ca_user: str) -> list[StringCommand]:
+    """The commands that give the CA's files the owners and modes of the reference, and the
+    database to the account step-ca runs as."""
     fixes = []
+    database = f"{path}/{DATABASE}"
     for relative, (mode, kind) in MODES.items():
         full = f"{path}/{relative}".rstrip("/")
         info = files.get(full)
         if info is None or info["type"] != kind:
             continue
-        if info["mode"] != mode or (info["user"], info["group"]) != ("root", "root"):
-            fixes.append(script("chown root:root {f} && chmod {mode} {f}", f=full, mode=mode))
+        owner = ca_user if full == database else "root"
+        inside = [i for p, i in files.items() if p.startswith(f"{database}/")]
+        if full == database and any((i["user"], i["group"]) != (owner, owner) for i in inside):
+            fixes.append(script("chown -R {u}:{u} {f}", u=owner, f=full))
+        if info["mode"] != mode or (info["user"], info["group"]) != (owner, owner):
+            fixes.append(
+                script("chown {u}:{u} {f} && chmod {mode} {f}", u=owner, f=full, mode=mode)
+            )
     return fixes
 
 
 @operation()
-def file_modes(path: str) -> Commands:
+def file_modes(path: str, *, ca_user: str = "step") -> Commands:
     """
-    Keep owners and modes of the CA's files as the reference sets them (keys 0400 root).
+    Keep owners and modes of the CA's files as the reference sets them (keys 0400 root), and
+    the database the account step-ca runs as.
 
     + path: the CA's `$STEPPATH`
+    + ca_user: the account step-ca runs as
     """
-    fixes = _mode_fixes(path, host.get_fact(CAState, path=path)["files"])
+    fixes = _mode_fixes(path, host.get_fact(CAState, path=path)["files"], ca_user)
     if not fixes:
         host.noop(f"modes and owners under {path} are as they should be")
         return

@@ -12,6 +12,7 @@ from deploys.components import component
 from deploys.components.binaries import installed_with_step, run_binaries, step_binary
 from deploys.settings import Settings, ca_dns_names, load_settings
 from operations import Change, ca
+from operations.accounts import system_account
 from operations.binaries import release_binaries
 from operations.units import systemd_units
 from templates import render
@@ -41,9 +42,16 @@ def certificate_authority(*, step_on_nodes: bool = False) -> OperationMeta | Non
 
 
 def install_step_ca(settings: Settings) -> Change:
-    """step and step-ca binaries, what every cert-manager has; returns what replaced step-ca
-    in this run (a new step alone does not restart step-ca)."""
+    """step and step-ca binaries and step-ca's account, what every cert-manager has; returns
+    what replaced step-ca in this run (a new step alone does not restart step-ca)."""
     step_binary(settings)
+    database = f"{settings.ca_path}/{ca.DATABASE}"
+    system_account(
+        name="step-ca user and group",
+        user=settings.ca_user,
+        home=database,
+        private_dirs=[database],
+    )
     shared = installed_with_step(settings, "step-ca")
     if shared is not None:
         return shared
@@ -56,9 +64,7 @@ def _step_ca_unit(
     settings: Settings, name: str, active: bool, changes: Sequence[Change] = ()
 ) -> OperationMeta:
     """step-ca's unit file in place; step-ca running and enabled, or stopped and disabled."""
-    text = render(
-        "step-ca.service.j2", path=settings.ca_path, bin_dir=settings.bin_dir, port=settings.ca_port
-    )
+    text = step_ca_unit(settings)
     return systemd_units(
         name=name,
         units=[UNIT],
@@ -96,6 +102,7 @@ def _primary(settings: Settings, changes: list[Change]) -> OperationMeta:
         provisioner=settings.ca_provisioner,
         profiles=list(settings.profiles.values()),
         modes=True,
+        ca_user=settings.ca_user,
     )
     return run_step_ca(settings, [init, config, *changes])
 
@@ -114,3 +121,16 @@ def run_step_ca(settings: Settings, changes: Sequence[Change]) -> OperationMeta:
         root=f"{settings.ca_path}/certs/root_ca.crt",
     )
     return started
+
+
+def step_ca_unit(settings: Settings) -> str:
+    """The text of step-ca's systemd unit."""
+    return render(
+        "step-ca.service.j2",
+        path=settings.ca_path,
+        bin_dir=settings.bin_dir,
+        port=settings.ca_port,
+        user=settings.ca_user,
+        runtime="step-ca",
+        source="/run/step-ca-source",
+    )

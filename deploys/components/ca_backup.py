@@ -139,7 +139,7 @@ def restore_ca() -> None:
             pin=arguments.pinned_root(settings),
         )
         recorded(name="Record the restore", source=f"host:{source}")
-    ca.file_modes(name="CA file modes", path=settings.ca_path)
+    ca.file_modes(name="CA file modes", path=settings.ca_path, ca_user=settings.ca_user)
     if target == settings.primary:
         run_step_ca(settings, [m for m in (restored, binary) if m is not None])
     else:

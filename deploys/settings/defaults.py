@@ -55,6 +55,7 @@ DEFAULTS: dict[str, object] = {
     "step_ca_name": "etcd-k8s CA",
     "step_ca_url": None,  # default: https://<primary cert-manager>:<port>
     "step_ca_port": 9000,
+    "step_ca_user": "step",  # the account step-ca runs as; it owns the CA's database only
     "step_ca_dns_names": [],  # extra names for the CA's TLS certificate
     "step_ca_provisioner": "etcd-pki",
     # The root every host must trust: SHA-256 as `step certificate fingerprint` prints it.

@@ -128,6 +128,7 @@ class Settings:
     ca_name: str
     ca_url: str
     ca_port: int
+    ca_user: str
     ca_dns_names: tuple[str, ...]
     ca_provisioner: str
     root_pin: RootPin

@@ -285,6 +285,7 @@ class HostSettings(BaseModel):
     step_ca_name: Line
     step_ca_url: HttpsUrl | None
     step_ca_port: Port
+    step_ca_user: UserName
     step_ca_dns_names: DnsNames
     step_ca_provisioner: Line
     step_ca_root_fingerprint: Fingerprint | None
@@ -367,6 +368,10 @@ class HostSettings(BaseModel):
             raise Invalid("etcd_cipher_suites", problem)
         if self.etcd_client_port == self.etcd_peer_port:
             raise Invalid("etcd_peer_port", f"{self.etcd_peer_port} is etcd_client_port as well")
+        if self.step_ca_user in ("root", self.etcd_user):
+            raise Invalid(
+                "step_ca_user", "step-ca needs an account of its own, not root's or etcd's"
+            )
         if self.step_ca_port in (self.etcd_client_port, self.etcd_peer_port):
             raise Invalid("step_ca_port", f"{self.step_ca_port} is one of etcd's ports")
         return self

@@ -238,6 +238,7 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         ca_name=raw.step_ca_name,
         ca_url=raw.step_ca_url or f"https://{managers[0]}:{raw.step_ca_port}",
         ca_port=raw.step_ca_port,
+        ca_user=raw.step_ca_user,
         ca_dns_names=raw.step_ca_dns_names,
         ca_provisioner=raw.step_ca_provisioner,
         root_pin=RootPin(raw.step_ca_root_fingerprint, root_record),

@@ -412,9 +412,35 @@ def _exposure(scenario: Scenario, host: str, unit: str) -> float:
 
 def test_units_are_hardened(cluster_hosts: Scenario, created) -> None:
     """The exposure systemd measures: the renewal units run as the certificate's owner with no
-    capability; etcd as its user, writing its data directory only; step-ca as root (it reads
-    the 0400 root-owned keys of the reference's layout) with no capability."""
+    capability; etcd as its user, writing its data directory only; step-ca as an account of
+    its own with no capability, which owns the CA's database and nothing else."""
     assert _exposure(cluster_hosts, "etcd-k8s-2", "step-renew-etcd-k8s-2-peer.service") <= 2.0
     assert _exposure(cluster_hosts, "client-1", "step-renew-client-1-client.service") <= 2.0
     assert _exposure(cluster_hosts, "etcd-k8s-2", "etcd-k8s-2.service") <= 1.2
-    assert _exposure(cluster_hosts, "etcd-k8s-1", "step-ca.service") <= 1.4
+    assert _exposure(cluster_hosts, "etcd-k8s-1", "step-ca.service") <= 1.2
+
+
+def test_step_ca_runs_as_its_own_account_with_copies_of_what_it_needs(
+    cluster_hosts: Scenario, created
+) -> None:
+    """step-ca runs as `step`; the keys and passwords on disk stay root's 0400, out of that
+    account's reach; step-ca reads its copies of the three files it needs from a runtime
+    directory of its own (no root key there), and owns its database."""
+    found = docker_exec(
+        cluster_hosts,
+        "etcd-k8s-1",
+        "ps -o user= -p $(systemctl show -p MainPID --value step-ca);"
+        " stat -c '%U %a %n' /etc/step-ca/secrets/intermediate_ca_key /etc/step-ca/secrets/password"
+        " /etc/step-ca/db /etc/step-ca/db/bbolt.db /run/step-ca;"
+        " runuser -u step -- cat /etc/step-ca/secrets/password >/dev/null 2>&1 && echo read;"
+        " ls /run/step-ca",
+    ).stdout.split()
+    assert found == [
+        "step",
+        "root", "400", "/etc/step-ca/secrets/intermediate_ca_key",
+        "root", "400", "/etc/step-ca/secrets/password",
+        "step", "700", "/etc/step-ca/db",
+        "step", "600", "/etc/step-ca/db/bbolt.db",
+        "step", "700", "/run/step-ca",
+        "ca.json", "intermediate_ca_key", "password",
+    ]  # fmt: skip

@@ -154,3 +154,27 @@ def test_ca_state_fact_parses_sections() -> None:
     assert parsed["root"].startswith("-----BEGIN CERTIFICATE-----\nMIIB")
     assert parsed["intermediate"] is None
     assert parsed["files"][f"{PATH}/secrets/root_ca_key"]["mode"] == "400"
+
+
+def _files(*lines: str) -> dict:
+    return CAState().process(["### etcd-step-pki files", *lines])["files"]
+
+
+def test_the_database_is_step_cas_account_and_everything_else_roots() -> None:
+    """After a restore (everything root's) the database goes back to step-ca's account, with
+    what is in it; a key made readable goes back to 0400 root."""
+    files = _files(
+        f"700 root root d {PATH}/db",
+        f"600 root root f {PATH}/db/bbolt.db",
+        f"440 step step f {PATH}/secrets/intermediate_ca_key",
+        f"700 root root d {PATH}/secrets",
+    )
+    host = FakeHost({CAState: {"files": files}})
+    assert raw(run_op(ca.file_modes, host, PATH, ca_user="step")) == [
+        f"chown root:root {PATH}/secrets/intermediate_ca_key"
+        f" && chmod 400 {PATH}/secrets/intermediate_ca_key",
+        f"chown -R step:step {PATH}/db",
+        f"chown step:step {PATH}/db && chmod 700 {PATH}/db",
+    ]
+    kept = _files(f"700 step step d {PATH}/db", f"600 step step f {PATH}/db/bbolt.db")
+    assert raw(run_op(ca.file_modes, FakeHost({CAState: {"files": kept}}), PATH)) == []

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deploys.components import arguments
+from deploys.components.ca import step_ca_unit
 from deploys.components.etcd import member_unit
 from deploys.settings import DEFAULTS, Settings, SettingsError, validate_inventory
 from operations.etcd.configuration import member_config
 from operations.renewal import metrics_script, unit_files
-from templates import render
 from tests.unit.test_settings import _inventory
 
 # Characters a shell, a unit file or YAML would read as more than text.
@@ -62,9 +62,7 @@ def _rendered(found: Settings) -> list[str]:
     me = arguments.member(found)
     texts.append(member_unit(found))
     texts.append(member_config(me, arguments.member_options(found), "x", "new"))
-    texts.append(
-        render("step-ca.service.j2", path=found.ca_path, bin_dir=found.bin_dir, port=found.ca_port)
-    )
+    texts.append(step_ca_unit(found))
     return texts
 
 
