@@ -117,8 +117,9 @@ def desired_config(
     provisioner: str | None = None,
     profiles: Sequence[Profile] = (),
 ) -> dict[str, Any]:
-    """ca.json as configured: names, address, database, certificate durations, and a
-    provisioner for each certificate profile, with the key of the base `provisioner`.
+    """ca.json as configured: names, address, database, certificate durations, a CRL kept
+    up to date on every revocation, and a provisioner for each certificate profile, with the
+    key of the base `provisioner`.
 
     Everything that `step ca init` generated (keys, provisioner) is kept as it is.
     """
@@ -128,6 +129,9 @@ def desired_config(
     # bbolt keeps the whole database in one file; badger wants a directory.
     source = f"{path}/db/bbolt.db" if db_type == "bbolt" else f"{path}/db"
     config["db"] = {**config.get("db", {}), "type": db_type, "dataSource": source}
+    # A certificate revoked at the CA is listed in its CRL at once (`/1.0/crl`), which the
+    # members fetch and etcd checks.
+    config["crl"] = {**config.get("crl", {}), "enabled": True, "generateOnRevoke": True}
     authority = config.setdefault("authority", {})
     authority["claims"] = {
         **authority.get("claims", {}),

@@ -111,11 +111,9 @@ def register(state: State, request: TokenRequest) -> None:
     _batch(state).requests[request.host] = request
 
 
-def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> str:
-    """The cert-manager's command printing `<host> <kind> <token>` for every kind of every
-    request."""
+def _values(authority: Authority) -> dict[str, object]:
     path = authority.path
-    values: dict[str, object] = {
+    return {
         "ca_path": path,
         "provisioner": authority.provisioner,
         "config": f"{path}/config/ca.json",
@@ -123,7 +121,20 @@ def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> str:
         "step": f"{authority.bin_dir}/step",
         "root": f"{path}/certs/root_ca.crt",
     }
-    text = raw(_KEY, url=authority.url, **values)
+
+
+def key_command(authority: Authority) -> str:
+    """The start of a cert-manager's command that signs tokens: once step-ca answers, the
+    provisioner's key decrypted into `$d/key`, in a private tmpfs directory removed however
+    the command ends."""
+    return raw(_KEY, url=authority.url, **_values(authority))
+
+
+def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> str:
+    """The cert-manager's command printing `<host> <kind> <token>` for every kind of every
+    request."""
+    values = _values(authority)
+    text = key_command(authority)
     jobs = [(request, item) for request in requests for item in request.items]
     for index, (request, item) in enumerate(jobs, start=1):
         text += raw(

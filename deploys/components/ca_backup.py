@@ -34,7 +34,7 @@ def _store(settings: Settings) -> Store:
     )
 
 
-def _key_file(setting: str, name: str | None, kind: str) -> str:
+def key_file(setting: str, name: str | None, kind: str) -> str:
     """The armored GnuPG key in the controller file `name` (the value of `setting`)."""
     path = Path(str(name)) if name else None
     if path is None or not path.is_file():
@@ -53,7 +53,7 @@ def backup_ca() -> None:
     """On the primary: an encrypted archive of the whole CA state, uploaded to S3."""
     settings = load_settings()
     store = _store(settings)
-    recipient = _key_file("ca_backup_recipient_key", settings.backup.recipient_key, "public")
+    recipient = key_file("ca_backup_recipient_key", settings.backup.recipient_key, "public")
     if not settings.is_primary:
         return
     backup_signing_key(
@@ -103,7 +103,7 @@ def restore_ca() -> None:
     signer = None
     if source == "s3":
         store = _store(settings)
-        private_key = _key_file(
+        private_key = key_file(
             "ca_restore_private_key", settings.run.ca_restore_private_key, "private"
         )
         signer = _signer_key(settings)

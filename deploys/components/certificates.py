@@ -10,10 +10,11 @@ from pyinfra.operations import files
 
 from deploys.components import arguments, component
 from deploys.components.binaries import step_binary
-from deploys.settings import Settings, load_settings, time_setting
+from deploys.settings import Settings, SettingsError, all_settings, load_settings, time_setting
 from operations.accounts import system_account
 from operations.certificates import node_certificates
 from operations.renewal import METRICS_SCRIPT, metrics_script, renewed_now, timers, unit_files
+from operations.revocation import certificates_revoked
 from operations.units import systemd_units
 
 
@@ -102,3 +103,32 @@ def renew_now() -> None:
             node=arguments.step_node(settings),
             issued_before=when,
         )
+
+
+@component("Revoke and issue again")
+def revoke_and_reissue() -> None:
+    """A compromised host: its certificates issued before `revoke_before` revoked at the CA
+    and removed, and new ones issued with new keys made on the host (`revoke_host`)."""
+    settings = load_settings()
+    name = settings.run.revoke_host
+    holders = {s.host for s in all_settings() if s.needs_certificates}
+    if name not in holders:
+        raise SettingsError(
+            f"revoke_host: {name!r} is no inventory host with certificates"
+            if name
+            else "revoke_host: name the host with --data revoke_host=<inventory host>"
+        )
+    when = time_setting("revoke_before")
+    if settings.host != name:
+        return
+    certificates_revoked(
+        name="Revoke the certificates issued before revoke_before",
+        certificates=[(item.crt, item.key) for item in settings.certificates],
+        authority=arguments.authority(settings),
+        root=f"{settings.ssl_dir}/root_ca.crt",
+        reason=f"{settings.node_name}: keys compromised, certificates issued again",
+        code="keyCompromise",
+        issued_before=when,
+        remove=True,
+    )
+    issue_certificates(settings)

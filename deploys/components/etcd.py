@@ -13,6 +13,7 @@ from pyinfra.operations import apt, files
 
 from deploys.components import arguments, component
 from deploys.components.binaries import installed_with_step
+from deploys.components.ca_backup import key_file
 from deploys.components.certificates import owns_data_dir
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
 from operations import Change
@@ -22,6 +23,7 @@ from operations.etcd.maintenance import compacted, defragmented
 from operations.etcd.membership import member_removed
 from operations.etcd.restarts import cluster_healthy_wait, rolling_restart
 from operations.renewal import timers
+from operations.revocation import certificates_revoked
 from operations.snapshots import snapshot_restored, snapshot_saved
 from operations.units import UNIT_DIR, systemd_units
 from templates import render
@@ -147,6 +149,15 @@ def remove_member() -> None:
         raise SettingsError("etcd_remove_node: the cluster would have no member left")
     if host.name != target.host:
         return
+    # Its certificates stop being good anywhere: revoked at the CA before they are removed.
+    certificates_revoked(
+        name=f"Revoke the certificates of {target.node_name}",
+        certificates=[(item.crt, item.key) for item in target.certificates],
+        authority=arguments.authority(target),
+        root=f"{target.ssl_dir}/root_ca.crt",
+        reason=f"{target.node_name} removed from etcd-{target.cluster}",
+        code="cessationOfOperation",
+    )
     leftovers = [path for item in target.certificates for path in (item.crt, item.key)]
     leftovers += [f"/etc/systemd/system/{item.unit}.{kind}" for item in target.certificates
                   for kind in ("service", "timer")]  # fmt: skip
@@ -174,11 +185,13 @@ def snapshot_backup() -> None:
     file_name = settings.run.etcd_snapshot_name or (
         f"etcd-{settings.cluster}-{time.strftime('%Y%m%d', time.gmtime())}.db"
     )
+    recipient = _snapshot_recipient(settings)
     snapshot_saved(
         name="Save a snapshot",
         file_name=file_name,
         etcdctl=arguments.etcdctl(settings),
         directory=settings.etcd.snapshot_dir,
+        recipient_key=recipient,
     )
     local = Path(settings.etcd.snapshot_local_dir)
     # The cluster's data: on the controller as on the member, the operator's only (0600 in
@@ -186,12 +199,27 @@ def snapshot_backup() -> None:
     # run decides their mode.
     os.umask(0o077)
     local.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for suffix in ("", ".sha256"):
+    for suffix in (".gpg", ".gpg.sha256") if recipient else ("", ".sha256"):
         files.get(
             name=f"Fetch {file_name}{suffix}",
             src=f"{settings.etcd.snapshot_dir}/{file_name}{suffix}",
             dest=str(local / f"{file_name}{suffix}"),
         )
+
+
+def _snapshot_recipient(settings: Settings) -> str | None:
+    """The public key the snapshot leaves its member encrypted to: the backups' recipient
+    (`ca_backup_recipient_key`); None only when the operator asked for plaintext."""
+    if settings.run.etcd_snapshot_unencrypted:
+        return None
+    if not settings.backup.recipient_key:
+        raise SettingsError(
+            "ca_backup_recipient_key: etcd_backup.py fetches the cluster's data to the "
+            "controller encrypted to the backups' recipient: set it (an armored GnuPG public "
+            "key file on the controller), or run with --data etcd_snapshot_unencrypted=true "
+            "to fetch the snapshot in the clear"
+        )
+    return key_file("ca_backup_recipient_key", settings.backup.recipient_key, "public")
 
 
 @component("etcd restore")
@@ -225,9 +253,18 @@ def snapshot_restore() -> None:
         cluster_token=f"etcd-{settings.cluster}",
         etcdutl=settings.etcd.etcdutl,
         owner=settings.etcd_user,
+        private_key=_restore_key(str(snapshot), settings.run.etcd_restore_private_key),
     )
     systemd_units(name="etcd member runs", units=[me.unit], running=True, enabled=True)
     cluster_healthy_wait(name="etcd cluster is healthy", etcdctl=me.etcdctl)
+
+
+def _restore_key(snapshot: str, name: str | None) -> str | None:
+    """The private key that decrypts an encrypted snapshot (`<name>.gpg`); None for a
+    snapshot in the clear."""
+    if not snapshot.endswith(".gpg"):
+        return None
+    return key_file("etcd_restore_private_key", name, "private")
 
 
 @component("etcd maintenance")

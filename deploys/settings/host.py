@@ -93,6 +93,8 @@ class RunOptions:
 
     renew_before: str | None  # ISO 8601 with a time zone; see time_setting()
     rotate_before: str | None
+    revoke_before: str | None
+    revoke_host: str | None
     renew_kinds: tuple[str, ...] | None  # peer, server, client
     ca_active: str | None
     failover_force: bool | None
@@ -111,6 +113,8 @@ class RunOptions:
     etcd_snapshot_name: str | None
     etcd_restore_snapshot: str | None
     etcd_restore_confirm: str | None
+    etcd_restore_private_key: str | None
+    etcd_snapshot_unencrypted: bool | None
 
 
 @dataclass(frozen=True)

@@ -327,6 +327,8 @@ class HostSettings(BaseModel):
     # Per run (--data), None when not given
     renew_before: IsoTime | None = None
     rotate_before: IsoTime | None = None
+    revoke_before: IsoTime | None = None
+    revoke_host: Line | None = None
     renew_kinds: Annotated[tuple[CertKind, ...], BeforeValidator(_kinds)] | None = None
     failover_force: bool | None = None
     ca_restore_from: Line | None = None  # `s3` or a cert-manager
@@ -344,6 +346,8 @@ class HostSettings(BaseModel):
     etcd_snapshot_name: FileName | None = None
     etcd_restore_snapshot: Line | None = None  # a file on the controller
     etcd_restore_confirm: Line | None = None
+    etcd_restore_private_key: Line | None = None  # a file on the controller
+    etcd_snapshot_unencrypted: bool | None = None
 
     @model_validator(mode="after")
     def default_duration_within_bounds(self) -> HostSettings:

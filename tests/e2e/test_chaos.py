@@ -301,7 +301,12 @@ def _recovers(scenario: Scenario, seconds: float = 60) -> bool:
 def test_a_full_snapshot_directory_keeps_the_previous_snapshot(
     chaos_hosts: Scenario, tmp_path: Path
 ) -> None:
-    local = ["--data", f"etcd_snapshot_local_dir={tmp_path}"]
+    local = [
+        "--data",
+        f"etcd_snapshot_local_dir={tmp_path}",
+        "--data",
+        "etcd_snapshot_unencrypted=true",
+    ]
     run_pyinfra(chaos_hosts, "deploys/etcd_backup.py", *local, "--data", "etcd_snapshot_name=a.db")
     snapshots = "/var/backups/etcd"
     # The directory becomes a small file system holding the snapshot taken and little more.

@@ -3,6 +3,7 @@ members added with --limit and removed; snapshots saved and restored; bad input 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -15,6 +16,7 @@ from tests.conftest import fresh_scenario
 from tests.harness.checks import cluster_healthy, etcdctl, members
 from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts, set_inventory
 from tests.harness.pyinfra_run import run_pyinfra
+from tests.harness.s3 import GpgKey
 from tests.harness.writer import ContinuousWriter
 
 pytestmark = pytest.mark.e2e
@@ -291,10 +293,46 @@ def test_a_fourth_member_joins_with_limit(cluster_hosts: Scenario, created) -> N
     assert run_pyinfra(cluster_hosts, "deploys/cluster.py").changes == {}
 
 
+def _serials(scenario: Scenario, host: str, files: str) -> set[int]:
+    out = docker_exec(
+        scenario, host, f"for f in {files}; do openssl x509 -in $f -noout -serial; done"
+    )
+    return {int(line.split("=")[1], 16) for line in out.stdout.split()}
+
+
+def _crl(scenario: Scenario) -> set[int]:
+    """The serials step-ca's CRL lists, read by a client as members read it."""
+    out = docker_exec(
+        scenario,
+        "client-1",
+        "curl -sf --cacert /etc/etcd/ssl/root_ca.crt https://etcd-k8s-1:9000/1.0/crl |"
+        " openssl crl -inform DER -noout -text | awk '/Serial Number:/ { print $3 }'",
+    )
+    return {int(line, 16) for line in out.stdout.split()}
+
+
 def test_the_fourth_member_is_removed(cluster_hosts: Scenario, created) -> None:
+    """Out of the cluster and off its host, its certificates revoked at the CA first: listed
+    in the CRL, and step-ca refuses to renew them."""
+    docker_exec(
+        cluster_hosts,
+        FOURTH.name,
+        "mkdir -p /root/kept && cp /etc/etcd/ssl/etcd-k8s-4-* /root/kept/ && ls /root/kept/*.crt",
+    )
+    serials = _serials(cluster_hosts, FOURTH.name, "/root/kept/*.crt")
+    assert len(serials) == 3 and not serials & _crl(cluster_hosts)
     remove = ["--data", f"etcd_remove_node={FOURTH.name}"]
     run = run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove)
     assert set(run.changes) == {FOURTH.name}
+    assert serials <= _crl(cluster_hosts)
+    renewal = docker_exec(
+        cluster_hosts,
+        FOURTH.name,
+        "cd /root/kept && STEPPATH=/etc/step /opt/bin/step ca renew --force"
+        " etcd-k8s-4-client.crt etcd-k8s-4-client.key",
+        check=False,
+    )
+    assert renewal.returncode != 0 and "lacked necessary authorization" in renewal.stderr
     assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
     assert cluster_healthy(cluster_hosts)
     left = docker_exec(
@@ -336,7 +374,11 @@ def test_two_new_members_join_in_one_run_one_at_a_time(cluster_hosts: Scenario, 
     assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
 
 
-def test_snapshot_save_and_restore(cluster_hosts: Scenario, created, tmp_path: Path) -> None:
+def test_snapshot_save_and_restore(
+    cluster_hosts: Scenario, created, keys: dict[str, GpgKey], tmp_path: Path
+) -> None:
+    """The snapshot leaves its member encrypted to the backups' recipient; only that key
+    restores it, on the members, and a wrong key changes nothing."""
     for key in ("a", "b", "c"):
         docker_exec(
             cluster_hosts, "etcd-k8s-1", etcdctl("etcd-k8s-1", f"put /snap/{key} {key}-value")
@@ -347,15 +389,25 @@ def test_snapshot_save_and_restore(cluster_hosts: Scenario, created, tmp_path: P
         "--data",
         "etcd_snapshot_name=test.db",
     ]
+    # Without a recipient nothing leaves the member in the clear unless asked for.
+    unsealed = run_pyinfra(cluster_hosts, "deploys/etcd_backup.py", *local, check=False)
+    assert unsealed.returncode != 0 and "etcd_snapshot_unencrypted=true" in unsealed.output
+    assert "Starting operation" not in unsealed.output
+    local += ["--data", f"ca_backup_recipient_key={keys['backup'].public}"]
     saved = run_pyinfra(cluster_hosts, "deploys/etcd_backup.py", *local)
     assert set(saved.changes) == {"etcd-k8s-1"}
-    snapshot = tmp_path / "test.db"
-    digest = (tmp_path / "test.db.sha256").read_text().split()[0]
-    # The cluster's data, the operator's only on the controller too.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.db.gpg", "test.db.gpg.sha256"]
+    snapshot = tmp_path / "test.db.gpg"
+    digest = (tmp_path / "test.db.gpg.sha256").read_text().split()[0]
+    # Encrypted, and the operator's only on the controller too.
     assert snapshot.stat().st_mode & 0o777 == 0o600
-    import hashlib
-
-    assert hashlib.sha256(snapshot.read_bytes()).hexdigest() == digest
+    sealed = snapshot.read_bytes()
+    assert hashlib.sha256(sealed).hexdigest() == digest
+    assert keys["other"].decrypt(sealed).returncode != 0
+    plain = keys["backup"].decrypt(sealed)
+    assert plain.returncode == 0
+    on_member = docker_exec(cluster_hosts, "etcd-k8s-1", "cat /var/backups/etcd/test.db.sha256")
+    assert hashlib.sha256(plain.stdout).hexdigest() == on_member.stdout.split()[0]
     assert run_pyinfra(cluster_hosts, "deploys/etcd_backup.py", *local).changes == {}
 
     docker_exec(cluster_hosts, "etcd-k8s-1", etcdctl("etcd-k8s-1", "del --prefix /snap/"))
@@ -364,9 +416,23 @@ def test_snapshot_save_and_restore(cluster_hosts: Scenario, created, tmp_path: P
     assert refused.returncode != 0
     assert f"etcd_restore_confirm={digest}" in refused.output
     assert "Starting operation" not in refused.output
-
     confirmed = [*restore, "--data", f"etcd_restore_confirm={digest}"]
-    run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *confirmed)
+    keyless = run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *confirmed, check=False)
+    assert keyless.returncode != 0 and "etcd_restore_private_key" in keyless.output
+    assert "Starting operation" not in keyless.output
+    # Another key: every member refuses before it stops etcd, and keeps running on its data.
+    wrong = ["--data", f"etcd_restore_private_key={keys['other'].private}"]
+    failed = run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *confirmed, *wrong, check=False)
+    assert failed.returncode != 0 and "does not decrypt with the given key" in failed.output
+    assert cluster_healthy(cluster_hosts)
+    for host in ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"):
+        left = docker_exec(
+            cluster_hosts, host, "ls -A /var/lib/etcd /var/lib/etcd-step-pki/staging"
+        )
+        assert "before-restore" not in left.stdout and ".db" not in left.stdout
+
+    right = ["--data", f"etcd_restore_private_key={keys['backup'].private}"]
+    run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *confirmed, *right)
     assert cluster_healthy(cluster_hosts)
     for key in ("a", "b", "c"):
         got = docker_exec(
@@ -375,7 +441,11 @@ def test_snapshot_save_and_restore(cluster_hosts: Scenario, created, tmp_path: P
             etcdctl("etcd-k8s-2", f"get /snap/{key} --print-value-only"),
         )
         assert got.stdout.strip() == f"{key}-value"
-    assert run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *confirmed).changes == {}
+    # Neither the plaintext nor the key stays on a member.
+    for host in ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"):
+        staged = docker_exec(cluster_hosts, host, "ls -A /var/lib/etcd-step-pki/staging /run")
+        assert ".db" not in staged.stdout and "gpg" not in staged.stdout
+    assert run_pyinfra(cluster_hosts, "deploys/etcd_restore.py", *confirmed, *right).changes == {}
     assert run_pyinfra(cluster_hosts, "deploys/cluster.py").changes == {}
 
 

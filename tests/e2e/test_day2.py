@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,58 @@ def test_renew_now_renews_the_chosen_certificates(day2_hosts: Scenario) -> None:
     assert _pids(day2_hosts) == pids  # no restart: etcd reads new certificates by itself
     assert cluster_healthy(day2_hosts)
     assert run_pyinfra(day2_hosts, "deploys/renew.py", *args).changes == {}
+
+
+def _keys(scenario: Scenario, host: str) -> set[str]:
+    """The public halves of a host's keys."""
+    out = docker_exec(
+        scenario, host, f"for k in {SSL}/{host}-*.key; do openssl pkey -in $k -pubout; done"
+    ).stdout
+    return set(re.findall(r"-----BEGIN PUBLIC KEY-----\n(.*?)-----END", out, re.S))
+
+
+def test_a_compromised_hosts_certificates_are_revoked_and_issued_again(
+    day2_hosts: Scenario,
+) -> None:
+    """Every certificate of the host issued before the time: revoked at the CA (in its CRL,
+    refused for renewal), replaced by one with a new key made on the host; writes go on."""
+    host = "etcd-k8s-3"
+    docker_exec(day2_hosts, host, f"mkdir -p /root/old && cp {SSL}/{host}-* /root/old/")
+    before = {k: _serial(day2_hosts, host, k) for k in ("peer", "server", "client")}
+    keys = _keys(day2_hosts, host)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    args = ["--data", f"revoke_host={host}", "--data", f"revoke_before={now}"]
+    with Writer(day2_hosts) as writer:
+        run = run_pyinfra(day2_hosts, "deploys/revoke.py", *args)
+    assert set(run.changes) == {host}
+    assert writer.failed == 0
+    after = {k: _serial(day2_hosts, host, k) for k in before}
+    assert not set(after.values()) & set(before.values())
+    assert len(keys) == 3 and not _keys(day2_hosts, host) & keys
+    crl = docker_exec(
+        day2_hosts,
+        "client-1",
+        f"curl -sf --cacert {SSL}/root_ca.crt https://etcd-k8s-1:9000/1.0/crl |"
+        " openssl crl -inform DER -noout -text | awk '/Serial Number:/ {{ print $3 }}'",
+    ).stdout.split()
+    assert {int(s.split("=")[1], 16) for s in before.values()} <= {int(s, 16) for s in crl}
+    refused = docker_exec(
+        day2_hosts,
+        host,
+        f"cd /root/old && STEPPATH=/etc/step /opt/bin/step ca renew --force {host}-peer.crt"
+        f" {host}-peer.key",
+        check=False,
+    )
+    assert refused.returncode != 0 and "lacked necessary authorization" in refused.stderr
+    verify = f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {SSL}/{host}-peer.crt {SSL}/{host}-peer.crt"
+    assert docker_exec(day2_hosts, host, verify).stdout.strip().endswith("OK")
+    assert cluster_healthy(day2_hosts)
+    assert run_pyinfra(day2_hosts, "deploys/revoke.py", *args).changes == {}
+    for bad, message in (([], "revoke_host"), (["revoke_host=nowhere"], "revoke_host")):
+        out = run_pyinfra(day2_hosts, "deploys/revoke.py", *[a for b in bad for a in ("--data", b)],
+                          "--data", f"revoke_before={now}", check=False)  # fmt: skip
+        assert out.returncode != 0 and message in out.output
+        assert "Starting operation" not in out.output
 
 
 def _timer(scenario: Scenario, host: str, prop: str) -> str:

@@ -290,6 +290,8 @@ def test_complete_disaster_rebuilds_from_backups(
         f"etcd_snapshot_local_dir={tmp_path}",
         "--data",
         "etcd_snapshot_name=dr.db",
+        "--data",
+        f"ca_backup_recipient_key={keys['backup'].public}",
     ]
     _run(ha_hosts, "deploys/etcd_backup.py", *snapshots)
     _run(ha_hosts, "deploys/backup_ca.py", *backup_data(s3, keys))
@@ -306,9 +308,11 @@ def test_complete_disaster_rebuilds_from_backups(
         _run(fresh, "deploys/restore_ca.py", *restore)
         assert _fingerprint(fresh, PRIMARY) == fingerprint
         _run(fresh, "deploys/cluster.py")
-        digest = (tmp_path / "dr.db.sha256").read_text().split()[0]
-        _run(fresh, "deploys/etcd_restore.py", "--data", f"etcd_restore_snapshot={tmp_path / 'dr.db'}",
-             "--data", f"etcd_restore_confirm={digest}")  # fmt: skip
+        digest = (tmp_path / "dr.db.gpg.sha256").read_text().split()[0]
+        _run(fresh, "deploys/etcd_restore.py",
+             "--data", f"etcd_restore_snapshot={tmp_path / 'dr.db.gpg'}",
+             "--data", f"etcd_restore_confirm={digest}",
+             "--data", f"etcd_restore_private_key={keys['backup'].private}")  # fmt: skip
         got = docker_exec(fresh, PRIMARY, f"{put} get /dr/key --print-value-only").stdout.strip()
         assert got == "survived"
         # A certificate issued before the disaster verifies against the rebuilt PKI's root.

@@ -112,6 +112,7 @@ def _dry_cases(s3: dict[str, str], keys: dict[str, GpgKey], snapshot: Path) -> l
     """(deploy, data, whether the plan must name a change)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
     digest = snapshot.with_name(snapshot.name + ".sha256").read_text().split()[0]
+    key = keys["backup"]
     return [
         ("deploys/cluster.py", [], False),
         ("deploys/ca.py", [], False),
@@ -121,10 +122,14 @@ def _dry_cases(s3: dict[str, str], keys: dict[str, GpgKey], snapshot: Path) -> l
         ("deploys/renew.py", ["--data", f"renew_before={now}"], True),
         ("deploys/rotate_intermediate.py", ["--data", f"rotate_before={now}"], True),
         ("deploys/etcd_maintenance.py", ["--data", "etcd_defrag_min_free_bytes=0"], True),
-        ("deploys/etcd_backup.py", ["--data", "etcd_snapshot_name=dry.db"], True),
+        ("deploys/etcd_backup.py", ["--data", "etcd_snapshot_name=dry.db",
+                                    "--data", f"ca_backup_recipient_key={key.public}"], True),
         ("deploys/etcd_restore.py", ["--data", f"etcd_restore_snapshot={snapshot}",
-                                     "--data", f"etcd_restore_confirm={digest}"], True),
+                                     "--data", f"etcd_restore_confirm={digest}",
+                                     "--data", f"etcd_restore_private_key={key.private}"], True),
         ("deploys/remove_node.py", ["--data", "etcd_remove_node=etcd-k8s-3"], True),
+        ("deploys/revoke.py", ["--data", "revoke_host=client-1", "--data", f"revoke_before={now}"],
+         True),
         ("deploys/failover.py", ["--data", f"ca_active={BACKUP}", "--data", "failover_force=true"],
          True),
         ("deploys/backup_ca.py", backup_data(s3, keys), False),
@@ -140,11 +145,12 @@ def test_dry_changes_nothing_on_any_host_for_any_deploy(
     keys: dict[str, GpgKey],
     tmp_path: Path,
 ) -> None:
-    local = ["--data", f"etcd_snapshot_local_dir={tmp_path}", "--data", "etcd_snapshot_name=s.db"]
+    local = ["--data", f"etcd_snapshot_local_dir={tmp_path}", "--data", "etcd_snapshot_name=s.db",
+             "--data", f"ca_backup_recipient_key={keys['backup'].public}"]  # fmt: skip
     _run(admin_hosts, "deploys/etcd_backup.py", *local)
     before = {host: host_state(admin_hosts, host) for host in HOSTS}
     tokens_before = _ca_database(admin_hosts)
-    for deploy, data, names_a_change in _dry_cases(s3, keys, tmp_path / "s.db"):
+    for deploy, data, names_a_change in _dry_cases(s3, keys, tmp_path / "s.db.gpg"):
         run = _run(admin_hosts, deploy, "--dry", *data, check=False)
         # migrate_cfssl.py refuses a cluster without cfssl files; status.py has nothing to
         # report as wrong here. Both change nothing either way.

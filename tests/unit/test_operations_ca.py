@@ -74,6 +74,7 @@ def test_desired_config_keeps_generated_values_and_sets_ours() -> None:
     assert wanted["dnsNames"] == ["etcd-k8s-1", "10.0.0.1"]
     assert wanted["address"] == ":9000"
     assert wanted["db"] == {"type": "bbolt", "dataSource": f"{PATH}/db/bbolt.db"}
+    assert wanted["crl"] == {"enabled": True, "generateOnRevoke": True}
     assert wanted["authority"]["claims"] == {
         "minTLSCertDuration": "1h",
         "maxTLSCertDuration": "26280h",

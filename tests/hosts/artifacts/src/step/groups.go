@@ -16,6 +16,7 @@ func caCommand() cli.Command {
 			caTokenCommand(),
 			caCertificateCommand(),
 			caRenewCommand(),
+			caRevokeCommand(),
 			caRootsCommand(),
 			caProvisionerCommand(),
 		},

@@ -1,0 +1,9 @@
+"""Day 2: a compromised host's certificates revoked at the CA and issued again with new keys.
+
+pyinfra inventories/<environment>.py deploys/revoke.py \
+    --data revoke_host=etcd-k8s-3 --data revoke_before=<now, ISO 8601>
+"""
+
+from deploys.components.certificates import revoke_and_reissue
+
+revoke_and_reissue()

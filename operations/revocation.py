@@ -1,0 +1,114 @@
+"""Revocation at the CA: a host's certificates revoked by serial number.
+
+The operation runs on the host whose certificates are revoked (it reads their serial numbers
+and the CA's CRL there); the revocation itself runs on the cert-manager, which mints one
+revoke token per certificate with the provisioner's key and asks its step-ca to revoke
+(passive revocation: step-ca records it, refuses to renew the certificate and lists it in its
+CRL). The tokens never leave the cert-manager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyinfra import host
+from pyinfra.api import OperationError, operation
+from pyinfra.api.state import State
+
+from facts.revocation import Revocation
+from facts.shell import raw, script
+from operations import Commands
+from operations.remote import Remote, RunTimeStep
+from operations.renewal import BACKDATE
+from operations.tokens import Authority, key_command
+
+# One token per serial, kept in a shell variable and handed to `step ca revoke` in its
+# environment (STEP_TOKEN), never in a process's arguments. A serial revoked already (by an
+# earlier run that was cut short) counts as revoked.
+_REVOKE = (
+    ' tok=$({step} ca token {serial} --revoke --provisioner {provisioner} --key "$d/key"'
+    ' --ca-url {url} --root {root} --not-after 5m 2>"$d/e") || {{ cat "$d/e" >&2; exit 1; }};'
+    ' if ! STEP_TOKEN="$tok" {step} ca revoke {serial} --reason {reason}'
+    ' --reasonCode {code} --ca-url {url} --root {root} 2>"$d/e"; then'
+    ' grep -q "already revoked" "$d/e" || {{ cat "$d/e" >&2; exit 1; }}; fi;'
+)
+
+
+def revoke_command(authority: Authority, serials: Sequence[int], reason: str, code: str) -> str:
+    """The cert-manager's command that revokes `serials` (decimal, as step-ca takes them)."""
+    text = key_command(authority)
+    for serial in serials:
+        text += raw(
+            _REVOKE,
+            serial=str(serial),
+            provisioner=authority.provisioner,
+            url=authority.url,
+            root=f"{authority.path}/certs/root_ca.crt",
+            step=f"{authority.bin_dir}/step",
+            reason=reason,
+            code=code,
+        )
+    return text
+
+
+@operation()
+def certificates_revoked(
+    certificates: Sequence[tuple[str, str]],
+    *,
+    authority: Authority,
+    root: str,
+    reason: str,
+    code: str,
+    issued_before: float | None = None,
+    remove: bool = False,
+) -> Commands:
+    """
+    Revoke at the CA the certificates in these files on this host (those the CA's CRL does not
+    list yet).
+
+    + certificates: (certificate, key) files on this host
+    + authority: the CA, and the cert-manager whose step-ca state signs the revoke tokens
+    + root: the root certificate on this host, to read the CA's CRL over TLS
+    + reason: why, recorded with each revocation
+    + code: the RFC 5280 reason code (a number or a name such as `keyCompromise`)
+    + issued_before: only certificates that started before this time (unix time; step-ca
+      backdates a certificate by a minute): one issued later is left alone
+    + remove: remove the revoked certificates and their keys from the host (for the
+      certificates' operation to issue new ones with new keys)
+
+    A certificate missing on the host is skipped. The CRL must be readable: a CA that does not
+    answer stops the run before anything is revoked or removed.
+    """
+    files = dict(certificates)
+    found = host.get_fact(
+        Revocation, certificates=list(files), crl_url=f"{authority.url}/1.0/crl", root=root
+    )
+    if not found["crl"]:
+        raise OperationError(f"the CA's CRL at {authority.url}/1.0/crl cannot be read from here")
+    chosen = [
+        path
+        for path in found["serials"]
+        if issued_before is None or found["issued"][path] + BACKDATE < issued_before
+    ]
+    due = sorted({found["serials"][p] for p in chosen} - found["revoked"])
+    if not chosen:
+        host.noop("no certificate to revoke")
+        return
+    if due:
+        yield RunTimeStep(_revoke, authority, due, reason, code)
+    if remove:
+        yield script("rm -f {files}", files=[f for p in chosen for f in (p, files[p])])
+    elif not due:
+        host.noop(f"{len(chosen)} certificates of this host are revoked at the CA")
+
+
+def _revoke(
+    state: State, node: Remote, authority: Authority, serials: list[int], reason: str, code: str
+) -> bool:
+    """Run time, on the cert-manager: revoke, and say so under it."""
+    primary = Remote.of(state, authority.cert_manager, "to revoke certificates")
+    ok, out = primary.run(revoke_command(authority, serials, reason, code))
+    if not ok:
+        return node.fail(f"revoking on {primary.name} failed, nothing was removed: {out.stderr}")
+    primary.log(f"revoked the certificates of {node.name}: serial numbers {serials}")
+    return True

@@ -1,0 +1,88 @@
+"""Revocation: which certificates are revoked, how the cert-manager revokes them."""
+
+from __future__ import annotations
+
+import pytest
+from pyinfra.api import OperationError
+
+from facts.revocation import Revocation
+from operations.remote import RunTimeStep
+from operations.revocation import certificates_revoked, revoke_command
+from operations.tokens import Authority
+from tests.unit.fakes import FakeHost, raw, run_op
+
+AUTHORITY = Authority(url="https://ca.test:9000", cert_manager="etcd-k8s-1")
+PAIRS = [("/ssl/a.crt", "/ssl/a.key"), ("/ssl/b.crt", "/ssl/b.key")]
+
+
+def test_the_fact_reads_serials_start_times_and_the_crl() -> None:
+    found = Revocation().process(
+        [
+            "### etcd-step-pki serials",
+            "/ssl/a.crt 0A 1000",
+            "/ssl/b.crt FF 2000",
+            "### etcd-step-pki crl",
+            "ok",
+            "0A",
+        ]
+    )
+    assert found == {
+        "serials": {"/ssl/a.crt": 10, "/ssl/b.crt": 255},
+        "issued": {"/ssl/a.crt": 1000.0, "/ssl/b.crt": 2000.0},
+        "revoked": {10},
+        "crl": True,
+    }
+    assert (
+        Revocation().process(["### etcd-step-pki serials", "### etcd-step-pki crl"])["crl"] is False
+    )
+
+
+def _host(revoked: set[int], crl: bool = True) -> FakeHost:
+    return FakeHost(
+        {
+            Revocation: {
+                "serials": {"/ssl/a.crt": 10, "/ssl/b.crt": 255},
+                "issued": {"/ssl/a.crt": 1000.0, "/ssl/b.crt": 5000.0},
+                "revoked": revoked,
+                "crl": crl,
+            }
+        }
+    )
+
+
+def _revoke(host: FakeHost, **kwargs: object) -> list:
+    args = {"authority": AUTHORITY, "root": "/ssl/root_ca.crt", "reason": "r", "code": "1"}
+    return run_op(certificates_revoked, host, PAIRS, **{**args, **kwargs})
+
+
+def test_only_what_the_crl_does_not_list_is_revoked_by_decimal_serial() -> None:
+    (step,) = _revoke(_host({10}))
+    assert isinstance(step, RunTimeStep) and step.args[1] == [255]
+    host = _host({10, 255})
+    assert _revoke(host) == []
+    assert host.noops == ["2 certificates of this host are revoked at the CA"]
+
+
+def test_a_certificate_issued_after_the_time_is_left_alone_and_the_old_ones_removed() -> None:
+    step, remove = _revoke(_host(set()), issued_before=2000.0, remove=True)
+    assert step.args[1] == [10]
+    assert raw([remove]) == ["rm -f /ssl/a.crt /ssl/a.key"]
+    # Revoked by a run that was cut short: only removed, not revoked twice.
+    assert raw(_revoke(_host({10}), issued_before=2000.0, remove=True)) == [
+        "rm -f /ssl/a.crt /ssl/a.key"
+    ]
+
+
+def test_an_unreadable_crl_stops_before_anything_is_revoked() -> None:
+    with pytest.raises(OperationError, match="CRL"):
+        _revoke(_host(set(), crl=False))
+
+
+def test_tokens_stay_in_the_shell_and_reach_step_in_its_environment() -> None:
+    command = revoke_command(AUTHORITY, [10, 255], "host removed", "cessationOfOperation")
+    assert command.count("crypto jwe decrypt") == 1
+    for serial in ("10", "255"):
+        assert f"ca token {serial} --revoke" in command
+        assert f'STEP_TOKEN="$tok" /opt/bin/step ca revoke {serial}' in command
+    assert "--token" not in command
+    assert "--reason 'host removed' --reasonCode cessationOfOperation" in command
