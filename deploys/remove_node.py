@@ -4,5 +4,8 @@ pyinfra inventories/<environment>.py deploys/remove_node.py --data etcd_remove_n
 """
 
 from deploys.components.etcd import remove_member
+from deploys.components.ha import replicate_ca
 
 remove_member()
+# The revocations are in the CA's database: the backups take it (a failover keeps them).
+replicate_ca()

@@ -5,5 +5,8 @@ pyinfra inventories/<environment>.py deploys/revoke.py \
 """
 
 from deploys.components.certificates import revoke_and_reissue
+from deploys.components.ha import replicate_ca
 
 revoke_and_reissue()
+# The revocations are in the CA's database: the backups take it (a failover keeps them).
+replicate_ca()

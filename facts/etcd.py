@@ -193,16 +193,6 @@ def _json(lines: list[str]) -> object:
     return None
 
 
-class EtcdVersion(FactBase[str | None]):
-    """The release of the etcd at `binary` ("3.5.16"), None when there is none."""
-
-    def command(self, binary: str) -> StringCommand:
-        return script("{b} --version 2>/dev/null | sed -n 's/^etcd Version: //p'", b=binary)
-
-    def process(self, output: list[str]) -> str | None:
-        return output[0].strip() if output and output[0].strip() else None
-
-
 class EtcdCompacted(FactBase[bool]):
     """Whether the history before `revision` is compacted away (a read at revision - 1 is
     refused as compacted)."""

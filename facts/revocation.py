@@ -1,4 +1,5 @@
-"""The serial numbers of a host's certificates, and which of them the CA's CRL lists."""
+"""Revocation as hosts see it: the serial numbers of a host's certificates, and the ones a
+certificate revocation list (the CA's, or a member's copy) lists."""
 
 from __future__ import annotations
 
@@ -9,6 +10,20 @@ from pyinfra.api import FactBase, StringCommand
 
 from facts.sections import MARK, sections
 from facts.shell import script
+
+# `ok` and the listed serials (hex) of the DER CRL that `{read}` prints; nothing when it is
+# unreadable.
+_LISTED = (
+    " if crl=$({read} | openssl crl -inform DER -noout -text 2>/dev/null); then echo ok;"
+    " printf '%s\\n' \"$crl\" | awk '/Serial Number:/ {{ print $3 }}'; fi;"
+)
+_FROM_CA = "curl -sf --max-time 10 --cacert {root} {url}"
+
+
+def _listed(lines: list[str]) -> set[int] | None:
+    if not lines or lines[0] != "ok":
+        return None
+    return {int(line, 16) for line in lines[1:] if line.strip()}
 
 
 class Revocation(FactBase[dict[str, Any]]):
@@ -26,9 +41,7 @@ class Revocation(FactBase[dict[str, Any]]):
             'echo {mark}serials; for f in {files}; do [ ! -f "$f" ] ||'
             ' echo "$f $(openssl x509 -in "$f" -noout -serial 2>/dev/null | cut -d= -f2)'
             ' $(date -d "$(openssl x509 -in "$f" -noout -startdate | cut -d= -f2)" +%s)"; done;'
-            " echo {mark}crl; if crl=$(curl -sf --max-time 10 --cacert {root} {url} |"
-            " openssl crl -inform DER -noout -text 2>/dev/null); then echo ok;"
-            " printf '%s\\n' \"$crl\" | awk '/Serial Number:/ {{ print $3 }}'; fi",
+            " echo {mark}crl;" + _LISTED.replace("{read}", _FROM_CA),
             mark=MARK,
             files=list(certificates),
             root=root,
@@ -43,10 +56,35 @@ class Revocation(FactBase[dict[str, Any]]):
             if path and serial and start.isdigit():
                 serials[path] = int(serial, 16)
                 issued[path] = float(start)
-        listed = found.get("crl", [])
+        revoked = _listed(found.get("crl", []))
         return {
             "serials": serials,
             "issued": issued,
-            "revoked": {int(s, 16) for s in listed[1:] if s.strip()},
-            "crl": bool(listed) and listed[0] == "ok",
+            "revoked": revoked or set(),
+            "crl": revoked is not None,
         }
+
+
+class RevocationLists(FactBase[dict[str, Any]]):
+    """`{"local": {serial (int)} | None, "ca": {serial (int)} | None}`: the serials the CRL
+    file at `path` lists and those the CA's CRL at `crl_url` lists (None: unreadable)."""
+
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return {"local": None, "ca": None}
+
+    def command(self, path: str, crl_url: str, root: str) -> StringCommand:
+        return script(
+            "echo {mark}local;"
+            + _LISTED.replace("{read}", "cat {path} 2>/dev/null")
+            + " echo {mark}ca;"
+            + _LISTED.replace("{read}", _FROM_CA),
+            mark=MARK,
+            path=path,
+            root=root,
+            url=crl_url,
+        )
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        found = sections(output)
+        return {name: _listed(found.get(name, [])) for name in ("local", "ca")}

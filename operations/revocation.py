@@ -1,4 +1,5 @@
-"""Revocation at the CA: a host's certificates revoked by serial number.
+"""Revocation at the CA (a host's certificates revoked by serial number), and the CA's
+revocation list on the members, which etcd checks every connection against.
 
 The operation runs on the host whose certificates are revoked (it reads their serial numbers
 and the CA's CRL there); the revocation itself runs on the cert-manager, which mints one
@@ -12,15 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pyinfra import host
-from pyinfra.api import OperationError, operation
+from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.revocation import Revocation
+from facts.revocation import Revocation, RevocationLists
 from facts.shell import raw, script
 from operations import Commands
 from operations.remote import Remote, RunTimeStep
 from operations.renewal import BACKDATE
 from operations.tokens import Authority, key_command
+from templates import render
 
 # One token per serial, kept in a shell variable and handed to `step ca revoke` in its
 # environment (STEP_TOKEN), never in a process's arguments. A serial revoked already (by an
@@ -112,3 +114,64 @@ def _revoke(
         return node.fail(f"revoking on {primary.name} failed, nothing was removed: {out.stderr}")
     primary.log(f"revoked the certificates of {node.name}: serial numbers {serials}")
     return True
+
+
+def crl_fetch(crl_url: str, root: str, path: str, work: str) -> tuple[list[str], list[str]]:
+    """The commands that fetch the CA's CRL into `work` and check it, and those that then put
+    it in place at `path` (DER), for etcd to read: the CRL timer's service runs the first as
+    its account and the others privileged."""
+    fetch = [
+        raw(
+            "/usr/bin/curl -sf --max-time 20 --retry 2 --cacert {root} -o {work} {url}",
+            root=root,
+            work=work,
+            url=crl_url,
+        ),
+        raw("/usr/bin/openssl crl -inform DER -in {work} -noout", work=work),
+    ]
+    place = [
+        raw("/usr/bin/install -m 0644 {work} {new}", work=work, new=f"{path}.new"),
+        raw("/bin/mv -f {new} {path}", new=f"{path}.new", path=path),
+    ]
+    return fetch, place
+
+
+@operation()
+def crl_current(path: str, *, crl_url: str, root: str) -> Commands:
+    """
+    Keep this member's copy of the CA's certificate revocation list listing what the CA's
+    lists (a timer refreshes it too; this runs at once, after a revocation or before etcd
+    first reads it).
+
+    + path: the copy etcd reads (DER)
+    + crl_url: the CA's CRL (`<CA URL>/1.0/crl`)
+    + root: the root certificate on this host, to read it over TLS
+
+    A CA that does not answer leaves a copy in place as it is; without any copy the run
+    stops (etcd refuses every connection while its CRL file is missing).
+    """
+    found = host.get_fact(RevocationLists, path=path, crl_url=crl_url, root=root)
+    if found["ca"] is None:
+        if found["local"] is None:
+            raise OperationError(f"the CA's CRL at {crl_url} cannot be read, and {path} is missing")
+        host.noop(f"the CA's CRL cannot be read now: {path} stays as it is")
+        return
+    if found["local"] == found["ca"]:
+        host.noop(f"{path} lists what the CA revoked")
+        return
+    fetch, place = crl_fetch(crl_url, root, path, work=f"{path}.fetched")
+    yield StringCommand(
+        "{ "
+        + " && ".join([*fetch, *place])
+        + raw("; }}; rc=$?; rm -f {w}; exit $rc", w=f"{path}.fetched")
+    )
+
+
+CRL_UNIT = "etcd-pki-crl"
+
+
+def crl_units(crl_url: str, root: str, path: str, user: str) -> dict[str, str]:
+    """The CRL timer and its service: `{unit file name: text}`."""
+    fetch, place = crl_fetch(crl_url, root, path, work=f"%t/{CRL_UNIT}/ca.crl")
+    service = render(f"{CRL_UNIT}.service.j2", user=user, unit=CRL_UNIT, fetch=fetch, place=place)
+    return {f"{CRL_UNIT}.service": service, f"{CRL_UNIT}.timer": render(f"{CRL_UNIT}.timer.j2")}

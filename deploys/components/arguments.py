@@ -93,7 +93,7 @@ def member(settings: Settings) -> Member:
         name=settings.node_name,
         address=settings.address,
         data_dir=settings.data_dir,
-        config_path=settings.member_file("conf.yml"),
+        config_path=settings.member_file("env"),
         unit=settings.unit,
         etcdctl=etcdctl(settings),
         peer_port=settings.etcd.peer_port,
@@ -119,6 +119,7 @@ def standard_tls(settings: Settings, *, peers_checked: bool = True) -> TLSFiles:
         f"{settings.ssl_dir}/peer-ca.crt",
         f"{settings.ssl_dir}/client-ca.crt",
         files["peer"].profile.common_name if peers_checked and files["peer"].profile else None,
+        settings.crl_file if settings.is_member else None,
     )
 
 
@@ -129,8 +130,4 @@ def member_options(settings: Settings, tls: TLSFiles | None = None) -> MemberOpt
         tls_min_version=settings.etcd.tls_min_version,
         cipher_suites=settings.etcd.cipher_suites,
         compaction_retention=settings.etcd.compaction_retention,
-        etcd_version=(
-            settings.etcd.artifact.version if settings.etcd.install_from == "archive" else None
-        ),
-        etcd_binary=settings.etcd.binary,
     )

@@ -14,7 +14,7 @@ from deploys.settings import Settings, SettingsError, all_settings, load_setting
 from operations.accounts import system_account
 from operations.certificates import node_certificates
 from operations.renewal import METRICS_SCRIPT, metrics_script, renewed_now, timers, unit_files
-from operations.revocation import certificates_revoked
+from operations.revocation import CRL_UNIT, certificates_revoked, crl_current, crl_units
 from operations.units import systemd_units
 
 
@@ -46,6 +46,8 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
             mode="0755",
         )
     renewal_units(settings)
+    if settings.is_member:
+        revocation_list(settings)
     return issued
 
 
@@ -89,6 +91,21 @@ def renewal_units(settings: Settings) -> OperationMeta:
     )
 
 
+def revocation_list(settings: Settings) -> OperationMeta:
+    """A member's copy of the CA's revocation list, which etcd checks every connection
+    against: current now, and refreshed hourly by a timer (on whatever `renewal_enabled`
+    says)."""
+    url, root, path = f"{settings.ca_url}/1.0/crl", settings.root_file, settings.crl_file
+    systemd_units(
+        name="Revocation list timer",
+        units=[f"{CRL_UNIT}.timer"],
+        files=crl_units(url, root, path, settings.etcd_user),
+        running=True,
+        enabled=True,
+    )
+    return crl_current(name="Revocation list", path=path, crl_url=url, root=root)
+
+
 @component("Renew now")
 def renew_now() -> None:
     """Renew the certificates issued before `renew_before` (ISO 8601 time, e.g.
@@ -119,16 +136,19 @@ def revoke_and_reissue() -> None:
             else "revoke_host: name the host with --data revoke_host=<inventory host>"
         )
     when = time_setting("revoke_before")
-    if settings.host != name:
-        return
-    certificates_revoked(
-        name="Revoke the certificates issued before revoke_before",
-        certificates=[(item.crt, item.key) for item in settings.certificates],
-        authority=arguments.authority(settings),
-        root=f"{settings.ssl_dir}/root_ca.crt",
-        reason=f"{settings.node_name}: keys compromised, certificates issued again",
-        code="keyCompromise",
-        issued_before=when,
-        remove=True,
-    )
-    issue_certificates(settings)
+    if settings.host == name:
+        certificates_revoked(
+            name="Revoke the certificates issued before revoke_before",
+            certificates=[(item.crt, item.key) for item in settings.certificates],
+            authority=arguments.authority(settings),
+            root=f"{settings.ssl_dir}/root_ca.crt",
+            reason=f"{settings.node_name}: keys compromised, certificates issued again",
+            code="keyCompromise",
+            issued_before=when,
+            remove=True,
+        )
+    # Every member refuses the revoked certificates at once.
+    if settings.is_member:
+        revocation_list(settings)
+    if settings.host == name:
+        issue_certificates(settings)

@@ -14,7 +14,7 @@ from pyinfra.operations import apt, files
 from deploys.components import arguments, component
 from deploys.components.binaries import installed_with_step
 from deploys.components.ca_backup import key_file
-from deploys.components.certificates import owns_data_dir
+from deploys.components.certificates import owns_data_dir, revocation_list
 from deploys.settings import Settings, SettingsError, all_settings, load_settings
 from operations import Change
 from operations.binaries import release_binaries
@@ -147,17 +147,21 @@ def remove_member() -> None:
     target = _member_named(load_settings().run.etcd_remove_node, "etcd_remove_node")
     if len([s for s in all_settings() if s.is_member]) < 2:
         raise SettingsError("etcd_remove_node: the cluster would have no member left")
+    # Its certificates stop being good anywhere: revoked at the CA before they are removed,
+    # and refused by every other member at once (their copies of the CA's revocation list).
+    if host.name == target.host:
+        certificates_revoked(
+            name=f"Revoke the certificates of {target.node_name}",
+            certificates=[(item.crt, item.key) for item in target.certificates],
+            authority=arguments.authority(target),
+            root=f"{target.ssl_dir}/root_ca.crt",
+            reason=f"{target.node_name} removed from etcd-{target.cluster}",
+            code="cessationOfOperation",
+        )
+    elif load_settings().is_member:
+        revocation_list(load_settings())
     if host.name != target.host:
         return
-    # Its certificates stop being good anywhere: revoked at the CA before they are removed.
-    certificates_revoked(
-        name=f"Revoke the certificates of {target.node_name}",
-        certificates=[(item.crt, item.key) for item in target.certificates],
-        authority=arguments.authority(target),
-        root=f"{target.ssl_dir}/root_ca.crt",
-        reason=f"{target.node_name} removed from etcd-{target.cluster}",
-        code="cessationOfOperation",
-    )
     leftovers = [path for item in target.certificates for path in (item.crt, item.key)]
     leftovers += [f"/etc/systemd/system/{item.unit}.{kind}" for item in target.certificates
                   for kind in ("service", "timer")]  # fmt: skip

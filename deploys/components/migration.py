@@ -13,7 +13,7 @@ from pyinfra.operations import files
 
 from deploys.components import arguments, component
 from deploys.components.binaries import step_binary
-from deploys.components.certificates import issue_certificates, renewal_units
+from deploys.components.certificates import issue_certificates, renewal_units, revocation_list
 from deploys.settings import Settings, all_settings, load_settings
 from facts.paths import FileText
 from operations.etcd.configuration import TLSFiles, member_configuration
@@ -80,7 +80,7 @@ def legacy_files(settings: Settings) -> list[str]:
 def _restart_files(settings: Settings) -> list[str]:
     """What a member read when it started and a phase changes: trust files, configuration."""
     ssl = settings.ssl_dir
-    return [f"{ssl}/peer-ca.crt", f"{ssl}/client-ca.crt", settings.member_file("conf.yml")]
+    return [f"{ssl}/peer-ca.crt", f"{ssl}/client-ca.crt", settings.member_file("env")]
 
 
 def _member_config(settings: Settings, tls: TLSFiles) -> OperationMeta:
@@ -131,6 +131,7 @@ def certificates_phase() -> None:
     issue_certificates(settings, trust_links=False)
     renewal_units(settings)
     if settings.is_member:
+        revocation_list(settings)
         # Members still on cfssl certificates connect until every one has switched: the
         # peer port takes this cluster's peer certificates only from the next phase on.
         tls = arguments.standard_tls(settings, peers_checked=False)

@@ -196,6 +196,11 @@ class Settings:
         }
 
     @property
+    def crl_file(self) -> str:
+        """The CA's revocation list on a member (DER, as step-ca serves it), read by etcd."""
+        return f"{self.ssl_dir}/ca.crl"
+
+    @property
     def root_file(self) -> str:
         return f"{self.ssl_dir}/root_ca.crt"
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.etcd import EtcdCluster, EtcdMember, EtcdVersion, cluster_healthy
+from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
 from facts.shell import previous_kept, raw, script
 from operations import Commands
 from operations.etcd.member import Member
@@ -41,6 +41,9 @@ class TLSFiles:
     # The subject common name the peer port accepts (every peer certificate of the cluster
     # has it; operations/profiles.py); None: any certificate the peer trust accepts.
     peer_allowed_cn: str | None = None
+    # The CA's certificate revocation list (DER): revoked certificates are refused on both
+    # ports; None: no revocation check.
+    crl: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,17 +55,14 @@ class MemberOptions:
     tls_min_version: str = "TLS1.2"
     cipher_suites: tuple[str, ...] = ()
     compaction_retention: str = "1h"
-    # The etcd release the member runs (None: read from `etcd_binary`, e.g. a distribution's
-    # package): etcd 3.5.15 and later read `allowed-cn` as a list, earlier ones as one name.
-    etcd_version: str | None = None
-    etcd_binary: str = "/usr/bin/etcd"
 
 
 def member_config(
     member: Member, options: MemberOptions, initial_cluster: str, initial_state: str
 ) -> str:
+    """The member's environment file: etcd's settings as ETCD_* variables."""
     return render(
-        "etcd.conf.yml.j2",
+        "etcd.env.j2",
         name=member.name,
         data_dir=member.data_dir,
         address=member.address,
@@ -75,38 +75,21 @@ def member_config(
         initial_cluster_state=initial_state,
         cluster_token=options.cluster_token,
         compaction_retention=options.compaction_retention,
-        names_as_lists=version_at_least(options.etcd_version, (3, 5, 15)),
     )
 
 
-def version_at_least(version: str | None, wanted: tuple[int, ...]) -> bool:
-    """Whether an etcd `version` ("3.5.21"; None or "": unknown) is `wanted` or later."""
-    try:
-        found = tuple(int(part) for part in (version or "").split(".")[: len(wanted)])
-    except ValueError:
-        return False
-    return bool(found) and found >= wanted
-
-
-def with_version(options: MemberOptions) -> MemberOptions:
-    """`options` with the etcd release the host runs, read from its binary when not given."""
-    if options.etcd_version is not None:
-        return options
-    found = host.get_fact(EtcdVersion, binary=options.etcd_binary)
-    return replace(options, etcd_version=found or "")
+INITIAL = "ETCD_INITIAL_"
 
 
 def _steady(config: str) -> list[str]:
-    """The lines that matter after the first start: all but `initial-*`."""
-    return [line for line in config.splitlines() if not line.startswith("initial-")]
+    """The lines that matter after the first start: all but `ETCD_INITIAL_*`."""
+    return [line for line in config.splitlines() if not line.startswith(INITIAL)]
 
 
 def _keep_initial(wanted: str, current: str) -> str:
-    """`wanted` with the `initial-*` lines the member was bootstrapped with."""
-    kept = iter(line for line in current.splitlines() if line.startswith("initial-"))
-    lines = [
-        next(kept, line) if line.startswith("initial-") else line for line in wanted.splitlines()
-    ]
+    """`wanted` with the `ETCD_INITIAL_*` lines the member was bootstrapped with."""
+    kept = iter(line for line in current.splitlines() if line.startswith(INITIAL))
+    lines = [next(kept, line) if line.startswith(INITIAL) else line for line in wanted.splitlines()]
     return "\n".join(lines) + "\n"
 
 
@@ -130,7 +113,6 @@ def member_configuration(
     data but do not run.
     """
     config_path = member.config_path
-    options = with_version(options)
     local = host.get_fact(
         EtcdMember, config=config_path, data_dir=member.data_dir, unit=member.unit
     )
@@ -195,7 +177,7 @@ def member_joined(
             f"the etcd cluster is unhealthy as {other.host} sees it "
             f"({view['error'] or view['health']}): refusing to add {member.name}"
         )
-    yield RunTimeStep(join, other, member, with_version(options), timeout)
+    yield RunTimeStep(join, other, member, options, timeout)
 
 
 _INITIAL = re.compile(r'^ETCD_INITIAL_CLUSTER="([^"]*)"$', re.MULTILINE)

@@ -66,7 +66,7 @@ def running(found: Sequence[PeerState]) -> tuple[Member, dict[str, Any]] | None:
 
 def bootstrap_lines(config: str | None) -> list[str]:
     """What makes members one new cluster: the same initial cluster, state and token."""
-    keys = ("initial-cluster:", "initial-cluster-state:", "initial-cluster-token:")
+    keys = ("ETCD_INITIAL_CLUSTER=", "ETCD_INITIAL_CLUSTER_STATE=", "ETCD_INITIAL_CLUSTER_TOKEN=")
     return [line for line in (config or "").splitlines() if line.startswith(keys)]
 
 

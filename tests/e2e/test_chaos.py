@@ -116,18 +116,22 @@ def test_a_member_that_cannot_start_costs_one_member_only(chaos_hosts: Scenario)
     assert run.returncode != 0
     # Exactly one member was tried (the first to take its turn), and went back to
     # its previous configuration; the others run on, with the processes they had.
-    first = _the_one_tried(chaos_hosts, "/etc/etcd/{host}.conf.yml", run.output)
+    first = _the_one_tried(chaos_hosts, "/etc/etcd/{host}.env", run.output)
     assert f"{first} did not rejoin a healthy cluster" in run.output, run.output[-4000:]
-    assert f"it went back to the previous version of /etc/etcd/{first}.conf.yml" in run.output
+    assert f"it went back to the previous version of /etc/etcd/{first}.env" in run.output
     assert "The last lines of its log:" in run.output
     for host in MEMBERS:
         if host != first:
             assert docker_exec(chaos_hosts, host, "pidof etcd").stdout.strip() == pids[host]
-    config = f"/etc/etcd/{first}.conf.yml"
+    config = f"/etc/etcd/{first}.env"
     assert (
-        'auto-compaction-retention: "1h"' in docker_exec(chaos_hosts, first, f"cat {config}").stdout
+        "ETCD_AUTO_COMPACTION_RETENTION=1h"
+        in docker_exec(chaos_hosts, first, f"cat {config}").stdout
     )
-    assert '"2h"' in docker_exec(chaos_hosts, first, f"cat {config}.failed").stdout
+    assert (
+        "ETCD_AUTO_COMPACTION_RETENTION=2h"
+        in docker_exec(chaos_hosts, first, f"cat {config}.failed").stdout
+    )
     assert cluster_healthy(chaos_hosts, via=next(h for h in MEMBERS if h != first)) is False
     assert writer.failed == 0, writer.errors
     print(f"\nwrites {writer.writes}, first attempts failed {writer.retried}\n{writer.errors}")
@@ -137,8 +141,8 @@ def test_a_member_that_cannot_start_costs_one_member_only(chaos_hosts: Scenario)
                     f"rm -f {DROP_IN.format(n=n)} && systemctl daemon-reload")  # fmt: skip
     run_pyinfra(chaos_hosts, "deploys/cluster.py", *change)
     for host in MEMBERS:
-        text = docker_exec(chaos_hosts, host, f"cat /etc/etcd/{host}.conf.yml").stdout
-        assert 'auto-compaction-retention: "2h"' in text
+        text = docker_exec(chaos_hosts, host, f"cat /etc/etcd/{host}.env").stdout
+        assert "ETCD_AUTO_COMPACTION_RETENTION=2h" in text.splitlines()
     assert run_pyinfra(chaos_hosts, "deploys/cluster.py", *change).changes == {}
     run_pyinfra(chaos_hosts, "deploys/cluster.py")
     _converged(chaos_hosts)
@@ -275,12 +279,12 @@ def test_the_controller_killed_during_a_rolling_restart(chaos_hosts: Scenario) -
         final = ["--data", "etcd_compaction_retention=9h"]
         run_pyinfra(chaos_hosts, "deploys/cluster.py", *final)
     for host in MEMBERS:
-        text = docker_exec(chaos_hosts, host, f"cat /etc/etcd/{host}.conf.yml").stdout
-        assert 'auto-compaction-retention: "9h"' in text
+        text = docker_exec(chaos_hosts, host, f"cat /etc/etcd/{host}.env").stdout
+        assert "ETCD_AUTO_COMPACTION_RETENTION=9h" in text.splitlines()
         # The running etcd started after its configuration was written: it runs on it.
         started = docker_exec(chaos_hosts, host, "systemctl show --timestamp=unix -p "
                               f"ActiveEnterTimestamp --value {host}.service").stdout.strip()  # fmt: skip
-        written = docker_exec(chaos_hosts, host, f"stat -c %Y /etc/etcd/{host}.conf.yml").stdout
+        written = docker_exec(chaos_hosts, host, f"stat -c %Y /etc/etcd/{host}.env").stdout
         assert int(started.lstrip("@")) >= int(written.strip())
     assert writer.failed == 0, writer.errors
     print(f"\nwrites {writer.writes}, first attempts failed {writer.retried}\n{writer.errors}")

@@ -55,10 +55,12 @@ def test_one_run_gives_a_healthy_three_member_cluster(cluster_hosts: Scenario, c
         assert state.stdout.split() == ["active", "enabled"]
         user = docker_exec(cluster_hosts, host, "ps -o user= -C etcd").stdout.strip()
         assert user == "etcd"
-        config = docker_exec(cluster_hosts, host, f"cat /etc/etcd/{host}.conf.yml").stdout
-        assert "client-cert-auth: true" in config and "initial-cluster-state: new" in config
-        assert f"trusted-ca-file: {SSL}/client-ca.crt" in config
-        assert "tls-min-version: TLS1.2" in config
+        config = docker_exec(cluster_hosts, host, f"cat /etc/etcd/{host}.env").stdout
+        lines = config.splitlines()
+        assert "ETCD_CLIENT_CERT_AUTH=true" in lines and "ETCD_INITIAL_CLUSTER_STATE=new" in lines
+        assert f"ETCD_TRUSTED_CA_FILE={SSL}/client-ca.crt" in lines
+        assert "ETCD_TLS_MIN_VERSION=TLS1.2" in lines
+        assert f"ETCD_CLIENT_CRL_FILE={SSL}/ca.crl" in lines
 
 
 def test_a_client_reads_and_writes_over_mtls(cluster_hosts: Scenario, created) -> None:
@@ -281,8 +283,8 @@ def test_a_fourth_member_joins_with_limit(cluster_hosts: Scenario, created) -> N
     assert set(run.changes) == {FOURTH.name}
     assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", FOURTH.name}
     assert cluster_healthy(cluster_hosts)
-    config = docker_exec(cluster_hosts, FOURTH.name, "cat /etc/etcd/etcd-k8s-4.conf.yml").stdout
-    assert "initial-cluster-state: existing" in config
+    config = docker_exec(cluster_hosts, FOURTH.name, "cat /etc/etcd/etcd-k8s-4.env").stdout
+    assert "ETCD_INITIAL_CLUSTER_STATE=existing" in config.splitlines()
     got = docker_exec(
         cluster_hosts, FOURTH.name, etcdctl(FOURTH.name, "get /pki/greeting --print-value-only")
     )
@@ -323,8 +325,32 @@ def test_the_fourth_member_is_removed(cluster_hosts: Scenario, created) -> None:
     assert len(serials) == 3 and not serials & _crl(cluster_hosts)
     remove = ["--data", f"etcd_remove_node={FOURTH.name}"]
     run = run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove)
-    assert set(run.changes) == {FOURTH.name}
+    # The other members refresh their copy of the revocation list; the backup cert-manager
+    # takes the CA's database with the revocations.
+    assert FOURTH.name in run.changes
+    for host in ("etcd-k8s-1", "etcd-k8s-3"):
+        assert run.changes[host] == ["Remove an etcd member | Revocation list"], host
+    assert run.changes["etcd-k8s-2"] == [
+        "Remove an etcd member | Revocation list",
+        "Replicate the CA | CA state from etcd-k8s-1",
+    ]
     assert serials <= _crl(cluster_hosts)
+    # etcd refuses them at once: the removed member's client certificate on the others'
+    # client port, while a member's own is accepted.
+    for host in ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"):
+        health = (
+            f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {SSL}/root_ca.crt"
+            f" https://{host}:2379/health"
+        )
+        old = docker_exec(
+            cluster_hosts,
+            FOURTH.name,
+            f"{health} --cert /root/kept/etcd-k8s-4-client.crt --key /root/kept/etcd-k8s-4-client.key",
+            check=False,
+        )
+        assert old.stdout != "200", host
+        own = f"{health} --cert {SSL}/{host}-client.crt --key {SSL}/{host}-client.key"
+        assert docker_exec(cluster_hosts, host, own).stdout == "200"
     renewal = docker_exec(
         cluster_hosts,
         FOURTH.name,
@@ -359,8 +385,8 @@ def test_two_new_members_join_in_one_run_one_at_a_time(cluster_hosts: Scenario, 
     assert writer.writes > 5 and writer.failed == 0, writer.errors
     for host in new:
         assert "etcd | A new member joins the running cluster" in run.changes[host]
-        config = docker_exec(cluster_hosts, host, f"cat /etc/etcd/{host}.conf.yml").stdout
-        assert "initial-cluster-state: existing" in config
+        config = docker_exec(cluster_hosts, host, f"cat /etc/etcd/{host}.env").stdout
+        assert "ETCD_INITIAL_CLUSTER_STATE=existing" in config.splitlines()
     assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", *new}
     assert cluster_healthy(cluster_hosts)
     # One at a time: the second member started after the first was running.

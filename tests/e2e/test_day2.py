@@ -109,10 +109,18 @@ def test_a_compromised_hosts_certificates_are_revoked_and_issued_again(
     keys = _keys(day2_hosts, host)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     args = ["--data", f"revoke_host={host}", "--data", f"revoke_before={now}"]
+    old_client = f"--cert /root/old/{host}-client.crt --key /root/old/{host}-client.key"
+    health = f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {SSL}/root_ca.crt https://etcd-k8s-1:2379/health"
+    assert docker_exec(day2_hosts, host, f"{health} {old_client}").stdout == "200"
     with Writer(day2_hosts) as writer:
         run = run_pyinfra(day2_hosts, "deploys/revoke.py", *args)
-    assert set(run.changes) == {host}
+    assert set(run.changes) == set(MEMBERS)
+    assert "Revoke and issue again | Trust and certificates" in run.changes[host]
     assert writer.failed == 0
+    # etcd refuses the old certificate at once; the new one is accepted.
+    assert docker_exec(day2_hosts, host, f"{health} {old_client}", check=False).stdout != "200"
+    new_client = f"--cert {SSL}/{host}-client.crt --key {SSL}/{host}-client.key"
+    assert docker_exec(day2_hosts, host, f"{health} {new_client}").stdout == "200"
     after = {k: _serial(day2_hosts, host, k) for k in before}
     assert not set(after.values()) & set(before.values())
     assert len(keys) == 3 and not _keys(day2_hosts, host) & keys

@@ -35,7 +35,8 @@ def test_a_member_runs_debians_etcd(package_hosts: Scenario) -> None:
     version = docker_exec(package_hosts, host, "dpkg-query -W -f '${Version}' etcd-server").stdout
     assert version
     unit = docker_exec(package_hosts, host, "systemctl cat etcd-k8s-1.service").stdout
-    assert "ExecStart=/usr/bin/etcd --config-file /etc/etcd/etcd-k8s-1.conf.yml" in unit
+    assert "EnvironmentFile=/etc/etcd/etcd-k8s-1.env" in unit
+    assert "ExecStart=/usr/bin/etcd\n" in unit
     assert docker_exec(package_hosts, host, "test -e /opt/bin/etcd", check=False).returncode
     # The package's own default member stays off; ours is the one answering, over mTLS.
     state = docker_exec(package_hosts, host, "systemctl is-active etcd.service", check=False)

@@ -101,8 +101,8 @@ def _legacy_cluster(scenario: Scenario, archives: Path) -> None:
                        f"{SSL}/peer-ca.pem", f"{SSL}/client-ca.pem")  # fmt: skip
         config = member_config(arguments.member(s), arguments.member_options(s, tls), peers, "new")
         unit = render("etcd-member.service.j2", member=name, run_as="etcd", etcd="/opt/bin/etcd",
-                      config=s.member_file("conf.yml"), data_dir=s.data_dir)  # fmt: skip
-        docker_exec(scenario, name, f"cat > {s.member_file('conf.yml')}", input=config)
+                      config=s.member_file("env"), data_dir=s.data_dir)  # fmt: skip
+        docker_exec(scenario, name, f"cat > {s.member_file('env')}", input=config)
         docker_exec(scenario, name, f"cat > /etc/systemd/system/{s.unit}", input=unit)
         docker_exec(scenario, name, f"install -d -o etcd -g etcd -m 0700 /var/lib/etcd {s.data_dir};"
                     f" systemctl daemon-reload; systemctl enable {s.unit}; systemctl start --no-block {s.unit}")  # fmt: skip

@@ -14,12 +14,12 @@ MARK = "### etcd-step-pki "
 def test_member_fact_reads_properties_in_any_order() -> None:
     output = [f"{MARK}unit", "MainPID=42", "ActiveEnterTimestamp=@1700000000",
               "ActiveState=active", f"{MARK}data", "yes", f"{MARK}files",
-              "1700000100 /etc/etcd/m.conf.yml", f"{MARK}config", "name: etcd-k8s-1"]  # fmt: skip
+              "1700000100 /etc/etcd/m.env", f"{MARK}config", "ETCD_NAME=etcd-k8s-1"]  # fmt: skip
     fact = EtcdMember().process(output)
     assert "--value" not in EtcdMember().command("c", "d", "u").get_raw_value()
-    assert fact == {"config": "name: etcd-k8s-1\n", "bootstrapped": True, "active": True,
+    assert fact == {"config": "ETCD_NAME=etcd-k8s-1\n", "bootstrapped": True, "active": True,
                     "pid": "42", "started": 1700000000,
-                    "modified": {"/etc/etcd/m.conf.yml": 1700000100}}  # fmt: skip
+                    "modified": {"/etc/etcd/m.env": 1700000100}}  # fmt: skip
     stopped = EtcdMember().process([f"{MARK}unit", "ActiveState=inactive", "MainPID=0",
                                     f"{MARK}data", "no"])  # fmt: skip
     assert stopped["active"] is False and stopped["config"] is None
@@ -80,7 +80,7 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
             name=n,
             address=f"10.0.0.{k}",
             data_dir=f"/var/lib/etcd/{n}",
-            config_path=f"/etc/etcd/{n}.conf.yml",
+            config_path=f"/etc/etcd/{n}.env",
             unit=f"{n}.service",
             etcdctl=Etcdctl("/opt/bin/etcdctl", "/ssl/root.crt", "/ssl/c.crt", "/ssl/c.key"),
         )
@@ -100,7 +100,7 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
     for other in ("10.0.0.1", "10.0.0.2"):
         assert f"https://{other}:2379" in restart
     # On failure its configuration goes back to the previous version.
-    assert 'for f in /etc/etcd/etcd-k8s-3.conf.yml; do if [ -f "$f.previous" ]' in restart
+    assert 'for f in /etc/etcd/etcd-k8s-3.env; do if [ -f "$f.previous" ]' in restart
     # A follower restarts without a handover.
     view["status"] = [{**st, "leader": "a1"} for st in view["status"]]
     assert handover_target(view, "etcd-k8s-3") is None

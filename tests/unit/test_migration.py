@@ -57,11 +57,14 @@ def test_legacy_layout_and_configuration() -> None:
         "etcd-k8s-1=https://10.0.0.1:2380",
         "new",
     )
-    assert "cert-file: /etc/etcd/ssl/etcd-k8s-1-server.pem" in legacy
-    assert "key-file: /etc/etcd/ssl/etcd-k8s-1-peer-key.pem" in legacy
-    assert "trusted-ca-file: /etc/etcd/ssl/peer-ca.crt" in legacy
+    assert "ETCD_CERT_FILE=/etc/etcd/ssl/etcd-k8s-1-server.pem" in legacy
+    assert "ETCD_PEER_KEY_FILE=/etc/etcd/ssl/etcd-k8s-1-peer-key.pem" in legacy
+    assert "ETCD_PEER_TRUSTED_CA_FILE=/etc/etcd/ssl/peer-ca.crt" in legacy
     standard = member_config(
         member, arguments.member_options(settings, arguments.standard_tls(settings)), "x", "new"
     )
     assert standard == member_config(member, arguments.member_options(settings), "x", "new")
-    assert "cert-file: /etc/etcd/ssl/etcd-k8s-1-server.crt" in standard
+    assert "ETCD_CERT_FILE=/etc/etcd/ssl/etcd-k8s-1-server.crt" in standard
+    # The CA's revocation list, once the member holds certificates of step-ca only.
+    assert "ETCD_CLIENT_CRL_FILE=/etc/etcd/ssl/ca.crl" in standard
+    assert "CRL_FILE" not in legacy

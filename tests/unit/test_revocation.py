@@ -86,3 +86,41 @@ def test_tokens_stay_in_the_shell_and_reach_step_in_its_environment() -> None:
         assert f'STEP_TOKEN="$tok" /opt/bin/step ca revoke {serial}' in command
     assert "--token" not in command
     assert "--reason 'host removed' --reasonCode cessationOfOperation" in command
+
+
+def test_a_members_copy_of_the_crl_is_fetched_when_it_lists_otherwise_than_the_cas() -> None:
+    from facts.revocation import RevocationLists
+    from operations.revocation import crl_current
+
+    def lists(local: set[int] | None, ca: set[int] | None) -> FakeHost:
+        return FakeHost({RevocationLists: {"local": local, "ca": ca}})
+
+    args = {"crl_url": "https://ca.test:9000/1.0/crl", "root": "/ssl/root_ca.crt"}
+    (fetch,) = raw(run_op(crl_current, lists({1}, {1, 2}), "/ssl/ca.crl", **args))
+    assert (
+        "curl -sf --max-time 20 --retry 2 --cacert /ssl/root_ca.crt -o /ssl/ca.crl.fetched" in fetch
+    )
+    assert (
+        "/bin/mv -f /ssl/ca.crl.new /ssl/ca.crl" in fetch and "rm -f /ssl/ca.crl.fetched" in fetch
+    )
+    assert raw(run_op(crl_current, lists(set(), set()), "/ssl/ca.crl", **args)) == []
+    # The CA away: a copy stays as it is; no copy at all stops the run (etcd would refuse all).
+    assert raw(run_op(crl_current, lists({1}, None), "/ssl/ca.crl", **args)) == []
+    with pytest.raises(OperationError, match="missing"):
+        run_op(crl_current, lists(None, None), "/ssl/ca.crl", **args)
+    output = ["### etcd-step-pki local", "### etcd-step-pki ca", "ok", "0A"]
+    assert RevocationLists().process(output) == {"local": None, "ca": {10}}
+
+
+def test_the_crl_timer_fetches_as_etcd_and_puts_in_place_privileged() -> None:
+    from operations.revocation import crl_units
+
+    units = crl_units("https://ca.test:9000/1.0/crl", "/ssl/root_ca.crt", "/ssl/ca.crl", "etcd")
+    service = units["etcd-pki-crl.service"]
+    assert "User=etcd" in service
+    assert (
+        "ExecStart=/usr/bin/curl -sf --max-time 20 --retry 2 --cacert /ssl/root_ca.crt"
+        " -o %t/etcd-pki-crl/ca.crl https://ca.test:9000/1.0/crl" in service
+    )
+    assert "ExecStartPost=+/bin/mv -f /ssl/ca.crl.new /ssl/ca.crl" in service
+    assert "OnCalendar=hourly" in units["etcd-pki-crl.timer"]
