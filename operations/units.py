@@ -48,6 +48,7 @@ def systemd_units(
     enabled: bool | None = None,
     restart_after: Sequence[Change] = (),
     keep_previous: bool = False,
+    always_on: Sequence[str] = (),
 ) -> Commands:
     """
     Keep unit files as given, and the units running (or stopped) and enabled (or not).
@@ -60,8 +61,11 @@ def systemd_units(
     + enabled: whether they start at boot (None: leave it)
     + restart_after: operations of this run whose change needs a restart of a running unit
     + keep_previous: keep each replaced unit file as `<file>.previous` (for a rollback)
+    + always_on: more units kept running and enabled whatever `running` and `enabled` say
+      (a timer that must run even where the others are switched off)
     """
     files = dict(files or {})
+    units = [*units, *(u for u in always_on if u not in units)]
     found = host.get_fact(Units, units=sorted({*units, *files}))
     changed = sorted(
         name for name, text in files.items() if found["files"].get(name) != digest(text)
@@ -77,15 +81,17 @@ def systemd_units(
 
     is_enabled = {u: states.get(u, {}).get("UnitFileState") == "enabled" for u in units}
     is_active = {u: states.get(u, {}).get("ActiveState") in _ACTIVE for u in units}
-    switch = [u for u in units if enabled is not None and enabled != is_enabled[u]]
-    if switch:
-        commands.append(
-            raw(f"systemctl {'enable' if enabled else 'disable'} --no-reload {{u}}", u=switch)
-        )
-    start = [u for u in units if running and not is_active[u]]
+    wanted = {u: (True, True) if u in always_on else (running, enabled) for u in units}
+    for state in (True, False):
+        switch = [u for u in units if wanted[u][1] is state and state != is_enabled[u]]
+        if switch:
+            commands.append(
+                raw(f"systemctl {'enable' if state else 'disable'} --no-reload {{u}}", u=switch)
+            )
+    start = [u for u in units if wanted[u][0] and not is_active[u]]
     restart_all = host.state.is_executing and any(m.did_change() for m in restart_after)
-    restart = [u for u in units if running and is_active[u] and (u in changed or restart_all)]
-    stop = [u for u in units if running is False and is_active[u]]
+    restart = [u for u in units if wanted[u][0] and is_active[u] and (u in changed or restart_all)]
+    stop = [u for u in units if wanted[u][0] is False and is_active[u]]
     if start:
         commands.append(first_use(raw("systemctl start {u}", u=start)))
     if restart:

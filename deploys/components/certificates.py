@@ -75,34 +75,36 @@ def issue_certificates(
 
 
 def renewal_units(settings: Settings) -> OperationMeta:
-    """The renewal service and timer of each certificate; the timers on or off."""
+    """The renewal service and timer of each certificate, the timers on or off; on a member,
+    the revocation list's timer too, always on (whatever `renewal_enabled` says)."""
     enabled = settings.renewal.enabled
+    files = unit_files(
+        settings.certificates,
+        arguments.step_node(settings),
+        settings.ca_url,
+        arguments.schedule(settings),
+    )
+    if settings.is_member:
+        files |= crl_units(*_crl(settings), settings.etcd_user)
     return systemd_units(
         name="Renewal units",
         units=timers(settings.certificates),
-        files=unit_files(
-            settings.certificates,
-            arguments.step_node(settings),
-            settings.ca_url,
-            arguments.schedule(settings),
-        ),
+        files=files,
         running=enabled,
         enabled=enabled,
+        always_on=[f"{CRL_UNIT}.timer"] if settings.is_member else [],
     )
+
+
+def _crl(settings: Settings) -> tuple[str, str, str]:
+    """The CA's revocation list, the root to read it with, and the member's copy."""
+    return f"{settings.ca_url}/1.0/crl", settings.root_file, settings.crl_file
 
 
 def revocation_list(settings: Settings) -> OperationMeta:
     """A member's copy of the CA's revocation list, which etcd checks every connection
-    against: current now, and refreshed hourly by a timer (on whatever `renewal_enabled`
-    says)."""
-    url, root, path = f"{settings.ca_url}/1.0/crl", settings.root_file, settings.crl_file
-    systemd_units(
-        name="Revocation list timer",
-        units=[f"{CRL_UNIT}.timer"],
-        files=crl_units(url, root, path, settings.etcd_user),
-        running=True,
-        enabled=True,
-    )
+    against, current now (a timer of the renewal units refreshes it hourly)."""
+    url, root, path = _crl(settings)
     return crl_current(name="Revocation list", path=path, crl_url=url, root=root)
 
 

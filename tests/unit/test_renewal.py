@@ -181,3 +181,30 @@ def test_paths_with_shell_syntax_are_refused_before_any_host_is_touched() -> Non
     )
     with pytest.raises(SettingsError, match="metrics_textfile_dir"):
         validate_inventory(inventory)
+
+
+def test_a_timer_always_on_runs_where_the_others_are_switched_off() -> None:
+    """renewal_enabled=False stops the renewal timers, never the revocation list's."""
+    files = {"a.service": "s", "a.timer": "t", "crl.service": "c", "crl.timer": "d"}
+    host = _host(files, active=True)
+    host.facts[Units]["states"]["crl.timer"] = {
+        "ActiveState": "inactive",
+        "UnitFileState": "disabled",
+    }
+    units = ["a.timer"]
+    (command,) = raw(
+        run_op(
+            systemd_units,
+            host,
+            units,
+            files=files,
+            running=False,
+            enabled=False,
+            always_on=["crl.timer"],
+        )
+    )
+    assert command == (
+        "set -e; systemctl enable --no-reload crl.timer; systemctl disable --no-reload a.timer;"
+        " { systemctl start crl.timer || { systemctl daemon-reload && systemctl start crl.timer;"
+        " }; }; systemctl stop a.timer"
+    )
