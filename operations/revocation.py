@@ -151,20 +151,25 @@ def crl_current(path: str, *, crl_url: str, root: str) -> Commands:
     stops (etcd refuses every connection while its CRL file is missing).
     """
     found = host.get_fact(RevocationLists, path=path, crl_url=crl_url, root=root)
-    if found["ca"] is None:
-        if found["local"] is None:
-            raise OperationError(f"the CA's CRL at {crl_url} cannot be read, and {path} is missing")
-        host.noop(f"the CA's CRL cannot be read now: {path} stays as it is")
-        return
-    if found["local"] == found["ca"]:
-        host.noop(f"{path} lists what the CA revoked")
-        return
     fetch, place = crl_fetch(crl_url, root, path, work=f"{path}.fetched")
-    yield StringCommand(
+    command = StringCommand(
         "{ "
         + " && ".join([*fetch, *place])
         + raw("; }}; rc=$?; rm -f {w}; exit $rc", w=f"{path}.fetched")
     )
+    if found["ca"] is None:
+        if found["local"] is not None:
+            host.noop(f"the CA's CRL cannot be read now: {path} stays as it is")
+            return
+        if not host.state.is_executing:
+            # Planned before this run trusts the CA (or starts it): read again when it runs.
+            yield command
+            return
+        raise OperationError(f"the CA's CRL at {crl_url} cannot be read, and {path} is missing")
+    if found["local"] == found["ca"]:
+        host.noop(f"{path} lists what the CA revoked")
+        return
+    yield command
 
 
 CRL_UNIT = "etcd-pki-crl"

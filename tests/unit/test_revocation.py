@@ -9,7 +9,7 @@ from facts.revocation import Revocation
 from operations.remote import RunTimeStep
 from operations.revocation import certificates_revoked, revoke_command
 from operations.tokens import Authority
-from tests.unit.fakes import FakeHost, raw, run_op
+from tests.unit.fakes import FakeHost, FakeState, raw, run_op
 
 AUTHORITY = Authority(url="https://ca.test:9000", cert_manager="etcd-k8s-1")
 PAIRS = [("/ssl/a.crt", "/ssl/a.key"), ("/ssl/b.crt", "/ssl/b.key")]
@@ -108,6 +108,10 @@ def test_a_members_copy_of_the_crl_is_fetched_when_it_lists_otherwise_than_the_c
     assert raw(run_op(crl_current, lists({1}, None), "/ssl/ca.crl", **args)) == []
     with pytest.raises(OperationError, match="missing"):
         run_op(crl_current, lists(None, None), "/ssl/ca.crl", **args)
+    # Planned before the run trusts (or starts) the CA: a fetch, read again at execution.
+    planning = lists(None, None)
+    planning.state = FakeState(is_executing=False)
+    assert len(run_op(crl_current, planning, "/ssl/ca.crl", **args)) == 1
     output = ["### etcd-step-pki local", "### etcd-step-pki ca", "ok", "0A"]
     assert RevocationLists().process(output) == {"local": None, "ca": {10}}
 
