@@ -140,6 +140,18 @@ def past_renewal_point(cert: dict[str, Any], expires_in: str | None, now: float)
     return remaining <= parse_duration(expires_in)
 
 
+# step-ca backdates certificates by a minute: one renewed at time T starts at T - 1 min.
+BACKDATE = 60.0
+
+
+def _issued_before(entry: dict[str, Any] | None, when: float | None) -> str | None:
+    if when is None or not entry or not entry["cert"]:
+        return None
+    if entry["cert"]["not_before"] + BACKDATE < when:
+        return "issued before the revocation time"
+    return None
+
+
 def reissue_reason(
     entry: dict[str, Any] | None,
     *,
@@ -197,6 +209,7 @@ def node_certificates(
     now: float,
     trust_links: bool = True,
     reissue: str | None = None,
+    issued_before: float | None = None,
 ) -> Commands:
     """
     Trust the CA and hold valid certificates, each issued only when it has to be.
@@ -212,6 +225,8 @@ def node_certificates(
       migration holds transitional bundles there instead)
     + reissue: why every certificate is issued again whatever its state (None: only those
       that need it)
+    + issued_before: a certificate that started before this time (seconds since the epoch;
+      step-ca backdates by a minute) is issued again, with a new key (a compromised host)
 
     The tokens are minted on the cert-manager, in one batch for every node of the run, and
     that step is shown under the cert-manager; with `--limit` the cert-manager is reached
@@ -234,13 +249,17 @@ def node_certificates(
     due: list[tuple[Certificate, str]] = []
     for item in certificates:
         entry = found["files"].get(item.crt)
-        reason = reissue or reissue_reason(
-            entry,
-            sans=wanted_sans,
-            intermediate_pem=intermediate,
-            expires_in=issuance.expires_in,
-            now=now,
-            profile=item.profile,
+        reason = (
+            reissue
+            or _issued_before(entry, issued_before)
+            or reissue_reason(
+                entry,
+                sans=wanted_sans,
+                intermediate_pem=intermediate,
+                expires_in=issuance.expires_in,
+                now=now,
+                profile=item.profile,
+            )
         )
         if reason:
             due.append((item, reason))

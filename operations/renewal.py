@@ -11,7 +11,7 @@ from pyinfra.api import OperationError, operation
 from facts.certificates import NodeCertificates
 from facts.shell import script
 from operations import Commands
-from operations.certificates import Certificate, StepNode
+from operations.certificates import BACKDATE, Certificate, StepNode
 from templates import render
 
 METRICS_SCRIPT = "etcd-pki-renewal-metrics"
@@ -83,10 +83,6 @@ def _values(
         "on_calendar": schedule.on_calendar,
         "randomized_delay": schedule.randomized_delay,
     }
-
-
-# step-ca backdates certificates by a minute: one renewed at time T starts at T - 1 min.
-BACKDATE = 60.0
 
 
 @operation()

@@ -17,10 +17,10 @@ from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
 from facts.revocation import Revocation, RevocationLists
-from facts.shell import raw, script
+from facts.shell import raw
 from operations import Commands
+from operations.certificates import BACKDATE
 from operations.remote import Remote, RunTimeStep
-from operations.renewal import BACKDATE
 from operations.tokens import Authority, key_command
 from templates import render
 
@@ -55,35 +55,31 @@ def revoke_command(authority: Authority, serials: Sequence[int], reason: str, co
 
 @operation()
 def certificates_revoked(
-    certificates: Sequence[tuple[str, str]],
+    certificates: Sequence[str],
     *,
     authority: Authority,
     root: str,
     reason: str,
     code: str,
     issued_before: float | None = None,
-    remove: bool = False,
 ) -> Commands:
     """
     Revoke at the CA the certificates in these files on this host (those the CA's CRL does not
     list yet).
 
-    + certificates: (certificate, key) files on this host
+    + certificates: certificate files on this host
     + authority: the CA, and the cert-manager whose step-ca state signs the revoke tokens
     + root: the root certificate on this host, to read the CA's CRL over TLS
     + reason: why, recorded with each revocation
     + code: the RFC 5280 reason code (a number or a name such as `keyCompromise`)
     + issued_before: only certificates that started before this time (unix time; step-ca
       backdates a certificate by a minute): one issued later is left alone
-    + remove: remove the revoked certificates and their keys from the host (for the
-      certificates' operation to issue new ones with new keys)
 
     A certificate missing on the host is skipped. The CRL must be readable: a CA that does not
     answer stops the run before anything is revoked or removed.
     """
-    files = dict(certificates)
     found = host.get_fact(
-        Revocation, certificates=list(files), crl_url=f"{authority.url}/1.0/crl", root=root
+        Revocation, certificates=list(certificates), crl_url=f"{authority.url}/1.0/crl", root=root
     )
     if not found["crl"]:
         raise OperationError(f"the CA's CRL at {authority.url}/1.0/crl cannot be read from here")
@@ -96,12 +92,10 @@ def certificates_revoked(
     if not chosen:
         host.noop("no certificate to revoke")
         return
-    if due:
-        yield RunTimeStep(_revoke, authority, due, reason, code)
-    if remove:
-        yield script("rm -f {files}", files=[f for p in chosen for f in (p, files[p])])
-    elif not due:
+    if not due:
         host.noop(f"{len(chosen)} certificates of this host are revoked at the CA")
+        return
+    yield RunTimeStep(_revoke, authority, due, reason, code)
 
 
 def _revoke(

@@ -58,7 +58,11 @@ def owns_data_dir(settings: Settings) -> bool:
 
 
 def issue_certificates(
-    settings: Settings, *, trust_links: bool = True, reissue: str | None = None
+    settings: Settings,
+    *,
+    trust_links: bool = True,
+    reissue: str | None = None,
+    issued_before: float | None = None,
 ) -> OperationMeta:
     """Trust and this host's certificates, issued where needed."""
     return node_certificates(
@@ -71,6 +75,7 @@ def issue_certificates(
         now=time.time(),
         trust_links=trust_links,
         reissue=reissue,
+        issued_before=issued_before,
     )
 
 
@@ -127,7 +132,7 @@ def renew_now() -> None:
 @component("Revoke and issue again")
 def revoke_and_reissue() -> None:
     """A compromised host: its certificates issued before `revoke_before` revoked at the CA
-    and removed, and new ones issued with new keys made on the host (`revoke_host`)."""
+    and replaced by new ones with new keys made on the host (`revoke_host`)."""
     settings = load_settings()
     name = settings.run.revoke_host
     holders = {s.host for s in all_settings() if s.needs_certificates}
@@ -141,16 +146,16 @@ def revoke_and_reissue() -> None:
     if settings.host == name:
         certificates_revoked(
             name="Revoke the certificates issued before revoke_before",
-            certificates=[(item.crt, item.key) for item in settings.certificates],
+            certificates=[item.crt for item in settings.certificates],
             authority=arguments.authority(settings),
             root=f"{settings.ssl_dir}/root_ca.crt",
             reason=f"{settings.node_name}: keys compromised, certificates issued again",
             code="keyCompromise",
             issued_before=when,
-            remove=True,
         )
     # Every member refuses the revoked certificates at once.
     if settings.is_member:
         revocation_list(settings)
+    # New keys and certificates replace the old ones in place (no moment without any).
     if settings.host == name:
-        issue_certificates(settings)
+        issue_certificates(settings, issued_before=when)

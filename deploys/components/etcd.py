@@ -152,7 +152,7 @@ def remove_member() -> None:
     if host.name == target.host:
         certificates_revoked(
             name=f"Revoke the certificates of {target.node_name}",
-            certificates=[(item.crt, item.key) for item in target.certificates],
+            certificates=[item.crt for item in target.certificates],
             authority=arguments.authority(target),
             root=f"{target.ssl_dir}/root_ca.crt",
             reason=f"{target.node_name} removed from etcd-{target.cluster}",

@@ -12,7 +12,7 @@ from operations.tokens import Authority
 from tests.unit.fakes import FakeHost, FakeState, raw, run_op
 
 AUTHORITY = Authority(url="https://ca.test:9000", cert_manager="etcd-k8s-1")
-PAIRS = [("/ssl/a.crt", "/ssl/a.key"), ("/ssl/b.crt", "/ssl/b.key")]
+FILES = ["/ssl/a.crt", "/ssl/b.crt"]
 
 
 def test_the_fact_reads_serials_start_times_and_the_crl() -> None:
@@ -52,7 +52,7 @@ def _host(revoked: set[int], crl: bool = True) -> FakeHost:
 
 def _revoke(host: FakeHost, **kwargs: object) -> list:
     args = {"authority": AUTHORITY, "root": "/ssl/root_ca.crt", "reason": "r", "code": "1"}
-    return run_op(certificates_revoked, host, PAIRS, **{**args, **kwargs})
+    return run_op(certificates_revoked, host, FILES, **{**args, **kwargs})
 
 
 def test_only_what_the_crl_does_not_list_is_revoked_by_decimal_serial() -> None:
@@ -63,14 +63,11 @@ def test_only_what_the_crl_does_not_list_is_revoked_by_decimal_serial() -> None:
     assert host.noops == ["2 certificates of this host are revoked at the CA"]
 
 
-def test_a_certificate_issued_after_the_time_is_left_alone_and_the_old_ones_removed() -> None:
-    step, remove = _revoke(_host(set()), issued_before=2000.0, remove=True)
+def test_a_certificate_issued_after_the_time_is_left_alone() -> None:
+    (step,) = _revoke(_host(set()), issued_before=2000.0)
     assert step.args[1] == [10]
-    assert raw([remove]) == ["rm -f /ssl/a.crt /ssl/a.key"]
-    # Revoked by a run that was cut short: only removed, not revoked twice.
-    assert raw(_revoke(_host({10}), issued_before=2000.0, remove=True)) == [
-        "rm -f /ssl/a.crt /ssl/a.key"
-    ]
+    # Revoked by a run that was cut short: not revoked twice.
+    assert _revoke(_host({10}), issued_before=2000.0) == []
 
 
 def test_an_unreadable_crl_stops_before_anything_is_revoked() -> None:
