@@ -160,3 +160,13 @@ def test_node_fact_reads_certificates_trust_and_modes(intermediate) -> None:
     command = NodeCertificates().command("/etc/etcd/ssl", "/etc/step", [(crt, keyfile)])
     assert "openssl pkey -in" in command.get_raw_value()
     assert 'cat "$2"' not in command.get_raw_value()  # never the key itself
+
+
+def test_a_certificate_started_before_the_revocation_time_is_issued_again() -> None:
+    from operations.certificates import _issued_before
+
+    entry = {"cert": {"not_before": 1000.0}}
+    assert _issued_before(entry, 1061.0) == "issued before the revocation time"
+    # step-ca backdates by a minute: one issued at the time itself is new.
+    assert _issued_before(entry, 1060.0) is None
+    assert _issued_before(entry, None) is None and _issued_before(None, 5000.0) is None
