@@ -264,14 +264,19 @@ def _mode_fixes(path: str, files: dict[str, Any], ca_user: str) -> list[StringCo
     database to the account step-ca runs as."""
     fixes = []
     database = f"{path}/{DATABASE}"
+    # What step-ca wrote in its database that is not its account's (a restore's root files).
+    foreign = any(
+        (i["user"], i["group"]) != (ca_user, ca_user)
+        for p, i in files.items()
+        if p.startswith(f"{database}/")
+    )
     for relative, (mode, kind) in MODES.items():
         full = f"{path}/{relative}".rstrip("/")
         info = files.get(full)
         if info is None or info["type"] != kind:
             continue
         owner = ca_user if full == database else "root"
-        inside = [i for p, i in files.items() if p.startswith(f"{database}/")]
-        if full == database and any((i["user"], i["group"]) != (owner, owner) for i in inside):
+        if full == database and foreign:
             fixes.append(script("chown -R {u}:{u} {f}", u=owner, f=full))
         if info["mode"] != mode or (info["user"], info["group"]) != (owner, owner):
             fixes.append(
