@@ -3,7 +3,9 @@
     pyinfra inventories/<environment>.py deploys/backup_ca.py
 
 Needs ca_backup_bucket and ca_backup_recipient_key (an armored GnuPG public key on the
-controller); AWS credentials come from boto3's usual sources (environment, profile, role).
+controller), or, with ca_backup_encryption=kms, ca_backup_kms_key_id: each backup is then
+encrypted with a new data key from KMS GenerateDataKey, stored wrapped beside it
+(`<key>.datakey`), the plaintext key only in memory and on the primary's stdin. AWS credentials come from boto3's usual sources (environment, profile, role).
 A run changes nothing when the latest backup already holds the CA's current state.
 Daily at 02:00 from the controller, e.g. in root's crontab:
 

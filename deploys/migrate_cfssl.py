@@ -10,7 +10,8 @@
 
 Each phase completes on every host before the next; a host records the phases it completed,
 so an interrupted run (or `--data cfssl_migration_stop_after=bundle|certs|final`) resumes
-where it stopped. Afterwards deploys/cluster.py converges everything as usual.
+where it stopped. Afterwards deploys/cluster.py converges everything as usual. With several
+clusters on the CA, one at a time: `--data etcd_cluster=<name>`.
 """
 
 from deploys.components.ca import certificate_authority
@@ -20,8 +21,17 @@ from deploys.components.migration import (
     root_only_phase,
     trust_phase,
 )
-from deploys.settings import load_settings
+from deploys.settings import SettingsError, all_settings, load_settings, one_cluster
 
+one_cluster("migrate_cfssl.py")
+# The trust files a phase rewrites are the host's: shared by its members of other clusters.
+_shared = [s.host for s in all_settings() if s.needs_certificates and len(s.memberships) > 1]
+if _shared:
+    raise SettingsError(
+        f"etcd_clusters: {', '.join(_shared)} hold certificates of several clusters, whose "
+        "trust files a migration would change under the others: migrate from cfssl before "
+        "adding a second cluster"
+    )
 # bundle, certs, final or None: checked with every setting before any host is touched.
 stop = load_settings().run.cfssl_migration_stop_after
 

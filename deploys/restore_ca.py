@@ -2,7 +2,12 @@
 
     pyinfra inventories/<environment>.py deploys/restore_ca.py --data ca_restore_from=s3
         --data ca_restore_private_key=/secure/ca-backup.key.asc [--data ca_restore_key=<key>]
+    pyinfra inventories/<environment>.py deploys/restore_ca.py --data ca_restore_from=s3
+        --data ca_backup_encryption=kms --data ca_backup_kms_key_id=alias/etcd-ca-backup
     pyinfra inventories/<environment>.py deploys/restore_ca.py --data ca_restore_from=etcd-k8s-2
+
+A KMS backup's data key is unwrapped by KMS Decrypt (under the configured key and the backup's
+own encryption context) when the run executes; no private key is needed.
 
 The backup's checksum is verified before anything is touched; a damaged backup, a wrong key
 or a backup of another CA changes nothing. The previous state is kept beside the new one.

@@ -14,8 +14,10 @@ from deploys.components.certificates import certificates
 from deploys.components.etcd import restart_on_new_certificates
 from deploys.components.ha import replicate_ca
 from deploys.components.rotation import rotate_intermediate
+from deploys.settings import each_cluster
 
 reason = rotate_intermediate()
 issued = certificates(reissue=reason)
 replicate_ca()
-restart_on_new_certificates(issued)
+for _cluster in each_cluster():
+    restart_on_new_certificates(issued)

@@ -337,7 +337,8 @@ def _certificate_command(
     node: StepNode, ca_url: str, issuance: Issuance, items: Sequence[Certificate]
 ) -> str:
     """Each certificate made on the node (key included) with its token, read from stdin
-    (`<kind> <token>` lines) into a 0600 file in the 0700 TOKEN_DIR, removed on exit."""
+    (`<place> <token>` lines, the place of its certificate in `items`) into a 0600 file in
+    the 0700 TOKEN_DIR, removed on exit."""
     kty, curve = KEY_TYPES[issuance.key_type]
     key_flags = ["--kty", kty] + (["--curve", curve] if curve else ["--size", "2048"])
     parts = [
@@ -348,7 +349,7 @@ def _certificate_command(
     values: dict[str, object] = {"tokens": TOKEN_DIR, "ssl_dir": node.ssl_dir}
     for index, item in enumerate(items):
         parts.append(
-            f'STEP_TOKEN="$(sed -n "s/^{item.kind} //p" "$t")"'
+            f'STEP_TOKEN="$(sed -n "s/^{index} //p" "$t")"'
             f" STEPPATH={{step_path}} {{step}} ca certificate {{subject{index}}} {{crt{index}}}.new"
             f" {{key{index}}}.new {{key_flags}} --not-after {{duration}}"
             ' --ca-url {url} --root {root} --force >/dev/null 2>"$t.err"'
@@ -386,7 +387,7 @@ def _issue(
         minted = tokens.tokens_for(state, authority, node.name)
     except RuntimeError as error:
         return node.fail(str(error))
-    text = "".join(f"{item.kind} {minted[item.kind]}\n" for item in items)
+    text = "".join(f"{place} {minted[str(place)]}\n" for place in range(len(items)))
     ok, output = node.run(command, stdin=text)
     if not ok:
         return node.fail(f"issuing certificates failed: {output.stderr}")

@@ -85,8 +85,10 @@ class TokenRequest:
     ca_url: str
 
     @property
-    def kinds(self) -> tuple[str, ...]:
-        return tuple(item.kind for item in self.items)
+    def labels(self) -> tuple[str, ...]:
+        """Each token's label: its item's place in the request (a host in several clusters
+        has certificates of the same kind)."""
+        return tuple(str(place) for place in range(len(self.items)))
 
 
 @dataclass
@@ -131,17 +133,21 @@ def key_command(authority: Authority) -> str:
 
 
 def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> str:
-    """The cert-manager's command printing `<host> <kind> <token>` for every kind of every
+    """The cert-manager's command printing `<host> <label> <token>` for every item of every
     request."""
     values = _values(authority)
     text = key_command(authority)
-    jobs = [(request, item) for request in requests for item in request.items]
-    for index, (request, item) in enumerate(jobs, start=1):
+    jobs = [
+        (request, label, item)
+        for request in requests
+        for label, item in zip(request.labels, request.items, strict=True)
+    ]
+    for index, (request, label, item) in enumerate(jobs, start=1):
         text += raw(
             _TOKEN,
             index=index,
             node=request.host,
-            kind=item.kind,
+            kind=label,
             subject=item.subject,
             sans=[flag for san in request.sans for flag in ("--san", san)],
             url=request.ca_url,
@@ -154,7 +160,8 @@ def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> str:
 
 
 def tokens_for(state: State, authority: Authority, node: str) -> dict[str, str]:
-    """Run time: `{kind: token}` for `node`, minting with everyone pending when needed.
+    """Run time: `{label: token}` for `node` (TokenRequest.labels), minting with everyone
+    pending when needed.
 
     Raises RuntimeError with the cert-manager's message when minting fails."""
     batch = _batch(state)
@@ -183,7 +190,7 @@ def _mint(batch: _Batch, primary: Remote, authority: Authority, node: str) -> No
             found.setdefault(parts[0], {})[parts[1]] = parts[2]
     for request in pending:
         tokens = found.get(request.host, {})
-        if set(tokens) == set(request.kinds):
+        if set(tokens) == set(request.labels):
             batch.minted[request.host] = (now, tokens)
     # Shown under the cert-manager, where the minting ran (also when --limit left it out).
     primary.log(f"minted one-time tokens for {', '.join(r.host for r in pending)}")

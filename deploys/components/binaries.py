@@ -42,7 +42,7 @@ def run_binaries(settings: Settings, *, everything: bool = False) -> Installed:
         artifacts = [settings.step]
         if everything and settings.is_cert_manager:
             artifacts.append(settings.step_ca)
-        if everything and settings.needs_certificates and settings.etcd.install_from == "archive":
+        if everything and settings.holds_certificates and settings.etcd.install_from == "archive":
             artifacts.append(settings.etcd.artifact)
         _installed[key] = Installed(
             release_binaries(
@@ -50,7 +50,7 @@ def run_binaries(settings: Settings, *, everything: bool = False) -> Installed:
                 artifacts=artifacts,
                 bin_dir=settings.bin_dir,
                 # What a member whose upgrade does not start goes back to.
-                keep_previous=["etcd"] if settings.is_member else [],
+                keep_previous=["etcd"] if settings.member_of_any else [],
             ),
             frozenset(a.binary for a in artifacts),
         )

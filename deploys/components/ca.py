@@ -30,7 +30,7 @@ def certificate_authority(*, step_on_nodes: bool = False) -> OperationMeta | Non
     etcd's archive where it is needed, in the same operation (a run that deploys the whole
     system: one wave of installs, instead of three)."""
     settings = load_settings()
-    if settings.is_cert_manager or (step_on_nodes and settings.needs_certificates):
+    if settings.is_cert_manager or (step_on_nodes and settings.holds_certificates):
         run_binaries(settings, everything=step_on_nodes)
     if not settings.is_cert_manager:
         return None
@@ -100,7 +100,7 @@ def _primary(settings: Settings, changes: list[Change]) -> OperationMeta:
         db_type=settings.ca_db_type,
         durations=settings.durations,
         provisioner=settings.ca_provisioner,
-        profiles=list(settings.profiles.values()),
+        profiles=settings.ca_profiles,
         modes=True,
         ca_user=settings.ca_user,
     )

@@ -13,6 +13,7 @@ from facts.paths import FileText
 from operations import ca
 from operations.ca_backup import (
     RESTORE_MARKER,
+    Kms,
     Store,
     backed_up,
     backup_signing_key,
@@ -34,6 +35,14 @@ def _store(settings: Settings) -> Store:
     )
 
 
+def _kms(settings: Settings) -> Kms | None:
+    """The KMS key of envelope encryption (`ca_backup_encryption=kms`), else None."""
+    backup = settings.backup
+    if backup.encryption != "kms" or not backup.kms_key_id:
+        return None
+    return Kms(backup.kms_key_id, backup.kms_endpoint_url, backup.region)
+
+
 def key_file(setting: str, name: str | None, kind: str) -> str:
     """The armored GnuPG key in the controller file `name` (the value of `setting`)."""
     path = Path(str(name)) if name else None
@@ -53,11 +62,16 @@ def backup_ca() -> None:
     """On the primary: an encrypted archive of the whole CA state, uploaded to S3."""
     settings = load_settings()
     store = _store(settings)
-    recipient = key_file("ca_backup_recipient_key", settings.backup.recipient_key, "public")
+    kms = _kms(settings)
+    recipient = (
+        None
+        if kms
+        else key_file("ca_backup_recipient_key", settings.backup.recipient_key, "public")
+    )
     if not settings.is_primary:
         return
     backup_signing_key(
-        name="The CA's backup signing key", path=settings.ca_path, cluster=settings.cluster
+        name="The CA's backup signing key", path=settings.ca_path, cluster=settings.ca_cluster
     )
     backed_up(
         name="Encrypted CA backup in S3",
@@ -66,6 +80,7 @@ def backup_ca() -> None:
         recipient_key=recipient,
         retention_days=settings.backup.retention_days,
         signer_record=settings.backup.signer_record,
+        kms=kms,
     )
 
 
@@ -100,15 +115,17 @@ def restore_ca() -> None:
     source = settings.run.ca_restore_from
     target = _restore_target(settings)
     managers = (settings.primary, *settings.backups)
-    signer = None
+    signer, kms = None, _kms(settings)
+    private_key: str | None = None
     if source == "s3":
         store = _store(settings)
-        private_key = key_file(
-            "ca_restore_private_key", settings.run.ca_restore_private_key, "private"
-        )
+        if kms is None:
+            private_key = key_file(
+                "ca_restore_private_key", settings.run.ca_restore_private_key, "private"
+            )
         signer = _signer_key(settings)
     elif source in managers and source != target:
-        store, private_key = None, ""
+        store = None
     else:
         raise SettingsError(
             "ca_restore_from: `s3`, or the cert-manager to copy the CA state from "
@@ -127,6 +144,7 @@ def restore_ca() -> None:
             any_root=bool(settings.run.ca_restore_any_root),
             pin=arguments.pinned_root(settings),
             signer_key=signer,
+            kms=kms,
         )
     elif host.get_fact(FileText, path=RESTORE_MARKER) == f"host:{source}":
         host.noop(f"the CA state of {source} was restored here already")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from io import StringIO
 
 from pyinfra.api.operation import OperationMeta
@@ -12,7 +13,7 @@ from deploys.components import arguments, component
 from deploys.components.binaries import step_binary
 from deploys.settings import Settings, SettingsError, all_settings, load_settings, time_setting
 from operations.accounts import system_account
-from operations.certificates import node_certificates
+from operations.certificates import Certificate, node_certificates
 from operations.renewal import METRICS_SCRIPT, metrics_script, renewed_now, timers, unit_files
 from operations.revocation import CRL_UNIT, certificates_revoked, crl_current, crl_units
 from operations.units import systemd_units
@@ -25,15 +26,15 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
     `reissue` names why every certificate is issued again (an intermediate CA rotation).
     Returns the certificates' operation, for what has to follow a new certificate."""
     settings = load_settings()
-    if not settings.needs_certificates:
+    if not settings.holds_certificates:
         return None
     step_binary(settings)
     system_account(
         name="etcd user and group",
         user=settings.etcd_user,
         home="/var/lib/etcd",
-        # A member's data directory (a distribution's package, installed later, makes its own).
-        private_dirs=[settings.data_dir] if owns_data_dir(settings) else [],
+        # Members' data directories (a distribution's package, installed later, makes its own).
+        private_dirs=settings.data_dirs if owns_data_dir(settings) else [],
     )
     issued = issue_certificates(settings, reissue=reissue)
     if settings.renewal.metrics_dir is not None:
@@ -46,28 +47,30 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
             mode="0755",
         )
     renewal_units(settings)
-    if settings.is_member:
+    if settings.member_of_any:
         revocation_list(settings)
     return issued
 
 
 def owns_data_dir(settings: Settings) -> bool:
-    """Whether the account's operation makes the member's data directory: with etcd from a
+    """Whether the account's operation makes members' data directories: with etcd from a
     release archive; a distribution's package resets /var/lib/etcd when it is installed."""
-    return settings.is_member and settings.etcd.install_from == "archive"
+    return settings.member_of_any and settings.etcd.install_from == "archive"
 
 
 def issue_certificates(
     settings: Settings,
     *,
+    certificates: Sequence[Certificate] | None = None,
     trust_links: bool = True,
     reissue: str | None = None,
     issued_before: float | None = None,
 ) -> OperationMeta:
-    """Trust and this host's certificates, issued where needed."""
+    """Trust and this host's certificates (default: of all its clusters), issued where
+    needed."""
     return node_certificates(
         name="Trust and certificates",
-        certificates=settings.certificates,
+        certificates=settings.host_certificates if certificates is None else certificates,
         sans=arguments.sans(settings),
         authority=arguments.authority(settings),
         node=arguments.step_node(settings),
@@ -79,25 +82,29 @@ def issue_certificates(
     )
 
 
-def renewal_units(settings: Settings) -> OperationMeta:
-    """The renewal service and timer of each certificate, the timers on or off; on a member,
-    the revocation list's timer too, always on (whatever `renewal_enabled` says)."""
+def renewal_units(
+    settings: Settings, certificates: Sequence[Certificate] | None = None
+) -> OperationMeta:
+    """The renewal service and timer of each certificate (default: of all the host's
+    clusters), the timers on or off; on a member, the revocation list's timer too, always on
+    (whatever `renewal_enabled` says)."""
     enabled = settings.renewal.enabled
+    items = settings.host_certificates if certificates is None else certificates
     files = unit_files(
-        settings.certificates,
+        items,
         arguments.step_node(settings),
         settings.ca_url,
         arguments.schedule(settings),
     )
-    if settings.is_member:
+    if settings.member_of_any:
         files |= crl_units(*_crl(settings), settings.etcd_user)
     return systemd_units(
         name="Renewal units",
-        units=timers(settings.certificates),
+        units=timers(items),
         files=files,
         running=enabled,
         enabled=enabled,
-        always_on=[f"{CRL_UNIT}.timer"] if settings.is_member else [],
+        always_on=[f"{CRL_UNIT}.timer"] if settings.member_of_any else [],
     )
 
 
@@ -120,10 +127,10 @@ def renew_now() -> None:
     settings = load_settings()
     when = time_setting("renew_before")
     kinds = settings.run.renew_kinds or ("peer", "server", "client")
-    if settings.needs_certificates:
+    if settings.holds_certificates:
         renewed_now(
             name="Renew certificates now",
-            certificates=[c for c in settings.certificates if c.kind in kinds],
+            certificates=[c for c in settings.host_certificates if c.kind in kinds],
             node=arguments.step_node(settings),
             issued_before=when,
         )
@@ -135,7 +142,7 @@ def revoke_and_reissue() -> None:
     and replaced by new ones with new keys made on the host (`revoke_host`)."""
     settings = load_settings()
     name = settings.run.revoke_host
-    holders = {s.host for s in all_settings() if s.needs_certificates}
+    holders = {s.host for s in all_settings() if s.holds_certificates}
     if name not in holders:
         raise SettingsError(
             f"revoke_host: {name!r} is no inventory host with certificates"
@@ -146,15 +153,15 @@ def revoke_and_reissue() -> None:
     if settings.host == name:
         certificates_revoked(
             name="Revoke the certificates issued before revoke_before",
-            certificates=[item.crt for item in settings.certificates],
+            certificates=[item.crt for item in settings.host_certificates],
             authority=arguments.authority(settings),
             root=f"{settings.ssl_dir}/root_ca.crt",
-            reason=f"{settings.node_name}: keys compromised, certificates issued again",
+            reason=f"{settings.host}: keys compromised, certificates issued again",
             code="keyCompromise",
             issued_before=when,
         )
     # Every member refuses the revoked certificates at once.
-    if settings.is_member:
+    if settings.member_of_any:
         revocation_list(settings)
     # New keys and certificates replace the old ones in place (no moment without any).
     if settings.host == name:

@@ -15,7 +15,7 @@ from deploys.components import arguments, component
 from deploys.components.binaries import installed_with_step
 from deploys.components.ca_backup import key_file
 from deploys.components.certificates import owns_data_dir, revocation_list
-from deploys.settings import Settings, SettingsError, all_settings, load_settings
+from deploys.settings import Settings, SettingsError, all_settings, load_settings, one_cluster
 from operations import Change
 from operations.binaries import release_binaries
 from operations.etcd.configuration import member_configuration, member_joined
@@ -31,7 +31,8 @@ from templates import render
 
 @component("etcd")
 def etcd_cluster() -> None:
-    """Install etcd everywhere certificates are; run a member on every `etcd` host."""
+    """Install etcd everywhere certificates are; run a member on every `etcd` host. With
+    several clusters, call it in each turn of `each_cluster`: one cluster at a time."""
     settings = load_settings()
     if not settings.needs_certificates:
         return
@@ -144,6 +145,7 @@ def _member_named(name: object, what: str) -> Settings:
 @component("Remove an etcd member")
 def remove_member() -> None:
     """Take the member named by `etcd_remove_node` out of the cluster and off its host."""
+    one_cluster("remove_node.py")
     target = _member_named(load_settings().run.etcd_remove_node, "etcd_remove_node")
     if len([s for s in all_settings() if s.is_member]) < 2:
         raise SettingsError("etcd_remove_node: the cluster would have no member left")
@@ -158,7 +160,7 @@ def remove_member() -> None:
             reason=f"{target.node_name} removed from etcd-{target.cluster}",
             code="cessationOfOperation",
         )
-    elif load_settings().is_member:
+    elif load_settings().member_of_any:
         revocation_list(load_settings())
     if host.name != target.host:
         return
@@ -179,6 +181,7 @@ def snapshot_backup() -> None:
     """Save a snapshot on one member (`etcd_snapshot_member`, default the first) and fetch
     it with its checksum to the controller. One snapshot a day unless `etcd_snapshot_name`
     names another."""
+    one_cluster("etcd_backup.py")
     settings = load_settings()
     members = [s for s in all_settings() if s.is_member]
     chosen = _member_named(
@@ -230,6 +233,7 @@ def _snapshot_recipient(settings: Settings) -> str | None:
 def snapshot_restore() -> None:
     """Restore `etcd_restore_snapshot` (a file on the controller) onto every member as a
     new cluster. Confirm with `etcd_restore_confirm=<its sha256>`: all data is replaced."""
+    one_cluster("etcd_restore.py")
     settings = load_settings()
     snapshot = settings.run.etcd_restore_snapshot
     if not snapshot or not Path(str(snapshot)).is_file():
@@ -274,7 +278,8 @@ def _restore_key(snapshot: str, name: str | None) -> str | None:
 @component("etcd maintenance")
 def maintenance() -> None:
     """Compact the history on the first member, then defragment members one at a time where
-    enough space is free (`etcd_defrag_min_free_bytes`)."""
+    enough space is free (`etcd_defrag_min_free_bytes`). With several clusters, call it in
+    each turn of `each_cluster`."""
     settings = load_settings()
     if not settings.is_member:
         return

@@ -128,8 +128,8 @@ def certificates_phase() -> None:
     if not settings.needs_certificates or completed() >= 2:
         return
     step_binary(settings)
-    issue_certificates(settings, trust_links=False)
-    renewal_units(settings)
+    issue_certificates(settings, certificates=settings.certificates, trust_links=False)
+    renewal_units(settings, settings.certificates)
     if settings.is_member:
         revocation_list(settings)
         # Members still on cfssl certificates connect until every one has switched: the

@@ -16,7 +16,7 @@ from pyinfra import host, state
 from pyinfra.api.exceptions import PyinfraError
 
 from deploys.components import arguments
-from deploys.settings import Settings, load_settings
+from deploys.settings import Settings, cluster_views, load_settings
 from facts.ca import CAHealth, CAState
 from facts.certificates import NodeCertificates, parse_certificate
 from facts.etcd import EtcdCluster, cluster_healthy, member_status
@@ -31,11 +31,12 @@ def certificate_rows(
 ) -> list[dict[str, Any]]:
     """One row a certificate: subject, SANs, issuer, days left, renewal due, timer, last run."""
     rows = []
-    for item in settings.certificates:
+    for item in settings.host_certificates:
         cert = (found["files"].get(item.crt) or {}).get("cert")
         timer = units["states"].get(f"{item.unit}.timer", {})
         service = units["states"].get(f"{item.unit}.service", {})
         row: dict[str, object] = {
+            "name": item.subject,
             "kind": item.kind,
             "file": item.crt,
             "present": cert is not None,
@@ -79,11 +80,13 @@ def attention(report: dict[str, Any], renewal_enabled: bool) -> list[str]:
             days = ca.get(f"{kind}_days_left")
             if days is not None and days < ca["expiry_window_days"]:
                 found.append(f"{name}: the {kind} CA certificate expires in {days:.0f} days")
-    etcd = report.get("etcd")
-    if etcd is not None and not etcd["healthy"]:
-        found.append(f"{name}: etcd is unhealthy ({etcd.get('error') or etcd['health']})")
+    for cluster, etcd in report.get("etcd_clusters", {}).items():
+        if not etcd["healthy"]:
+            found.append(
+                f"{name}: etcd-{cluster} is unhealthy ({etcd.get('error') or etcd['health']})"
+            )
     for row in report.get("certificates", []):
-        label = f"{name} {row['kind']} certificate"
+        label = f"{_who(name, row)} certificate"
         if not row["present"]:
             found.append(f"{label} is missing")
             continue
@@ -139,10 +142,14 @@ def report_for_host(settings: Settings, now: float, window: int) -> dict[str, An
     report: dict[str, object] = {"host": settings.host, "groups": list(settings.groups)}
     if settings.is_primary:
         report["ca"] = _ca_part(settings, now, window)
-    if settings.is_member:
-        report["etcd"] = _etcd_part(settings)
-    if settings.needs_certificates:
-        items = settings.certificates
+    views = [view for view in cluster_views() if view.is_member]
+    if views:
+        # Each cluster the host is a member of; "etcd" is the first's, as with one cluster.
+        parts = {view.cluster: _etcd_part(view) for view in views}
+        report["etcd_clusters"] = parts
+        report["etcd"] = parts[views[0].cluster]
+    if settings.holds_certificates:
+        items = settings.host_certificates
         found = host.get_fact(
             NodeCertificates,
             ssl_dir=settings.ssl_dir,
@@ -166,22 +173,21 @@ def format_text(report: dict[str, Any]) -> str:
             f"{name} step-ca: {state_word} root-days-left={ca.get('root_days_left')}"
             f" intermediate-days-left={ca.get('intermediate_days_left')}"
         )
-    etcd = report.get("etcd")
-    if etcd is not None:
+    for cluster, etcd in report.get("etcd_clusters", {}).items():
         healthy = sum(1 for ok in etcd["health"].values() if ok)
         word = "healthy" if etcd["healthy"] else "UNHEALTHY"
         lines.append(
-            f"{name} etcd: {word} members={healthy}/{len(etcd['members'])}"
+            f"{name} etcd-{cluster}: {word} members={healthy}/{len(etcd['members'])}"
             f" leader={etcd['leader']} revision={etcd['revision']} db-size={etcd['db_size']}"
             f" version={etcd['version']}"
         )
     for row in report.get("certificates", []):
         if not row["present"]:
-            lines.append(f"{name} {row['kind']}: MISSING ({row['file']})")
+            lines.append(f"{_who(name, row)}: MISSING ({row['file']})")
             continue
         due = "DUE" if row["renewal_due"] else "not due"
         lines.append(
-            f"{name} {row['kind']}: CN={row['subject']} issuer={row['issuer']}"
+            f"{_who(name, row)}: CN={row['subject']} issuer={row['issuer']}"
             f" days-left={row['days_left']:.1f} renewal={due}"
             f" timer={row['timer']}/{row['timer_enabled']}"
             f" last-renewal={_shout(row['last_renewal'])}"
@@ -189,6 +195,14 @@ def format_text(report: dict[str, Any]) -> str:
         lines.append(f"    SANs: {', '.join(row['sans'])}")
     lines += [f"{name} ATTENTION: {item}" for item in report["attention"]]
     return "\n".join(lines)
+
+
+def _who(name: str, row: dict[str, Any]) -> str:
+    """`<host> <kind>`, with the certificate's name between when it is not the host's (a
+    host in several clusters)."""
+    if row["name"] in (name, name.split(".")[0]):
+        return f"{name} {row['kind']}"
+    return f"{name} {row['name']} {row['kind']}"
 
 
 def _shout(result: str) -> str:

@@ -9,13 +9,25 @@ settings, validation.py the reading and the inventory-wide checks, host.py what 
 """
 
 from deploys.settings.defaults import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
-from deploys.settings.host import Backup, Cfssl, Etcd, Renewal, RootPin, RunOptions, Settings
+from deploys.settings.host import (
+    Alerting,
+    Backup,
+    Cfssl,
+    Etcd,
+    Renewal,
+    RootPin,
+    RunOptions,
+    Settings,
+)
 from deploys.settings.model import is_dns_name, is_ip
 from deploys.settings.validation import (
     SettingsError,
     all_settings,
     ca_dns_names,
+    cluster_views,
+    each_cluster,
     load_settings,
+    one_cluster,
     settings_for,
     time_setting,
     validate_inventory,
@@ -27,6 +39,7 @@ __all__ = [
     "ETCD_CHECKSUMS",
     "STEP_CA_CHECKSUMS",
     "STEP_CHECKSUMS",
+    "Alerting",
     "Backup",
     "Cfssl",
     "Etcd",
@@ -37,9 +50,12 @@ __all__ = [
     "SettingsError",
     "all_settings",
     "ca_dns_names",
+    "cluster_views",
+    "each_cluster",
     "is_dns_name",
     "is_ip",
     "load_settings",
+    "one_cluster",
     "settings_for",
     "time_setting",
     "validate_inventory",

@@ -28,7 +28,13 @@ STEP_CHECKSUMS = {
 }
 
 DEFAULTS: dict[str, object] = {
+    # The cluster's name; with several clusters on one CA, the CA's (its records on the
+    # controller are named after it).
     "etcd_cluster_name": "k8s",
+    # Several etcd clusters on this CA: the host's clusters in order, each with its own
+    # values of model.CLUSTER_SETTINGS, e.g. {"k8s": {}, "k8s-events":
+    # {"etcd_client_port": 2381, "etcd_peer_port": 2382}}. None: one, etcd_cluster_name.
+    "etcd_clusters": None,
     # Artifacts
     "step_version": "0.30.6",
     "step_ca_version": "0.30.2",
@@ -39,6 +45,9 @@ DEFAULTS: dict[str, object] = {
     "etcd_install_from": "archive",  # archive (artifact_source) | package (the distribution's)
     "etcd_client_port": 2379,
     "etcd_peer_port": 2380,
+    # etcd's /metrics and /health over plain HTTP on the member's address, for Prometheus
+    # (no client certificate needed); None: only over the mTLS client port
+    "etcd_metrics_port": None,
     "etcd_data_root": "/var/lib/etcd",  # each member's data in <root>/<member>
     "etcd_config_dir": "/etc/etcd",
     "etcd_tls_min_version": "TLS1.2",
@@ -79,6 +88,11 @@ DEFAULTS: dict[str, object] = {
     "ca_backup_endpoint_url": None,  # any S3-compatible endpoint; None: AWS
     "ca_backup_region": "us-east-1",
     "ca_backup_recipient_key": None,  # armored GnuPG public key file on the controller
+    # gpg: to ca_backup_recipient_key; kms: envelope encryption with a data key from AWS KMS
+    # (GenerateDataKey under ca_backup_kms_key_id, wrapped key stored beside the backup)
+    "ca_backup_encryption": "gpg",
+    "ca_backup_kms_key_id": None,  # key id, ARN or alias/<name>
+    "ca_backup_kms_endpoint_url": None,  # None: AWS KMS in ca_backup_region
     "ca_backup_retention_days": 30,
     # This host's addresses (default: its SSH hostname when that is an IP address)
     "node_addresses": None,
@@ -101,4 +115,15 @@ DEFAULTS: dict[str, object] = {
     "cfssl_key_name": "{name}-{kind}-key.pem",
     # node-exporter textfile collector directory for renewal metrics; None: no metrics
     "metrics_textfile_dir": None,
+    # Alerting (deploys/monitoring.py on the hosts of the `prometheus` group)
+    "prometheus_config": "/etc/prometheus/prometheus.yml",  # its rule_files must load:
+    "prometheus_rules_file": "/etc/prometheus/etcd-step-pki.rules.yml",
+    "prometheus_service": "prometheus",
+    "alert_certificate_expiry_days": 7,  # a node certificate expiring within this
+    "alert_ca_expiry_days": 90,  # the root or the intermediate expiring within this
+    # A certificate still not renewed this long after it became due (the daily timer and
+    # its randomized delay had their chance)
+    "alert_renewal_overdue_after": "26h",
+    "alert_metrics_stale_after": "50h",  # no renewal check wrote metrics for this long
+    "alert_etcd_job": "etcd",  # the Prometheus job that scrapes etcd_metrics_port
 }

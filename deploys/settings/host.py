@@ -40,6 +40,7 @@ class Etcd:
     bin_dir: str
     client_port: int
     peer_port: int
+    metrics_port: int | None
     data_root: str
     config_dir: str
     tls_min_version: str
@@ -80,10 +81,28 @@ class Backup:
     endpoint_url: str | None  # any S3-compatible endpoint; None: AWS
     region: str
     recipient_key: str | None  # armored GnuPG public key file on the controller (not read here)
+    encryption: str  # gpg | kms
+    kms_key_id: str | None
+    kms_endpoint_url: str | None
     retention_days: int
     # The public half of the CA's backup signing key, recorded on the controller by the first
     # backup, beside the root's record; restores verify backups with it.
     signer_record: str
+
+
+@dataclass(frozen=True)
+class Alerting:
+    """Where Prometheus reads this tool's alert rules (deploys/monitoring.py), and when they
+    fire."""
+
+    config: str  # prometheus.yml: its rule_files must load rules_file
+    rules_file: str
+    service: str
+    certificate_expiry_days: int
+    ca_expiry_days: int
+    renewal_overdue_after: str  # a Go duration
+    metrics_stale_after: str
+    etcd_job: str
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,7 @@ class RunOptions:
     cfssl_migration_stop_after: str | None  # bundle, certs, final
     status_format: str | None  # text, json
     status_ca_expiry_days: int | None
+    etcd_cluster: str | None  # the cluster a one-cluster deploy acts on
     etcd_remove_node: str | None
     etcd_snapshot_member: str | None
     etcd_snapshot_name: str | None
@@ -123,7 +143,13 @@ class Settings:
 
     host: str
     groups: tuple[str, ...]
+    # The cluster this view of the host is of: a host in several clusters has one view each
+    # (validation.py), and every host has a view of every cluster of the inventory.
     cluster: str
+    # The host's clusters, each with the host's name in it (its member's, or its client's).
+    memberships: tuple[tuple[str, str], ...]
+    clusters: tuple[str, ...]  # every cluster of the inventory, in order
+    ca_cluster: str  # `etcd_cluster_name`: names the CA and its records
     primary: str
     backups: tuple[str, ...]
     step: Artifact
@@ -151,6 +177,7 @@ class Settings:
     etcd: Etcd
     cfssl: Cfssl
     backup: Backup
+    alerting: Alerting
     run: RunOptions
 
     @property
@@ -162,38 +189,91 @@ class Settings:
         return "etcd_cert_managers" in self.groups
 
     @property
+    def in_cluster(self) -> bool:
+        """Whether the host is in this view's cluster (as a member or a client)."""
+        return any(cluster == self.cluster for cluster, _ in self.memberships)
+
+    @property
     def is_member(self) -> bool:
-        return "etcd" in self.groups
+        """A member of this view's cluster."""
+        return "etcd" in self.groups and self.in_cluster
+
+    @property
+    def holds_certificates(self) -> bool:
+        """A member or client of any cluster: the host's trust, account and renewal."""
+        return "etcd" in self.groups or "etcd_clients" in self.groups
+
+    @property
+    def member_of_any(self) -> bool:
+        """A member of any cluster: the host's revocation list, etcd's binary."""
+        return "etcd" in self.groups and bool(self.memberships)
+
+    @property
+    def data_dirs(self) -> list[str]:
+        """The data directories of the host's members, of every cluster."""
+        if "etcd" not in self.groups:
+            return []
+        return [f"{self.etcd.data_root}/{name}" for _, name in self.memberships]
 
     @property
     def needs_certificates(self) -> bool:
-        return self.is_member or "etcd_clients" in self.groups
+        """Certificates of this view's cluster."""
+        return self.holds_certificates and self.in_cluster
 
     @property
     def certificates(self) -> tuple[Certificate, ...]:
-        """Members: peer, server and client certificates; clients: a client certificate."""
+        """This cluster's: members have peer, server and client certificates, clients a
+        client certificate."""
         if not self.needs_certificates:
             return ()
-        kinds = ("peer", "server", "client") if self.is_member else ("client",)
+        return self._certificates_in(self.cluster, self.node_name)
+
+    @property
+    def host_certificates(self) -> tuple[Certificate, ...]:
+        """Every certificate of the host, of all its clusters: what it issues and renews."""
+        if not self.holds_certificates:
+            return ()
+        return tuple(
+            item for cluster, name in self.memberships
+            for item in self._certificates_in(cluster, name)
+        )  # fmt: skip
+
+    def _certificates_in(self, cluster: str, name: str) -> tuple[Certificate, ...]:
+        kinds = ("peer", "server", "client") if "etcd" in self.groups else ("client",)
+        profiles = self.profiles_of(cluster)
         return tuple(
             Certificate(
                 kind,
-                self.node_name,
-                f"{self.ssl_dir}/{self.node_name}-{kind}.crt",
-                f"{self.ssl_dir}/{self.node_name}-{kind}.key",
-                self.profiles[kind],
+                name,
+                f"{self.ssl_dir}/{name}-{kind}.crt",
+                f"{self.ssl_dir}/{name}-{kind}.key",
+                profiles[kind],
             )
             for kind in kinds
         )
 
-    @property
-    def profiles(self) -> dict[str, Profile]:
-        """What the CA issues each kind of this cluster's certificates for, and with which
+    def profiles_of(self, cluster: str) -> dict[str, Profile]:
+        """What the CA issues each kind of a cluster's certificates for, and with which
         provisioner (operations/profiles.py)."""
         return {
-            kind: profile(kind, base=self.ca_provisioner, cluster=self.cluster)
+            kind: profile(kind, base=self.ca_provisioner, cluster=cluster)
             for kind in ("peer", "server", "client")
         }
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        return self.profiles_of(self.cluster)
+
+    @property
+    def ca_profiles(self) -> list[Profile]:
+        """Every profile the CA issues: each cluster's peers, and the shared server and
+        client provisioners."""
+        found = {
+            item.provisioner: item
+            for cluster in self.clusters
+            for item in self.profiles_of(cluster).values()
+        }
+        return list(found.values())
 
     @property
     def crl_file(self) -> str:

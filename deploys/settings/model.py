@@ -165,6 +165,46 @@ def _one_or_listed(value: object) -> object:
     return (value,) if isinstance(value, str) else _listed(value)
 
 
+# What a host may set for one of its clusters (`etcd_clusters`): how that cluster's member
+# listens and is kept; everything else (binaries, accounts, paths, the CA) is the host's.
+CLUSTER_SETTINGS = (
+    "etcd_client_port",
+    "etcd_peer_port",
+    "etcd_metrics_port",
+    "etcd_member_index",
+    "etcd_compaction_retention",
+    "etcd_defrag_min_free_bytes",
+    "etcd_tls_min_version",
+    "etcd_cipher_suites",
+)
+
+
+def _clusters(value: object) -> dict[str, dict[str, Any]] | None:
+    """`etcd_clusters`: None (one cluster, `etcd_cluster_name`), or the host's clusters in
+    order, each mapped to its own values of CLUSTER_SETTINGS (None or {}: the host's)."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        value = dict.fromkeys(value)
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{value!r} is not a mapping of cluster names to their settings")
+    clusters: dict[str, dict[str, Any]] = {}
+    for name, own in value.items():
+        if not (isinstance(name, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", name)):
+            raise ValueError(f"{name!r} is not a cluster name (lower-case letters, digits, -)")
+        own = {} if own is None else own
+        if not isinstance(own, dict):
+            raise ValueError(f"{name}: {own!r} is not a mapping of settings")
+        for key in own:
+            if key not in CLUSTER_SETTINGS:
+                raise ValueError(
+                    f"{name}: {key!r} cannot differ between clusters (one of "
+                    f"{', '.join(CLUSTER_SETTINGS)})"
+                )
+        clusters[name] = dict(own)
+    return clusters
+
+
 def _kinds(value: object) -> object:
     """`renew_kinds`: a list, or a comma-separated string as `--data renew_kinds=peer,server`."""
     if isinstance(value, str):
@@ -251,6 +291,7 @@ KeyType = Literal["EC", "OKP", "RSA"]  # the keys of operations.certificates.KEY
 CertKind = Literal["peer", "server", "client"]
 StopAfter = Literal["bundle", "certs", "final"]
 StatusFormat = Literal["text", "json"]
+BackupEncryption = Literal["gpg", "kms"]
 
 
 class HostSettings(BaseModel):
@@ -259,6 +300,7 @@ class HostSettings(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     etcd_cluster_name: ClusterName
+    etcd_clusters: Annotated[dict[str, dict[str, Any]] | None, PlainValidator(_clusters)]
     # Artifacts
     step_version: Version
     step_ca_version: Version
@@ -269,6 +311,7 @@ class HostSettings(BaseModel):
     etcd_install_from: InstallFrom
     etcd_client_port: Port
     etcd_peer_port: Port
+    etcd_metrics_port: Port | None
     etcd_data_root: AbsolutePath
     etcd_config_dir: AbsolutePath
     etcd_tls_min_version: TlsVersion
@@ -303,6 +346,9 @@ class HostSettings(BaseModel):
     ca_backup_endpoint_url: HttpUrl | None
     ca_backup_region: Line
     ca_backup_recipient_key: Line | None  # a file on the controller, read by the backup
+    ca_backup_encryption: BackupEncryption
+    ca_backup_kms_key_id: Line | None  # a KMS key id, ARN or alias
+    ca_backup_kms_endpoint_url: HttpUrl | None
     ca_backup_retention_days: Annotated[int, _between(1, None, "a number of days (1 or more)")]
     # The host and its certificates
     node_addresses: Annotated[tuple[IpAddress, ...] | None, BeforeValidator(_one_or_listed)]
@@ -323,6 +369,15 @@ class HostSettings(BaseModel):
     cfssl_cert_name: NamePattern
     cfssl_key_name: NamePattern
     metrics_textfile_dir: AbsolutePath | None
+    # Alerting
+    prometheus_config: AbsolutePath
+    prometheus_rules_file: AbsolutePath
+    prometheus_service: Line
+    alert_certificate_expiry_days: Annotated[int, _between(1, None, "a number of days")]
+    alert_ca_expiry_days: Annotated[int, _between(1, None, "a number of days")]
+    alert_renewal_overdue_after: Duration
+    alert_metrics_stale_after: Duration
+    alert_etcd_job: Line
 
     # Per run (--data), None when not given
     renew_before: IsoTime | None = None
@@ -341,6 +396,7 @@ class HostSettings(BaseModel):
     cfssl_migration_stop_after: StopAfter | None = None
     status_format: StatusFormat | None = None
     status_ca_expiry_days: Annotated[int, _between(0, None, "a number of days")] | None = None
+    etcd_cluster: ClusterName | None = None  # the cluster a one-cluster deploy acts on
     etcd_remove_node: Line | None = None
     etcd_snapshot_member: Line | None = None
     etcd_snapshot_name: FileName | None = None
@@ -372,12 +428,22 @@ class HostSettings(BaseModel):
             raise Invalid("etcd_cipher_suites", problem)
         if self.etcd_client_port == self.etcd_peer_port:
             raise Invalid("etcd_peer_port", f"{self.etcd_peer_port} is etcd_client_port as well")
+        if self.etcd_metrics_port in (self.etcd_client_port, self.etcd_peer_port):
+            raise Invalid("etcd_metrics_port", f"{self.etcd_metrics_port} is one of etcd's ports")
         if self.step_ca_user in ("root", self.etcd_user):
             raise Invalid(
                 "step_ca_user", "step-ca needs an account of its own, not root's or etcd's"
             )
         if self.step_ca_port in (self.etcd_client_port, self.etcd_peer_port):
             raise Invalid("step_ca_port", f"{self.step_ca_port} is one of etcd's ports")
+        return self
+
+    @model_validator(mode="after")
+    def kms_key_named(self) -> HostSettings:
+        if self.ca_backup_encryption == "kms" and not self.ca_backup_kms_key_id:
+            raise Invalid(
+                "ca_backup_kms_key_id", "a KMS key is needed with ca_backup_encryption=kms"
+            )
         return self
 
     @model_validator(mode="after")

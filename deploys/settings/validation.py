@@ -14,7 +14,9 @@ import difflib
 import functools
 import re
 import sys
-from dataclasses import fields
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,6 +31,7 @@ from pyinfra.context import ctx_state
 
 from deploys.settings.defaults import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
 from deploys.settings.host import (
+    Alerting,
     Backup,
     Cfssl,
     Etcd,
@@ -41,7 +44,7 @@ from deploys.settings.model import HostSettings, checksums_for, is_ip, parse_tim
 from operations.binaries import Artifact
 from operations.ca import Durations
 
-GROUPS = ("etcd", "etcd_cert_managers", "etcd_clients")
+GROUPS = ("etcd", "etcd_cert_managers", "etcd_clients", "prometheus")
 # Connectors whose data pyinfra reads by prefix (`ssh_user`), installed or not (winrm).
 CONNECTOR_PREFIXES = (
     "ssh", "local", "docker", "chroot", "winrm", "vagrant", "terraform", "dockerssh", "podman",
@@ -121,6 +124,45 @@ def _read(host: Host, data: dict[str, object]) -> HostSettings:
         raise invalid(host.name, *_problem(first)) from None
 
 
+def memberships(raw: HostSettings) -> tuple[str, ...]:
+    """The host's clusters: those of `etcd_clusters`, else `etcd_cluster_name`."""
+    return tuple(raw.etcd_clusters) if raw.etcd_clusters else (raw.etcd_cluster_name,)
+
+
+def _in_cluster(host: Host, raw: HostSettings, cluster: str) -> HostSettings:
+    """The host's settings in one of its clusters: its own values for that cluster
+    (`etcd_clusters`) over the host's, checked again together."""
+    own = (raw.etcd_clusters or {}).get(cluster)
+    if not own:
+        return raw
+    try:
+        return HostSettings.model_validate({**raw.model_dump(), **own})
+    except ValidationError as error:
+        setting, problem = _problem(error.errors()[0])
+        raise invalid(host.name, "etcd_clusters", f"{cluster}: {setting}: {problem}") from None
+
+
+def _own_ports(host: Host, raw: HostSettings) -> None:
+    """A host's members of several clusters each listen on ports of their own."""
+    if "etcd" not in host.groups:
+        return
+    taken = {raw.step_ca_port: "step_ca_port"}
+    for cluster in memberships(raw):
+        mine = _in_cluster(host, raw, cluster)
+        for setting in ("etcd_client_port", "etcd_peer_port", "etcd_metrics_port"):
+            port = getattr(mine, setting)
+            if port is None:
+                continue
+            if port in taken:
+                raise invalid(
+                    host.name,
+                    "etcd_clusters",
+                    f"{cluster}: {setting} {port} is also {taken[port]}: give each cluster "
+                    "its own etcd_client_port, etcd_peer_port and etcd_metrics_port",
+                )
+            taken[port] = f"{setting} of {cluster}"
+
+
 def _artifact(raw: HostSettings, binary: str) -> Artifact:
     prefix = binary.replace("-", "_")
     version: str = getattr(raw, f"{prefix}_version")
@@ -138,14 +180,18 @@ def _addresses(host: Host, data: dict[str, object], raw: HostSettings) -> tuple[
     return (ssh_host,) if is_ip(ssh_host) else ()
 
 
-def _node_name(host: Host, groups: tuple[str, ...], raw: HostSettings) -> str:
-    """etcd-<cluster>-<index> for members (index from the name unless set), else the short
-    host name."""
+def _node_name(host: Host, groups: tuple[str, ...], raw: HostSettings, cluster: str) -> str:
+    """etcd-<cluster>-<index> for members (the index set, else read from a name
+    etcd-<one of its clusters>-<index>); for clients the short host name in their first
+    cluster, <short name>-<cluster> in the others."""
     if "etcd" not in groups:
-        return host.name.split(".")[0]
-    cluster, index = raw.etcd_cluster_name, raw.etcd_member_index
+        short = host.name.split(".")[0]
+        return short if cluster == memberships(raw)[0] else f"{short}-{cluster}"
+    index = _in_cluster(host, raw, cluster).etcd_member_index
     if index is None:
-        match = re.match(rf"^etcd-{re.escape(cluster)}-(\d+)(?:\.|$)", host.name)
+        names = dict.fromkeys((cluster, raw.etcd_cluster_name, *memberships(raw)))
+        pattern = "|".join(re.escape(name) for name in names)
+        match = re.match(rf"^etcd-(?:{pattern})-(\d+)(?:\.|$)", host.name)
         if not match:
             raise invalid(
                 host.name,
@@ -165,6 +211,7 @@ def _etcd(raw: HostSettings) -> Etcd:
         bin_dir="/usr/bin" if raw.etcd_install_from == "package" else raw.bin_dir,
         client_port=raw.etcd_client_port,
         peer_port=raw.etcd_peer_port,
+        metrics_port=raw.etcd_metrics_port,
         data_root=raw.etcd_data_root,
         config_dir=raw.etcd_config_dir,
         tls_min_version=raw.etcd_tls_min_version,
@@ -183,6 +230,9 @@ def _backup(raw: HostSettings, root_record: str) -> Backup:
         endpoint_url=raw.ca_backup_endpoint_url,
         region=raw.ca_backup_region,
         recipient_key=raw.ca_backup_recipient_key,
+        encryption=raw.ca_backup_encryption,
+        kms_key_id=raw.ca_backup_kms_key_id,
+        kms_endpoint_url=raw.ca_backup_kms_endpoint_url,
         retention_days=raw.ca_backup_retention_days,
         signer_record=re.sub(r"(\.?root-sha256)?$", "", root_record, count=1)
         + ".backup-signer.asc",
@@ -199,8 +249,20 @@ def _beside_inventory(host: Host, suffix: str) -> str:
     return str(Path.cwd() / f"inventory.{suffix}")
 
 
-def settings_for(host: Host, inventory: Inventory) -> Settings:
-    """Validate one host's data; raises SettingsError naming the setting and the host."""
+def inventory_clusters(inventory: Inventory) -> tuple[str, ...]:
+    """Every cluster of the inventory: each host's, in inventory order."""
+    found: dict[str, None] = {}
+    for item in inventory:
+        found.update(dict.fromkeys(memberships(_read(item, item.data.dict()))))
+    return tuple(found)
+
+
+def settings_for(
+    host: Host, inventory: Inventory, cluster: str | None = None,
+    clusters: tuple[str, ...] | None = None,
+) -> Settings:  # fmt: skip
+    """Validate one host's data; raises SettingsError naming the setting and the host.
+    The host's view of `cluster` (default its first), of the inventory's `clusters`."""
     managers = [h.name for h in inventory.get_group("etcd_cert_managers", [])]
     if not managers:
         raise SettingsError(
@@ -208,7 +270,11 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
             "whose first host runs step-ca"
         )
     data = host.data.dict()
-    raw = _read(host, data)
+    base = _read(host, data)
+    own_clusters = memberships(base)
+    cluster = cluster or own_clusters[0]
+    _own_ports(host, base)
+    raw = _in_cluster(host, base, cluster)
     if raw.ca_active is not None:
         if raw.ca_active not in managers:
             raise invalid(host.name, "ca_active", f"{raw.ca_active!r} is no host of {GROUPS[1]}")
@@ -226,10 +292,16 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
     root_record = raw.step_ca_root_record or _beside_inventory(
         host, f"{raw.etcd_cluster_name}.root-sha256"
     )
+    home = _node_name(host, groups, base, own_clusters[0]) if "etcd" in groups else None
     return Settings(
         host=host.name,
         groups=groups,
-        cluster=raw.etcd_cluster_name,
+        cluster=cluster,
+        memberships=tuple((name, _node_name(host, groups, base, name)) for name in own_clusters)
+        if ("etcd" in groups or "etcd_clients" in groups)
+        else (),
+        clusters=clusters or inventory_clusters(inventory),
+        ca_cluster=raw.etcd_cluster_name,
         primary=managers[0],
         backups=tuple(managers[1:]),
         step=_artifact(raw, "step"),
@@ -249,7 +321,9 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
         ),
         intermediate_duration=raw.step_ca_intermediate_duration,
         addresses=addresses,
-        node_name=_node_name(host, groups, raw),
+        node_name=_node_name(host, groups, base, cluster)
+        if cluster in own_clusters
+        else (home or host.name.split(".")[0]),
         etcd_user=raw.etcd_user,
         ssl_dir=raw.ssl_dir,
         step_path=raw.step_path,
@@ -267,60 +341,165 @@ def settings_for(host: Host, inventory: Inventory) -> Settings:
             raw.cfssl_peer_ca, raw.cfssl_client_ca, raw.cfssl_cert_name, raw.cfssl_key_name
         ),
         backup=_backup(raw, root_record),
+        alerting=Alerting(
+            config=raw.prometheus_config,
+            rules_file=raw.prometheus_rules_file,
+            service=raw.prometheus_service,
+            certificate_expiry_days=raw.alert_certificate_expiry_days,
+            ca_expiry_days=raw.alert_ca_expiry_days,
+            renewal_overdue_after=raw.alert_renewal_overdue_after,
+            metrics_stale_after=raw.alert_metrics_stale_after,
+            etcd_job=raw.alert_etcd_job,
+        ),
         run=RunOptions(**{field.name: getattr(raw, field.name) for field in fields(RunOptions)}),
     )
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """Every host's settings in a run: a view of each host in each cluster of the inventory
+    (`views[cluster][host]`), and each host's first cluster."""
+
+    clusters: tuple[str, ...]
+    views: dict[str, dict[str, Settings]]
+    home: dict[str, str]
+
+    def host_settings(self, name: str) -> Settings:
+        """A host's view of its first cluster: the one a host-wide step reads."""
+        return self.views[self.home[name]][name]
+
+
 def validate_inventory(inventory: Inventory) -> dict[str, Settings]:
-    """Every host's settings; the first bad one stops the run. Member names are unique."""
-    settings = {h.name: settings_for(h, inventory) for h in inventory}
-    seen: dict[str, str] = {}
-    for name, item in settings.items():
-        if not item.needs_certificates:
-            continue
-        other = seen.setdefault(item.node_name, name)
-        if other != name:
-            raise invalid(
-                name,
-                "etcd_member_index",
-                f"{item.node_name} is also the name of {other}: names must be unique",
-            )
-    return settings
+    """Every host's settings (its view of its first cluster); the first bad one stops the
+    run. Member names are unique in each cluster."""
+    run = validate_run(inventory)
+    return {name: run.host_settings(name) for name in run.home}
+
+
+def validate_run(inventory: Inventory) -> RunSettings:
+    """Every host's view of every cluster of the inventory, validated."""
+    clusters = inventory_clusters(inventory)
+    views = {
+        cluster: {h.name: settings_for(h, inventory, cluster, clusters) for h in inventory}
+        for cluster in clusters
+    }
+    for hosts in views.values():
+        seen: dict[str, str] = {}
+        for name, item in hosts.items():
+            if not item.needs_certificates:
+                continue
+            other = seen.setdefault(item.node_name, name)
+            if other != name:
+                raise invalid(
+                    name,
+                    "etcd_member_index",
+                    f"{item.node_name} is also the name of {other}: names must be unique",
+                )
+    home = {
+        h.name: next((c for c, _ in views[clusters[0]][h.name].memberships), clusters[0])
+        for h in inventory
+    }
+    run = RunSettings(clusters, views, home)
+    named = _named(run)
+    if named is not None and named not in clusters:
+        raise SettingsError(
+            f"invalid setting `etcd_cluster`: {named!r} is no cluster of the inventory "
+            f"({', '.join(clusters)})"
+        )
+    return run
+
+
+def _named(run: RunSettings) -> str | None:
+    """The cluster named by `etcd_cluster` (given to the whole run with --data)."""
+    return run.host_settings(next(iter(run.home))).run.etcd_cluster
 
 
 # The run whose settings were validated (its State, kept so that it is not mistaken for a
 # later one) and every host's settings: validated once a run.
-_validated: dict[str, tuple[object, dict[str, Settings]]] = {}
+_validated: dict[str, tuple[object, RunSettings]] = {}
+# The cluster of the turn of `each_cluster` being planned; None outside one.
+_turn: ContextVar[str | None] = ContextVar("etcd_cluster_turn", default=None)
 
 
-def _current_run() -> dict[str, Settings] | None:
+def _current_run() -> RunSettings | None:
     run = _validated.get("run")
     return run[1] if run is not None and run[0] is ctx_state.get() else None
 
 
-def _run_settings() -> dict[str, Settings]:
+def _run_settings() -> RunSettings:
     settings = _current_run()
     if settings is None:
-        settings = validate_inventory(state.inventory)
+        settings = validate_run(state.inventory)
         _validated["run"] = (ctx_state.get(), settings)
     return settings
 
 
+def _chosen(run: RunSettings) -> str | None:
+    """The cluster of this part of the run: the turn of `each_cluster`, else the one named
+    by `etcd_cluster`, else None (each host's first)."""
+    return _turn.get() or _named(run)
+
+
 def load_settings() -> Settings:
-    """The current host's settings, after checking every host of the inventory once a run."""
-    return _run_settings()[host.name]
+    """The current host's settings, after checking every host of the inventory once a run:
+    its view of the cluster of this part of the run (`each_cluster`, `etcd_cluster`), else of
+    its first cluster."""
+    run = _run_settings()
+    cluster = _chosen(run)
+    return run.views[cluster][host.name] if cluster else run.host_settings(host.name)
 
 
 def all_settings() -> list[Settings]:
-    """Every host's settings (validated once a run), in inventory order."""
-    return list(_run_settings().values())
+    """Every host's settings (validated once a run), in inventory order, as load_settings
+    gives them."""
+    run = _run_settings()
+    cluster = _chosen(run)
+    if cluster:
+        return list(run.views[cluster].values())
+    return [run.host_settings(name) for name in run.home]
+
+
+def each_cluster() -> Iterator[str]:
+    """Every cluster of the inventory in turn, the same on every host (pyinfra's loop keeps
+    each turn's operations apart and in line across hosts); in each turn, load_settings and
+    all_settings give that cluster's views. With `etcd_cluster` set, that cluster alone."""
+    run = _run_settings()
+    named = _named(run)
+    for cluster in host.loop([named] if named else list(run.clusters)):
+        turn = _turn.set(cluster)
+        try:
+            yield cluster
+        finally:
+            _turn.reset(turn)
+
+
+def cluster_views() -> list[Settings]:
+    """The current host's view of each of its clusters (none for a cert-manager only)."""
+    run = _run_settings()
+    mine = run.host_settings(host.name)
+    return [run.views[cluster][host.name] for cluster, _ in mine.memberships]
+
+
+def one_cluster(deploy: str) -> str:
+    """The cluster a deploy that acts on one cluster acts on: the inventory's only one, or
+    the one named by `etcd_cluster`; refused when several are and none is named."""
+    run = _run_settings()
+    cluster = _chosen(run)
+    if cluster:
+        return cluster
+    if len(run.clusters) > 1:
+        raise SettingsError(
+            f"etcd_cluster: {deploy} acts on one cluster and the inventory has several "
+            f"({', '.join(run.clusters)}): name it with --data etcd_cluster=<name>"
+        )
+    return run.clusters[0]
 
 
 def validate_inventory_host(inventory: Inventory, name: str) -> Settings:
     """One host's settings: from this run's validation if done, else validated now."""
     settings = _current_run()
     if settings is not None:
-        return settings[name]
+        return settings.host_settings(name)
     return settings_for(inventory.get_host(name), inventory)
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "artifact_mirror_url",
     "artifact_source",
     "etcd_checksums",
+    "etcd_clusters",
     "etcd_version",
     "step_ca_checksums",
     "step_ca_name",
@@ -67,4 +68,6 @@ step_checksums = _checksums("step")
 step_ca_checksums = _checksums("step-ca")
 step_ca_name = "etcd-k8s sandbox CA"
 etcd_version = "3.5.30"
+# Several clusters on the sandbox's CA when the scenario names them (tests/e2e/test_multicluster).
+etcd_clusters = _state.get("etcd_clusters")
 etcd_checksums = _checksums("etcd")

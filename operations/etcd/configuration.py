@@ -55,6 +55,8 @@ class MemberOptions:
     tls_min_version: str = "TLS1.2"
     cipher_suites: tuple[str, ...] = ()
     compaction_retention: str = "1h"
+    # etcd's /metrics and /health over plain HTTP on the member's address; None: none.
+    metrics_port: int | None = None
 
 
 def member_config(
@@ -75,6 +77,7 @@ def member_config(
         initial_cluster_state=initial_state,
         cluster_token=options.cluster_token,
         compaction_retention=options.compaction_retention,
+        metrics_port=options.metrics_port,
     )
 
 

@@ -3,6 +3,7 @@ failover to the backup cert-manager."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
@@ -252,6 +253,114 @@ def test_restore_from_s3_after_the_ca_state_is_lost(ha_hosts: Scenario, s3, keys
     # Certificates issued before the loss still renew.
     renews_by_hand(ha_hosts, "client-1", "client")
     assert _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys)).changes == {}
+
+
+KMS_PREFIX = "step-ca-kms"
+
+
+def _kms_key(s3: dict[str, str]) -> dict[str, str]:
+    """A new KMS key on the test server: its KeyId and Arn."""
+    client = boto3.client("kms", endpoint_url=s3["endpoint"], **boto_args())
+    return client.create_key(Description="etcd-step-pki test")["KeyMetadata"]
+
+
+def _kms_data(s3: dict[str, str], key_id: str) -> list[str]:
+    """`--data` of backup_ca.py and restore_ca.py with KMS envelope encryption."""
+    return [
+        "--data", f"ca_backup_bucket={BUCKET}",
+        "--data", f"ca_backup_endpoint_url={s3['endpoint']}",
+        "--data", f"ca_backup_prefix={KMS_PREFIX}",
+        "--data", "ca_backup_encryption=kms",
+        "--data", f"ca_backup_kms_key_id={key_id}",
+        "--data", f"ca_backup_kms_endpoint_url={s3['endpoint']}",
+    ]  # fmt: skip
+
+
+def _unwrap(s3: dict[str, str], key: str, wrapped: bytes) -> bytes:
+    client = boto3.client("kms", endpoint_url=s3["endpoint"], **boto_args())
+    context = {"etcd-step-pki": "ca-backup", "object": key}
+    return client.decrypt(CiphertextBlob=wrapped, EncryptionContext=context)["Plaintext"]
+
+
+@pytest.fixture(scope="module")
+def kms_key(s3: dict[str, str]) -> dict[str, str]:
+    return _kms_key(s3)
+
+
+def test_kms_backup_wraps_a_data_key_and_restores_through_kms(
+    ha_hosts: Scenario, s3, keys, kms_key
+) -> None:
+    data = _kms_data(s3, kms_key["KeyId"])
+    run = _run(ha_hosts, "deploys/backup_ca.py", *data, "-vvv", "--debug")
+    assert set(run.changes) == {PRIMARY}
+    objects = {k: v for k, v in _objects(s3).items() if k.startswith(f"{KMS_PREFIX}/")}
+    latest = objects[f"{KMS_PREFIX}/latest"].decode()
+    assert {f"{latest}{end}" for end in ("", ".sha256", ".sig", ".datakey")} <= set(objects)
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], **boto_args())
+    meta = client.head_object(Bucket=BUCKET, Key=latest)["Metadata"]
+    assert meta["encryption"] == "kms" and meta["kms-key"] == kms_key["Arn"]
+    # The data key comes back from KMS only, and it (not the GnuPG recipient) opens the backup.
+    plain_key = _unwrap(s3, latest, objects[f"{latest}.datakey"])
+    assert len(plain_key) == 32 and plain_key not in objects[f"{latest}.datakey"]
+    secret = base64.b64encode(plain_key)
+    assert keys["backup"].decrypt(objects[latest]).returncode != 0
+    with tempfile.TemporaryDirectory() as home:
+        sealed = Path(home) / "backup.gpg"  # the ciphertext, as in the bucket
+        sealed.write_bytes(objects[latest])
+        opened = subprocess.run(
+            ["gpg", "--homedir", home, "--batch", "--quiet", "--pinentry-mode", "loopback",
+             "--passphrase-fd", "0", "--decrypt", str(sealed)],
+            input=secret + b"\n", capture_output=True, check=False,
+        )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    listing = subprocess.run(["tar", "-tzf", "-"], input=opened.stdout, capture_output=True,
+                             check=True).stdout.decode().splitlines()  # fmt: skip
+    assert "./config/ca.json" in listing and "./secrets/root_ca_key" in listing
+    # The plaintext data key: in no output, on no controller file, nowhere on the primary.
+    assert secret.decode() not in run.output
+    assert not _files_containing(secret, _snapshot_controller_files())
+    assert not _files_containing(plain_key, _snapshot_controller_files())
+    leftover = docker_exec(ha_hosts, PRIMARY, "ls -A /run/etcd-step-pki", check=False)
+    assert leftover.stdout.strip() == ""
+    assert _run(ha_hosts, "deploys/backup_ca.py", *data).changes == {}
+
+    fingerprint = _fingerprint(ha_hosts, PRIMARY)
+    docker_exec(ha_hosts, PRIMARY, f"systemctl stop step-ca && rm -rf {CA}")
+    restore = _run(ha_hosts, "deploys/restore_ca.py", "--data", "ca_restore_from=s3", *data,
+                   "-vvv", "--debug")  # fmt: skip
+    assert PRIMARY in restore.changes
+    assert secret.decode() not in restore.output
+    assert _fingerprint(ha_hosts, PRIMARY) == fingerprint
+    health = docker_exec(ha_hosts, PRIMARY, f"curl -sS --cacert {CA}/certs/root_ca.crt "
+                         "https://etcd-k8s-1:9000/health").stdout  # fmt: skip
+    assert json.loads(health) == {"status": "ok"}
+    renews_by_hand(ha_hosts, "client-1", "client")
+    again = _run(ha_hosts, "deploys/restore_ca.py", "--data", "ca_restore_from=s3", *data)
+    assert again.changes == {}
+
+
+def test_kms_with_a_wrong_key_is_refused_and_changes_nothing(
+    ha_hosts: Scenario, s3, kms_key
+) -> None:
+    before_files = _ca_files(ha_hosts, PRIMARY)
+    before_objects = set(_objects(s3))
+    other = _kms_key(s3)
+    # A restore under another KMS key than the one that wrapped the backup's data key.
+    wrong = _run(ha_hosts, "deploys/restore_ca.py", "--data", "ca_restore_from=s3",
+                 *_kms_data(s3, other["KeyId"]), check=False)  # fmt: skip
+    assert wrong.returncode != 0
+    assert f"wrapped by KMS key {kms_key['Arn']}" in wrong.output
+    # A key KMS does not know: refused before a backup is made.
+    unknown = _run(ha_hosts, "deploys/backup_ca.py", *_kms_data(s3, "alias/no-such-key"),
+                   "--data", "ca_backup_prefix=step-ca-kms-unknown", check=False)  # fmt: skip
+    assert unknown.returncode != 0 and "KMS key 'alias/no-such-key'" in unknown.output
+    # Without a key id, kms is refused as a setting.
+    unset = _run(ha_hosts, "deploys/backup_ca.py", "--data", "ca_backup_encryption=kms",
+                 "--data", f"ca_backup_bucket={BUCKET}", check=False)  # fmt: skip
+    assert unset.returncode != 0 and "ca_backup_kms_key_id" in unset.output
+    assert "Starting operation" not in unset.output
+    assert _ca_files(ha_hosts, PRIMARY) == before_files
+    assert set(_objects(s3)) == before_objects
 
 
 def test_restore_from_the_backup_cert_manager(ha_hosts: Scenario) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 
@@ -10,7 +11,17 @@ import pytest
 from moto import mock_aws
 from pyinfra.api import OperationError
 
-from operations.ca_backup import Store, _expire, fetch_backup, state_digest
+from operations.ca_backup import (
+    DATA_KEY,
+    Kms,
+    Store,
+    _data_key,
+    _expire,
+    fetch_backup,
+    fetch_data_key,
+    state_digest,
+    unwrapped,
+)
 
 STORE = Store("backups", "step-ca", None, "us-east-1")
 
@@ -41,8 +52,8 @@ def _put(client, key: str, body: bytes, recorded: bytes | None = None) -> None:
 def test_fetch_checks_the_checksum_and_follows_latest(bucket) -> None:
     _put(bucket, "step-ca/2026/11/a.tar.gz.gpg", b"ciphertext")
     bucket.put_object(Bucket="backups", Key="step-ca/latest", Body=b"step-ca/2026/11/a.tar.gz.gpg")
-    key, data, state = fetch_backup(STORE, "latest")
-    assert (key, data, state) == ("step-ca/2026/11/a.tar.gz.gpg", b"ciphertext", "s")
+    key, data, meta = fetch_backup(STORE, "latest")
+    assert (key, data, meta["state-sha256"]) == ("step-ca/2026/11/a.tar.gz.gpg", b"ciphertext", "s")
     _put(bucket, "step-ca/2026/11/b.tar.gz.gpg", b"damaged", recorded=b"original")
     with pytest.raises(OperationError, match="does not match its checksum"):
         fetch_backup(STORE, "step-ca/2026/11/b.tar.gz.gpg")
@@ -62,3 +73,40 @@ def test_retention_deletes_old_backups_but_never_the_kept_one(bucket) -> None:
     assert _expire(STORE, keep="step-ca/2026/01/kept.tar.gz.gpg", days=30, now=future) == 1
     left = {o["Key"] for o in bucket.list_objects_v2(Bucket="backups")["Contents"]}
     assert left == {"step-ca/2026/01/kept.tar.gz.gpg", "step-ca/2026/01/kept.tar.gz.gpg.sha256"}
+
+
+def test_a_kms_data_key_unwraps_only_with_its_key_and_for_its_backup(bucket) -> None:
+    kms_client = boto3.client("kms", region_name="us-east-1")
+    mine = kms_client.create_key()["KeyMetadata"]
+    other = kms_client.create_key()["KeyMetadata"]
+    kms = Kms(mine["KeyId"], None, "us-east-1")
+    assert kms.arn() == mine["Arn"]
+    key = "step-ca/2026/12/ca-backup-x.tar.gz.gpg"
+    secret, wrapped, arn = _data_key(kms, key)
+    assert arn == mine["Arn"] and len(base64.b64decode(secret)) == 32
+    assert base64.b64decode(secret) not in wrapped
+    assert unwrapped(kms, key, wrapped) == secret
+    # Under another key, or for another backup (the context binds it to its object): refused.
+    with pytest.raises(Exception, match=r"AccessDenied|IncorrectKey"):
+        unwrapped(Kms(other["KeyId"], None, "us-east-1"), key, wrapped)
+    with pytest.raises(Exception, match="InvalidCiphertext"):
+        unwrapped(kms, "step-ca/2026/12/another.tar.gz.gpg", wrapped)
+    with pytest.raises(OperationError, match="KMS key 'alias/none'"):
+        Kms("alias/none", None, "us-east-1").arn()
+
+
+def test_a_kms_restore_is_refused_before_any_change_when_the_backup_does_not_fit(bucket) -> None:
+    kms_client = boto3.client("kms", region_name="us-east-1")
+    mine = kms_client.create_key()["KeyMetadata"]
+    other = kms_client.create_key()["KeyMetadata"]
+    kms = Kms(mine["KeyId"], None, "us-east-1")
+    key = "step-ca/2026/12/b.tar.gz.gpg"
+    with pytest.raises(OperationError, match="encrypted to a GnuPG recipient"):
+        fetch_data_key(STORE, key, kms, {"encryption": "gpg"})
+    with pytest.raises(OperationError, match=f"wrapped by KMS key {other['Arn']}"):
+        fetch_data_key(STORE, key, kms, {"encryption": "kms", "kms-key": other["Arn"]})
+    meta = {"encryption": "kms", "kms-key": mine["Arn"]}
+    with pytest.raises(OperationError, match="has no wrapped data key"):
+        fetch_data_key(STORE, key, kms, meta)
+    bucket.put_object(Bucket="backups", Key=f"{key}{DATA_KEY}", Body=b"wrapped")
+    assert fetch_data_key(STORE, key, kms, meta) == b"wrapped"

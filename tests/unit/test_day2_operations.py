@@ -112,9 +112,7 @@ def test_one_batch_decrypts_the_provisioner_key_once_and_passes_no_secret() -> N
     assert "--password-file /etc/step-ca/secrets/provisioner_password" in command
     assert command.count(' --key "$d/key"') == 3
     assert "--provisioner-password-file" not in command
-    assert (
-        "printf '%s %s ' client-1 client; /opt/bin/step ca token client-1 --san client-1" in command
-    )
+    assert "printf '%s %s ' client-1 0; /opt/bin/step ca token client-1 --san client-1" in command
     # Each token names its profile's provisioner and subject (the authority's by default).
     assert (
         "ca token etcd-k8s-peer --san etcd-k8s-1 --san 10.0.0.1 --provisioner"
