@@ -41,3 +41,4 @@ def _members(group: str) -> list[tuple[str, dict]]:
 etcd = _members("etcd")
 etcd_cert_managers = _members("etcd_cert_managers")
 etcd_clients = _members("etcd_clients")
+prometheus = _members("prometheus")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyinfra import host
 from pyinfra.api import OperationError, operation
+from pyinfra.facts.files import FindFiles, Sha256File
 
 from facts.certificates import NodeCertificates
-from facts.shell import script
+from facts.shell import raw, script
 from operations import Commands
-from operations.certificates import BACKDATE, Certificate, StepNode
+from operations.certificates import BACKDATE, DEFAULT_RENEWAL_PERCENT, Certificate, StepNode
+from operations.durations import parse_duration
 from templates import render
 
 METRICS_SCRIPT = "etcd-pki-renewal-metrics"
@@ -47,12 +50,16 @@ def timers(certificates: Sequence[Certificate]) -> list[str]:
 
 def metrics_script(node: StepNode, schedule: RenewalSchedule) -> str:
     """The textfile-metrics helper the renewal units call when metrics are on."""
+    window = schedule.expires_in
     return render(
         "etcd-pki-renewal-metrics.sh.j2",
         textfile_dir=schedule.metrics_dir,
         step_path=node.step_path,
         bin_dir=node.bin_dir,
-        expires_in=schedule.expires_in,
+        root=node.root_file,
+        expires_in=window,
+        due_window=None if window is None or window.endswith("%") else int(parse_duration(window)),
+        due_percent=DEFAULT_RENEWAL_PERCENT if window is None else window.rstrip("%"),
     )
 
 
@@ -61,7 +68,7 @@ def _values(
 ) -> dict[str, object]:
     expires = f" --expires-in {schedule.expires_in}" if schedule.expires_in else ""
     helper = f"{node.bin_dir}/{METRICS_SCRIPT}"
-    args = f"{item.subject}-{item.kind} {item.kind} {item.crt}"
+    args = f"{item.subject}-{item.kind} {item.kind} {item.crt}"  # see _metrics_name
     metrics = schedule.metrics_dir is not None
     return {
         "condition": (
@@ -129,3 +136,41 @@ def renewed_now(
         units=[item.unit for item in due],
         services=[f"{item.unit}.service" for item in due],
     )
+
+
+@operation()
+def metrics_written(
+    certificates: Sequence[Certificate], *, node: StepNode, schedule: RenewalSchedule
+) -> Commands:
+    """
+    Each certificate's textfile metrics written now where they are missing, or for all when
+    the metrics helper is about to change: alerts see a certificate from the first run, not
+    from its timer's first run (a day later).
+
+    + certificates: the host's certificates
+    + node: where they are on this host
+    + schedule: the renewal schedule, with its `metrics_dir`
+    """
+    if schedule.metrics_dir is None:
+        return
+    helper = f"{node.bin_dir}/{METRICS_SCRIPT}"
+    wanted = hashlib.sha256(metrics_script(node, schedule).encode()).hexdigest()
+    changed = host.get_fact(Sha256File, path=helper) != wanted
+    present = set(host.get_fact(FindFiles, path=schedule.metrics_dir, maxdepth=1) or [])
+    due = [
+        item
+        for item in certificates
+        if changed or f"{schedule.metrics_dir}/{_metrics_name(item)}.prom" not in present
+    ]
+    if not due:
+        host.noop("every certificate's metrics are written")
+        return
+    yield " && ".join(
+        raw("{helper} write {name} {kind} {crt}", helper=helper, kind=item.kind, crt=item.crt,
+            name=f"{item.subject}-{item.kind}")
+        for item in due
+    )  # fmt: skip
+
+
+def _metrics_name(item: Certificate) -> str:
+    return f"etcd_pki_{item.subject}-{item.kind}"

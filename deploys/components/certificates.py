@@ -14,7 +14,14 @@ from deploys.components.binaries import step_binary
 from deploys.settings import Settings, SettingsError, all_settings, load_settings, time_setting
 from operations.accounts import system_account
 from operations.certificates import Certificate, node_certificates
-from operations.renewal import METRICS_SCRIPT, metrics_script, renewed_now, timers, unit_files
+from operations.renewal import (
+    METRICS_SCRIPT,
+    metrics_script,
+    metrics_written,
+    renewed_now,
+    timers,
+    unit_files,
+)
 from operations.revocation import CRL_UNIT, certificates_revoked, crl_current, crl_units
 from operations.units import systemd_units
 
@@ -45,6 +52,12 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
             ),
             dest=f"{settings.bin_dir}/{METRICS_SCRIPT}",
             mode="0755",
+        )
+        metrics_written(
+            name="Renewal metrics of every certificate",
+            certificates=settings.host_certificates,
+            node=arguments.step_node(settings),
+            schedule=arguments.schedule(settings),
         )
     renewal_units(settings)
     if settings.member_of_any:

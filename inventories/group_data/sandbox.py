@@ -20,7 +20,9 @@ __all__ = [
     "artifact_source",
     "etcd_checksums",
     "etcd_clusters",
+    "etcd_metrics_port",
     "etcd_version",
+    "metrics_textfile_dir",
     "step_ca_checksums",
     "step_ca_name",
     "step_ca_root_record",
@@ -71,3 +73,6 @@ etcd_version = "3.5.30"
 # Several clusters on the sandbox's CA when the scenario names them (tests/e2e/test_multicluster).
 etcd_clusters = _state.get("etcd_clusters")
 etcd_checksums = _checksums("etcd")
+# Metrics and alerting when the scenario asks for them (tests/e2e/test_monitoring).
+metrics_textfile_dir = _state.get("metrics_textfile_dir")
+etcd_metrics_port = _state.get("etcd_metrics_port")

@@ -1,0 +1,182 @@
+"""Alerting end to end: Debian's Prometheus on a host of the `prometheus` group scrapes Debian's
+node-exporter (textfile collector) on every member and client, and etcd's metrics port; the
+rules deploys/monitoring.py installs fire when a certificate is made overdue, and clear once it
+is renewed."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import fresh_scenario
+from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts
+from tests.harness.pyinfra_run import run_pyinfra
+
+pytestmark = pytest.mark.e2e
+
+SUBNET = "172.28.79.0/24"
+MONITOR = "monitor-1"
+NODES = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1")
+TEXTFILES = "/var/lib/prometheus/node-exporter"  # Debian's textfile collector directory
+METRICS_PORT = 2390
+RULES = "/etc/prometheus/etcd-step-pki.rules.yml"
+CLIENT_UNIT = "step-renew-client-1-client"
+
+
+def _prometheus_config(scenario: Scenario, *, load_rules: bool) -> str:
+    """The operator's prometheus.yml: node-exporter on every node, etcd's metrics port."""
+    members = [h.address for h in scenario.hosts if "etcd" in h.groups]
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+        "scrape_configs": [
+            {
+                "job_name": "node",
+                "static_configs": [
+                    {"targets": [f"{scenario.host(n).address}:9100" for n in NODES]}
+                ],
+            },
+            {
+                "job_name": "etcd",
+                "static_configs": [{"targets": [f"{a}:{METRICS_PORT}" for a in members]}],
+            },
+        ],
+    }
+    if load_rules:
+        config["rule_files"] = ["etcd-step-pki.rules.yml"]
+    return json.dumps(config)  # JSON is YAML
+
+
+def _write_config(scenario: Scenario, *, load_rules: bool) -> None:
+    text = _prometheus_config(scenario, load_rules=load_rules)
+    docker_exec(
+        scenario,
+        MONITOR,
+        f"printf '%s\\n' '{text}' > /etc/prometheus/prometheus.yml"
+        " && systemctl reload-or-restart prometheus",
+    )
+
+
+def _api(scenario: Scenario, path: str) -> Any:
+    out = docker_exec(scenario, MONITOR, f"curl -sf 'http://127.0.0.1:9090/api/v1/{path}'")
+    return json.loads(out.stdout)["data"]
+
+
+def _query(scenario: Scenario, expr: str) -> list[dict[str, Any]]:
+    from urllib.parse import quote
+
+    return list(_api(scenario, f"query?query={quote(expr)}")["result"])
+
+
+def _firing(scenario: Scenario) -> set[tuple[str, str]]:
+    """`{(alert name, host or instance)}` of every firing alert."""
+    alerts = _api(scenario, "alerts")["alerts"]
+    return {
+        (a["labels"]["alertname"], a["labels"].get("host") or a["labels"].get("instance", ""))
+        for a in alerts
+        if a["state"] == "firing"
+    }
+
+
+def _wait(what: str, check: Any, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def monitored(release_archives: Path) -> Iterator[Scenario]:
+    scenario = fresh_scenario("pki-test-mon", SUBNET, release_archives)
+    address = str(ipaddress.ip_network(SUBNET)[200])
+    scenario.hosts.append(TestHost(MONITOR, address, ("prometheus",)))
+    scenario.extra.update(metrics_textfile_dir=TEXTFILES, etcd_metrics_port=METRICS_PORT)
+    with scenario_hosts(scenario) as started:
+        # The operator's monitoring, already there: node-exporter on every node, Prometheus
+        # on the monitor (its configuration not yet loading this tool's rules).
+        for name in NODES:
+            docker_exec(started, name, "systemctl enable --now prometheus-node-exporter")
+        _write_config(started, load_rules=False)
+        docker_exec(started, MONITOR, "systemctl enable --now prometheus")
+        yield started
+
+
+def test_rules_are_refused_until_prometheus_loads_them(monitored: Scenario) -> None:
+    run = run_pyinfra(monitored, "deploys/monitoring.py", check=False)
+    assert run.returncode != 0 and "does not load" in run.output
+    assert docker_exec(monitored, MONITOR, f"test -e {RULES}", check=False).returncode == 1
+    _write_config(monitored, load_rules=True)
+
+
+def test_cluster_installs_metrics_and_rules_and_a_rerun_changes_nothing(
+    monitored: Scenario,
+) -> None:
+    run_pyinfra(monitored, "deploys/cluster.py")
+    assert run_pyinfra(monitored, "deploys/cluster.py").changes == {}
+    assert run_pyinfra(monitored, "deploys/monitoring.py").changes == {}
+    mode = docker_exec(monitored, MONITOR, f"stat -c '%a %U' {RULES}").stdout.split()
+    assert mode == ["644", "root"]
+    groups = _api(monitored, "rules")["groups"]
+    names = {rule["name"] for group in groups for rule in group["rules"]}
+    assert {"EtcdPkiRenewalOverdue", "EtcdPkiCaDown", "EtcdNoLeader"} <= names
+    # Every certificate's metrics are there from the first run, not only after its timer.
+    series = _wait(
+        "every certificate's metrics",
+        lambda: (
+            found
+            if len(found := _query(monitored, "etcd_pki_renewal_due_timestamp_seconds")) == 10
+            else None
+        ),
+    )
+    assert {item["metric"]["host"] for item in series} == set(NODES)
+    leaders = _wait(
+        "etcd's metrics", lambda: _query(monitored, 'etcd_server_has_leader{job="etcd"} == 1')
+    )
+    assert len(leaders) == 3
+    roles = _query(
+        monitored, "count by (role) (etcd_pki_ca_certificate_not_after_timestamp_seconds)"
+    )
+    assert {item["metric"]["role"] for item in roles} == {"root", "intermediate"}
+    time.sleep(6)  # a few evaluations
+    assert _firing(monitored) == set()
+
+
+def test_an_overdue_certificate_fires_and_clears_once_renewed(monitored: Scenario) -> None:
+    # The client's renewal window set wider than its certificate's lifetime: due since
+    # long before it was issued; then the CA goes down, so its renewal fails.
+    overdue = ("--data", "renewal_expires_in=26280h")
+    run_pyinfra(monitored, "deploys/certs.py", *overdue, "--limit", "client-1")
+    docker_exec(monitored, "etcd-k8s-1", "systemctl stop step-ca")
+    try:
+        docker_exec(monitored, "client-1", f"systemctl start {CLIENT_UNIT}.service", check=False)
+        firing = _wait(
+            "the overdue alert",
+            lambda: (
+                got
+                if {("EtcdPkiRenewalOverdue", "client-1"), ("EtcdPkiRenewalFailed", "client-1")}
+                <= (got := _firing(monitored))
+                else None
+            ),
+        )
+        assert ("EtcdPkiCaDown", "client-1") in firing
+        # Only the client: the members' certificates are not due.
+        assert {host for _, host in firing} == {"client-1"}
+    finally:
+        docker_exec(monitored, "etcd-k8s-1", "systemctl start step-ca")
+    run_pyinfra(monitored, "deploys/certs.py", "--limit", "client-1")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+    time.sleep(2)
+    run_pyinfra(
+        monitored, "deploys/renew.py", "--limit", "client-1",
+        "--data", f"renew_before={now}",
+    )  # fmt: skip
+    _wait("every alert to clear", lambda: _firing(monitored) == set() or None)

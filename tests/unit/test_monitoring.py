@@ -1,0 +1,301 @@
+"""The alert rules: valid for promtool, and firing (and only then) on series shaped like what
+the renewal units and etcd export. promtool is Debian's (tests/hosts/prerequisites.sh)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from facts.prometheus import loads_rules
+from operations.monitoring import Thresholds, rules_text
+
+HOUR = 3600
+DAY = 24 * HOUR
+# One certificate as the metrics helper labels it, on a 30-day lifetime: it starts at 0,
+# expires at 720 h, and is due at 66% (475.2 h).
+CERT = '{host="etcd-k8s-1",kind="peer",file="/etc/etcd/ssl/etcd-k8s-1-peer.crt"}'
+ALERT_LABELS = {"host": "etcd-k8s-1", "kind": "peer", "file": "/etc/etcd/ssl/etcd-k8s-1-peer.crt"}
+
+
+def _promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool is missing: run tests/hosts/prerequisites.sh (Debian's prometheus)")
+    return found
+
+
+def _check(tmp_path: Path, tests: list[dict[str, Any]], limits: Thresholds | None = None) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(rules_text(limits or Thresholds()))
+    spec = tmp_path / "test.yml"
+    # Rules are evaluated at each sample of the series: on the hour in hourly tests.
+    every = tests[0]["interval"]
+    spec.write_text(
+        yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": every, "tests": tests})
+    )
+    out = subprocess.run(
+        [_promtool(), "test", "rules", str(spec)], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _firing(name: str, at: str, labels: dict[str, str] | None) -> dict[str, Any]:
+    """An alert_rule_test: `name` fires with `labels` at `at`, or (None) does not fire."""
+    if labels is None:
+        return {"alertname": name, "eval_time": at, "exp_alerts": []}
+    rule = next(r for r in _rules() if r["alert"] == name)
+    summary = rule["annotations"]["summary"]
+    for key, value in labels.items():
+        summary = summary.replace(f"{{{{ $labels.{key} }}}}", value)
+    assert "{{" not in summary, f"{name}'s summary names a label the alert does not have"
+    expected = {
+        "exp_labels": {**labels, "severity": rule["labels"]["severity"]},
+        "exp_annotations": {"summary": summary},
+    }
+    return {"alertname": name, "eval_time": at, "exp_alerts": [expected]}
+
+
+def _rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = yaml.safe_load(rules_text(Thresholds()))["groups"][0]["rules"]
+    return rules
+
+
+def _series(name: str, values: str, labels: str = CERT) -> dict[str, str]:
+    return {"series": f"{name}{labels}", "values": values}
+
+
+def _certificate(due: int = int(475.2 * HOUR), not_after: int = 720 * HOUR) -> list[dict]:
+    """The helper's series of a healthy certificate, sampled hourly for 800 h."""
+    return [
+        _series("etcd_pki_renewal_due_timestamp_seconds", f"{due}+0x800"),
+        _series("etcd_pki_certificate_not_after_timestamp_seconds", f"{not_after}+0x800"),
+        _series("etcd_pki_renewal_last_result", "1+0x800"),
+        _series("etcd_pki_ca_up", "1+0x800"),
+        _series("etcd_pki_metrics_timestamp_seconds", f"0+{HOUR}x800"),
+    ]
+
+
+def test_the_rules_pass_promtool_check(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(rules_text(Thresholds(renewal_overdue_after="90m", etcd_job="etcd-k8s")))
+    out = subprocess.run(
+        [_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'job="etcd-k8s"' in rules.read_text() and "> 5400" in rules.read_text()
+
+
+def test_renewal_due_then_overdue_then_expiring_as_time_passes(tmp_path: Path) -> None:
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "1h",
+                "input_series": _certificate(),
+                "alert_rule_test": [
+                    _firing("EtcdPkiRenewalDue", "400h", None),
+                    _firing("EtcdPkiRenewalDue", "476h", ALERT_LABELS),
+                    # Due, but its daily timer has not had its chance yet: not overdue.
+                    _firing("EtcdPkiRenewalOverdue", "500h", None),
+                    _firing("EtcdPkiRenewalOverdue", "502h", ALERT_LABELS),
+                    _firing("EtcdPkiCertificateExpiring", "551h", None),
+                    _firing("EtcdPkiCertificateExpiring", "553h", ALERT_LABELS),
+                    _firing("EtcdPkiRenewalChecksStopped", "700h", None),
+                    _firing("EtcdPkiRenewalFailed", "700h", None),
+                    _firing("EtcdPkiCaDown", "700h", None),
+                ],
+            }
+        ],
+    )
+
+
+def test_a_renewed_certificate_clears_the_due_alert(tmp_path: Path) -> None:
+    # Renewed at 480 h: a new lifetime from then, so due again only at 955.2 h.
+    renewed = [
+        _series(
+            "etcd_pki_renewal_due_timestamp_seconds", f"{int(475.2 * HOUR)}+0x480 3439440+0x320"
+        ),
+        _series("etcd_pki_renewal_last_result", "1+0x800"),
+    ]
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "1h",
+                "input_series": renewed,
+                "alert_rule_test": [
+                    _firing("EtcdPkiRenewalDue", "479h", ALERT_LABELS),
+                    _firing("EtcdPkiRenewalDue", "482h", None),
+                    _firing("EtcdPkiRenewalOverdue", "700h", None),
+                ],
+            }
+        ],
+    )
+
+
+def test_failed_renewal_ca_down_and_stale_checks(tmp_path: Path) -> None:
+    series = [
+        _series("etcd_pki_renewal_last_result", "1 1 0+0x100"),
+        _series("etcd_pki_ca_up", "1 1 0+0x100"),
+        # The last check wrote its metrics at 2 h, and none ran since.
+        _series("etcd_pki_metrics_timestamp_seconds", f"0 {HOUR} {2 * HOUR}+0x100"),
+    ]
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "1h",
+                "input_series": series,
+                "alert_rule_test": [
+                    _firing("EtcdPkiRenewalFailed", "1h", None),
+                    _firing("EtcdPkiRenewalFailed", "2h", ALERT_LABELS),
+                    _firing("EtcdPkiCaDown", "1h", None),
+                    _firing("EtcdPkiCaDown", "2h", {"host": "etcd-k8s-1"}),
+                    _firing("EtcdPkiRenewalChecksStopped", "51h", None),
+                    _firing("EtcdPkiRenewalChecksStopped", "53h", ALERT_LABELS),
+                ],
+            }
+        ],
+    )
+
+
+def test_root_and_intermediate_expiring(tmp_path: Path) -> None:
+    root = '{host="client-1",kind="client",file="/etc/etcd/ssl/client-1-client.crt",role="root"}'
+    inter = (
+        '{host="client-1",kind="client",file="/etc/etcd/ssl/client-1-client.crt",'
+        'role="intermediate"}'
+    )
+    name = "etcd_pki_ca_certificate_not_after_timestamp_seconds"
+    series = [
+        _series(name, f"{3650 * DAY}+0x100", root),
+        _series(name, f"{100 * DAY}+0x100", inter),
+    ]
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "1d",
+                "input_series": series,
+                "alert_rule_test": [
+                    _firing("EtcdPkiCaCertificateExpiring", "9d", None),
+                    _firing(
+                        "EtcdPkiCaCertificateExpiring",
+                        "11d",
+                        {"host": "client-1", "role": "intermediate"},
+                    ),
+                ],
+            }
+        ],
+    )
+
+
+def test_etcd_member_down_and_no_leader(tmp_path: Path) -> None:
+    member = '{job="etcd",instance="etcd-k8s-2:2390"}'
+    series = [
+        _series("up", "1 1 0+0x10", member),
+        _series("etcd_server_has_leader", "1 1 1 0+0x10", member),
+        _series("etcd_server_health_failures", "0 0 0 0 1+0x10", member),
+    ]
+    labels = {"job": "etcd", "instance": "etcd-k8s-2:2390"}
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    _firing("EtcdMemberDown", "4m", None),  # down for 2 minutes only
+                    _firing("EtcdMemberDown", "6m", labels),
+                    _firing("EtcdNoLeader", "3m", None),
+                    _firing("EtcdNoLeader", "5m", labels),
+                    _firing("EtcdMemberUnhealthy", "3m", None),
+                    _firing("EtcdMemberUnhealthy", "5m", labels),
+                ],
+            }
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule_files", "loaded"),
+    [
+        (["etcd-step-pki.rules.yml"], True),
+        (["/etc/prometheus/etcd-step-pki.rules.yml"], True),
+        (["*.rules.yml"], True),
+        (["rules/*.yml"], False),
+        ([], False),
+        (None, False),
+    ],
+)
+def test_loads_rules_reads_rule_files_relative_to_the_configuration(
+    rule_files: list[str] | None, loaded: bool
+) -> None:
+    config = yaml.safe_dump({"global": {}, "rule_files": rule_files})
+    path = "/etc/prometheus/etcd-step-pki.rules.yml"
+    assert loads_rules(config, "/etc/prometheus/prometheus.yml", path) is loaded
+
+
+def test_loads_rules_is_false_for_no_yaml_mapping() -> None:
+    assert not loads_rules("- a\n- b\n", "/etc/prometheus/prometheus.yml", "/x")
+    assert not loads_rules("a: [\n", "/etc/prometheus/prometheus.yml", "/x")
+
+
+def _metrics(tmp_path: Path, expires_in: str | None) -> dict[str, str]:
+    """The helper's `write` action on a 30-day certificate bundled with a 100-day
+    intermediate: `{metric{role}: value}`."""
+    import re
+
+    from operations.certificates import StepNode
+    from operations.renewal import RenewalSchedule, metrics_script
+
+    ssl = tmp_path / "ssl"
+    ssl.mkdir()
+
+    def self_signed(name: str, days: int, out: Path) -> str:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", str(tmp_path / f"{name}.key"), "-out", str(out),
+             "-days", str(days), "-subj", f"/CN={name}"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return out.read_text()
+
+    self_signed("root", 3650, ssl / "root_ca.crt")
+    bundle = self_signed("leaf", 30, tmp_path / "leaf.pem")
+    bundle += self_signed("intermediate", 100, tmp_path / "intermediate.pem")
+    (ssl / "leaf.crt").write_text(bundle)
+    helper = tmp_path / "helper.sh"
+    node = StepNode(bin_dir="/nonexistent", ssl_dir=str(ssl))
+    schedule = RenewalSchedule(metrics_dir=str(tmp_path / "textfiles"), expires_in=expires_in)
+    helper.write_text(metrics_script(node, schedule))
+    subprocess.run(["sh", str(helper), "write", "leaf-peer", "peer", str(ssl / "leaf.crt")],
+                   check=True)  # fmt: skip
+    text = (tmp_path / "textfiles" / "etcd_pki_leaf-peer.prom").read_text()
+    found = {}
+    for name, role, value in re.findall(r"^(\w+)\{[^}]*?(?:role=\"(\w+)\")?\} (\S+)$", text, re.M):
+        found[f"{name}{role and '/' + role}"] = value
+    return found
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "due_after_start"),
+    [(None, 30 * DAY * 66 // 100), ("80%", 30 * DAY * 80 // 100), ("240h", 20 * DAY)],
+)
+def test_the_helper_writes_when_renewal_is_due_by_needs_renewals_rule(
+    tmp_path: Path, expires_in: str | None, due_after_start: int
+) -> None:
+    found = _metrics(tmp_path, expires_in)
+    start = int(found["etcd_pki_certificate_not_before_timestamp_seconds"])
+    end = int(found["etcd_pki_certificate_not_after_timestamp_seconds"])
+    assert end - start == 30 * DAY
+    assert int(found["etcd_pki_renewal_due_timestamp_seconds"]) - start == due_after_start
+    root = int(found["etcd_pki_ca_certificate_not_after_timestamp_seconds/root"])
+    intermediate = int(found["etcd_pki_ca_certificate_not_after_timestamp_seconds/intermediate"])
+    # Made a moment apart: within seconds of each other.
+    assert abs(root - start - 3650 * DAY) < 10 and abs(intermediate - start - 100 * DAY) < 10
+    assert found["etcd_pki_ca_up"] == "0"  # no step to ask the CA with
