@@ -410,12 +410,12 @@ _DECRYPT_WITH = {
     ),
 }
 
-_RESTORE = (
-    "set -e; umask 077; w={work}; n={path}.incoming; "
-    + cleanup_on_exit('rm -rf "$w"')
+# A backup staged in the work directory `$w` unpacked into `$n`, checked: its signature first
+# (when the signer's key is staged), decrypted; UNPACK checks it too (CHECK_STATE).
+_DECRYPT = (
     # The signature first, with the signer's key the controller recorded: nothing else is
     # looked at before it verifies.
-    + ' if [ -s "$w/signer.asc" ]; then install -d -m 0700 "$w/verify";'
+    ' if [ -s "$w/signer.asc" ]; then install -d -m 0700 "$w/verify";'
     f' v="{_GPG} $w/verify"; $v --import "$w/signer.asc" 2>/dev/null;'
     ' if ! $v --trust-model always --verify "$w/backup.gpg.sig" "$w/backup.gpg" 2>"$w/err";'
     ' then echo "the backup is not signed by the recorded signer key: nothing was changed" >&2;'
@@ -425,6 +425,10 @@ _RESTORE = (
     ' if ! $g@OPTIONS@ --decrypt "$w/backup.gpg" 2>"$w/err" | tar -C "$n" -xpzf - 2>>"$w/err";'
     ' then rm -rf "$n"; echo "the backup does not decrypt or unpack with the given key:" >&2;'
     ' cat "$w/err" >&2; exit 1; fi;'
+)
+
+# The CA state in `$n` complete, and of the expected root (when one is expected).
+CHECK_STATE = (
     " for f in config/ca.json certs/root_ca.crt certs/intermediate_ca.crt secrets/root_ca_key"
     " secrets/intermediate_ca_key secrets/password; do"
     ' [ -s "$n/$f" ] || {{ rm -rf "$n"; echo "the backup holds no $f: not a CA backup" >&2;'
@@ -433,15 +437,25 @@ _RESTORE = (
     ' if [ -n {expect_root} ] && [ "$fp" != {expect_root} ]; then rm -rf "$n";'
     ' echo "the backup is of another CA (root $fp, this CA\'s is "{expect_root}")" >&2;'
     " exit 1; fi;"
-    ' chown -R root:root "$n"; ' + _MODES + " systemctl stop step-ca.service 2>/dev/null || true;"
+)
+UNPACK = _DECRYPT + CHECK_STATE
+
+_RESTORE = (
+    "set -e; umask 077; w={work}; n={path}.incoming; "
+    + cleanup_on_exit('rm -rf "$w"')
+    + UNPACK
+    + ' chown -R root:root "$n"; '
+    + _MODES
+    + " systemctl stop step-ca.service 2>/dev/null || true;"
     " p={path}.before-restore-$(date +%Y%m%d%H%M%S);"
     ' if [ -d {path} ]; then mv {path} "$p"; fi; mv "$n" {path}; echo "$p"'
 )
 
 
-def _restore_script(encryption: str) -> str:
+def unpack_script(template: str, encryption: str) -> str:
+    """`template` (holding `UNPACK`) with the decryption of `encryption` (gpg, kms)."""
     secret, options = _DECRYPT_WITH[encryption]
-    return _RESTORE.replace("@SECRET@", secret).replace("@OPTIONS@", options)
+    return template.replace("@SECRET@", secret).replace("@OPTIONS@", options)
 
 
 @operation()
@@ -470,20 +484,8 @@ def restored_from_s3(
       host before anything else (None: not verified)
     + kms: the KMS key that unwraps the backup's data key (a backup made with KMS)
     """
-    if (kms is None) == (private_key is None):
-        raise OperationError("a CA backup is decrypted with a private key or with KMS: one")
-    key, data, meta = fetch_backup(store, key)
-    digest = meta.get("state-sha256", "")
-    wrapped = fetch_data_key(store, key, kms, meta) if kms is not None else b""
-    if kms is None and meta.get("encryption") == "kms":
-        raise OperationError(
-            f"s3://{store.bucket}/{key} is encrypted with a KMS data key: restore it with "
-            "ca_backup_encryption=kms and ca_backup_kms_key_id; nothing was changed"
-        )
-    signature = fetch_signature(store, key) if signer_key else None
-    if signer_key and signature is None:
-        raise OperationError(f"s3://{store.bucket}/{key} has no signature: nothing was changed")
-    source = f"s3://{store.bucket}/{key}"
+    backup = fetched(store, key, private_key=private_key, kms=kms, signer_key=signer_key)
+    key, digest, source = backup.key, backup.digest, backup.source
     if host.get_fact(FileText, path=RESTORE_MARKER) == source:
         host.noop(f"{source} was restored here already")
         return
@@ -494,12 +496,77 @@ def restored_from_s3(
     expect_root = root_fingerprint(current) if current and not any_root else ""
     if pin is not None and pin.fingerprint:
         expect_root = pin.fingerprint
+    yield RunTimeStep(_restore, path, backup, expect_root)
+    yield from restore_recorded(source)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A backup fetched to the controller, checked, ready to stage on a host: the files of
+    the work directory, and what decrypts it (the private key, or KMS and the wrapped key)."""
+
+    key: str
+    source: str  # s3://bucket/key
+    digest: str  # of the CA state it holds
+    staged: dict[str, bytes]
+    secret: str | tuple[Kms, bytes]
+    encryption: str  # gpg | kms
+
+
+def fetched(
+    store: Store, key: str, *, private_key: str | None, kms: Kms | None, signer_key: str | None
+) -> Fetched:
+    """The backup `key` (or `latest`) with its checksum checked, its signature and (KMS) its
+    wrapped data key; raises, naming the problem, before anything is changed."""
+    if (kms is None) == (private_key is None):
+        raise OperationError("a CA backup is decrypted with a private key or with KMS: one")
+    key, data, meta = fetch_backup(store, key)
+    wrapped = fetch_data_key(store, key, kms, meta) if kms is not None else b""
+    if kms is None and meta.get("encryption") == "kms":
+        raise OperationError(
+            f"s3://{store.bucket}/{key} is encrypted with a KMS data key: restore it with "
+            "ca_backup_encryption=kms and ca_backup_kms_key_id; nothing was changed"
+        )
+    signature = fetch_signature(store, key) if signer_key else None
+    if signer_key and signature is None:
+        raise OperationError(f"s3://{store.bucket}/{key} has no signature: nothing was changed")
     staged = {"backup.gpg": data}
     if signer_key and signature is not None:
         staged |= {"backup.gpg.sig": signature, "signer.asc": signer_key.encode()}
-    secret = private_key if kms is None else (kms, wrapped)
-    yield RunTimeStep(_restore, path, key, staged, secret, expect_root)
-    yield from restore_recorded(source)
+    return Fetched(
+        key=key,
+        source=f"s3://{store.bucket}/{key}",
+        digest=meta.get("state-sha256", ""),
+        staged=staged,
+        secret=(kms, wrapped) if kms is not None else str(private_key),
+        encryption="gpg" if kms is None else "kms",
+    )
+
+
+def staged(host: Remote, backup: Fetched) -> str | None:
+    """Run time: the backup's files in the work directory, and what decrypts it (the data
+    key unwrapped by KMS first), for the host's standard input; None after a failure."""
+    secret = backup.secret
+    if isinstance(secret, tuple):
+        kms, wrapped = secret
+        try:
+            secret = unwrapped(kms, backup.key, wrapped)
+        except Exception as error:  # botocore's errors: what KMS said
+            host.fail(
+                f"KMS did not unwrap the data key of {backup.key} with {kms.key_id!r}: "
+                f"{error}; nothing was changed"
+            )
+            return None
+    ok, _ = host.run(script("rm -rf {w}; install -d -m 0700 {w}", w=WORK))
+    if not ok:
+        host.fail(f"cannot create {WORK}")
+        return None
+    for name, data in backup.staged.items():
+        if not host.put(BytesIO(data), f"{WORK}/{name}"):
+            host.run(script("rm -rf {w}", w=WORK))
+            host.fail(f"staging {name} failed")
+            return None
+    return secret
 
 
 def restore_recorded(source: str) -> Commands:
@@ -508,43 +575,25 @@ def restore_recorded(source: str) -> Commands:
     yield StringCommand(directory + " && " + replace_file(RESTORE_MARKER, source + "\n", "0600"))
 
 
-def _restore(
-    state: State,
-    host: Remote,
-    path: str,
-    key: str,
-    staged: dict[str, bytes],
-    secret: str | tuple[Kms, bytes],
-    expect_root: str,
-) -> bool:
+def _restore(state: State, host: Remote, path: str, backup: Fetched, expect_root: str) -> bool:
     """Run time: the ciphertext (with its signature and signer) staged in tmpfs, the private
     key (or the data key KMS unwrapped, first) on stdin only; verify, decrypt, check, swap
     in."""
-    encryption = "gpg"
-    if isinstance(secret, tuple):
-        kms, wrapped = secret
-        encryption = "kms"
-        try:
-            secret = unwrapped(kms, key, wrapped)
-        except Exception as error:  # botocore's errors: what KMS said
-            return host.fail(
-                f"KMS did not unwrap the data key of {key} with {kms.key_id!r}: {error}; "
-                "nothing was changed"
-            )
-    ok, _ = host.run(script("rm -rf {w}; install -d -m 0700 {w}", w=WORK))
-    if not ok:
-        return host.fail(f"cannot create {WORK}")
-    for name, data in staged.items():
-        if not host.put(BytesIO(data), f"{WORK}/{name}"):
-            host.run(script("rm -rf {w}", w=WORK))
-            return host.fail(f"staging {name} failed")
+    secret = staged(host, backup)
+    if secret is None:
+        return False
     ok, out = host.run(
-        script(_restore_script(encryption), work=WORK, path=path, expect_root=expect_root),
+        script(
+            unpack_script(_RESTORE, backup.encryption),
+            work=WORK,
+            path=path,
+            expect_root=expect_root,
+        ),
         stdin=secret,
     )
     if not ok:
-        return host.fail(f"restoring {key} failed, the CA is as it was: {out.stderr}")
-    host.log(f"restored {key}; the previous state is kept at {out.stdout.strip()}")
+        return host.fail(f"restoring {backup.key} failed, the CA is as it was: {out.stderr}")
+    host.log(f"restored {backup.key}; the previous state is kept at {out.stdout.strip()}")
     return True
 
 

@@ -23,7 +23,7 @@ from operations.ca_backup import (
 from operations.replication import replicated
 
 
-def _store(settings: Settings) -> Store:
+def store_of(settings: Settings) -> Store:
     backup = settings.backup
     if not backup.bucket:
         raise SettingsError(f"invalid setting `ca_backup_bucket` for host {host.name}: not set")
@@ -35,7 +35,7 @@ def _store(settings: Settings) -> Store:
     )
 
 
-def _kms(settings: Settings) -> Kms | None:
+def kms_of(settings: Settings) -> Kms | None:
     """The KMS key of envelope encryption (`ca_backup_encryption=kms`), else None."""
     backup = settings.backup
     if backup.encryption != "kms" or not backup.kms_key_id:
@@ -61,8 +61,8 @@ def key_file(setting: str, name: str | None, kind: str) -> str:
 def backup_ca() -> None:
     """On the primary: an encrypted archive of the whole CA state, uploaded to S3."""
     settings = load_settings()
-    store = _store(settings)
-    kms = _kms(settings)
+    store = store_of(settings)
+    kms = kms_of(settings)
     recipient = (
         None
         if kms
@@ -84,7 +84,7 @@ def backup_ca() -> None:
     )
 
 
-def _signer_key(settings: Settings) -> str | None:
+def signer_key_of(settings: Settings) -> str | None:
     """The public key backups must be signed with, as the first backup recorded it; None
     when the operator restores without verifying (`ca_restore_unsigned=true`)."""
     record = Path(settings.backup.signer_record)
@@ -115,15 +115,15 @@ def restore_ca() -> None:
     source = settings.run.ca_restore_from
     target = _restore_target(settings)
     managers = (settings.primary, *settings.backups)
-    signer, kms = None, _kms(settings)
+    signer, kms = None, kms_of(settings)
     private_key: str | None = None
     if source == "s3":
-        store = _store(settings)
+        store = store_of(settings)
         if kms is None:
             private_key = key_file(
                 "ca_restore_private_key", settings.run.ca_restore_private_key, "private"
             )
-        signer = _signer_key(settings)
+        signer = signer_key_of(settings)
     elif source in managers and source != target:
         store = None
     else:

@@ -135,6 +135,10 @@ class RunOptions:
     etcd_restore_confirm: str | None
     etcd_restore_private_key: str | None
     etcd_snapshot_unencrypted: bool | None
+    drill_host: str | None  # deploys/drill.py: default the first backup cert-manager
+    drill_from: str | None  # replica (default) or s3
+    drill_port: int | None  # the drill's step-ca on 127.0.0.1 (default 9443)
+    drill_before: str | None  # drill only when the last one here succeeded before this
 
 
 @dataclass(frozen=True)

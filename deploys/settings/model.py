@@ -291,6 +291,7 @@ KeyType = Literal["EC", "OKP", "RSA"]  # the keys of operations.certificates.KEY
 CertKind = Literal["peer", "server", "client"]
 StopAfter = Literal["bundle", "certs", "final"]
 StatusFormat = Literal["text", "json"]
+DrillFrom = Literal["replica", "s3"]
 BackupEncryption = Literal["gpg", "kms"]
 
 
@@ -404,6 +405,10 @@ class HostSettings(BaseModel):
     etcd_restore_confirm: Line | None = None
     etcd_restore_private_key: Line | None = None  # a file on the controller
     etcd_snapshot_unencrypted: bool | None = None
+    drill_host: Line | None = None  # a cert-manager: checked by deploys/drill.py
+    drill_from: DrillFrom | None = None
+    drill_port: Port | None = None
+    drill_before: IsoTime | None = None
 
     @model_validator(mode="after")
     def default_duration_within_bounds(self) -> HostSettings:

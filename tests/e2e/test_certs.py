@@ -167,7 +167,11 @@ def test_renewal_units_write_textfile_metrics(certs_hosts: Scenario, deployed) -
     metrics = ["--data", f"metrics_textfile_dir={textfiles}", "--limit", "client-1"]
     run = run_pyinfra(certs_hosts, "deploys/certs.py", *metrics)
     assert run.changes == {"client-1": ["Node certificates | Renewal metrics helper",
+                                        "Node certificates | Renewal metrics of every certificate",
                                         "Node certificates | Renewal units"]}  # fmt: skip
+    # Written by the run already, before any renewal unit ran.
+    first = docker_exec(certs_hosts, "client-1", f"ls {textfiles}").stdout.split()
+    assert first == ["etcd_pki_client-1-client.prom"]
     unit = "step-renew-client-1-client.service"
     docker_exec(certs_hosts, "client-1", f"systemctl start {unit}", check=False)
     assert _unit(certs_hosts, "client-1", unit, "Result") == "exec-condition"  # not due: skipped

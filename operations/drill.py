@@ -1,0 +1,183 @@
+"""Disaster-recovery drills: the CA restored from its replica or an S3 backup into a throwaway
+directory on a drill host, served there by a step-ca of its own on another port, proven to
+issue and renew (a new certificate chained to the live root; a copy of a live certificate),
+timed, and removed. Nothing live is written: the live CA state is only read, and the live
+certificates only copied.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from pyinfra import host
+from pyinfra.api import OperationError, operation
+from pyinfra.api.state import State
+
+from facts.ca import CAFiles
+from facts.paths import FileText
+from facts.shell import cleanup_on_exit, raw, replace_file, script
+from operations import Commands
+from operations.ca_backup import CHECK_STATE, UNPACK, WORK, Fetched, staged, unpack_script
+from operations.remote import Remote, RunTimeStep
+
+DRILL_DIR = "/run/etcd-step-pki/drill"  # tmpfs: the CA's keys never reach a disk here
+UNIT = "etcd-pki-drill"
+RECORD = "/var/lib/etcd-step-pki/last-drill.json"
+
+
+@dataclass(frozen=True)
+class DrillPlan:
+    """Where the drill runs on its host, and what it proves."""
+
+    ca_path: str  # the live CA state on this host: the replica's source, only read
+    port: int  # the drill's step-ca, on 127.0.0.1
+    bin_dir: str
+    provisioner: str
+    live_root: str  # the root this host trusts: the drill's certificates must chain to it
+    expect_root: str  # its SHA-256 fingerprint (the pinned root)
+    live_certificate: tuple[str, str]  # a live certificate and key of this host, copied
+
+    @property
+    def step(self) -> str:
+        return f"{self.bin_dir}/step"
+
+
+# The drill after the restored state is in "$n": its own paths and port, a step-ca of its own
+# (a transient unit, read-only system), until it answers; then the proofs. Prints
+# `ready <milliseconds since t0>` once step-ca answers.
+_SERVE_AND_PROVE = (
+    ' sed -i -e "s#{ca_path}/#$n/#g" -e \'s#"address": *":[0-9]*"#"address": "127.0.0.1:{port}"#\''
+    ' "$n/config/ca.json";'
+    " systemd-run --quiet --unit {unit} --collect -p PrivateTmp=yes -p NoNewPrivileges=yes"
+    ' -p ProtectSystem=strict -p ProtectHome=yes -p ReadWritePaths="$D"'
+    ' {step_ca} "$n/config/ca.json" --password-file "$n/secrets/password";'
+    ' export STEPPATH="$n"; u=https://127.0.0.1:{port}; r="$n/certs/root_ca.crt"; i=0;'
+    ' until {step} ca health --ca-url "$u" --root "$r" >/dev/null 2>&1; do i=$((i+1));'
+    ' if [ "$i" -ge 120 ]; then echo "the restored CA does not answer:" >&2;'
+    " journalctl -u {unit} -n 20 --no-pager -o cat >&2; exit 1; fi; sleep 0.5; done;"
+    ' echo "ready $(( ($(date +%s%N) - t0) / 1000000 ))";'
+    # A new certificate: issued, chained to the live root, renewed (a new serial).
+    ' t="$({step} ca token drill-proof --san drill-proof --provisioner {provisioner}'
+    ' --provisioner-password-file "$n/secrets/provisioner_password" --ca-url "$u" --root "$r"'
+    ' 2>"$D/err")" || {{ cat "$D/err" >&2; exit 1; }};'
+    ' STEP_TOKEN="$t" {step} ca certificate drill-proof "$D/c.crt" "$D/c.key" --not-after 1h'
+    ' --ca-url "$u" --root "$r" --force >/dev/null 2>"$D/err" || {{ cat "$D/err" >&2; exit 1; }};'
+    ' renewed() {{ s=$(openssl x509 -in "$1" -noout -serial);'
+    ' {step} ca renew --force --ca-url "$u" --root "$r" "$1" "$2" >/dev/null 2>"$D/err" ||'
+    ' {{ echo "renewing $3 through the restored CA failed:" >&2; cat "$D/err" >&2; exit 1; }};'
+    ' {step} certificate verify "$1" --roots {live_root} >/dev/null 2>"$D/err" ||'
+    ' {{ echo "$3 does not chain to the live root:" >&2; cat "$D/err" >&2; exit 1; }};'
+    ' [ "$s" != "$(openssl x509 -in "$1" -noout -serial)" ] ||'
+    ' {{ echo "$3 renewed with the same serial" >&2; exit 1; }}; }};'
+    ' renewed "$D/c.crt" "$D/c.key" "a new certificate";'
+    # A copy of a live certificate, renewed over mTLS with its own key (the copies go with $D).
+    ' cp {live_crt} "$D/m.crt"; cp {live_key} "$D/m.key";'
+    ' renewed "$D/m.crt" "$D/m.key" "a copy of "{live_crt}; echo proven'
+)
+
+_HEAD = (
+    'set -e; umask 077; w={work}; D={dir}; n="$D/ca";'
+    + cleanup_on_exit(
+        "systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null;"
+        ' rm -rf "$w" "$D"'
+    )
+    + ' rm -rf "$D"; install -d -m 0700 "$D"; t0=$(date +%s%N);'
+)
+
+# From the replica: a copy of the CA state this host keeps (its step-ca stopped: consistent).
+_FROM_REPLICA = _HEAD + ' cp -a {ca_path} "$n";' + CHECK_STATE + _SERVE_AND_PROVE
+# From S3: the staged backup verified, decrypted and checked into "$n", as a restore does.
+_FROM_BACKUP = _HEAD + UNPACK + _SERVE_AND_PROVE
+
+
+@operation()
+def drilled(
+    plan: DrillPlan, *, source: str, backup: Fetched | None = None, before: float | None = None
+) -> Commands:
+    """
+    A DR drill on this host, unless one succeeded here after `before`.
+
+    + plan: where the drill runs and what it proves
+    + source: `replica` (this host's copy of the CA state) or `s3://bucket/key`
+    + backup: the fetched S3 backup (with `source` an S3 object)
+    + before: a time (seconds); None: drill now, whatever the last drill was
+    """
+    last = _last(host.get_fact(FileText, path=RECORD))
+    finished = last.get("finished")
+    if before is not None and isinstance(finished, int | float) and finished >= before:
+        host.noop(f"a drill succeeded here at {last.get('finished_at')}, after the given time")
+        return
+    if backup is None and not host.get_fact(CAFiles, path=plan.ca_path):
+        raise OperationError(
+            f"no replicated CA state at {plan.ca_path} on {host.name}: run deploys/replicate_ca.py,"
+            " or drill from S3 (--data drill_from=s3); nothing was changed"
+        )
+    yield RunTimeStep(_drill, plan, source, backup)
+
+
+def _last(text: str | None) -> dict[str, object]:
+    try:
+        found = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _drill(
+    state: State, host: Remote, plan: DrillPlan, source: str, backup: Fetched | None
+) -> bool:
+    """Run time: the drill in one shell (it cleans up after itself however it ends), its
+    time to a working CA logged and recorded."""
+    started = time.monotonic()
+    secret = None
+    if backup is not None:
+        secret = staged(host, backup)
+        if secret is None:
+            return False
+    values = {
+        "work": WORK,
+        "dir": DRILL_DIR,
+        "unit": UNIT,
+        "ca_path": plan.ca_path,
+        "port": plan.port,
+        "step": plan.step,
+        "step_ca": f"{plan.bin_dir}/step-ca",
+        "provisioner": plan.provisioner,
+        "live_root": plan.live_root,
+        "live_crt": plan.live_certificate[0],
+        "live_key": plan.live_certificate[1],
+        "expect_root": plan.expect_root,
+    }
+    template = _FROM_REPLICA if backup is None else unpack_script(_FROM_BACKUP, backup.encryption)
+    staging = time.monotonic() - started
+    ok, out = host.run(script(template, **values), stdin=secret)
+    if not ok:
+        return host.fail(
+            f"the drill from {source} failed (nothing live was touched; its files are removed):"
+            f" {out.stderr}"
+        )
+    ready = next(
+        (int(line.split()[1]) for line in out.stdout_lines if line.startswith("ready ")), None
+    )
+    if ready is None or "proven" not in out.stdout_lines:
+        return host.fail(f"the drill from {source} ended without its proofs: {out.stdout}")
+    seconds = round(staging + ready / 1000, 1)
+    host.log(
+        f"DR drill from {source}: a restored CA issued, renewed and renewed a copy of "
+        f"{plan.live_certificate[0]}; working {seconds} s after the restore began"
+    )
+    finished = time.time()
+    record = {
+        "finished": finished,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
+        "source": source,
+        "seconds_to_working_ca": seconds,
+    }
+    directory = RECORD.rsplit("/", 1)[0]
+    text = json.dumps(record) + "\n"
+    ok, out = host.run(
+        raw("install -d -m 0700 {d}", d=directory) + " && " + replace_file(RECORD, text, "0600")
+    )
+    return ok or host.fail(f"recording the drill failed: {out.stderr}")
