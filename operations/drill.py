@@ -80,8 +80,9 @@ _SERVE_AND_PROVE = (
 _HEAD = (
     'set -e; umask 077; w={work}; D={dir}; n="$D/ca";'
     + cleanup_on_exit(
-        "systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null;"
-        ' rm -rf "$w" "$D"'
+        # Each step may fail (nothing to stop) without skipping the next: set -e holds here.
+        "systemctl stop {unit} 2>/dev/null || true; systemctl reset-failed {unit} 2>/dev/null"
+        ' || true; rm -rf "$w" "$D"'
     )
     + ' rm -rf "$D"; install -d -m 0700 "$D"; t0=$(date +%s%N);'
 )

@@ -148,6 +148,11 @@ def test_cluster_installs_metrics_and_rules_and_a_rerun_changes_nothing(
     assert {item["metric"]["role"] for item in roles} == {"root", "intermediate"}
     time.sleep(6)  # a few evaluations
     assert _firing(monitored) == set()
+    # The status report takes the monitor (in no etcd group) in its stride.
+    report = run_pyinfra(monitored, "deploys/status.py", "--data", "status_format=json")
+    document = json.loads(report.stdout.strip().splitlines()[-1])
+    assert document["ok"] is True
+    assert {h["host"]: h["attention"] for h in document["hosts"]}[MONITOR] == []
 
 
 def test_an_overdue_certificate_fires_and_clears_once_renewed(monitored: Scenario) -> None:
