@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import fresh_scenario
 from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts
 from tests.harness.pyinfra_run import run_pyinfra
+from tests.unit.test_monitoring import dashboard_queries
 
 pytestmark = pytest.mark.e2e
 
@@ -148,6 +149,10 @@ def test_cluster_installs_metrics_and_rules_and_a_rerun_changes_nothing(
     assert {item["metric"]["role"] for item in roles} == {"root", "intermediate"}
     time.sleep(6)  # a few evaluations
     assert _firing(monitored) == set()
+    # Every panel of the Grafana dashboard shows data (but the firing alerts: none).
+    for query in dashboard_queries():
+        if not query.startswith("ALERTS"):
+            assert _query(monitored, query), query
     # The status report takes the monitor (in no etcd group) in its stride.
     report = run_pyinfra(monitored, "deploys/status.py", "--data", "status_format=json")
     document = json.loads(report.stdout.strip().splitlines()[-1])

@@ -3,6 +3,7 @@ the renewal units and etcd export. promtool is Debian's (tests/hosts/prerequisit
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -299,3 +300,53 @@ def test_the_helper_writes_when_renewal_is_due_by_needs_renewals_rule(
     # Made a moment apart: within seconds of each other.
     assert abs(root - start - 3650 * DAY) < 10 and abs(intermediate - start - 100 * DAY) < 10
     assert found["etcd_pki_ca_up"] == "0"  # no step to ask the CA with
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "etcd-step-pki.json"
+# etcd's and Prometheus's own series the dashboard and the rules read.
+FOREIGN = {
+    "up",
+    "ALERTS",
+    "etcd_server_has_leader",
+    "etcd_server_health_failures",
+    "etcd_server_leader_changes_seen_total",
+}
+
+
+def dashboard_queries() -> list[str]:
+    """Every PromQL query of the Grafana dashboard."""
+    document = json.loads(DASHBOARD.read_text())
+    return [target["expr"] for panel in document["panels"] for target in panel["targets"]]
+
+
+def test_dashboard_queries_are_valid_promql_on_series_that_exist(tmp_path: Path) -> None:
+    import re
+
+    helper = Path(__file__).resolve().parents[2] / "templates" / "etcd-pki-renewal-metrics.sh.j2"
+    written = set(re.findall(r"^# TYPE (etcd_pki_\w+) gauge$", helper.read_text(), re.M))
+    queries = dashboard_queries()
+    for query in queries:
+        names = set(re.findall(r"\b(etcd_\w+|up|ALERTS)\b", query))
+        assert names and names <= written | FOREIGN, query
+    # Each query parses: promtool checks them as recording rules.
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dashboard.rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    out = subprocess.run(
+        [_promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The alerts panel shows every alert of the rules.
+    pattern = next(q for q in queries if q.startswith("ALERTS"))
+    alerts = re.search(r'alertname=~"([^"]+)"', pattern)
+    assert alerts is not None
+    assert all(re.fullmatch(alerts.group(1), rule["alert"]) for rule in _rules())
