@@ -160,6 +160,41 @@ def test_cluster_installs_metrics_and_rules_and_a_rerun_changes_nothing(
     assert {h["host"]: h["attention"] for h in document["hosts"]}[MONITOR] == []
 
 
+def _ssh_user(scenario: Scenario, user: str) -> None:
+    state_file = scenario.state_dir / "hosts.json"
+    state = json.loads(state_file.read_text())
+    state["ssh_user"] = user
+    state_file.write_text(json.dumps(state, indent=2))
+
+
+def test_a_new_threshold_is_checked_written_and_loaded_as_a_sudo_user(
+    monitored: Scenario,
+) -> None:
+    ten_days = ("--data", "alert_certificate_expiry_days=10")
+    _ssh_user(monitored, "admin")
+    try:
+        run = run_pyinfra(monitored, "deploys/monitoring.py", "--sudo", *ten_days)
+        assert run.changes == {
+            MONITOR: ["Alert rules | Alert rules for certificates, the CA and etcd"]
+        }
+        assert run_pyinfra(monitored, "deploys/monitoring.py", "--sudo", *ten_days).changes == {}
+    finally:
+        _ssh_user(monitored, "root")
+    assert docker_exec(monitored, MONITOR, f"stat -c '%a %U' {RULES}").stdout.split() == [
+        "644",
+        "root",
+    ]
+
+    def loaded() -> bool:
+        rules = {
+            r["name"]: r["query"] for g in _api(monitored, "rules")["groups"] for r in g["rules"]
+        }
+        return "< 864000" in rules["EtcdPkiCertificateExpiring"]
+
+    _wait("Prometheus to load the new rules", loaded)
+    run_pyinfra(monitored, "deploys/monitoring.py")  # back to the defaults
+
+
 def test_an_overdue_certificate_fires_and_clears_once_renewed(monitored: Scenario) -> None:
     # The client's renewal window set wider than its certificate's lifetime: due since
     # long before it was issued; then the CA goes down, so its renewal fails.
