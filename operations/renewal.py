@@ -68,7 +68,7 @@ def _values(
 ) -> dict[str, object]:
     expires = f" --expires-in {schedule.expires_in}" if schedule.expires_in else ""
     helper = f"{node.bin_dir}/{METRICS_SCRIPT}"
-    args = f"{item.subject}-{item.kind} {item.kind} {item.crt}"  # see _metrics_name
+    args = f"{_metrics_name(item)} {item.kind} {item.crt}"
     metrics = schedule.metrics_dir is not None
     return {
         "condition": (
@@ -160,17 +160,18 @@ def metrics_written(
     due = [
         item
         for item in certificates
-        if changed or f"{schedule.metrics_dir}/{_metrics_name(item)}.prom" not in present
+        if changed or f"{schedule.metrics_dir}/etcd_pki_{_metrics_name(item)}.prom" not in present
     ]
     if not due:
         host.noop("every certificate's metrics are written")
         return
     yield " && ".join(
         raw("{helper} write {name} {kind} {crt}", helper=helper, kind=item.kind, crt=item.crt,
-            name=f"{item.subject}-{item.kind}")
+            name=_metrics_name(item))
         for item in due
     )  # fmt: skip
 
 
 def _metrics_name(item: Certificate) -> str:
-    return f"etcd_pki_{item.subject}-{item.kind}"
+    """The helper's name of a certificate: its file is `etcd_pki_<name>.prom`."""
+    return f"{item.subject}-{item.kind}"

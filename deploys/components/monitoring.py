@@ -5,18 +5,8 @@ from __future__ import annotations
 from pyinfra.api.operation import OperationMeta
 
 from deploys.components import component
-from deploys.settings import Alerting, load_settings
-from operations.monitoring import Thresholds, alert_rules_installed, rules_text
-
-
-def thresholds(alerting: Alerting) -> Thresholds:
-    return Thresholds(
-        certificate_expiry_days=alerting.certificate_expiry_days,
-        ca_expiry_days=alerting.ca_expiry_days,
-        renewal_overdue_after=alerting.renewal_overdue_after,
-        metrics_stale_after=alerting.metrics_stale_after,
-        etcd_job=alerting.etcd_job,
-    )
+from deploys.settings import load_settings
+from operations.monitoring import alert_rules_installed, rules_text
 
 
 @component("Alert rules")
@@ -28,7 +18,7 @@ def monitoring() -> OperationMeta | None:
     alerting = settings.alerting
     return alert_rules_installed(
         name="Alert rules for certificates, the CA and etcd",
-        text=rules_text(thresholds(alerting)),
+        text=rules_text(alerting.thresholds),
         path=alerting.rules_file,
         config=alerting.config,
         service=alerting.service,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from operations.binaries import Artifact
 from operations.ca import Durations
 from operations.certificates import Certificate
+from operations.monitoring import Thresholds
 from operations.profiles import Profile, profile
 
 
@@ -98,11 +99,7 @@ class Alerting:
     config: str  # prometheus.yml: its rule_files must load rules_file
     rules_file: str
     service: str
-    certificate_expiry_days: int
-    ca_expiry_days: int
-    renewal_overdue_after: str  # a Go duration
-    metrics_stale_after: str
-    etcd_job: str
+    thresholds: Thresholds
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from deploys.settings.host import (
 from deploys.settings.model import HostSettings, checksums_for, is_ip, parse_time
 from operations.binaries import Artifact
 from operations.ca import Durations
+from operations.monitoring import Thresholds
 
 GROUPS = ("etcd", "etcd_cert_managers", "etcd_clients", "prometheus")
 # Connectors whose data pyinfra reads by prefix (`ssh_user`), installed or not (winrm).
@@ -345,11 +346,13 @@ def settings_for(
             config=raw.prometheus_config,
             rules_file=raw.prometheus_rules_file,
             service=raw.prometheus_service,
-            certificate_expiry_days=raw.alert_certificate_expiry_days,
-            ca_expiry_days=raw.alert_ca_expiry_days,
-            renewal_overdue_after=raw.alert_renewal_overdue_after,
-            metrics_stale_after=raw.alert_metrics_stale_after,
-            etcd_job=raw.alert_etcd_job,
+            thresholds=Thresholds(
+                certificate_expiry_days=raw.alert_certificate_expiry_days,
+                ca_expiry_days=raw.alert_ca_expiry_days,
+                renewal_overdue_after=raw.alert_renewal_overdue_after,
+                metrics_stale_after=raw.alert_metrics_stale_after,
+                etcd_job=raw.alert_etcd_job,
+            ),
         ),
         run=RunOptions(**{field.name: getattr(raw, field.name) for field in fields(RunOptions)}),
     )
