@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import fresh_scenario
 from tests.harness.checks import cluster_healthy, host_state
-from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
+from tests.harness.hosts import Scenario, docker_exec, scenario_hosts, set_ssh_user
 from tests.harness.pyinfra_run import run_pyinfra
 from tests.harness.s3 import BUCKET, CREDENTIALS, backup_data, boto_args, restore_data
 
@@ -106,6 +106,29 @@ def test_a_drill_from_s3_proves_the_latest_backup(drill_hosts: Scenario, s3, key
     assert record["source"].startswith(f"s3://{BUCKET}/step-ca/")
     assert _live(drill_hosts) == before
     assert _left_behind(drill_hosts) == ""
+
+
+def test_dry_changes_nothing_and_a_sudo_user_drills_from_s3(
+    drill_hosts: Scenario, s3, keys
+) -> None:
+    record = docker_exec(drill_hosts, BACKUP, f"cat {RECORD}").stdout
+    before = _live(drill_hosts)
+    assert _run(drill_hosts, "deploys/drill.py", "--dry").returncode == 0
+    assert docker_exec(drill_hosts, BACKUP, f"cat {RECORD}").stdout == record
+    assert _live(drill_hosts) == before and _left_behind(drill_hosts) == ""
+    data = [*restore_data(s3, keys)[2:], "--data", "drill_from=s3"]
+    set_ssh_user(drill_hosts, "admin")
+    try:
+        run = _run(drill_hosts, "deploys/drill.py", "--sudo", *data)
+    finally:
+        set_ssh_user(drill_hosts, "root")
+    assert run.changes == {BACKUP: ["DR drill | DR drill from S3"]}
+    again = json.loads(docker_exec(drill_hosts, BACKUP, f"cat {RECORD}").stdout)
+    assert again["finished"] > json.loads(record)["finished"]
+    assert _live(drill_hosts) == before and _left_behind(drill_hosts) == ""
+    # The operator's private key came on standard input: in no output.
+    secret_line = Path(keys["backup"].private).read_text().splitlines()[3]
+    assert secret_line not in run.output
 
 
 def test_a_drill_from_a_damaged_backup_fails_and_touches_nothing(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import fresh_scenario
-from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts
+from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts, set_ssh_user
 from tests.harness.pyinfra_run import run_pyinfra
 from tests.unit.test_monitoring import dashboard_queries
 
@@ -160,26 +160,24 @@ def test_cluster_installs_metrics_and_rules_and_a_rerun_changes_nothing(
     assert {h["host"]: h["attention"] for h in document["hosts"]}[MONITOR] == []
 
 
-def _ssh_user(scenario: Scenario, user: str) -> None:
-    state_file = scenario.state_dir / "hosts.json"
-    state = json.loads(state_file.read_text())
-    state["ssh_user"] = user
-    state_file.write_text(json.dumps(state, indent=2))
-
-
 def test_a_new_threshold_is_checked_written_and_loaded_as_a_sudo_user(
     monitored: Scenario,
 ) -> None:
     ten_days = ("--data", "alert_certificate_expiry_days=10")
-    _ssh_user(monitored, "admin")
+    written = docker_exec(monitored, MONITOR, f"sha256sum {RULES}").stdout
+    set_ssh_user(monitored, "admin")
     try:
+        # --dry shows the change and makes none.
+        dry = run_pyinfra(monitored, "deploys/monitoring.py", "--sudo", "--dry", *ten_days)
+        assert dry.returncode == 0
+        assert docker_exec(monitored, MONITOR, f"sha256sum {RULES}").stdout == written
         run = run_pyinfra(monitored, "deploys/monitoring.py", "--sudo", *ten_days)
         assert run.changes == {
             MONITOR: ["Alert rules | Alert rules for certificates, the CA and etcd"]
         }
         assert run_pyinfra(monitored, "deploys/monitoring.py", "--sudo", *ten_days).changes == {}
     finally:
-        _ssh_user(monitored, "root")
+        set_ssh_user(monitored, "root")
     assert docker_exec(monitored, MONITOR, f"stat -c '%a %U' {RULES}").stdout.split() == [
         "644",
         "root",

@@ -212,6 +212,14 @@ def set_inventory(scenario: Scenario, names: Sequence[str]) -> None:
     state_file.write_text(json.dumps(state, indent=2))
 
 
+def set_ssh_user(scenario: Scenario, user: str) -> None:
+    """Let the inventory (hosts.json) log in as `user` (root, or `admin`: runs need --sudo)."""
+    state_file = scenario.state_dir / "hosts.json"
+    state = json.loads(state_file.read_text())
+    state["ssh_user"] = user
+    state_file.write_text(json.dumps(state, indent=2))
+
+
 def docker_exec(
     scenario: Scenario, host: str, command: str, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
