@@ -511,9 +511,7 @@ def _plot(r: dict) -> None:
 
 
 def main() -> int:
-    archives = artifacts.combined(
-        artifacts.build("artifacts/build.sh"), artifacts.build("etcd-release.sh")
-    )
+    archives = artifacts.combined(*(artifacts.upstream(p) for p in ("step", "step-ca", "etcd")))
     results: dict = {}
     with archive_mirror(archives):
         try:

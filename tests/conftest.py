@@ -23,17 +23,18 @@ SUBNET = "172.28.61.0/24"
 
 @pytest.fixture(scope="session")
 def step_artifacts() -> Path:
-    """Upstream-shaped release archives of the step and step-ca test builds (cached):
-    tests/hosts/artifacts/build.sh. `PKI_ARTIFACTS_DIR` names a directory built before."""
+    """Upstream's step and step-ca release archives at the deploys' default versions, built
+    from upstream's modules (cached): tests/hosts/upstream-release.sh. `PKI_ARTIFACTS_DIR`
+    names a directory built before."""
     if os.environ.get("PKI_ARTIFACTS_DIR"):
         return Path(os.environ["PKI_ARTIFACTS_DIR"])
-    return artifacts.build("artifacts/build.sh")
+    return artifacts.combined(artifacts.upstream("step"), artifacts.upstream("step-ca"))
 
 
 @pytest.fixture(scope="session")
 def etcd_release() -> Path:
-    """An upstream-shaped etcd release archive, from Debian's etcd 3.5 binaries (cached)."""
-    return artifacts.build("etcd-release.sh")
+    """Upstream's etcd release archive at the deploys' default version (cached)."""
+    return artifacts.upstream("etcd")
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,12 @@
 """Settings of the Docker sandbox (pyinfra puts every host of inventories/sandbox.py in the
 group `sandbox`).
 
-The sandbox installs the test builds of step and step-ca (tests/hosts/artifacts/), uploaded
-from the controller as an air-gapped site would: `artifact_dir` is where the harness built
+The sandbox installs upstream's step, step-ca and etcd at the deploys' default versions,
+built by the harness from upstream's modules (tests/hosts/upstream-release.sh) and uploaded
+from the controller as an air-gapped site would: `artifact_dir` is where the harness keeps
 them (`$PKI_ARTIFACTS_DIR`, or the directory recorded in the sandbox's hosts.json), and the
-checksums are read from that build's checksums.txt. With `$PKI_ARTIFACT_MIRROR_URL` set
+checksums are read from that directory's checksums.txt (a build's archive has other bytes
+than upstream's, so not the pinned sums). With `$PKI_ARTIFACT_MIRROR_URL` set
 (an HTTP server holding the same directory, as the benchmarks run one), every host downloads
 the archives itself instead, as it does from upstream by default.
 """
@@ -21,14 +23,11 @@ __all__ = [
     "etcd_checksums",
     "etcd_clusters",
     "etcd_metrics_port",
-    "etcd_version",
     "metrics_textfile_dir",
     "step_ca_checksums",
     "step_ca_name",
     "step_ca_root_record",
-    "step_ca_version",
     "step_checksums",
-    "step_version",
 ]
 
 _state_dir = Path(
@@ -64,12 +63,9 @@ artifact_dir = _artifacts
 # The root the first run finds is recorded with the sandbox's state, not beside the inventory
 # (every sandbox and test scenario shares inventories/sandbox.py).
 step_ca_root_record = str(_state_dir / "root-sha256")
-step_version = "0.30.2"
-step_ca_version = "0.30.2"
 step_checksums = _checksums("step")
 step_ca_checksums = _checksums("step-ca")
 step_ca_name = "etcd-k8s sandbox CA"
-etcd_version = "3.5.30"
 # Several clusters on the sandbox's CA when the scenario names them (tests/e2e/test_multicluster).
 etcd_clusters = _state.get("etcd_clusters")
 etcd_checksums = _checksums("etcd")

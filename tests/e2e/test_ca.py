@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_scenario
-from tests.harness.artifacts import repack
+from tests.harness.artifacts import VERSIONS, other_release
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
 from tests.harness.processes import ProcessSampler
 from tests.harness.pyinfra_run import PyinfraRun, run_pyinfra
@@ -123,7 +123,7 @@ def test_backup_has_step_ca_installed_stopped_and_disabled(ca_hosts: Scenario, f
     assert _unit(ca_hosts, BACKUP, "ActiveState") == "inactive"
     assert _unit(ca_hosts, BACKUP, "UnitFileState") == "disabled"
     version = docker_exec(ca_hosts, BACKUP, "/opt/bin/step-ca version").stdout
-    assert version.startswith("Smallstep CA/0.30.2")
+    assert version.startswith(f"Smallstep CA/{VERSIONS['step-ca']} ")
     # Keys come to a backup only by replication; nothing is initialised there.
     assert docker_exec(ca_hosts, BACKUP, f"test -e {CA}/secrets", check=False).returncode != 0
     # Hosts that are no cert-manager get nothing from this deploy.
@@ -177,8 +177,8 @@ def test_an_existing_ca_is_never_initialised_again(ca_hosts: Scenario, first_run
 def test_changing_the_step_version_reinstalls_only_step(
     ca_hosts: Scenario, first_run, step_artifacts: Path, tmp_path: Path
 ) -> None:
-    shutil.copy(step_artifacts / "step-ca_linux_0.30.2_amd64.tar.gz", tmp_path)
-    digest = repack(step_artifacts, tmp_path, "step", "0.30.3")
+    shutil.copy(step_artifacts / f"step-ca_linux_{VERSIONS['step-ca']}_amd64.tar.gz", tmp_path)
+    version, digest = other_release("step", tmp_path)
     step_ca_sum = docker_exec(ca_hosts, PRIMARY, "sha256sum /opt/bin/step-ca").stdout
     pid = _unit(ca_hosts, PRIMARY, "MainPID")
     upgraded = run_pyinfra(
@@ -187,14 +187,14 @@ def test_changing_the_step_version_reinstalls_only_step(
         "--data",
         f"artifact_dir={tmp_path}",
         "--data",
-        "step_version=0.30.3",
+        f"step_version={version}",
         "--data",
         json.dumps({"amd64": digest}).join(["step_checksums=", ""]),
     )
     assert upgraded.changes == {PRIMARY: [STEP], BACKUP: [STEP]}
     for host in (PRIMARY, BACKUP):
         out = docker_exec(ca_hosts, host, "/opt/bin/step version").stdout
-        assert out.startswith("Smallstep CLI/0.30.3")
+        assert out.startswith(f"Smallstep CLI/{version} ")
     assert docker_exec(ca_hosts, PRIMARY, "sha256sum /opt/bin/step-ca").stdout == step_ca_sum
     assert _unit(ca_hosts, PRIMARY, "MainPID") == pid
     # And back to the sandbox's version.
@@ -204,13 +204,13 @@ def test_changing_the_step_version_reinstalls_only_step(
 def test_a_step_ca_upgrade_restarts_the_ca_on_its_state(
     ca_hosts: Scenario, first_run, step_artifacts: Path, tmp_path: Path
 ) -> None:
-    shutil.copy(step_artifacts / "step_linux_0.30.2_amd64.tar.gz", tmp_path)
-    digest = repack(step_artifacts, tmp_path, "step-ca", "0.30.3")
+    shutil.copy(step_artifacts / f"step_linux_{VERSIONS['step']}_amd64.tar.gz", tmp_path)
+    version, digest = other_release("step-ca", tmp_path)
     state = f"sha256sum {CA}/certs/root_ca.crt {CA}/certs/intermediate_ca.crt {CA}/secrets/*"
     before = docker_exec(ca_hosts, PRIMARY, state).stdout
     pid = _unit(ca_hosts, PRIMARY, "MainPID")
     upgrade = [
-        "--data", f"artifact_dir={tmp_path}", "--data", "step_ca_version=0.30.3",
+        "--data", f"artifact_dir={tmp_path}", "--data", f"step_ca_version={version}",
         "--data", json.dumps({"amd64": digest}).join(["step_ca_checksums=", ""]),
     ]  # fmt: skip
     run = run_pyinfra(ca_hosts, DEPLOY, *upgrade)
@@ -222,7 +222,7 @@ def test_a_step_ca_upgrade_restarts_the_ca_on_its_state(
     assert set(run.changes) == {PRIMARY, BACKUP}
     for host in (PRIMARY, BACKUP):
         out = docker_exec(ca_hosts, host, "/opt/bin/step-ca version").stdout
-        assert out.startswith("Smallstep CA/0.30.3")
+        assert out.startswith(f"Smallstep CA/{version} ")
     # The new binary serves the same CA: same keys, healthy, issuing; the backup stays off.
     assert _unit(ca_hosts, PRIMARY, "MainPID") != pid
     assert docker_exec(ca_hosts, PRIMARY, state).stdout == before
@@ -257,14 +257,14 @@ def test_download_source_over_http(ca_hosts: Scenario, first_run, mirror: str) -
     run = run_pyinfra(ca_hosts, DEPLOY, *mirror_data)
     assert run.changes == {BACKUP: ["step-ca | Install step-ca"]}
     version = docker_exec(ca_hosts, BACKUP, "/opt/bin/step-ca version").stdout
-    assert version.startswith("Smallstep CA/0.30.2")
+    assert version.startswith(f"Smallstep CA/{VERSIONS['step-ca']} ")
     assert run_pyinfra(ca_hosts, DEPLOY, *mirror_data).changes == {}
 
 
 def test_a_wrong_checksum_fails_before_unpacking(
     ca_hosts: Scenario, first_run, step_artifacts: Path, tmp_path: Path
 ) -> None:
-    repack(step_artifacts, tmp_path, "step", "0.30.9")
+    version, _ = other_release("step", tmp_path)
     before = docker_exec(ca_hosts, BACKUP, "sha256sum /opt/bin/step").stdout
     bad = run_pyinfra(
         ca_hosts,
@@ -272,7 +272,7 @@ def test_a_wrong_checksum_fails_before_unpacking(
         "--data",
         f"artifact_dir={tmp_path}",
         "--data",
-        "step_version=0.30.9",
+        f"step_version={version}",
         "--data",
         'step_checksums={"amd64": "' + "0" * 64 + '"}',
         "--limit",
@@ -281,7 +281,7 @@ def test_a_wrong_checksum_fails_before_unpacking(
     )
     assert bad.returncode != 0
     assert bad.failed == {BACKUP: [STEP]}, bad.output[-3000:]
-    assert "checksum mismatch for step_linux_0.30.9_amd64.tar.gz" in bad.output
+    assert f"checksum mismatch for step_linux_{version}_amd64.tar.gz" in bad.output
     assert docker_exec(ca_hosts, BACKUP, "sha256sum /opt/bin/step").stdout == before
     leftovers = docker_exec(
         ca_hosts, BACKUP, "ls -a /var/lib/etcd-step-pki/staging /opt/bin; stat -c %a"

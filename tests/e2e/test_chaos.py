@@ -175,14 +175,14 @@ def test_an_upgrade_that_cannot_start_goes_back_to_the_binary_it_ran(
 ) -> None:
     """An etcd release whose etcd exits at once: the first member tried goes back to the
     binary and unit it ran, runs on them, and no other member restarts."""
-    release = _broken_release(release_archives, tmp_path, "3.5.99")
+    release = _broken_release(release_archives, tmp_path, "3.6.99")
     env = {"PKI_ARTIFACTS_DIR": str(release)}
     binary = "/opt/bin/etcd"
     before = {h: docker_exec(chaos_hosts, h, f"sha256sum {binary}").stdout.split()[0]
               for h in MEMBERS}  # fmt: skip
     pids = {h: docker_exec(chaos_hosts, h, "pidof etcd").stdout.strip() for h in MEMBERS}
     with _writer(chaos_hosts) as writer:
-        run = run_pyinfra(chaos_hosts, "deploys/cluster.py", "--data", "etcd_version=3.5.99",
+        run = run_pyinfra(chaos_hosts, "deploys/cluster.py", "--data", "etcd_version=3.6.99",
                           env=env, check=False)  # fmt: skip
     assert run.returncode != 0
     first = _the_one_tried(chaos_hosts, binary, run.output)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import fresh_scenario
 from tests.harness import artifacts
-from tests.harness.artifacts import repack
+from tests.harness.artifacts import VERSIONS, other_release
 from tests.harness.checks import cluster_healthy, etcdctl
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
 from tests.harness.pyinfra_run import run_pyinfra
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 SSL = "/etc/etcd/ssl"
 MEMBERS = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
-OLD_ETCD = "3.5.16"
+OLD_ETCD = "3.5.33"
 
 
 def _serial(scenario: Scenario, host: str, kind: str) -> str:
@@ -45,8 +45,7 @@ def Writer(scenario: Scenario) -> ContinuousWriter:
 
 @pytest.fixture(scope="module")
 def day2_archives(step_artifacts: Path, etcd_release: Path) -> Path:
-    old = artifacts.build("etcd-release.sh", OLD_ETCD, f"{OLD_ETCD}-4", "trixie")
-    return artifacts.combined(step_artifacts, etcd_release, old)
+    return artifacts.combined(step_artifacts, etcd_release, artifacts.upstream("etcd", OLD_ETCD))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +66,7 @@ def test_rolling_upgrade_of_etcd(day2_hosts: Scenario) -> None:
     for host in MEMBERS:
         assert "etcd | Rolling restart after a change" in run.changes[host]
         out = docker_exec(day2_hosts, host, etcdctl(host, "endpoint status -w json")).stdout
-        assert json.loads(out)[0]["Status"]["version"] == "3.5.30"
+        assert json.loads(out)[0]["Status"]["version"] == VERSIONS["etcd"]
     assert cluster_healthy(day2_hosts)
     assert run_pyinfra(day2_hosts, "deploys/cluster.py").changes == {}
 
@@ -310,12 +309,13 @@ def test_rolling_upgrade_of_step_and_step_ca(
 ) -> None:
     for archive in day2_archives.glob("*.tar.gz"):
         (tmp_path / archive.name).symlink_to(archive.resolve())
-    sums = {b: repack(step_artifacts, tmp_path, b, "0.30.3") for b in ("step", "step-ca")}
+    step, step_sum = other_release("step", tmp_path)
+    ca, ca_sum = other_release("step-ca", tmp_path)
     upgrade = [
         "--data", f"artifact_dir={tmp_path}",
-        "--data", "step_version=0.30.3", "--data", "step_ca_version=0.30.3",
-        "--data", "step_checksums=" + json.dumps({"amd64": sums["step"]}),
-        "--data", "step_ca_checksums=" + json.dumps({"amd64": sums["step-ca"]}),
+        "--data", f"step_version={step}", "--data", f"step_ca_version={ca}",
+        "--data", "step_checksums=" + json.dumps({"amd64": step_sum}),
+        "--data", "step_ca_checksums=" + json.dumps({"amd64": ca_sum}),
     ]  # fmt: skip
     pids = _pids(day2_hosts)
     ca_pid = docker_exec(
@@ -326,10 +326,10 @@ def test_rolling_upgrade_of_step_and_step_ca(
     assert writer.writes > 0 and writer.failed == 0
     for host in (*MEMBERS, "client-1"):
         version = docker_exec(day2_hosts, host, "/opt/bin/step version").stdout
-        assert version.startswith("Smallstep CLI/0.30.3"), host
+        assert version.startswith(f"Smallstep CLI/{step} "), host
     for host in ("etcd-k8s-1", "etcd-k8s-2"):
         version = docker_exec(day2_hosts, host, "/opt/bin/step-ca version").stdout
-        assert version.startswith("Smallstep CA/0.30.3"), host
+        assert version.startswith(f"Smallstep CA/{ca} "), host
     new_pid = docker_exec(day2_hosts, "etcd-k8s-1", "systemctl show -p MainPID --value step-ca")
     assert new_pid.stdout != ca_pid  # step-ca runs the new binary
     assert _pids(day2_hosts) == pids  # etcd needs no restart for new step binaries
@@ -345,7 +345,7 @@ def test_rolling_upgrade_of_step_and_step_ca(
     # And back to the sandbox's versions.
     run_pyinfra(day2_hosts, "deploys/cluster.py")
     assert docker_exec(day2_hosts, "client-1", "/opt/bin/step version").stdout.startswith(
-        "Smallstep CLI/0.30.2"
+        f"Smallstep CLI/{VERSIONS['step']} "
     )
     assert cluster_healthy(day2_hosts)
 

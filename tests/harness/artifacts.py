@@ -1,19 +1,27 @@
-"""One directory of release archives for the sandbox's air-gapped source (`artifact_dir`).
+"""Upstream's release archives for the test hosts, in one directory (`artifact_dir`).
 
-The step/step-ca test builds and the etcd archive are built and cached apart; the sandbox
-reads them from one directory with one `checksums.txt`, as an operator's mirror would hold.
+tests/hosts/upstream-release.sh builds each program from upstream's own module at the pinned
+version (or, without Go, downloads upstream's archive and checks it against the pinned
+SHA-256), cached per version; the sandbox reads them from one directory with one
+`checksums.txt`, as an operator's mirror would hold.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
-import tarfile
 from pathlib import Path
 
+from deploys.settings import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
 from tests.harness.hosts import REPO
+
+PINNED = {"step": STEP_CHECKSUMS, "step-ca": STEP_CA_CHECKSUMS, "etcd": ETCD_CHECKSUMS}
+VERSIONS = {
+    "step": str(DEFAULTS["step_version"]),
+    "step-ca": str(DEFAULTS["step_ca_version"]),
+    "etcd": str(DEFAULTS["etcd_version"]),
+}
 
 CACHE = Path(os.environ.get("PKI_CACHE_DIR", Path.home() / ".cache" / "etcd-step-pki"))
 
@@ -29,6 +37,14 @@ def build(script: str, *args: str) -> Path:
     if out.returncode != 0:
         raise RuntimeError(f"tests/hosts/{script} failed:\n{out.stderr[-4000:]}")
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+def upstream(program: str, version: str | None = None) -> Path:
+    """The directory holding upstream's linux/amd64 archive of `program` (step, step-ca or
+    etcd) at `version` (default: the deploys' default) and its checksums file."""
+    version = version or VERSIONS[program]
+    pinned = PINNED[program].get(version, {}).get("amd64", "")
+    return build("upstream-release.sh", program, version, *([pinned] if pinned else []))
 
 
 def combined(*directories: Path) -> Path:
@@ -49,21 +65,18 @@ def combined(*directories: Path) -> Path:
     return target
 
 
-def repack(artifacts: Path, target: Path, binary: str, version: str) -> str:
-    """A release archive of `binary` (step or step-ca) in `target` that reports `version`:
-    the 0.30.2 test build with its version string patched (same length), packed in upstream's
-    layout. Returns its SHA-256. Upgrades are tested with it: Debian packages one version."""
-    source = artifacts / f"{binary}_linux_0.30.2_amd64.tar.gz"
-    out = target / f"{binary}_linux_{version}_amd64.tar.gz"
-    with tarfile.open(source) as src, tarfile.open(out, "w:gz") as dst:
-        for member in src.getmembers():
-            data = src.extractfile(member).read() if member.isfile() else None
-            member.name = member.name.replace("0.30.2", version)
-            if data is not None:
-                if member.name.endswith(f"/{binary}") or member.name == binary:
-                    data = data.replace(b"0.30.2", version.encode())
-                member.size = len(data)
-                dst.addfile(member, io.BytesIO(data))
-            else:
-                dst.addfile(member)
-    return hashlib.sha256(out.read_bytes()).hexdigest()
+# Another release of each Smallstep program than the deploys' default: upgrades and version
+# changes are tested with upstream's own older releases.
+OTHER_RELEASES = {"step": "0.30.2", "step-ca": "0.30.1"}
+
+
+def other_release(program: str, target: Path) -> tuple[str, str]:
+    """Link upstream's archive of OTHER_RELEASES[program] into `target`; return its version
+    and SHA-256 (not in the pinned table: a run names it in `<program>_checksums`)."""
+    version = OTHER_RELEASES[program]
+    directory = upstream(program, version)
+    archive = next(directory.glob("*.tar.gz"))
+    link = target / archive.name
+    if not link.exists():
+        link.symlink_to(archive.resolve())
+    return version, hashlib.sha256(archive.read_bytes()).hexdigest()

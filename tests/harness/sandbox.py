@@ -44,9 +44,7 @@ def _pyinfra(*args: str) -> int:
 def up() -> int:
     started = time.monotonic()
     print("sandbox: building the test-host image and the release archives (cached)", flush=True)
-    archives = artifacts.combined(
-        artifacts.build("artifacts/build.sh"), artifacts.build("etcd-release.sh")
-    )
+    archives = artifacts.combined(*(artifacts.upstream(p) for p in ("step", "step-ca", "etcd")))
     scenario = _scenario(archives)
     scenario.image = hosts.build_image()
     hosts.write_scenario(scenario)
