@@ -210,3 +210,30 @@ class EtcdCompacted(FactBase[bool]):
 
     def process(self, output: list[str]) -> bool:
         return bool(output) and output[0].strip() not in ("", "0")
+
+
+class EtcdVersions(FactBase[dict[str, str]]):
+    """`{"etcdserver": "3.6.14", "etcdcluster": "3.6.0", "storage": "3.6.0"}`: what etcd's
+    `/version` answers on the member's client port (with the client certificate); the
+    cluster version is the lowest minor release every member runs, `storage` 3.6 and later
+    only. `{}` when it does not answer."""
+
+    @staticmethod
+    def default() -> dict[str, str]:
+        return {}
+
+    def command(self, cacert: str, cert: str, key: str, url: str) -> StringCommand:
+        return script(
+            "curl -fsS --max-time 8 --cacert {cacert} --cert {cert} --key {key} {url}/version"
+            " 2>/dev/null || true",
+            cacert=cacert,
+            cert=cert,
+            key=key,
+            url=url,
+        )
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        found = _json(output)
+        if not isinstance(found, dict):
+            return {}
+        return {str(k): str(v) for k, v in found.items()}

@@ -3,7 +3,7 @@ them in place on a Prometheus server.
 
 The rules read what `etcd-pki-renewal-metrics` writes on every member and client
 (`etcd_pki_*`, labels host, kind, file) and what etcd serves on `etcd_metrics_port`
-(`etcd_server_has_leader`, `etcd_server_health_failures`, `up`).
+(`etcd_server_*`, `etcd_disk_*`, `etcd_network_*`, `etcd_mvcc_*`, `grpc_server_*`, `up`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,18 @@ class Thresholds:
     renewal_overdue_after: str = "26h"
     metrics_stale_after: str = "50h"
     etcd_job: str = "etcd"
+    # etcd's own (its monitoring mixin's, etcd-io/etcd contrib/mixin, and its defaults)
+    etcd_leader_changes: int = 4  # in 15 minutes
+    etcd_grpc_failed_percent: float = 1.0  # of a method's requests, over 5 minutes
+    etcd_grpc_failed_critical_percent: float = 5.0
+    etcd_grpc_slow_seconds: float = 0.15  # the 99th percentile of unary requests
+    etcd_peer_rtt_seconds: float = 0.15  # the 99th percentile of round trips to a peer
+    etcd_proposals_failed_per_second: float = 5.0  # over 15 minutes
+    etcd_fsync_seconds: float = 0.5  # the 99th percentile of WAL fsyncs
+    etcd_fsync_critical_seconds: float = 1.0
+    etcd_commit_seconds: float = 0.25  # the 99th percentile of backend commits
+    etcd_quota_percent: float = 95.0  # of the backend quota the database fills
+    etcd_fragmentation_ratio: float = 0.5  # the share in use below which it is fragmented
 
 
 def _rule(
@@ -46,6 +58,149 @@ def _rule(
         "labels": {"severity": severity},
         "annotations": {"summary": summary},
     }
+
+
+# gRPC codes that mean the server failed a request (not the client's: NotFound, Canceled, ...).
+GRPC_FAILED = (
+    "Unknown|FailedPrecondition|ResourceExhausted|Internal|Unavailable|DataLoss|DeadlineExceeded"
+)
+# A database smaller than this in use is not worth defragmenting (100 MiB).
+FRAGMENTED_IN_USE_BYTES = 104857600
+
+
+def _p99(histogram: str, job: str) -> str:
+    return f"histogram_quantile(0.99, rate({histogram}_bucket{{{job}}}[5m]))"
+
+
+def _etcd_rules(limits: Thresholds, job: str) -> list[dict[str, Any]]:
+    """etcd watched as etcd's monitoring mixin watches it: its alerts, expressions, `for`
+    durations and severities, with its thresholds as the defaults of `limits`. Alerts about a
+    cluster as a whole keep every label but `instance` (the mixin's cluster label is `job`)."""
+    on = "etcd on {{ $labels.instance }}"
+    grpc_failed = (
+        "100 * sum without (grpc_type, grpc_code) (rate(grpc_server_handled_total"
+        f'{{{job}, grpc_code=~"{GRPC_FAILED}"}}[5m]))'
+        " / sum without (grpc_type, grpc_code) (rate(grpc_server_handled_total"
+        f"{{{job}}}[5m]))"
+    )
+    leader_changes = f"etcd_server_leader_changes_seen_total{{{job}}}"
+    db_size = f"etcd_mvcc_db_total_size_in_bytes{{{job}}}"
+    db_in_use = f"etcd_mvcc_db_total_size_in_use_in_bytes{{{job}}}"
+    quota = f"etcd_server_quota_backend_bytes{{{job}}}"
+    rules = [
+        _rule(
+            "EtcdInsufficientMembers",
+            f"sum without (instance) (up{{{job}}} == bool 1)"
+            f" < ((count without (instance) (up{{{job}}}) + 1) / 2)",
+            "critical",
+            "too few members of etcd job {{ $labels.job }} answer for a quorum",
+            "3m",
+        ),
+        _rule(
+            "EtcdHighNumberOfLeaderChanges",
+            f"increase((max without (instance) ({leader_changes})"
+            f" or 0 * absent({leader_changes}))[15m:1m]) >= {limits.etcd_leader_changes}",
+            "warning",
+            f"etcd job {{{{ $labels.job }}}} changed its leader {limits.etcd_leader_changes}"
+            " times or more in 15 minutes: short of CPU, disk or network?",
+            "5m",
+        ),
+    ]
+    for severity, percent, duration in (
+        ("warning", limits.etcd_grpc_failed_percent, "10m"),
+        ("critical", limits.etcd_grpc_failed_critical_percent, "5m"),
+    ):
+        rules.append(
+            _rule(
+                "EtcdHighNumberOfFailedGRPCRequests",
+                f"{grpc_failed} > {percent:g}",
+                severity,
+                f"more than {percent:g}% of the {{{{ $labels.grpc_method }}}} requests to {on}"
+                " fail",
+                duration,
+            )
+        )
+    rules += [
+        _rule(
+            "EtcdGRPCRequestsSlow",
+            "histogram_quantile(0.99, sum without (grpc_type) (rate("
+            f'grpc_server_handling_seconds_bucket{{{job}, grpc_method!="Defragment",'
+            f' grpc_type="unary"}}[5m]))) > {limits.etcd_grpc_slow_seconds:g}',
+            "critical",
+            f"the 99th percentile of the {{{{ $labels.grpc_method }}}} requests to {on} takes"
+            f" more than {limits.etcd_grpc_slow_seconds:g}s",
+            "10m",
+        ),
+        _rule(
+            "EtcdMemberCommunicationSlow",
+            f"{_p99('etcd_network_peer_round_trip_time_seconds', job)}"
+            f" > {limits.etcd_peer_rtt_seconds:g}",
+            "warning",
+            f"{on} takes more than {limits.etcd_peer_rtt_seconds:g}s to reach member"
+            " {{ $labels.To }} (99th percentile of round trips)",
+            "10m",
+        ),
+        _rule(
+            "EtcdHighNumberOfFailedProposals",
+            f"rate(etcd_server_proposals_failed_total{{{job}}}[15m])"
+            f" > {limits.etcd_proposals_failed_per_second:g}",
+            "warning",
+            f"{on} fails more than {limits.etcd_proposals_failed_per_second:g} proposals a second",
+            "15m",
+        ),
+    ]
+    for severity, seconds in (
+        ("warning", limits.etcd_fsync_seconds),
+        ("critical", limits.etcd_fsync_critical_seconds),
+    ):
+        rules.append(
+            _rule(
+                "EtcdHighFsyncDurations",
+                f"{_p99('etcd_disk_wal_fsync_duration_seconds', job)} > {seconds:g}",
+                severity,
+                f"the 99th percentile of WAL fsyncs of {on} takes more than {seconds:g}s:"
+                " a slow disk",
+                "10m",
+            )
+        )
+    rules += [
+        _rule(
+            "EtcdHighCommitDurations",
+            f"{_p99('etcd_disk_backend_commit_duration_seconds', job)}"
+            f" > {limits.etcd_commit_seconds:g}",
+            "warning",
+            f"the 99th percentile of backend commits of {on} takes more than"
+            f" {limits.etcd_commit_seconds:g}s: a slow disk",
+            "10m",
+        ),
+        _rule(
+            "EtcdDatabaseQuotaLowSpace",
+            f"(last_over_time({db_size}[5m]) / last_over_time({quota}[5m])) * 100"
+            f" > {limits.etcd_quota_percent:g}",
+            "critical",
+            f"the database of {on} fills more than {limits.etcd_quota_percent:g}% of its quota,"
+            " where etcd refuses writes: compact and defragment (deploys/etcd_maintenance.py)",
+            "10m",
+        ),
+        _rule(
+            "EtcdExcessiveDatabaseGrowth",
+            f"predict_linear({db_size}[4h], 4 * 3600) > {quota}",
+            "warning",
+            f"the database of {on} grows fast enough to reach its quota within 4 hours",
+            "10m",
+        ),
+        _rule(
+            "EtcdDatabaseHighFragmentationRatio",
+            f"(last_over_time({db_in_use}[5m]) / last_over_time({db_size}[5m]))"
+            f" < {limits.etcd_fragmentation_ratio:g}"
+            f" and {db_in_use} > {FRAGMENTED_IN_USE_BYTES}",
+            "warning",
+            f"less than {limits.etcd_fragmentation_ratio:.0%} of the database of {on} is in use:"
+            " defragment it (deploys/etcd_maintenance.py)",
+            "10m",
+        ),
+    ]
+    return rules
 
 
 def alert_rules(limits: Thresholds) -> dict[str, Any]:
@@ -126,6 +281,7 @@ def alert_rules(limits: Thresholds) -> dict[str, Any]:
                         "warning",
                         "etcd on {{ $labels.instance }} failed its health checks",
                     ),
+                    *_etcd_rules(limits, job),
                 ],
             }
         ]

@@ -130,5 +130,6 @@ def member_options(settings: Settings, tls: TLSFiles | None = None) -> MemberOpt
         tls_min_version=settings.etcd.tls_min_version,
         cipher_suites=settings.etcd.cipher_suites,
         compaction_retention=settings.etcd.compaction_retention,
+        feature_gates=settings.etcd.feature_gates,
         metrics_port=settings.etcd.metrics_port,
     )

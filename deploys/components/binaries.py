@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 
+from deploys.components import arguments
 from deploys.settings import Settings
+from facts.binaries import Binaries
 from operations import Change
-from operations.binaries import Replaced, release_binaries
+from operations.binaries import Artifact, Replaced, release_binaries
+from operations.etcd.releases import release_change_allowed
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ def run_binaries(settings: Settings, *, everything: bool = False) -> Installed:
             artifacts.append(settings.step_ca)
         if everything and settings.holds_certificates and settings.etcd.install_from == "archive":
             artifacts.append(settings.etcd.artifact)
+            etcd_release_checked(settings, artifacts)
         _installed[key] = Installed(
             release_binaries(
                 name="Install step, step-ca and etcd" if everything else "Install step",
@@ -55,6 +59,28 @@ def run_binaries(settings: Settings, *, everything: bool = False) -> Installed:
             frozenset(a.binary for a in artifacts),
         )
     return _installed[key]
+
+
+def etcd_release_checked(
+    settings: Settings, artifacts: list[Artifact], *, downgrading: bool = False
+) -> None:
+    """Before etcd's binaries are replaced on a member: the move to another etcd release
+    refused on every member where etcd's guides do not allow it (operations/etcd/releases).
+    The installed release is read with the install's own fact: no round trip more."""
+    if not settings.is_member:
+        return
+    found = host.get_fact(
+        Binaries, bin_dir=settings.bin_dir, binaries=[a.binary for a in artifacts]
+    )
+    release_change_allowed(
+        name="etcd release change allowed",
+        member=arguments.member(settings),
+        installed=found["versions"].get("etcd"),
+        target=settings.etcd.artifact.version,
+        bin_dir=settings.bin_dir,
+        etcd_user=settings.etcd_user,
+        downgrading=downgrading,
+    )
 
 
 def step_binary(settings: Settings) -> OperationMeta:

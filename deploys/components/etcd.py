@@ -12,7 +12,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files
 
 from deploys.components import arguments, component
-from deploys.components.binaries import installed_with_step
+from deploys.components.binaries import etcd_release_checked, installed_with_step
 from deploys.components.ca_backup import key_file
 from deploys.components.certificates import owns_data_dir, revocation_list
 from deploys.settings import Settings, SettingsError, all_settings, load_settings, one_cluster
@@ -21,6 +21,7 @@ from operations.binaries import release_binaries
 from operations.etcd.configuration import member_configuration, member_joined
 from operations.etcd.maintenance import compacted, defragmented
 from operations.etcd.membership import member_removed
+from operations.etcd.releases import downgrade_enabled
 from operations.etcd.restarts import cluster_healthy_wait, rolling_restart
 from operations.renewal import timers
 from operations.revocation import certificates_revoked
@@ -30,13 +31,15 @@ from templates import render
 
 
 @component("etcd")
-def etcd_cluster() -> None:
+def etcd_cluster(*, downgrading: bool = False) -> None:
     """Install etcd everywhere certificates are; run a member on every `etcd` host. With
-    several clusters, call it in each turn of `each_cluster`: one cluster at a time."""
+    several clusters, call it in each turn of `each_cluster`: one cluster at a time.
+    `downgrading`: etcd's downgrade to etcd_version's minor release is enabled
+    (deploys/etcd_downgrade.py), so members may go one minor release down."""
     settings = load_settings()
     if not settings.needs_certificates:
         return
-    binaries = _install(settings)
+    binaries = _install(settings, downgrading=downgrading)
     if not settings.is_member:
         return
     if not owns_data_dir(settings):
@@ -92,6 +95,20 @@ def member_unit(settings: Settings) -> str:
     )
 
 
+@component("etcd downgrade")
+def downgrade_enabled_on_the_cluster() -> None:
+    """etcd's downgrade API enabled for etcd_version's minor release, through the first
+    member of the cluster, before any member gets the older binary."""
+    settings = load_settings()
+    if settings.etcd.install_from != "archive":
+        raise SettingsError("etcd_install_from: a downgrade installs etcd's release archives")
+    first = arguments.members(all_settings())[0]
+    if settings.is_member and host.name == first.host:
+        downgrade_enabled(
+            name="etcd's downgrade enabled", member=first, target=settings.etcd.artifact.version
+        )
+
+
 @component("Restart members on new certificates")
 def restart_on_new_certificates(issued: OperationMeta | None) -> None:
     """Restart each member whose certificates `issued` changed, one at a time, each waiting
@@ -106,12 +123,13 @@ def restart_on_new_certificates(issued: OperationMeta | None) -> None:
         )
 
 
-def _install(settings: Settings) -> Change:
+def _install(settings: Settings, *, downgrading: bool = False) -> Change:
     """etcd's binaries; returns what replaced etcd in this run."""
     shared = installed_with_step(settings, "etcd")
     if shared is not None:
         return shared
     if settings.etcd.install_from == "archive":
+        etcd_release_checked(settings, [settings.etcd.artifact], downgrading=downgrading)
         return release_binaries(
             name="Install etcd",
             artifacts=[settings.etcd.artifact],

@@ -76,6 +76,9 @@ DEFAULTS: dict[str, object] = {
     "etcd_tls_min_version": "TLS1.2",
     "etcd_cipher_suites": [],  # empty: etcd's defaults
     "etcd_compaction_retention": "1h",  # etcd's periodic auto-compaction
+    # etcd's feature gates (3.6 and later), e.g. {"InitialCorruptCheck": True}; {}: etcd's
+    # defaults. Names the release lacks are refused (operations/etcd/releases.py).
+    "etcd_feature_gates": {},
     "etcd_defrag_min_free_bytes": 64 * 1024 * 1024,  # etcd_maintenance.py: worth a defrag
     "etcd_snapshot_dir": "/var/backups/etcd",  # on the member that takes snapshots
     "etcd_snapshot_local_dir": "backups/etcd",  # on the controller, relative to the cwd
@@ -149,4 +152,16 @@ DEFAULTS: dict[str, object] = {
     "alert_renewal_overdue_after": "26h",
     "alert_metrics_stale_after": "50h",  # no renewal check wrote metrics for this long
     "alert_etcd_job": "etcd",  # the Prometheus job that scrapes etcd_metrics_port
+    # etcd's own conditions, at the thresholds of etcd's monitoring mixin (contrib/mixin)
+    "alert_etcd_leader_changes": 4,  # leader changes in 15 minutes
+    "alert_etcd_grpc_failed_percent": 1,  # of a gRPC method's requests failing (warning)
+    "alert_etcd_grpc_failed_critical_percent": 5,  # (critical)
+    "alert_etcd_grpc_slow_seconds": 0.15,  # 99th percentile of unary requests
+    "alert_etcd_peer_rtt_seconds": 0.15,  # 99th percentile of round trips to a peer
+    "alert_etcd_proposals_failed_per_second": 5,  # failed Raft proposals, over 15 minutes
+    "alert_etcd_fsync_seconds": 0.5,  # 99th percentile of WAL fsyncs (warning)
+    "alert_etcd_fsync_critical_seconds": 1,  # (critical)
+    "alert_etcd_commit_seconds": 0.25,  # 99th percentile of backend commits
+    "alert_etcd_quota_percent": 95,  # of the backend quota the database fills
+    "alert_etcd_fragmentation_ratio": 0.5,  # share of the database in use, below which
 }

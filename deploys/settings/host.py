@@ -47,6 +47,7 @@ class Etcd:
     tls_min_version: str
     cipher_suites: tuple[str, ...]
     compaction_retention: str
+    feature_gates: tuple[tuple[str, bool], ...]
     defrag_min_free_bytes: int
     snapshot_dir: str
     snapshot_local_dir: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ from pydantic import (
 )
 
 from operations.durations import parse_duration
+from operations.etcd.releases import settings_problem
 from operations.etcd.tls import cipher_suite_problem, suites_with_version_problem
 
 ARCHITECTURES = ("amd64", "arm64")
@@ -256,6 +258,10 @@ Fingerprint = Annotated[
 Port = Annotated[int, _between(1, 65535, "a TCP port")]
 Version = Annotated[str, _check(_VERSION.match, "a version like 0.30.2")]
 Duration = Annotated[str, _check(_is_duration, "a duration such as 17520h or 90m")]
+# Alert thresholds: numbers (an int is one too), finite and above 0.
+Positive = Annotated[float, _check(lambda v: 0 < v < math.inf, "a number above 0")]
+Percent = Annotated[float, _check(lambda v: 0 < v <= 100, "a percentage (above 0, at most 100)")]
+Ratio = Annotated[float, _check(lambda v: 0 < v < 1, "a ratio between 0 and 1")]
 AbsolutePath = Annotated[
     str,
     _check(_absolute, "an absolute path"),
@@ -318,6 +324,7 @@ class HostSettings(BaseModel):
     etcd_tls_min_version: TlsVersion
     etcd_cipher_suites: Annotated[tuple[CipherSuite, ...], BeforeValidator(_listed)]
     etcd_compaction_retention: Duration
+    etcd_feature_gates: dict[str, bool]
     etcd_defrag_min_free_bytes: Annotated[int, _between(0, None, "a number of bytes")]
     etcd_snapshot_dir: AbsolutePath
     etcd_snapshot_local_dir: Line  # on the controller: relative to the working directory
@@ -379,6 +386,17 @@ class HostSettings(BaseModel):
     alert_renewal_overdue_after: Duration
     alert_metrics_stale_after: Duration
     alert_etcd_job: Line
+    alert_etcd_leader_changes: Annotated[int, _between(1, None, "a number of leader changes")]
+    alert_etcd_grpc_failed_percent: Percent
+    alert_etcd_grpc_failed_critical_percent: Percent
+    alert_etcd_grpc_slow_seconds: Positive
+    alert_etcd_peer_rtt_seconds: Positive
+    alert_etcd_proposals_failed_per_second: Positive
+    alert_etcd_fsync_seconds: Positive
+    alert_etcd_fsync_critical_seconds: Positive
+    alert_etcd_commit_seconds: Positive
+    alert_etcd_quota_percent: Percent
+    alert_etcd_fragmentation_ratio: Ratio
 
     # Per run (--data), None when not given
     renew_before: IsoTime | None = None
@@ -431,6 +449,10 @@ class HostSettings(BaseModel):
         problem = suites_with_version_problem(self.etcd_cipher_suites, self.etcd_tls_min_version)
         if problem:
             raise Invalid("etcd_cipher_suites", problem)
+        if self.etcd_install_from == "archive":
+            release = settings_problem(self.etcd_version, self.etcd_feature_gates)
+            if release:
+                raise Invalid(*release)
         if self.etcd_client_port == self.etcd_peer_port:
             raise Invalid("etcd_peer_port", f"{self.etcd_peer_port} is etcd_client_port as well")
         if self.etcd_metrics_port in (self.etcd_client_port, self.etcd_peer_port):

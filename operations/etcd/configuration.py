@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import StringIO
 
 from pyinfra import host
@@ -19,7 +19,7 @@ from pyinfra.api.state import State
 from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
 from facts.shell import previous_kept, raw, script
 from operations import Commands
-from operations.etcd.member import Member
+from operations.etcd.member import Etcdctl, Member
 from operations.etcd.membership import reconfigure, refuse_new_cluster, running, survey
 from operations.etcd.restarts import wait_healthy
 from operations.remote import Remote, RunTimeStep
@@ -55,6 +55,8 @@ class MemberOptions:
     tls_min_version: str = "TLS1.2"
     cipher_suites: tuple[str, ...] = ()
     compaction_retention: str = "1h"
+    # etcd's feature gates (3.6 and later): (name, enabled) pairs; (): etcd's defaults.
+    feature_gates: tuple[tuple[str, bool], ...] = ()
     # etcd's /metrics and /health over plain HTTP on the member's address; None: none.
     metrics_port: int | None = None
 
@@ -77,6 +79,7 @@ def member_config(
         initial_cluster_state=initial_state,
         cluster_token=options.cluster_token,
         compaction_retention=options.compaction_retention,
+        feature_gates=options.feature_gates,
         metrics_port=options.metrics_port,
     )
 
@@ -155,9 +158,11 @@ def member_joined(
     member: Member, *, peers: Sequence[Member], options: MemberOptions, timeout: int = 120
 ) -> Commands:
     """
-    A new member of a running cluster: `etcdctl member add` through a healthy member (on that
-    member's host, shown there), its configuration from etcd's answer, started, and the
-    cluster healthy again, before the next new member: new members take turns.
+    A new member of a running cluster: `etcdctl member add --learner` through a healthy
+    member (on that member's host, shown there), its configuration from etcd's answer,
+    started, promoted to a voting member once it has caught up with the leader, and the
+    cluster healthy again, before the next new member: new members take turns. A member that
+    joined but is still a learner (its promotion timed out) is promoted by the next run.
 
     + member: this member
     + peers: every member of the cluster (this one included)
@@ -168,7 +173,19 @@ def member_joined(
         EtcdMember, config=member.config_path, data_dir=member.data_dir, unit=member.unit
     )
     if local["bootstrapped"]:
-        host.noop(f"{member.name} is a member already")
+        # Only a member that joined a running cluster can be a learner still; a learner
+        # serves no membership requests: the others are asked.
+        joined = "ETCD_INITIAL_CLUSTER_STATE=existing" in (local["config"] or "")
+        others = replace(member.etcdctl, endpoint=",".join(
+            f"https://{p.address}:{p.client_port}" for p in peers if p.name != member.name))  # fmt: skip
+        view = host.get_fact(EtcdCluster, etcdctl_args=others.args) if joined else None
+        learner = [m for m in (view or {}).get("members", []) if m["name"] == member.name
+                   and m["learner"]]  # fmt: skip
+        if not learner:
+            host.noop(f"{member.name} is a member already")
+            return
+        yield promote(others, learner[0]["id"], timeout)
+        yield wait_healthy(member.etcdctl, timeout)
         return
     found = running(survey(host.state, member.host, peers))
     if found is None:
@@ -184,6 +201,7 @@ def member_joined(
 
 
 _INITIAL = re.compile(r'^ETCD_INITIAL_CLUSTER="([^"]*)"$', re.MULTILINE)
+_ADDED = re.compile(r"^Member\s+([0-9a-f]+)\s+added", re.MULTILINE)
 
 
 def join(
@@ -206,13 +224,16 @@ def _join(
         ok, output = other.run(reconfigure(through.etcdctl, "remove", entry["id"]))
         if not ok:
             return other.fail(f"for {me.name}: {output.stderr}")
+    # A learner first: it receives the log but has no vote until it is promoted, so a
+    # member that never catches up never counts toward the quorum.
     ok, output = other.run(
-        reconfigure(through.etcdctl, "add", me.name, f"--peer-urls={me.peer_url}")
+        reconfigure(through.etcdctl, "add", me.name, "--learner", f"--peer-urls={me.peer_url}")
     )
     found = _INITIAL.search(output.stdout)
-    if not ok or not found:
+    added = _ADDED.search(output.stdout)
+    if not ok or not found or not added:
         return other.fail(f"adding {me.name} failed: {output.stderr or output.stdout}")
-    other.log(f"added {me.name} to the cluster")
+    other.log(f"added {me.name} to the cluster as a learner")
     config = member_config(me, options, found.group(1), "existing")
     ok, output = node.run(
         StringCommand(
@@ -223,13 +244,32 @@ def _join(
             )
             + "; "
             + first_use(raw("systemctl start {u}", u=me.unit))
-            + "; "
-            + wait_healthy(me.etcdctl, timeout).get_raw_value()
         ),
         stdin=config,
     )
     if not ok:
-        return node.fail(
-            f"{me.name} was added but did not start into a healthy cluster: {output.stderr}"
+        return node.fail(f"{me.name} was added as a learner but did not start: {output.stderr}")
+    ok, output = other.run(promote(through.etcdctl, added.group(1), timeout))
+    if not ok:
+        return other.fail(
+            f"{me.name} runs as a learner but was not promoted (it has no vote; run again to "
+            f"promote it once it has caught up): {output.stderr}"
         )
+    other.log(f"promoted {me.name} to a voting member")
+    ok, output = node.run(wait_healthy(me.etcdctl, timeout))
+    if not ok:
+        return node.fail(f"{me.name} joined but the cluster is not healthy: {output.stderr}")
     return True
+
+
+def promote(etcdctl: Etcdctl, member_id: str, timeout: int) -> StringCommand:
+    """`member promote`, retried while etcd answers that the learner has not caught up with
+    the leader yet (or that the cluster just changed), for `timeout` seconds."""
+    return script(
+        "i=0; until out=$({c} member promote {id} 2>&1); do i=$((i+1));"
+        ' case "$out" in *"in sync with leader"*|*"unhealthy cluster"*)'
+        ' [ "$i" -lt {tries} ] && sleep 1 && continue;; esac; echo "$out" >&2; exit 1; done',
+        c=etcdctl.args,
+        id=member_id,
+        tries=timeout,
+    )

@@ -46,7 +46,8 @@ def etcd_unpacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tar.extractall(target, filter="data")
     top = f"etcd-v{ETCD}-linux-amd64"
     assert names == [
-        f"{top}/{n}" for n in ("README-etcdctl.md", "README-etcdutl.md", "etcd", "etcdctl", "etcdutl")
+        f"{top}/{n}"
+        for n in ("README-etcdctl.md", "README-etcdutl.md", "etcd", "etcdctl", "etcdutl")
     ]
     return target / top
 
@@ -85,7 +86,9 @@ def test_etcd_binaries_are_upstreams_modules(etcd_unpacked: Path, binary: str, m
     ).stdout
     rows = [line.split("\t")[1:] for line in out.splitlines()[1:]]
     assert ["path", main] in [r[:2] for r in rows]
-    etcd_modules = {r[1]: r[2] for r in rows if r[0] in ("mod", "dep") and "go.etcd.io/etcd/" in r[1]}
+    etcd_modules = {
+        r[1]: r[2] for r in rows if r[0] in ("mod", "dep") and "go.etcd.io/etcd/" in r[1]
+    }
     assert main in etcd_modules and set(etcd_modules.values()) == {f"v{ETCD}"}
     assert not [r for r in rows if r[0] == "=>"]
     settings = dict(r[1].split("=", 1) for r in rows if r[0] == "build" and "=" in r[1])

@@ -285,6 +285,19 @@ def test_a_fourth_member_joins_with_limit(cluster_hosts: Scenario, created) -> N
     assert cluster_healthy(cluster_hosts)
     config = docker_exec(cluster_hosts, FOURTH.name, "cat /etc/etcd/etcd-k8s-4.env").stdout
     assert "ETCD_INITIAL_CLUSTER_STATE=existing" in config.splitlines()
+    # It joined as a learner (no vote while it caught up) and was promoted: a voter now.
+    log = docker_exec(cluster_hosts, "etcd-k8s-1", "journalctl -o cat -u etcd-k8s-1").stdout
+    added = [json.loads(line) for line in log.splitlines() if '"added member"' in line]
+    fourth = [a for a in added if a["added-peer-peer-urls"] == [f"https://{FOURTH.address}:2380"]]
+    assert fourth and fourth[-1]["added-peer-is-learner"] is True
+    promoted = [line for line in log.splitlines() if '"promote member"' in line]
+    assert any(fourth[-1]["added-peer-id"] in line for line in promoted)
+    listed = json.loads(
+        docker_exec(
+            cluster_hosts, "etcd-k8s-1", etcdctl("etcd-k8s-1", "member list -w json")
+        ).stdout
+    )
+    assert not [m for m in listed["members"] if m.get("isLearner")]
     got = docker_exec(
         cluster_hosts, FOURTH.name, etcdctl(FOURTH.name, "get /pki/greeting --print-value-only")
     )

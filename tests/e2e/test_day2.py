@@ -4,8 +4,10 @@ stayed healthy (and, where members restart, that a client's writes never failed)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,9 @@ pytestmark = pytest.mark.e2e
 
 SSL = "/etc/etcd/ssl"
 MEMBERS = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
+ENDPOINTS = ",".join(f"https://{h}:2379" for h in MEMBERS)
 OLD_ETCD = "3.5.33"
+NEWEST_ETCD = "3.7.0"
 
 
 def _serial(scenario: Scenario, host: str, kind: str) -> str:
@@ -37,15 +41,15 @@ def _pids(scenario: Scenario) -> dict[str, str]:
 
 def Writer(scenario: Scenario) -> ContinuousWriter:
     """client-1 writing through every member all along."""
-    endpoints = ",".join(f"https://{h}:2379" for h in MEMBERS)
     return ContinuousWriter(
-        scenario, "client-1", etcdctl("client-1", "put /day2/$i $i", endpoints=endpoints)
+        scenario, "client-1", etcdctl("client-1", "put /day2/$i $i", endpoints=ENDPOINTS)
     )
 
 
 @pytest.fixture(scope="module")
 def day2_archives(step_artifacts: Path, etcd_release: Path) -> Path:
-    return artifacts.combined(step_artifacts, etcd_release, artifacts.upstream("etcd", OLD_ETCD))
+    older, newest = (artifacts.upstream("etcd", v) for v in (OLD_ETCD, NEWEST_ETCD))
+    return artifacts.combined(step_artifacts, etcd_release, older, newest)
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +61,130 @@ def day2_hosts(day2_archives: Path) -> Iterator[Scenario]:
         yield started
 
 
-def test_rolling_upgrade_of_etcd(day2_hosts: Scenario) -> None:
-    version = docker_exec(day2_hosts, "etcd-k8s-1", "/opt/bin/etcd --version | head -1").stdout
-    assert OLD_ETCD in version
+def _etcd_versions(scenario: Scenario) -> dict[str, str]:
+    """Each member's etcd release, and the cluster's version as etcd-k8s-1 answers."""
+    found = {
+        h: docker_exec(scenario, h, "/opt/bin/etcd --version | head -1").stdout.split()[-1]
+        for h in MEMBERS
+    }
+    answer = docker_exec(
+        scenario, "etcd-k8s-1", f"curl -fsS --cacert {SSL}/root_ca.crt --cert {SSL}/etcd-k8s-1-"
+        f"client.crt --key {SSL}/etcd-k8s-1-client.key https://127.0.0.1:2379/version"
+    ).stdout  # fmt: skip
+    return {**found, "cluster": json.loads(answer)["etcdcluster"]}
+
+
+def _untouched(scenario: Scenario) -> dict[str, str]:
+    """What a refused run must leave as it was: every member's binary and process."""
+    binaries = {h: docker_exec(scenario, h, "sha256sum /opt/bin/etcd").stdout for h in MEMBERS}
+    return {**binaries, **{f"{h} pid": p for h, p in _pids(scenario).items()}}
+
+
+def test_an_upgrade_that_skips_a_minor_release_is_refused(day2_hosts: Scenario) -> None:
+    before = _untouched(day2_hosts)
+    run = run_pyinfra(day2_hosts, "deploys/cluster.py", "--data", f"etcd_version={NEWEST_ETCD}",
+                      check=False)  # fmt: skip
+    assert run.returncode != 0
+    assert f"etcd {OLD_ETCD} to {NEWEST_ETCD} skips 3.6: etcd upgrades one minor release" in (
+        run.output
+    )
+    assert _untouched(day2_hosts) == before
+    assert cluster_healthy(day2_hosts)
+
+
+def test_an_upgrade_is_refused_while_a_member_is_down(day2_hosts: Scenario) -> None:
+    docker_exec(day2_hosts, "etcd-k8s-3", "systemctl stop etcd-k8s-3")
+    try:
+        before = {h: docker_exec(day2_hosts, h, "sha256sum /opt/bin/etcd").stdout for h in MEMBERS}
+        run = run_pyinfra(day2_hosts, "deploys/cluster.py", check=False)
+        assert run.returncode != 0
+        assert f"etcd {OLD_ETCD} to {VERSIONS['etcd']}" in run.output
+        assert "the cluster must be healthy first" in run.output
+        after = {h: docker_exec(day2_hosts, h, "sha256sum /opt/bin/etcd").stdout for h in MEMBERS}
+        assert after == before
+    finally:
+        docker_exec(day2_hosts, "etcd-k8s-3", "systemctl start etcd-k8s-3")
+    assert cluster_healthy(day2_hosts)
+
+
+def test_rolling_upgrade_of_etcd_minor_by_minor_and_a_downgrade(
+    day2_hosts: Scenario, tmp_path: Path
+) -> None:
+    """3.5 to 3.6 (one member first, the cluster's version moving only with the last), to
+    3.7, and down to 3.6 through etcd's downgrade API; a client writing all along loses no
+    write; a snapshot taken on 3.5 restores on 3.6."""
+    default = VERSIONS["etcd"]
+    assert _etcd_versions(day2_hosts) == {**dict.fromkeys(MEMBERS, OLD_ETCD), "cluster": "3.5.0"}
+    local = ["--data", f"etcd_snapshot_local_dir={tmp_path}",
+             "--data", "etcd_snapshot_unencrypted=true", "--data", "etcd_snapshot_name=on-35.db"]  # fmt: skip
+    docker_exec(
+        day2_hosts,
+        "client-1",
+        etcdctl("client-1", "put /day2/before-snapshot 35", endpoints=ENDPOINTS),
+    )
+    run_pyinfra(day2_hosts, "deploys/etcd_backup.py", *local)
+    docker_exec(
+        day2_hosts,
+        "client-1",
+        etcdctl("client-1", "put /day2/after-snapshot 1", endpoints=ENDPOINTS),
+    )
+
     with Writer(day2_hosts) as writer:
+        first = run_pyinfra(day2_hosts, "deploys/cluster.py", "--limit", "etcd-k8s-1")
+        assert "etcd | Rolling restart after a change" in first.changes["etcd-k8s-1"]
+        partly = _etcd_versions(day2_hosts)
+        # A cluster of mixed releases keeps the older one's version.
+        assert partly == {"etcd-k8s-1": default, "etcd-k8s-2": OLD_ETCD,
+                          "etcd-k8s-3": OLD_ETCD, "cluster": "3.5.0"}  # fmt: skip
         run = run_pyinfra(day2_hosts, "deploys/cluster.py")
-    assert writer.writes > 10 and writer.failed == 0
-    for host in MEMBERS:
+    assert writer.writes > 10 and writer.failed == 0, writer.errors
+    for host in ("etcd-k8s-2", "etcd-k8s-3"):
         assert "etcd | Rolling restart after a change" in run.changes[host]
-        out = docker_exec(day2_hosts, host, etcdctl(host, "endpoint status -w json")).stdout
-        assert json.loads(out)[0]["Status"]["version"] == VERSIONS["etcd"]
+    _wait_for_cluster_version(day2_hosts, "3.6.0")
+    assert _etcd_versions(day2_hosts) == {**dict.fromkeys(MEMBERS, default), "cluster": "3.6.0"}
     assert cluster_healthy(day2_hosts)
     assert run_pyinfra(day2_hosts, "deploys/cluster.py").changes == {}
+
+    newest = ["--data", f"etcd_version={NEWEST_ETCD}"]
+    with Writer(day2_hosts) as writer:
+        run_pyinfra(day2_hosts, "deploys/cluster.py", *newest)
+    assert writer.writes > 10 and writer.failed == 0, writer.errors
+    _wait_for_cluster_version(day2_hosts, "3.7.0")
+    assert _etcd_versions(day2_hosts) == {**dict.fromkeys(MEMBERS, NEWEST_ETCD), "cluster": "3.7.0"}
+    assert run_pyinfra(day2_hosts, "deploys/cluster.py", *newest).changes == {}
+
+    # Down again: refused by cluster.py, which names the way; done by etcd_downgrade.py.
+    before = _untouched(day2_hosts)
+    refused = run_pyinfra(day2_hosts, "deploys/cluster.py", check=False)
+    assert refused.returncode != 0 and "run deploys/etcd_downgrade.py" in refused.output
+    assert _untouched(day2_hosts) == before
+    with Writer(day2_hosts) as writer:
+        run_pyinfra(day2_hosts, "deploys/etcd_downgrade.py")
+    assert writer.writes > 10 and writer.failed == 0, writer.errors
+    assert _etcd_versions(day2_hosts) == {**dict.fromkeys(MEMBERS, default), "cluster": "3.6.0"}
+    assert cluster_healthy(day2_hosts)
+    assert run_pyinfra(day2_hosts, "deploys/etcd_downgrade.py").changes == {}
+    assert run_pyinfra(day2_hosts, "deploys/cluster.py").changes == {}
+
+    # The snapshot taken on 3.5, restored on the default release.
+    snapshot = tmp_path / "on-35.db"
+    digest = hashlib.sha256(snapshot.read_bytes()).hexdigest()
+    run_pyinfra(day2_hosts, "deploys/etcd_restore.py", "--data", f"etcd_restore_snapshot={snapshot}",
+                "--data", f"etcd_restore_confirm={digest}")  # fmt: skip
+    get = etcdctl("client-1", "get --print-value-only", endpoints=ENDPOINTS)
+    assert (
+        docker_exec(day2_hosts, "client-1", f"{get} /day2/before-snapshot").stdout.strip() == "35"
+    )
+    assert docker_exec(day2_hosts, "client-1", f"{get} /day2/after-snapshot").stdout.strip() == ""
+    assert _etcd_versions(day2_hosts)["cluster"] == "3.6.0"
+    assert cluster_healthy(day2_hosts)
+
+
+def _wait_for_cluster_version(scenario: Scenario, version: str, timeout: float = 30) -> None:
+    """etcd's leader raises the cluster's version within seconds of the last member."""
+    deadline = time.monotonic() + timeout
+    while _etcd_versions(scenario)["cluster"] != version and time.monotonic() < deadline:
+        time.sleep(1)
 
 
 def test_renew_now_renews_the_chosen_certificates(day2_hosts: Scenario) -> None:

@@ -143,8 +143,9 @@ step | step-ca)
 etcd)
     # etcd's modules replace each other with local paths in their go.mod, which `go install
     # module@version` refuses; a module of our own requires the three at the release instead,
-    # and `go build` builds upstream's main packages from it, as etcd's scripts/build.sh does:
-    # -trimpath, -X go.etcd.io/etcd/api/v3/version.GitSHA=<commit>.
+    # and `go build` builds upstream's main packages from it as etcd's release build does
+    # (scripts/build_lib.sh, with scripts/build-binary.sh's GO_LDFLAGS="-s -w"): -trimpath,
+    # -installsuffix=cgo, -X go.etcd.io/etcd/api/v3/version.GitSHA=<the tag's short commit>.
     modules=(go.etcd.io/etcd/server/v3 go.etcd.io/etcd/etcdctl/v3 go.etcd.io/etcd/etcdutl/v3)
     mkdir -p "$work/module"
     printf 'module etcd-release-build\n\ngo 1.23\n' >"$work/module/go.mod"
@@ -160,7 +161,7 @@ etcd)
         binary=${binary##*/}
         [[ $binary != server ]] || binary=etcd
         (cd "$work/module" && "$go" build -trimpath -installsuffix=cgo \
-            -ldflags "-X go.etcd.io/etcd/api/v3/version.GitSHA=$git_sha" \
+            -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$git_sha" \
             -o "$stage/$binary" "$main") >&2 || die "go build $main failed"
     done
     for tool in etcdctl etcdutl; do

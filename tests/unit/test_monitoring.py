@@ -45,20 +45,30 @@ def _check(tmp_path: Path, tests: list[dict[str, Any]], limits: Thresholds | Non
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _firing(name: str, at: str, labels: dict[str, str] | None) -> dict[str, Any]:
-    """An alert_rule_test: `name` fires with `labels` at `at`, or (None) does not fire."""
+def _firing(
+    name: str, at: str, labels: dict[str, str] | None, severities: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """An alert_rule_test: `name` fires with `labels` at `at`, or (None) does not fire. An
+    alert with a rule per severity fires at those `severities` (default: every one)."""
     if labels is None:
         return {"alertname": name, "eval_time": at, "exp_alerts": []}
-    rule = next(r for r in _rules() if r["alert"] == name)
-    summary = rule["annotations"]["summary"]
-    for key, value in labels.items():
-        summary = summary.replace(f"{{{{ $labels.{key} }}}}", value)
-    assert "{{" not in summary, f"{name}'s summary names a label the alert does not have"
-    expected = {
-        "exp_labels": {**labels, "severity": rule["labels"]["severity"]},
-        "exp_annotations": {"summary": summary},
-    }
-    return {"alertname": name, "eval_time": at, "exp_alerts": [expected]}
+    rules = [r for r in _rules() if r["alert"] == name]
+    if severities is not None:
+        rules = [r for r in rules if r["labels"]["severity"] in severities]
+    assert rules, (name, severities)
+    alerts = []
+    for rule in rules:
+        summary = rule["annotations"]["summary"]
+        for key, value in labels.items():
+            summary = summary.replace(f"{{{{ $labels.{key} }}}}", value)
+        assert "{{" not in summary, f"{name}'s summary names a label the alert does not have"
+        alerts.append(
+            {
+                "exp_labels": {**labels, "severity": rule["labels"]["severity"]},
+                "exp_annotations": {"summary": summary},
+            }
+        )
+    return {"alertname": name, "eval_time": at, "exp_alerts": alerts}
 
 
 def _rules() -> list[dict[str, Any]]:
@@ -222,6 +232,242 @@ def test_etcd_member_down_and_no_leader(tmp_path: Path) -> None:
     )
 
 
+# etcd's own series (etcd's monitoring mixin's alerts), of three members of the job `etcd`.
+MEMBERS = ("etcd-k8s-1:2390", "etcd-k8s-2:2390", "etcd-k8s-3:2390")
+MIB = 1024 * 1024
+QUOTA = 2048 * MIB  # etcd's default backend quota
+# The bucket bounds of the latency histograms here (etcd's are finer, powers of two).
+BOUNDS = ("0.05", "0.1", "0.2", "0.4", "0.8", "1.6", "+Inf")
+RANGE = {"grpc_service": "etcdserverpb.KV", "grpc_method": "Range"}
+
+
+def _etcd(instance: str = MEMBERS[0], **more: str) -> str:
+    """The labels of a member's series as Prometheus has them: `{job="etcd",instance=...}`."""
+    labels = {"job": "etcd", "instance": instance, **more}
+    return "{" + ",".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
+
+
+def _counter(per_minute: list[int]) -> str:
+    """A counter's samples, one a minute from 0: it rises by each minute's count."""
+    total, values = 0, ["0"]
+    for count in per_minute:
+        total += count
+        values.append(str(total))
+    return " ".join(values)
+
+
+def _latencies(
+    name: str, minutes: list[str], instance: str = MEMBERS[0], **more: str
+) -> list[dict[str, str]]:
+    """A histogram's `_bucket` counters of 60 observations a minute, each minute's in the
+    bucket up to `minutes[i]` seconds: its 99th percentile is just under that bound."""
+    return [
+        _series(
+            f"{name}_bucket",
+            _counter([60 if float(upper) <= float(le) else 0 for upper in minutes]),
+            _etcd(instance, **more, le=le),
+        )
+        for le in BOUNDS
+    ]
+
+
+def _member(instance: str = MEMBERS[0], **more: str) -> dict[str, str]:
+    return {"job": "etcd", "instance": instance, **more}
+
+
+def test_etcd_too_few_members_for_a_quorum(tmp_path: Path) -> None:
+    series = [
+        _series("up", "1+0x10", _etcd(MEMBERS[0])),
+        _series("up", "1 1 0+0x8", _etcd(MEMBERS[1])),
+        _series("up", "1 1 1 1 0+0x6", _etcd(MEMBERS[2])),
+    ]
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    _firing("EtcdInsufficientMembers", "3m", None),  # two of three: a quorum
+                    _firing("EtcdInsufficientMembers", "6m", None),  # one, for 2 minutes only
+                    _firing("EtcdInsufficientMembers", "8m", {"job": "etcd"}),
+                ],
+            }
+        ],
+    )
+
+
+def _leader_changes() -> list[dict[str, str]]:
+    """Six elections, a minute apart from 21 m, as every member counts them."""
+    changes = [1 if 20 <= minute < 26 else 0 for minute in range(60)]
+    return [
+        _series("etcd_server_leader_changes_seen_total", _counter(changes), _etcd(member))
+        for member in MEMBERS
+    ]
+
+
+def test_etcd_many_leader_changes(tmp_path: Path) -> None:
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": _leader_changes(),
+            "alert_rule_test": [
+                _firing("EtcdHighNumberOfLeaderChanges", "22m", None),
+                _firing("EtcdHighNumberOfLeaderChanges", "33m", {"job": "etcd"}),
+                _firing("EtcdHighNumberOfLeaderChanges", "50m", None),  # none for 15 minutes
+            ],
+        }
+    ]
+    _check(tmp_path, tests)
+    # Seven changes to alert: six do not.
+    tests[0]["alert_rule_test"] = [_firing("EtcdHighNumberOfLeaderChanges", "33m", None)]
+    _check(tmp_path, tests, Thresholds(etcd_leader_changes=7))
+
+
+def test_etcd_failed_grpc_requests_warn_then_go_critical(tmp_path: Path) -> None:
+    # 10 Range requests a second; 2% of them fail from 10 m, 9% from 40 m.
+    unavailable = [0] * 10 + [12] * 30 + [60] * 30
+    name = "grpc_server_handled_total"
+    series = [
+        _series(name, "0+600x70", _etcd(grpc_type="unary", **RANGE, grpc_code="OK")),
+        _series(name, _counter(unavailable), _etcd(grpc_type="unary", **RANGE, grpc_code="Unavailable")),
+        # A client's mistake is no failure of etcd's.
+        _series(name, "0+600x70", _etcd(grpc_type="unary", grpc_service="etcdserverpb.KV", grpc_method="Put", grpc_code="InvalidArgument")),
+        _series(name, "0+600x70", _etcd(grpc_type="unary", grpc_service="etcdserverpb.KV", grpc_method="Put", grpc_code="OK")),
+    ]  # fmt: skip
+    labels = _member(**RANGE)
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    _firing("EtcdHighNumberOfFailedGRPCRequests", "5m", None),
+                    _firing("EtcdHighNumberOfFailedGRPCRequests", "15m", None),  # for 10m
+                    _firing("EtcdHighNumberOfFailedGRPCRequests", "30m", labels, ("warning",)),
+                    _firing("EtcdHighNumberOfFailedGRPCRequests", "45m", labels, ("warning",)),
+                    _firing("EtcdHighNumberOfFailedGRPCRequests", "65m", labels),
+                ],
+            }
+        ],
+    )
+
+
+def _slow(minutes: int = 90) -> list[dict[str, str]]:
+    """Fast requests, round trips and disk for 20 minutes, then slow ones; the WAL's fsyncs
+    slower still from 50 m."""
+    fast = ["0.05"] * 20
+    return [
+        *_latencies("grpc_server_handling_seconds", fast + ["0.4"] * (minutes - 20), grpc_type="unary", **RANGE),
+        # Defragmenting takes its time: no alert.
+        *_latencies("grpc_server_handling_seconds", ["1.6"] * minutes, grpc_type="unary", grpc_service="etcdserverpb.Maintenance", grpc_method="Defragment"),
+        *_latencies("etcd_network_peer_round_trip_time_seconds", fast + ["0.2"] * (minutes - 20), To="8e9e05c52164694d"),
+        *_latencies("etcd_disk_backend_commit_duration_seconds", fast + ["0.4"] * (minutes - 20)),
+        *_latencies("etcd_disk_wal_fsync_duration_seconds", fast + ["0.8"] * 30 + ["1.6"] * (minutes - 50)),
+    ]  # fmt: skip
+
+
+def test_etcd_slow_requests_round_trips_fsyncs_and_commits(tmp_path: Path) -> None:
+    member = _member()
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": _slow(),
+                "alert_rule_test": [
+                    _firing("EtcdGRPCRequestsSlow", "15m", None),
+                    _firing("EtcdGRPCRequestsSlow", "25m", None),  # for 10 minutes
+                    _firing("EtcdGRPCRequestsSlow", "35m", _member(**RANGE)),
+                    _firing("EtcdMemberCommunicationSlow", "15m", None),
+                    _firing("EtcdMemberCommunicationSlow", "35m", _member(To="8e9e05c52164694d")),
+                    _firing("EtcdHighCommitDurations", "15m", None),
+                    _firing("EtcdHighCommitDurations", "35m", member),
+                    _firing("EtcdHighFsyncDurations", "15m", None),
+                    _firing("EtcdHighFsyncDurations", "40m", member, ("warning",)),
+                    _firing("EtcdHighFsyncDurations", "80m", member),
+                ],
+            }
+        ],
+    )
+
+
+def test_etcd_latency_thresholds_are_settings(tmp_path: Path) -> None:
+    # 0.4 s commits and 0.2 s round trips are within these.
+    limits = Thresholds(etcd_commit_seconds=0.5, etcd_peer_rtt_seconds=0.3)
+    assert "> 0.5" in rules_text(limits) and "> 0.3" in rules_text(limits)
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": _slow(),
+            "alert_rule_test": [
+                _firing("EtcdHighCommitDurations", "35m", None),
+                _firing("EtcdMemberCommunicationSlow", "35m", None),
+            ],
+        }
+    ]
+    _check(tmp_path, tests, limits)
+
+
+def test_etcd_failed_proposals(tmp_path: Path) -> None:
+    series = [
+        # 10 a second from 10 m on one member, 2 a second on another.
+        _series("etcd_server_proposals_failed_total", _counter([0] * 10 + [600] * 40), _etcd()),
+        _series("etcd_server_proposals_failed_total", "0+120x50", _etcd(MEMBERS[1])),
+    ]
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    _firing("EtcdHighNumberOfFailedProposals", "25m", None),  # for 15 minutes
+                    _firing("EtcdHighNumberOfFailedProposals", "40m", _member()),
+                ],
+            }
+        ],
+    )
+
+
+def test_etcd_database_near_its_quota_growing_toward_it_and_fragmented(tmp_path: Path) -> None:
+    """Sampled every 10 minutes for 12 hours: etcd-k8s-1's database grows by 50 MB every 10
+    minutes from 6 h, etcd-k8s-2's fills 98% of its quota, etcd-k8s-3's is 30% in use, and
+    client-1's is too but small."""
+    size, in_use = "etcd_mvcc_db_total_size_in_bytes", "etcd_mvcc_db_total_size_in_use_in_bytes"
+    small = "client-1:2390"
+    growing = "200000000+0x35 200000000+50000000x36"
+    series = [
+        *(_series("etcd_server_quota_backend_bytes", f"{QUOTA}+0x72", _etcd(m)) for m in (*MEMBERS, small)),
+        _series(size, growing, _etcd(MEMBERS[0])),
+        _series(in_use, growing, _etcd(MEMBERS[0])),
+        _series(size, "2100000000+0x72", _etcd(MEMBERS[1])),
+        _series(in_use, "2100000000+0x72", _etcd(MEMBERS[1])),
+        _series(size, f"{1024 * MIB}+0x72", _etcd(MEMBERS[2])),
+        _series(in_use, f"{300 * MIB}+0x72", _etcd(MEMBERS[2])),
+        _series(size, f"{150 * MIB}+0x72", _etcd(small)),
+        _series(in_use, f"{50 * MIB}+0x72", _etcd(small)),
+    ]  # fmt: skip
+    _check(
+        tmp_path,
+        [
+            {
+                "interval": "10m",
+                "input_series": series,
+                "alert_rule_test": [
+                    _firing("EtcdDatabaseQuotaLowSpace", "0m", None),  # for 10 minutes
+                    _firing("EtcdDatabaseQuotaLowSpace", "30m", _member(MEMBERS[1])),
+                    _firing("EtcdDatabaseHighFragmentationRatio", "0m", None),
+                    _firing("EtcdDatabaseHighFragmentationRatio", "30m", _member(MEMBERS[2])),
+                    _firing("EtcdExcessiveDatabaseGrowth", "5h", None),
+                    _firing("EtcdExcessiveDatabaseGrowth", "11h", _member(MEMBERS[0])),
+                ],
+            }
+        ],
+    )
+
+
 @pytest.mark.parametrize(
     ("rule_files", "loaded"),
     [
@@ -310,6 +556,14 @@ FOREIGN = {
     "etcd_server_has_leader",
     "etcd_server_health_failures",
     "etcd_server_leader_changes_seen_total",
+    "etcd_server_proposals_failed_total",
+    "etcd_server_quota_backend_bytes",
+    "etcd_mvcc_db_total_size_in_bytes",
+    "etcd_mvcc_db_total_size_in_use_in_bytes",
+    "etcd_disk_wal_fsync_duration_seconds_bucket",
+    "etcd_disk_backend_commit_duration_seconds_bucket",
+    "etcd_network_peer_round_trip_time_seconds_bucket",
+    "grpc_server_handled_total",
 }
 
 
@@ -326,7 +580,7 @@ def test_dashboard_queries_are_valid_promql_on_series_that_exist(tmp_path: Path)
     written = set(re.findall(r"^# TYPE (etcd_pki_\w+) gauge$", helper.read_text(), re.M))
     queries = dashboard_queries()
     for query in queries:
-        names = set(re.findall(r"\b(etcd_\w+|up|ALERTS)\b", query))
+        names = set(re.findall(r"\b(etcd_\w+|grpc_server_\w+|up|ALERTS)\b", query))
         assert names and names <= written | FOREIGN, query
     # Each query parses: promtool checks them as recording rules.
     rules = {
@@ -345,6 +599,12 @@ def test_dashboard_queries_are_valid_promql_on_series_that_exist(tmp_path: Path)
         [_promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stdout + out.stderr
+    # A panel shows each series of etcd's that an alert reads, but the gRPC latencies: etcd
+    # has them only with --metrics=extensive, and a panel of them would show nothing without.
+    etcd = r"\b(etcd_(?!pki_)\w+|grpc_server_\w+|up)\b"
+    read = {name for rule in _rules() for name in re.findall(etcd, rule["expr"])}
+    shown = {name for query in queries for name in re.findall(etcd, query)}
+    assert read - shown == {"grpc_server_handling_seconds_bucket"}
     # The alerts panel shows every alert of the rules.
     pattern = next(q for q in queries if q.startswith("ALERTS"))
     alerts = re.search(r'alertname=~"([^"]+)"', pattern)

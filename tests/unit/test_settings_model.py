@@ -137,11 +137,11 @@ def test_lists_may_be_tuples_and_addresses_a_single_string() -> None:
 
 def test_checksums_by_version_pick_the_version_in_use() -> None:
     other = "b" * 64
-    table = {"3.5.21": {"amd64": SUM}, "3.5.30": {"amd64": other, "arm64": other}}
+    table = {"3.6.14": {"amd64": SUM}, "3.5.30": {"amd64": other, "arm64": other}}
     settings = settings_of({"etcd_checksums": table})
     assert settings.etcd.artifact.checksums == {"amd64": SUM}
     assert settings_of({"etcd_checksums": {}}).etcd.artifact.checksums == {}
-    assert settings_of({"etcd_version": "3.6.0"}).etcd.artifact.checksums == {}
+    assert settings_of({"etcd_version": "3.7.4"}).etcd.artifact.checksums == {}
 
 
 def test_backup_settings_are_grouped() -> None:
