@@ -24,7 +24,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.harness.artifacts import VERSIONS
+from tests.harness.artifacts import VERSIONS, go_binary
 
 pytestmark = pytest.mark.artifacts
 
@@ -230,7 +230,7 @@ def test_binaries_are_static_amd64(release, binary):
 
 def build_info(path: pathlib.Path) -> dict[str, str]:
     """`go version -m`: the main module and its version, and the build settings."""
-    out = run(["go", "version", "-m", str(path)], os.environ).stdout
+    out = run([str(go_binary()), "version", "-m", str(path)], os.environ).stdout
     info = {}
     for line in out.splitlines()[1:]:
         fields = line.split("\t")[1:]
@@ -242,7 +242,7 @@ def build_info(path: pathlib.Path) -> dict[str, str]:
     return info
 
 
-@pytest.mark.skipif(shutil.which("go") is None, reason="the archives were downloaded: no Go")
+@pytest.mark.skipif(go_binary() is None, reason="no Go: the archives were downloaded")
 @pytest.mark.parametrize(
     ("binary", "main", "module"),
     [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.artifacts import VERSIONS, upstream
+from tests.harness.artifacts import VERSIONS, go_binary, upstream
 from tests.harness.hosts import REPO
 
 pytestmark = pytest.mark.artifacts
@@ -66,7 +66,7 @@ def test_etcd_prints_what_upstreams_release_prints(etcd_unpacked: Path) -> None:
         assert version == f"{tool} version: {ETCD}"
 
 
-@pytest.mark.skipif(shutil.which("go") is None, reason="the archives were downloaded: no Go")
+@pytest.mark.skipif(go_binary() is None, reason="no Go: the archives were downloaded")
 @pytest.mark.parametrize(
     ("binary", "main"),
     [
@@ -79,7 +79,7 @@ def test_etcd_binaries_are_upstreams_modules(etcd_unpacked: Path, binary: str, m
     """Each binary names upstream's module at the release (no local replacement), every etcd
     module it links at that same release, static and -trimpath."""
     out = subprocess.run(
-        ["go", "version", "-m", str(etcd_unpacked / binary)],
+        [str(go_binary()), "version", "-m", str(etcd_unpacked / binary)],
         capture_output=True,
         text=True,
         check=True,

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import fresh_scenario
-from tests.harness.checks import cluster_healthy, etcdctl, members
+from tests.harness import artifacts
+from tests.harness.artifacts import VERSIONS
+from tests.harness.checks import (
+    cluster_healthy,
+    etcd_versions,
+    etcdctl,
+    members,
+    wait_for_cluster_version,
+)
 from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts, set_inventory
 from tests.harness.pyinfra_run import run_pyinfra
 from tests.harness.s3 import GpgKey
@@ -553,3 +561,40 @@ def test_step_ca_runs_as_its_own_account_with_copies_of_what_it_needs(
         "step", "700", "/run/step-ca",
         "ca.json", "intermediate_ca_key", "password",
     ]  # fmt: skip
+
+
+def test_rolling_upgrade_to_37_and_the_downgrade_back(
+    cluster_hosts: Scenario, created, release_archives: Path
+) -> None:
+    """A cluster made on the default 3.6 moves to 3.7 one member at a time, then back to 3.6
+    through etcd's downgrade API, with a client writing all along that loses no write."""
+    newest = "3.7.0"
+    env = {
+        "PKI_ARTIFACTS_DIR": str(
+            artifacts.combined(release_archives, artifacts.upstream("etcd", newest))
+        )
+    }
+    three = ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3")
+    endpoints = ",".join(f"https://{h}:2379" for h in three)
+    put = etcdctl("client-1", "put /upgrade/$i $i", endpoints=endpoints)
+    up = ["--data", f"etcd_version={newest}"]
+    with ContinuousWriter(cluster_hosts, "client-1", put) as writer:
+        run_pyinfra(cluster_hosts, "deploys/cluster.py", *up, env=env)
+    assert writer.writes > 10 and writer.failed == 0, writer.errors
+    wait_for_cluster_version(cluster_hosts, three, "3.7.0")
+    assert etcd_versions(cluster_hosts, three) == {
+        **dict.fromkeys(three, newest),
+        "cluster": "3.7.0",
+    }
+    assert cluster_healthy(cluster_hosts)
+    assert run_pyinfra(cluster_hosts, "deploys/cluster.py", *up, env=env).changes == {}
+    with ContinuousWriter(cluster_hosts, "client-1", put) as writer:
+        run_pyinfra(cluster_hosts, "deploys/etcd_downgrade.py", env=env)
+    assert writer.writes > 10 and writer.failed == 0, writer.errors
+    default = VERSIONS["etcd"]
+    assert etcd_versions(cluster_hosts, three) == {
+        **dict.fromkeys(three, default),
+        "cluster": "3.6.0",
+    }
+    assert cluster_healthy(cluster_hosts)
+    assert run_pyinfra(cluster_hosts, "deploys/cluster.py").changes == {}

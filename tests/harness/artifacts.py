@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -37,6 +38,14 @@ def build(script: str, *args: str) -> Path:
     if out.returncode != 0:
         raise RuntimeError(f"tests/hosts/{script} failed:\n{out.stderr[-4000:]}")
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+def go_binary() -> str | None:
+    """The Go client upstream-release.sh builds with: on PATH, or in /usr/local/go."""
+    found = shutil.which("go")
+    if found is None and os.access("/usr/local/go/bin/go", os.X_OK):
+        found = "/usr/local/go/bin/go"
+    return found
 
 
 def upstream(program: str, version: str | None = None) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Sequence
 
 from tests.harness.hosts import Scenario, docker_exec
 
@@ -58,3 +60,27 @@ def renews_by_hand(scenario: Scenario, host: str, kind: str) -> None:
 def host_state(scenario: Scenario, host: str) -> str:
     """What a deploy may change on `host` (see _STATE), to compare before and after."""
     return docker_exec(scenario, host, _STATE, check=False).stdout
+
+
+def etcd_versions(scenario: Scenario, members: Sequence[str]) -> dict[str, str]:
+    """Each member's installed etcd release, and the cluster's version as the first answers
+    (etcd's `/version`, with that member's client certificate)."""
+    found = {
+        h: docker_exec(scenario, h, "/opt/bin/etcd --version | head -1").stdout.split()[-1]
+        for h in members
+    }
+    first = members[0]
+    answer = docker_exec(
+        scenario, first, f"curl -fsS --cacert {SSL}/root_ca.crt --cert {SSL}/{first}-client.crt"
+        f" --key {SSL}/{first}-client.key https://127.0.0.1:2379/version"
+    ).stdout  # fmt: skip
+    return {**found, "cluster": json.loads(answer)["etcdcluster"]}
+
+
+def wait_for_cluster_version(
+    scenario: Scenario, members: Sequence[str], version: str, timeout: float = 30
+) -> None:
+    """etcd's leader raises the cluster's version within seconds of the last member."""
+    deadline = time.monotonic() + timeout
+    while etcd_versions(scenario, members)["cluster"] != version and time.monotonic() < deadline:
+        time.sleep(1)
