@@ -52,8 +52,8 @@ def Writer(scenario: Scenario) -> ContinuousWriter:
 
 @pytest.fixture(scope="module")
 def day2_archives(step_artifacts: Path, etcd_release: Path) -> Path:
-    older = artifacts.upstream("etcd", OLD_ETCD)
-    return artifacts.combined(step_artifacts, etcd_release, older)
+    older, newest = (artifacts.upstream("etcd", v) for v in (OLD_ETCD, NEWEST_ETCD))
+    return artifacts.combined(step_artifacts, etcd_release, older, newest)
 
 
 @pytest.fixture(scope="module")
