@@ -16,6 +16,7 @@ from deploys.settings import settings_for
 from operations.etcd.configuration import TLSFiles, member_config
 from templates import render
 from tests.conftest import fresh_scenario
+from tests.harness.artifacts import VERSIONS
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
 from tests.harness.pyinfra_run import run_pyinfra
 from tests.harness.writer import ContinuousWriter
@@ -79,7 +80,7 @@ def _legacy_cluster(scenario: Scenario, archives: Path) -> None:
     assert "(2048 bit)" in key_size.stdout
 
     settings = _settings(scenario)
-    archive = next(archives.glob("etcd-v3.5.30-linux-amd64.tar.gz"))
+    archive = next(archives.glob(f"etcd-v{VERSIONS['etcd']}-linux-amd64.tar.gz"))
     peers = ",".join(f"{h}={'https://' + settings[h].address}:2380" for h in MEMBERS)
     for host in scenario.hosts:
         docker_exec(scenario, host.name, f"useradd --system --home /var/lib/etcd --shell /usr/sbin/nologin etcd;"
