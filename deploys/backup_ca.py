@@ -12,6 +12,18 @@ Daily at 02:00 from the controller, e.g. in root's crontab:
     0 2 * * * cd /srv/etcd-step-pki && .venv/bin/pyinfra -y inventories/production.py deploys/backup_ca.py
 """
 
-from deploys.components.ca_backup import backup_ca
+from pyinfra.api import deploy
 
-backup_ca()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components import ca_backup
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("backup_ca.py", data_defaults=DEFAULTS)
+def backup_ca() -> None:
+    """Encrypted backup of the whole CA state to S3 (or any S3-compatible endpoint)."""
+    ca_backup.backup_ca()
+
+
+if executed_by_pyinfra(__file__):
+    backup_ca()

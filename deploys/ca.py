@@ -3,6 +3,18 @@
 pyinfra inventories/<environment>.py deploys/ca.py
 """
 
-from deploys.components.ca import certificate_authority
+from pyinfra.api import deploy
 
-certificate_authority()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components.ca import certificate_authority
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("ca.py", data_defaults=DEFAULTS)
+def ca() -> None:
+    """Install, initialise and run step-ca on the cert-managers."""
+    certificate_authority()
+
+
+if executed_by_pyinfra(__file__):
+    ca()

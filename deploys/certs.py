@@ -3,6 +3,18 @@
 pyinfra inventories/<environment>.py deploys/certs.py
 """
 
-from deploys.components.certificates import certificates
+from pyinfra.api import deploy
 
-certificates()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components.certificates import certificates
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("certs.py", data_defaults=DEFAULTS)
+def certs() -> None:
+    """Trust, certificates and renewal timers on every etcd member and client (needs the CA)."""
+    certificates()
+
+
+if executed_by_pyinfra(__file__):
+    certs()

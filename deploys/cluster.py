@@ -8,17 +8,28 @@ With several clusters on the CA (`etcd_clusters`), the CA and every host's certi
 first, then the clusters one at a time (`--data etcd_cluster=<name>`: that one only).
 """
 
-from deploys.components.ca import certificate_authority
-from deploys.components.certificates import certificates
-from deploys.components.etcd import etcd_cluster
-from deploys.components.ha import replicate_ca
-from deploys.components.monitoring import monitoring
-from deploys.settings import each_cluster
+from pyinfra.api import deploy
 
-certificate_authority(step_on_nodes=True)
-certificates()
-# After the certificates: issuing them writes to the CA's database.
-replicate_ca()
-for _cluster in each_cluster():
-    etcd_cluster()
-monitoring()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components.ca import certificate_authority
+from etcd_step_pki.deploys.components.certificates import certificates
+from etcd_step_pki.deploys.components.etcd import etcd_cluster
+from etcd_step_pki.deploys.components.ha import replicate_ca
+from etcd_step_pki.deploys.components.monitoring import monitoring
+from etcd_step_pki.deploys.settings import DEFAULTS, each_cluster
+
+
+@deploy("cluster.py", data_defaults=DEFAULTS)
+def cluster() -> None:
+    """The whole system: CA, trust, certificates, renewal, the etcd clusters, alert rules."""
+    certificate_authority(step_on_nodes=True)
+    certificates()
+    # After the certificates: issuing them writes to the CA's database.
+    replicate_ca()
+    for _cluster in each_cluster():
+        etcd_cluster()
+    monitoring()
+
+
+if executed_by_pyinfra(__file__):
+    cluster()

@@ -17,6 +17,18 @@ from the start of the restore to a working CA is printed and recorded on the hos
 ends; the live CA state, step-ca, node certificates and etcd are only read.
 """
 
-from deploys.components.drill import drill
+from pyinfra.api import deploy
 
-drill()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components import drill as drill_component
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("drill.py", data_defaults=DEFAULTS)
+def drill() -> None:
+    """A disaster-recovery drill that touches nothing live."""
+    drill_component.drill()
+
+
+if executed_by_pyinfra(__file__):
+    drill()

@@ -3,6 +3,18 @@
 pyinfra inventories/<environment>.py deploys/etcd_backup.py
 """
 
-from deploys.components.etcd import snapshot_backup
+from pyinfra.api import deploy
 
-snapshot_backup()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components.etcd import snapshot_backup
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("etcd_backup.py", data_defaults=DEFAULTS)
+def etcd_backup() -> None:
+    """Snapshot of the etcd data, kept on the member and fetched to the controller."""
+    snapshot_backup()
+
+
+if executed_by_pyinfra(__file__):
+    etcd_backup()

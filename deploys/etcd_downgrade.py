@@ -11,9 +11,20 @@ release. A run once it is done changes nothing. deploys/cluster.py refuses a low
 release and names this deploy.
 """
 
-from deploys.components.etcd import downgrade_enabled_on_the_cluster, etcd_cluster
-from deploys.settings import each_cluster
+from pyinfra.api import deploy
 
-for _cluster in each_cluster():
-    downgrade_enabled_on_the_cluster()
-    etcd_cluster(downgrading=True)
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components.etcd import downgrade_enabled_on_the_cluster, etcd_cluster
+from etcd_step_pki.deploys.settings import DEFAULTS, each_cluster
+
+
+@deploy("etcd_downgrade.py", data_defaults=DEFAULTS)
+def etcd_downgrade() -> None:
+    """An etcd downgrade by one minor release, through etcd's downgrade API."""
+    for _cluster in each_cluster():
+        downgrade_enabled_on_the_cluster()
+        etcd_cluster(downgrading=True)
+
+
+if executed_by_pyinfra(__file__):
+    etcd_downgrade()

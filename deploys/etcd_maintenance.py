@@ -8,8 +8,19 @@ Members also compact on their own (`etcd_compaction_retention`, default 1h). Wit
 clusters, each in turn (`--data etcd_cluster=<name>`: that one only).
 """
 
-from deploys.components.etcd import maintenance
-from deploys.settings import each_cluster
+from pyinfra.api import deploy
 
-for _cluster in each_cluster():
-    maintenance()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components.etcd import maintenance
+from etcd_step_pki.deploys.settings import DEFAULTS, each_cluster
+
+
+@deploy("etcd_maintenance.py", data_defaults=DEFAULTS)
+def etcd_maintenance() -> None:
+    """etcd maintenance (day-2): compact the history, defragment members one at a time."""
+    for _cluster in each_cluster():
+        maintenance()
+
+
+if executed_by_pyinfra(__file__):
+    etcd_maintenance()

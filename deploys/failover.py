@@ -8,14 +8,25 @@ and renews. Then make the backup the first cert-manager of the inventory.
 """
 
 from pyinfra import host, state
+from pyinfra.api import deploy
 
-from deploys.components.ca import certificate_authority
-from deploys.components.certificates import certificates
-from deploys.components.ha import check_failover, issuance_works
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components.ca import certificate_authority
+from etcd_step_pki.deploys.components.certificates import certificates
+from etcd_step_pki.deploys.components.ha import check_failover, issuance_works
+from etcd_step_pki.deploys.settings import DEFAULTS
 
-settings = check_failover()
-started = certificate_authority()
-issued = certificates()
-if host.name == settings.primary:
-    old_primary = state.inventory.get_group("etcd_cert_managers")[0].name
-    issuance_works(settings, old_primary, [m for m in (started, issued) if m is not None])
+
+@deploy("failover.py", data_defaults=DEFAULTS)
+def failover() -> None:
+    """Promote a backup cert-manager when the primary is down."""
+    settings = check_failover()
+    started = certificate_authority()
+    issued = certificates()
+    if host.name == settings.primary:
+        old_primary = state.inventory.get_group("etcd_cert_managers")[0].name
+        issuance_works(settings, old_primary, [m for m in (started, issued) if m is not None])
+
+
+if executed_by_pyinfra(__file__):
+    failover()

@@ -14,32 +14,49 @@ where it stopped. Afterwards deploys/cluster.py converges everything as usual. W
 clusters on the CA, one at a time: `--data etcd_cluster=<name>`.
 """
 
-from deploys.components.ca import certificate_authority
-from deploys.components.migration import (
+from pyinfra.api import deploy
+
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components.ca import certificate_authority
+from etcd_step_pki.deploys.components.migration import (
     certificates_phase,
     cleanup_phase,
     root_only_phase,
     trust_phase,
 )
-from deploys.settings import SettingsError, all_settings, load_settings, one_cluster
+from etcd_step_pki.deploys.settings import (
+    DEFAULTS,
+    SettingsError,
+    all_settings,
+    load_settings,
+    one_cluster,
+)
 
-one_cluster("migrate_cfssl.py")
-# The trust files a phase rewrites are the host's: shared by its members of other clusters.
-_shared = [s.host for s in all_settings() if s.needs_certificates and len(s.memberships) > 1]
-if _shared:
-    raise SettingsError(
-        f"etcd_clusters: {', '.join(_shared)} hold certificates of several clusters, whose "
-        "trust files a migration would change under the others: migrate from cfssl before "
-        "adding a second cluster"
-    )
-# bundle, certs, final or None: checked with every setting before any host is touched.
-stop = load_settings().run.cfssl_migration_stop_after
 
-certificate_authority()
-trust_phase()
-if stop != "bundle":
-    certificates_phase()
-    if stop != "certs":
-        root_only_phase()
-        if stop != "final":
-            cleanup_phase()
+@deploy("migrate_cfssl.py", data_defaults=DEFAULTS)
+def migrate_cfssl() -> None:
+    """Move a running etcd cluster from cfssl certificates to step-ca, without downtime."""
+    one_cluster("migrate_cfssl.py")
+    # The trust files a phase rewrites are the host's: shared by its members of other clusters.
+    _shared = [s.host for s in all_settings() if s.needs_certificates and len(s.memberships) > 1]
+    if _shared:
+        raise SettingsError(
+            f"etcd_clusters: {', '.join(_shared)} hold certificates of several clusters, whose "
+            "trust files a migration would change under the others: migrate from cfssl before "
+            "adding a second cluster"
+        )
+    # bundle, certs, final or None: checked with every setting before any host is touched.
+    stop = load_settings().run.cfssl_migration_stop_after
+
+    certificate_authority()
+    trust_phase()
+    if stop != "bundle":
+        certificates_phase()
+        if stop != "certs":
+            root_only_phase()
+            if stop != "final":
+                cleanup_phase()
+
+
+if executed_by_pyinfra(__file__):
+    migrate_cfssl()

@@ -10,6 +10,18 @@ checked with promtool before it replaces the old one, and Prometheus is reloaded
 before anything changes, where prometheus.yml does not load `prometheus_rules_file`.
 """
 
-from deploys.components.monitoring import monitoring
+from pyinfra.api import deploy
 
-monitoring()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components import monitoring as monitoring_component
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("monitoring.py", data_defaults=DEFAULTS)
+def monitoring() -> None:
+    """Prometheus alert rules for the PKI and etcd, on the hosts of the `prometheus` group."""
+    monitoring_component.monitoring()
+
+
+if executed_by_pyinfra(__file__):
+    monitoring()

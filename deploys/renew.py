@@ -9,6 +9,18 @@ second run with the same time changes nothing. etcd picks the new certificates u
 TLS connections, without a restart.
 """
 
-from deploys.components.certificates import renew_now
+from pyinfra.api import deploy
 
-renew_now()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components.certificates import renew_now
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("renew.py", data_defaults=DEFAULTS)
+def renew() -> None:
+    """Renew certificates now (day-2), through their renewal units."""
+    renew_now()
+
+
+if executed_by_pyinfra(__file__):
+    renew()

@@ -3,8 +3,20 @@
 pyinfra inventories/<environment>.py deploys/replicate_ca.py
 """
 
-from deploys.components.ca import certificate_authority
-from deploys.components.ha import replicate_ca
+from pyinfra.api import deploy
 
-certificate_authority()
-replicate_ca()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components import ha
+from etcd_step_pki.deploys.components.ca import certificate_authority
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("replicate_ca.py", data_defaults=DEFAULTS)
+def replicate_ca() -> None:
+    """Copy the primary's complete CA state to every backup cert-manager, encrypted in transit."""
+    certificate_authority()
+    ha.replicate_ca()
+
+
+if executed_by_pyinfra(__file__):
+    replicate_ca()

@@ -13,6 +13,18 @@ The backup's checksum is verified before anything is touched; a damaged backup, 
 or a backup of another CA changes nothing. The previous state is kept beside the new one.
 """
 
-from deploys.components.ca_backup import restore_ca
+from pyinfra.api import deploy
 
-restore_ca()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components import ca_backup
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("restore_ca.py", data_defaults=DEFAULTS)
+def restore_ca() -> None:
+    """Restore the CA state onto a cert-manager, from S3 or from another cert-manager."""
+    ca_backup.restore_ca()
+
+
+if executed_by_pyinfra(__file__):
+    restore_ca()

@@ -10,14 +10,25 @@ one at a time, each waiting for a healthy cluster. The root does not change, so 
 trusting anything. A second run with the same time changes nothing.
 """
 
-from deploys.components.certificates import certificates
-from deploys.components.etcd import restart_on_new_certificates
-from deploys.components.ha import replicate_ca
-from deploys.components.rotation import rotate_intermediate
-from deploys.settings import each_cluster
+from pyinfra.api import deploy
 
-reason = rotate_intermediate()
-issued = certificates(reissue=reason)
-replicate_ca()
-for _cluster in each_cluster():
-    restart_on_new_certificates(issued)
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components import rotation
+from etcd_step_pki.deploys.components.certificates import certificates
+from etcd_step_pki.deploys.components.etcd import restart_on_new_certificates
+from etcd_step_pki.deploys.components.ha import replicate_ca
+from etcd_step_pki.deploys.settings import DEFAULTS, each_cluster
+
+
+@deploy("rotate_intermediate.py", data_defaults=DEFAULTS)
+def rotate_intermediate() -> None:
+    """Rotate the intermediate CA (day 2) and issue every leaf again under the new one."""
+    reason = rotation.rotate_intermediate()
+    issued = certificates(reissue=reason)
+    replicate_ca()
+    for _cluster in each_cluster():
+        restart_on_new_certificates(issued)
+
+
+if executed_by_pyinfra(__file__):
+    rotate_intermediate()

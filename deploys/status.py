@@ -7,6 +7,18 @@ status_ca_expiry_days, etcd unhealthy).
     pyinfra inventories/<environment>.py deploys/status.py --data status_format=json
 """
 
-from deploys.components.status import status
+from pyinfra.api import deploy
 
-status()
+from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys.components import status as status_component
+from etcd_step_pki.deploys.settings import DEFAULTS
+
+
+@deploy("status.py", data_defaults=DEFAULTS)
+def status() -> None:
+    """Certificate, CA and etcd health report; changes nothing."""
+    status_component.status()
+
+
+if executed_by_pyinfra(__file__):
+    status()

@@ -7,7 +7,7 @@ from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
-from facts.shell import script
+from etcd_step_pki.facts.shell import script
 
 
 class SystemAccount(FactBase[dict[str, Any]]):

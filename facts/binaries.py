@@ -7,7 +7,7 @@ from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
-from facts.shell import script
+from etcd_step_pki.facts.shell import script
 
 RELEASES = "/var/lib/etcd-step-pki/releases"  # <binary>: "<version> <size> <mtime>"
 ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}

@@ -12,8 +12,8 @@ from typing import Any
 from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.facts import FactProcessError
 
-from facts.sections import MARK, sections
-from facts.shell import script
+from etcd_step_pki.facts.sections import MARK, sections
+from etcd_step_pki.facts.shell import script
 
 
 class CAState(FactBase[dict[str, Any]]):

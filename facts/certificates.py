@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 from pyinfra.api import FactBase, StringCommand
 
-from facts.sections import MARK
-from facts.shell import script
+from etcd_step_pki.facts.sections import MARK
+from etcd_step_pki.facts.shell import script
 
 
 def _public_der(key: PublicKeyTypes) -> bytes:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from pyinfra.api import FactBase, StringCommand
 
-from facts.shell import script
+from etcd_step_pki.facts.shell import script
 
 
 class ExistingPaths(FactBase[list[str]]):

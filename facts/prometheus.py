@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 from pyinfra.api import FactBase, StringCommand
 
-from facts.sections import MARK, sections
-from facts.shell import script
+from etcd_step_pki.facts.sections import MARK, sections
+from etcd_step_pki.facts.shell import script
 
 
 class PrometheusSetup(FactBase[dict[str, Any]]):

@@ -7,8 +7,8 @@ from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
-from facts.sections import MARK
-from facts.shell import script
+from etcd_step_pki.facts.sections import MARK
+from etcd_step_pki.facts.shell import script
 
 
 class TrustFiles(FactBase[dict[str, Any]]):

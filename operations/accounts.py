@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
-from facts.accounts import SystemAccount
-from facts.shell import script
-from operations import Commands
+from etcd_step_pki.facts.accounts import SystemAccount
+from etcd_step_pki.facts.shell import script
+from etcd_step_pki.operations import Commands
 
 
 @operation()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import operation
 
-from operations import Commands
+from etcd_step_pki.operations import Commands
 
 
 @operation()

@@ -10,9 +10,9 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, OperationValueError, operation
 from pyinfra.api.operation import OperationMeta
 
-from facts.binaries import RELEASES, Binaries
-from facts.shell import cleanup_on_exit, script
-from operations import Commands
+from etcd_step_pki.facts.binaries import RELEASES, Binaries
+from etcd_step_pki.facts.shell import cleanup_on_exit, script
+from etcd_step_pki.operations import Commands
 
 UPSTREAM_URLS = {
     "step": "https://github.com/smallstep/cli/releases/download/v{version}/{file}",

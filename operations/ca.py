@@ -11,10 +11,10 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 
-from facts.ca import CAHealth, CAState
-from facts.shell import cleanup_on_exit, replace_file, script
-from operations import Commands
-from operations.profiles import Profile, provisioner_entry
+from etcd_step_pki.facts.ca import CAHealth, CAState
+from etcd_step_pki.facts.shell import cleanup_on_exit, replace_file, script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.profiles import Profile, provisioner_entry
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.ca import CAFiles, CAState
-from facts.paths import FileText
-from facts.shell import cleanup_on_exit, raw, replace_file, script
-from operations import Commands
-from operations.ca import BACKUP_SIGNING_KEY, MODES, PAUSE_STEP_CA, RESUME_STEP_CA
-from operations.remote import Remote, RunTimeStep
-from operations.roots import PinnedRoot, root_fingerprint
+from etcd_step_pki.facts.ca import CAFiles, CAState
+from etcd_step_pki.facts.paths import FileText
+from etcd_step_pki.facts.shell import cleanup_on_exit, raw, replace_file, script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.ca import BACKUP_SIGNING_KEY, MODES, PAUSE_STEP_CA, RESUME_STEP_CA
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.roots import PinnedRoot, root_fingerprint
 
 WORK = "/run/etcd-step-pki/ca-backup"
 # What the last restore on a host restored: a second run of the same restore changes nothing,

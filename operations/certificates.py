@@ -19,14 +19,14 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.ca import CAState
-from facts.certificates import NodeCertificates
-from facts.shell import cleanup_on_exit, raw, replace_file, replace_link, script
-from operations import Commands, profiles, roots, tokens
-from operations.durations import parse_duration
-from operations.profiles import Profile
-from operations.remote import Remote, RunTimeStep
-from operations.roots import root_fingerprint
+from etcd_step_pki.facts.ca import CAState
+from etcd_step_pki.facts.certificates import NodeCertificates
+from etcd_step_pki.facts.shell import cleanup_on_exit, raw, replace_file, replace_link, script
+from etcd_step_pki.operations import Commands, profiles, roots, tokens
+from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.operations.profiles import Profile
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.roots import root_fingerprint
 
 TOKEN_DIR = "/run/etcd-step-pki"
 # `cert_key_type` -> step's `--kty` and `--curve` (RSA keys are 2048 bits).

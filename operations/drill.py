@@ -15,12 +15,19 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 from pyinfra.api.state import State
 
-from facts.ca import CAFiles
-from facts.paths import FileText
-from facts.shell import cleanup_on_exit, raw, replace_file, script
-from operations import Commands
-from operations.ca_backup import CHECK_STATE, UNPACK, WORK, Fetched, staged, unpack_script
-from operations.remote import Remote, RunTimeStep
+from etcd_step_pki.facts.ca import CAFiles
+from etcd_step_pki.facts.paths import FileText
+from etcd_step_pki.facts.shell import cleanup_on_exit, raw, replace_file, script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.ca_backup import (
+    CHECK_STATE,
+    UNPACK,
+    WORK,
+    Fetched,
+    staged,
+    unpack_script,
+)
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
 
 DRILL_DIR = "/run/etcd-step-pki/drill"  # tmpfs: the CA's keys never reach a disk here
 UNIT = "etcd-pki-drill"

@@ -12,12 +12,12 @@ from collections.abc import Mapping, Sequence
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 
-from facts.paths import ExistingPaths
-from facts.shell import raw, replace_file, replace_link, script
-from facts.trust import TrustFiles
-from operations import Commands
-from operations.certificates import ca_root
-from operations.tokens import Authority
+from etcd_step_pki.facts.paths import ExistingPaths
+from etcd_step_pki.facts.shell import raw, replace_file, replace_link, script
+from etcd_step_pki.facts.trust import TrustFiles
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.certificates import ca_root
+from etcd_step_pki.operations.tokens import Authority
 
 
 @operation()

@@ -16,10 +16,10 @@ import yaml
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
-from facts.prometheus import PrometheusSetup, loads_rules
-from facts.shell import script
-from operations import Commands
-from operations.durations import parse_duration
+from etcd_step_pki.facts.prometheus import PrometheusSetup, loads_rules
+from etcd_step_pki.facts.shell import script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.durations import parse_duration
 
 DAY = 86400
 GROUP = "etcd-step-pki"

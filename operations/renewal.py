@@ -10,12 +10,17 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 from pyinfra.facts.files import FindFiles, Sha256File
 
-from facts.certificates import NodeCertificates
-from facts.shell import raw, script
-from operations import Commands
-from operations.certificates import BACKDATE, DEFAULT_RENEWAL_PERCENT, Certificate, StepNode
-from operations.durations import parse_duration
-from templates import render
+from etcd_step_pki.facts.certificates import NodeCertificates
+from etcd_step_pki.facts.shell import raw, script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.certificates import (
+    BACKDATE,
+    DEFAULT_RENEWAL_PERCENT,
+    Certificate,
+    StepNode,
+)
+from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.templates import render
 
 METRICS_SCRIPT = "etcd-pki-renewal-metrics"
 

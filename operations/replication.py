@@ -17,12 +17,12 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 from pyinfra.api.state import State
 
-from facts.ca import CAFiles, CAState
-from facts.shell import cleanup_on_exit, script
-from operations import Commands
-from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
-from operations.remote import Remote, RunTimeStep
-from operations.roots import PinnedRoot, refuse_other, root_fingerprint
+from etcd_step_pki.facts.ca import CAFiles, CAState
+from etcd_step_pki.facts.shell import cleanup_on_exit, script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.roots import PinnedRoot, refuse_other, root_fingerprint
 
 TRANSFER = "/run/etcd-step-pki/transfer"
 

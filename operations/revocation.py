@@ -16,13 +16,13 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.revocation import Revocation, RevocationLists
-from facts.shell import raw
-from operations import Commands
-from operations.certificates import BACKDATE
-from operations.remote import Remote, RunTimeStep
-from operations.tokens import Authority, key_command
-from templates import render
+from etcd_step_pki.facts.revocation import Revocation, RevocationLists
+from etcd_step_pki.facts.shell import raw
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.certificates import BACKDATE
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.tokens import Authority, key_command
+from etcd_step_pki.templates import render
 
 # One token per serial, kept in a shell variable and handed to `step ca revoke` in its
 # environment (STEP_TOKEN), never in a process's arguments. A serial revoked already (by an

@@ -13,11 +13,11 @@ from cryptography import x509
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
-from facts.ca import CAState
-from facts.shell import cleanup_on_exit, script
-from operations import Commands
-from operations.ca import PASSWORD
-from operations.durations import parse_duration
+from etcd_step_pki.facts.ca import CAState
+from etcd_step_pki.facts.shell import cleanup_on_exit, script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.ca import PASSWORD
+from etcd_step_pki.operations.durations import parse_duration
 
 ROTATION_REASON = "the intermediate CA is rotated in this run"
 

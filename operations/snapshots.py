@@ -9,12 +9,12 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.paths import ExistingPaths
-from facts.shell import cleanup_on_exit, script
-from operations import Commands
-from operations.binaries import STAGING_DIR
-from operations.etcd.member import Etcdctl, Member
-from operations.remote import Remote, RunTimeStep
+from etcd_step_pki.facts.paths import ExistingPaths
+from etcd_step_pki.facts.shell import cleanup_on_exit, script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.binaries import STAGING_DIR
+from etcd_step_pki.operations.etcd.member import Etcdctl, Member
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
 
 # GnuPG in a home of its own under /run (tmpfs), removed however the shell ends.
 _GPG_HOME = (

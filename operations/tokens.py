@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import gevent.lock
 from pyinfra.api.state import State
 
-from facts.shell import cleanup_on_exit, raw
-from operations.remote import Remote
-from operations.roots import PinnedRoot
+from etcd_step_pki.facts.shell import cleanup_on_exit, raw
+from etcd_step_pki.operations.remote import Remote
+from etcd_step_pki.operations.roots import PinnedRoot
 
 TOKEN_VALIDITY = 300.0  # seconds, `step ca token --not-after 5m`
 FRESH = TOKEN_VALIDITY / 2  # a batch older than this is minted again before use

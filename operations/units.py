@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
-from facts.shell import previous_kept, raw, replace_file
-from facts.units import Units
-from operations import Change, Commands
+from etcd_step_pki.facts.shell import previous_kept, raw, replace_file
+from etcd_step_pki.facts.units import Units
+from etcd_step_pki.operations import Change, Commands
 
 UNIT_DIR = "/etc/systemd/system"
 _ACTIVE = ("active", "activating", "reloading")

@@ -11,8 +11,8 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 
-from deploys.settings import DEFAULTS
-from operations.barrier import barrier
+from etcd_step_pki.deploys.settings import DEFAULTS
+from etcd_step_pki.operations.barrier import barrier
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from deploys.settings import Settings
-from operations.certificates import Issuance, StepNode
-from operations.etcd.configuration import MemberOptions, TLSFiles
-from operations.etcd.member import Etcdctl, Member
-from operations.renewal import RenewalSchedule
-from operations.roots import PinnedRoot
-from operations.tokens import Authority
+from etcd_step_pki.deploys.settings import Settings
+from etcd_step_pki.operations.certificates import Issuance, StepNode
+from etcd_step_pki.operations.etcd.configuration import MemberOptions, TLSFiles
+from etcd_step_pki.operations.etcd.member import Etcdctl, Member
+from etcd_step_pki.operations.renewal import RenewalSchedule
+from etcd_step_pki.operations.roots import PinnedRoot
+from etcd_step_pki.operations.tokens import Authority
 
 
 def authority(settings: Settings) -> Authority:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 
-from deploys.components import arguments
-from deploys.settings import Settings
-from facts.binaries import Binaries
-from operations import Change
-from operations.binaries import Artifact, Replaced, release_binaries
-from operations.etcd.releases import release_change_allowed
+from etcd_step_pki.deploys.components import arguments
+from etcd_step_pki.deploys.settings import Settings
+from etcd_step_pki.facts.binaries import Binaries
+from etcd_step_pki.operations import Change
+from etcd_step_pki.operations.binaries import Artifact, Replaced, release_binaries
+from etcd_step_pki.operations.etcd.releases import release_change_allowed
 
 
 @dataclass(frozen=True)

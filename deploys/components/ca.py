@@ -8,14 +8,14 @@ from urllib.parse import urlsplit
 
 from pyinfra.api.operation import OperationMeta
 
-from deploys.components import component
-from deploys.components.binaries import installed_with_step, run_binaries, step_binary
-from deploys.settings import Settings, ca_dns_names, load_settings
-from operations import Change, ca
-from operations.accounts import system_account
-from operations.binaries import release_binaries
-from operations.units import systemd_units
-from templates import render
+from etcd_step_pki.deploys.components import component
+from etcd_step_pki.deploys.components.binaries import installed_with_step, run_binaries, step_binary
+from etcd_step_pki.deploys.settings import Settings, ca_dns_names, load_settings
+from etcd_step_pki.operations import Change, ca
+from etcd_step_pki.operations.accounts import system_account
+from etcd_step_pki.operations.binaries import release_binaries
+from etcd_step_pki.operations.units import systemd_units
+from etcd_step_pki.templates import render
 
 UNIT = "step-ca.service"
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from pyinfra import host
 
-from deploys.components import arguments, component
-from deploys.components.ca import install_step_ca, keep_step_ca_stopped, run_step_ca
-from deploys.settings import Settings, SettingsError, load_settings
-from facts.paths import FileText
-from operations import ca
-from operations.ca_backup import (
+from etcd_step_pki.deploys.components import arguments, component
+from etcd_step_pki.deploys.components.ca import install_step_ca, keep_step_ca_stopped, run_step_ca
+from etcd_step_pki.deploys.settings import Settings, SettingsError, load_settings
+from etcd_step_pki.facts.paths import FileText
+from etcd_step_pki.operations import ca
+from etcd_step_pki.operations.ca_backup import (
     RESTORE_MARKER,
     Kms,
     Store,
@@ -20,7 +20,7 @@ from operations.ca_backup import (
     recorded,
     restored_from_s3,
 )
-from operations.replication import replicated
+from etcd_step_pki.operations.replication import replicated
 
 
 def store_of(settings: Settings) -> Store:

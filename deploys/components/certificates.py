@@ -9,12 +9,18 @@ from io import StringIO
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
-from deploys.components import arguments, component
-from deploys.components.binaries import step_binary
-from deploys.settings import Settings, SettingsError, all_settings, load_settings, time_setting
-from operations.accounts import system_account
-from operations.certificates import Certificate, node_certificates
-from operations.renewal import (
+from etcd_step_pki.deploys.components import arguments, component
+from etcd_step_pki.deploys.components.binaries import step_binary
+from etcd_step_pki.deploys.settings import (
+    Settings,
+    SettingsError,
+    all_settings,
+    load_settings,
+    time_setting,
+)
+from etcd_step_pki.operations.accounts import system_account
+from etcd_step_pki.operations.certificates import Certificate, node_certificates
+from etcd_step_pki.operations.renewal import (
     METRICS_SCRIPT,
     metrics_script,
     metrics_written,
@@ -22,8 +28,13 @@ from operations.renewal import (
     timers,
     unit_files,
 )
-from operations.revocation import CRL_UNIT, certificates_revoked, crl_current, crl_units
-from operations.units import systemd_units
+from etcd_step_pki.operations.revocation import (
+    CRL_UNIT,
+    certificates_revoked,
+    crl_current,
+    crl_units,
+)
+from etcd_step_pki.operations.units import systemd_units
 
 
 @component("Node certificates")

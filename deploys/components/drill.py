@@ -6,11 +6,11 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 
-from deploys.components import arguments, component
-from deploys.components.ca_backup import key_file, kms_of, signer_key_of, store_of
-from deploys.settings import Settings, SettingsError, load_settings, time_setting
-from operations.ca_backup import fetched
-from operations.drill import DrillPlan, drilled
+from etcd_step_pki.deploys.components import arguments, component
+from etcd_step_pki.deploys.components.ca_backup import key_file, kms_of, signer_key_of, store_of
+from etcd_step_pki.deploys.settings import Settings, SettingsError, load_settings, time_setting
+from etcd_step_pki.operations.ca_backup import fetched
+from etcd_step_pki.operations.drill import DrillPlan, drilled
 
 DEFAULT_PORT = 9443
 

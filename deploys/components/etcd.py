@@ -11,23 +11,29 @@ from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files
 
-from deploys.components import arguments, component
-from deploys.components.binaries import etcd_release_checked, installed_with_step
-from deploys.components.ca_backup import key_file
-from deploys.components.certificates import owns_data_dir, revocation_list
-from deploys.settings import Settings, SettingsError, all_settings, load_settings, one_cluster
-from operations import Change
-from operations.binaries import release_binaries
-from operations.etcd.configuration import member_configuration, member_joined
-from operations.etcd.maintenance import compacted, defragmented
-from operations.etcd.membership import member_removed
-from operations.etcd.releases import downgrade_enabled
-from operations.etcd.restarts import cluster_healthy_wait, rolling_restart
-from operations.renewal import timers
-from operations.revocation import certificates_revoked
-from operations.snapshots import snapshot_restored, snapshot_saved
-from operations.units import UNIT_DIR, systemd_units
-from templates import render
+from etcd_step_pki.deploys.components import arguments, component
+from etcd_step_pki.deploys.components.binaries import etcd_release_checked, installed_with_step
+from etcd_step_pki.deploys.components.ca_backup import key_file
+from etcd_step_pki.deploys.components.certificates import owns_data_dir, revocation_list
+from etcd_step_pki.deploys.settings import (
+    Settings,
+    SettingsError,
+    all_settings,
+    load_settings,
+    one_cluster,
+)
+from etcd_step_pki.operations import Change
+from etcd_step_pki.operations.binaries import release_binaries
+from etcd_step_pki.operations.etcd.configuration import member_configuration, member_joined
+from etcd_step_pki.operations.etcd.maintenance import compacted, defragmented
+from etcd_step_pki.operations.etcd.membership import member_removed
+from etcd_step_pki.operations.etcd.releases import downgrade_enabled
+from etcd_step_pki.operations.etcd.restarts import cluster_healthy_wait, rolling_restart
+from etcd_step_pki.operations.renewal import timers
+from etcd_step_pki.operations.revocation import certificates_revoked
+from etcd_step_pki.operations.snapshots import snapshot_restored, snapshot_saved
+from etcd_step_pki.operations.units import UNIT_DIR, systemd_units
+from etcd_step_pki.templates import render
 
 
 @component("etcd")

@@ -11,11 +11,11 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python
 from pyinfra.operations.util import any_changed
 
-from deploys.components import arguments, component
-from deploys.settings import Settings, SettingsError, all_settings, load_settings
-from facts.ca import CAHealth
-from operations import ca
-from operations.replication import replicated
+from etcd_step_pki.deploys.components import arguments, component
+from etcd_step_pki.deploys.settings import Settings, SettingsError, all_settings, load_settings
+from etcd_step_pki.facts.ca import CAHealth
+from etcd_step_pki.operations import ca
+from etcd_step_pki.operations.replication import replicated
 
 
 @component("Replicate the CA")

@@ -11,15 +11,19 @@ from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
-from deploys.components import arguments, component
-from deploys.components.binaries import step_binary
-from deploys.components.certificates import issue_certificates, renewal_units, revocation_list
-from deploys.settings import Settings, all_settings, load_settings
-from facts.paths import FileText
-from operations.etcd.configuration import TLSFiles, member_configuration
-from operations.etcd.member import Etcdctl
-from operations.etcd.restarts import cluster_healthy_wait, rolling_restart
-from operations.migration import legacy_removed, trust_bundles
+from etcd_step_pki.deploys.components import arguments, component
+from etcd_step_pki.deploys.components.binaries import step_binary
+from etcd_step_pki.deploys.components.certificates import (
+    issue_certificates,
+    renewal_units,
+    revocation_list,
+)
+from etcd_step_pki.deploys.settings import Settings, all_settings, load_settings
+from etcd_step_pki.facts.paths import FileText
+from etcd_step_pki.operations.etcd.configuration import TLSFiles, member_configuration
+from etcd_step_pki.operations.etcd.member import Etcdctl
+from etcd_step_pki.operations.etcd.restarts import cluster_healthy_wait, rolling_restart
+from etcd_step_pki.operations.migration import legacy_removed, trust_bundles
 
 MARKER = "/var/lib/etcd-step-pki/cfssl-migration"
 PHASES = ("bundle", "certs", "final", "done")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pyinfra.api.operation import OperationMeta
 
-from deploys.components import component
-from deploys.settings import load_settings
-from operations.monitoring import alert_rules_installed, rules_text
+from etcd_step_pki.deploys.components import component
+from etcd_step_pki.deploys.settings import load_settings
+from etcd_step_pki.operations.monitoring import alert_rules_installed, rules_text
 
 
 @component("Alert rules")

@@ -6,11 +6,11 @@ import time
 
 from pyinfra import host
 
-from deploys.components import component
-from deploys.components.ca import run_step_ca
-from deploys.settings import SettingsError, load_settings, time_setting
-from operations.certificates import ca_material
-from operations.rotation import ROTATION_REASON, intermediate_rotated, issued_at
+from etcd_step_pki.deploys.components import component
+from etcd_step_pki.deploys.components.ca import run_step_ca
+from etcd_step_pki.deploys.settings import SettingsError, load_settings, time_setting
+from etcd_step_pki.operations.certificates import ca_material
+from etcd_step_pki.operations.rotation import ROTATION_REASON, intermediate_rotated, issued_at
 
 
 @component("Rotate the intermediate CA")

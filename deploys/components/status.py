@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 from pyinfra import host, state
 from pyinfra.api.exceptions import PyinfraError
 
-from deploys.components import arguments
-from deploys.settings import Settings, cluster_views, load_settings
-from facts.ca import CAHealth, CAState
-from facts.certificates import NodeCertificates, parse_certificate
-from facts.etcd import EtcdCluster, cluster_healthy, member_status
-from facts.units import Units
-from operations.certificates import past_renewal_point
+from etcd_step_pki.deploys.components import arguments
+from etcd_step_pki.deploys.settings import Settings, cluster_views, load_settings
+from etcd_step_pki.facts.ca import CAHealth, CAState
+from etcd_step_pki.facts.certificates import NodeCertificates, parse_certificate
+from etcd_step_pki.facts.etcd import EtcdCluster, cluster_healthy, member_status
+from etcd_step_pki.facts.units import Units
+from etcd_step_pki.operations.certificates import past_renewal_point
 
 DAY = 86400.0
 

@@ -8,8 +8,13 @@ defaults.py holds the defaults and pinned releases, model.py the typed model of 
 settings, validation.py the reading and the inventory-wide checks, host.py what a deploy reads.
 """
 
-from deploys.settings.defaults import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
-from deploys.settings.host import (
+from etcd_step_pki.deploys.settings.defaults import (
+    DEFAULTS,
+    ETCD_CHECKSUMS,
+    STEP_CA_CHECKSUMS,
+    STEP_CHECKSUMS,
+)
+from etcd_step_pki.deploys.settings.host import (
     Alerting,
     Backup,
     Cfssl,
@@ -19,8 +24,8 @@ from deploys.settings.host import (
     RunOptions,
     Settings,
 )
-from deploys.settings.model import is_dns_name, is_ip
-from deploys.settings.validation import (
+from etcd_step_pki.deploys.settings.model import is_dns_name, is_ip
+from etcd_step_pki.deploys.settings.validation import (
     SettingsError,
     all_settings,
     ca_dns_names,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from operations.binaries import Artifact
-from operations.ca import Durations
-from operations.certificates import Certificate
-from operations.monitoring import Thresholds
-from operations.profiles import Profile, profile
+from etcd_step_pki.operations.binaries import Artifact
+from etcd_step_pki.operations.ca import Durations
+from etcd_step_pki.operations.certificates import Certificate
+from etcd_step_pki.operations.monitoring import Thresholds
+from etcd_step_pki.operations.profiles import Profile, profile
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from operations.durations import parse_duration
-from operations.etcd.releases import settings_problem
-from operations.etcd.tls import cipher_suite_problem, suites_with_version_problem
+from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.operations.etcd.releases import settings_problem
+from etcd_step_pki.operations.etcd.tls import cipher_suite_problem, suites_with_version_problem
 
 ARCHITECTURES = ("amd64", "arm64")
 

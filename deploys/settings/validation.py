@@ -29,8 +29,13 @@ from pyinfra.api.host import Host
 from pyinfra.api.inventory import Inventory
 from pyinfra.context import ctx_state
 
-from deploys.settings.defaults import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
-from deploys.settings.host import (
+from etcd_step_pki.deploys.settings.defaults import (
+    DEFAULTS,
+    ETCD_CHECKSUMS,
+    STEP_CA_CHECKSUMS,
+    STEP_CHECKSUMS,
+)
+from etcd_step_pki.deploys.settings.host import (
     Alerting,
     Backup,
     Cfssl,
@@ -40,10 +45,10 @@ from deploys.settings.host import (
     RunOptions,
     Settings,
 )
-from deploys.settings.model import HostSettings, checksums_for, is_ip, parse_time
-from operations.binaries import Artifact
-from operations.ca import Durations
-from operations.monitoring import Thresholds
+from etcd_step_pki.deploys.settings.model import HostSettings, checksums_for, is_ip, parse_time
+from etcd_step_pki.operations.binaries import Artifact
+from etcd_step_pki.operations.ca import Durations
+from etcd_step_pki.operations.monitoring import Thresholds
 
 GROUPS = ("etcd", "etcd_cert_managers", "etcd_clients", "prometheus")
 # Connectors whose data pyinfra reads by prefix (`ssh_user`), installed or not (winrm).

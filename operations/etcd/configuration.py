@@ -16,16 +16,21 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
-from facts.shell import previous_kept, raw, script
-from operations import Commands
-from operations.etcd.member import Etcdctl, Member
-from operations.etcd.membership import reconfigure, refuse_new_cluster, running, survey
-from operations.etcd.restarts import wait_healthy
-from operations.remote import Remote, RunTimeStep
-from operations.turns import turn
-from operations.units import first_use
-from templates import render
+from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
+from etcd_step_pki.facts.shell import previous_kept, raw, script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.etcd.member import Etcdctl, Member
+from etcd_step_pki.operations.etcd.membership import (
+    reconfigure,
+    refuse_new_cluster,
+    running,
+    survey,
+)
+from etcd_step_pki.operations.etcd.restarts import wait_healthy
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.turns import turn
+from etcd_step_pki.operations.units import first_use
+from etcd_step_pki.templates import render
 
 
 @dataclass(frozen=True)

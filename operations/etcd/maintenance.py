@@ -7,11 +7,11 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
-from facts.etcd import EtcdCluster, EtcdCompacted, member_status
-from facts.shell import script
-from operations import Commands
-from operations.etcd.member import Member
-from operations.etcd.restarts import wait_healthy
+from etcd_step_pki.facts.etcd import EtcdCluster, EtcdCompacted, member_status
+from etcd_step_pki.facts.shell import script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.etcd.member import Member
+from etcd_step_pki.operations.etcd.restarts import wait_healthy
 
 
 def _own_status(member: Member) -> dict[str, Any]:

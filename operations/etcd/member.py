@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facts.etcd import etcdctl
+from etcd_step_pki.facts.etcd import etcdctl
 
 
 @dataclass(frozen=True)

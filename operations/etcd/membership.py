@@ -11,12 +11,12 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
-from facts.paths import ExistingPaths
-from facts.shell import script
-from operations import Commands
-from operations.etcd.member import Etcdctl, Member
-from operations.remote import Remote, RunTimeStep
+from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
+from etcd_step_pki.facts.paths import ExistingPaths
+from etcd_step_pki.facts.shell import script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.etcd.member import Etcdctl, Member
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
 
 
 @dataclass(frozen=True)

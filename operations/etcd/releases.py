@@ -19,11 +19,11 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
-from facts.etcd import EtcdCluster, EtcdMember, EtcdVersions, cluster_healthy
-from facts.shell import script
-from operations import Commands
-from operations.etcd.member import Member
-from templates import render
+from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, EtcdVersions, cluster_healthy
+from etcd_step_pki.facts.shell import script
+from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.etcd.member import Member
+from etcd_step_pki.templates import render
 
 SUPPORTED_MINORS = ("3.5", "3.6", "3.7")
 # etcd's feature gates (server/features/etcd_features.go), which replaced the experimental

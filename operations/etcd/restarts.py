@@ -16,12 +16,12 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
-from facts.etcd import EtcdCluster, EtcdHealthy, EtcdMember, member_status
-from facts.shell import script
-from operations import Change, Commands
-from operations.etcd.member import Etcdctl, Member
-from operations.remote import Remote, RunTimeStep
-from operations.turns import last_turn_if, register
+from etcd_step_pki.facts.etcd import EtcdCluster, EtcdHealthy, EtcdMember, member_status
+from etcd_step_pki.facts.shell import script
+from etcd_step_pki.operations import Change, Commands
+from etcd_step_pki.operations.etcd.member import Etcdctl, Member
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.turns import last_turn_if, register
 
 _WAIT_HEALTHY = (
     "i=0; until {etcdctl} endpoint health --cluster >/dev/null 2>&1; do i=$((i+1));"

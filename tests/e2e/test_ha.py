@@ -438,7 +438,7 @@ def test_complete_disaster_rebuilds_from_backups(
 
 def _paused_copy(seconds: int) -> str:
     """The pause that replication and backups take around their copy, with a slow copy."""
-    from operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
+    from etcd_step_pki.operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
 
     return (PAUSE_STEP_CA + f" sleep {seconds}" + RESUME_STEP_CA).format()
 
@@ -465,7 +465,7 @@ def test_step_ca_resumes_whatever_happens_to_the_copy(ha_hosts: Scenario) -> Non
     when nothing of the shell can run any more."""
     import paramiko
 
-    from operations.ca import PAUSE_LIMIT
+    from etcd_step_pki.operations.ca import PAUSE_LIMIT
 
     # The SSH session of the copy drops: step-ca runs again, at the latest by the watchdog.
     client = paramiko.SSHClient()

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pyinfra.api import Inventory
 
-from deploys.components import arguments
-from deploys.settings import settings_for
-from operations.etcd.configuration import TLSFiles, member_config
-from templates import render
+from etcd_step_pki.deploys.components import arguments
+from etcd_step_pki.deploys.settings import settings_for
+from etcd_step_pki.operations.etcd.configuration import TLSFiles, member_config
+from etcd_step_pki.templates import render
 from tests.conftest import fresh_scenario
 from tests.harness.artifacts import VERSIONS
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts

@@ -14,7 +14,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from deploys.settings import DEFAULTS, ETCD_CHECKSUMS, STEP_CA_CHECKSUMS, STEP_CHECKSUMS
+from etcd_step_pki.deploys.settings import (
+    DEFAULTS,
+    ETCD_CHECKSUMS,
+    STEP_CA_CHECKSUMS,
+    STEP_CHECKSUMS,
+)
 from tests.harness.hosts import REPO
 
 PINNED = {"step": STEP_CHECKSUMS, "step-ca": STEP_CA_CHECKSUMS, "etcd": ETCD_CHECKSUMS}

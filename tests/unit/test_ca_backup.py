@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from pyinfra.api import OperationError
 
-from operations.ca_backup import (
+from etcd_step_pki.operations.ca_backup import (
     DATA_KEY,
     Kms,
     Store,

@@ -11,8 +11,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from facts.certificates import NodeCertificates, parse_certificate
-from operations.certificates import past_renewal_point, reissue_reason, root_fingerprint
+from etcd_step_pki.facts.certificates import NodeCertificates, parse_certificate
+from etcd_step_pki.operations.certificates import (
+    past_renewal_point,
+    reissue_reason,
+    root_fingerprint,
+)
 
 NOW = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
 SANS = ("etcd-k8s-1", "etcd-k8s-1.sandbox.test", "10.0.0.1", "localhost", "127.0.0.1")
@@ -163,7 +167,7 @@ def test_node_fact_reads_certificates_trust_and_modes(intermediate) -> None:
 
 
 def test_a_certificate_started_before_the_revocation_time_is_issued_again() -> None:
-    from operations.certificates import _issued_before
+    from etcd_step_pki.operations.certificates import _issued_before
 
     entry = {"cert": {"not_before": 1000.0}}
     assert _issued_before(entry, 1061.0) == "issued before the revocation time"

@@ -11,7 +11,7 @@ import pytest
 from pyinfra.api import Config, State
 from pyinfra.context import ctx_host, ctx_state
 
-from deploys.settings import (
+from etcd_step_pki.deploys.settings import (
     SettingsError,
     all_settings,
     cluster_views,
@@ -20,7 +20,7 @@ from deploys.settings import (
     one_cluster,
     validate_inventory,
 )
-from deploys.settings.validation import validate_run
+from etcd_step_pki.deploys.settings.validation import validate_run
 from tests.unit.test_settings import _inventory
 
 TWO = {

@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pyinfra.api import OperationError
 
-from facts.accounts import SystemAccount
-from facts.ca import CAState
-from facts.units import Units
-from operations.accounts import system_account
-from operations.rotation import intermediate_rotated
-from operations.tokens import Authority, TokenItem, TokenRequest, mint_command
-from operations.units import digest, systemd_units
+from etcd_step_pki.facts.accounts import SystemAccount
+from etcd_step_pki.facts.ca import CAState
+from etcd_step_pki.facts.units import Units
+from etcd_step_pki.operations.accounts import system_account
+from etcd_step_pki.operations.rotation import intermediate_rotated
+from etcd_step_pki.operations.tokens import Authority, TokenItem, TokenRequest, mint_command
+from etcd_step_pki.operations.units import digest, systemd_units
 from tests.unit.fakes import FakeHost, raw, run_op
 
 NOW = dt.datetime(2026, 11, 28, 6, tzinfo=dt.UTC)

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from facts.shell import script
-from operations.ca_backup import WORK, unpack_script
-from operations.drill import _FROM_BACKUP, _FROM_REPLICA, DRILL_DIR, UNIT, _last
+from etcd_step_pki.facts.shell import script
+from etcd_step_pki.operations.ca_backup import WORK, unpack_script
+from etcd_step_pki.operations.drill import _FROM_BACKUP, _FROM_REPLICA, DRILL_DIR, UNIT, _last
 
 VALUES = {
     "work": WORK,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
+from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
 
 MARK = "### etcd-step-pki "
 
@@ -51,7 +51,7 @@ def test_an_unreachable_cluster_is_not_healthy() -> None:
 
 
 def test_a_members_own_status_is_found_by_its_id() -> None:
-    from facts.etcd import member_status
+    from etcd_step_pki.facts.etcd import member_status
 
     fact = EtcdCluster().process(_cluster([True, True, True]))
     assert member_status(fact, "etcd-k8s-1")["revision"] == 7
@@ -59,8 +59,8 @@ def test_a_members_own_status_is_found_by_its_id() -> None:
 
 
 def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
-    from operations.etcd.member import Etcdctl, Member
-    from operations.etcd.restarts import handover_target, rolling_restart
+    from etcd_step_pki.operations.etcd.member import Etcdctl, Member
+    from etcd_step_pki.operations.etcd.restarts import handover_target, rolling_restart
     from tests.unit.fakes import FakeHost, run_op
 
     names = {"a1": "etcd-k8s-1", "a2": "etcd-k8s-2", "a3": "etcd-k8s-3"}
@@ -113,8 +113,8 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
 def test_a_member_whose_restart_failed_stops_every_restart_after_it() -> None:
     from pyinfra.api import OperationError
 
-    from operations.etcd import restarts
-    from operations.etcd.member import Etcdctl, Member
+    from etcd_step_pki.operations.etcd import restarts
+    from etcd_step_pki.operations.etcd.member import Etcdctl, Member
     from tests.unit.fakes import FakeHost, run_op
 
     member = Member("etcd-k8s-2", "etcd-k8s-2", "10.0.0.2", "/d", "/c", "etcd-k8s-2.service",
@@ -129,7 +129,7 @@ def test_a_member_whose_restart_failed_stops_every_restart_after_it() -> None:
 
 
 def test_the_health_fact_needs_every_member_healthy() -> None:
-    from facts.etcd import EtcdHealthy
+    from etcd_step_pki.facts.etcd import EtcdHealthy
 
     fact = EtcdHealthy()
     up = '{"endpoint":"https://10.0.0.1:2379","health":true,"took":"2ms"}'

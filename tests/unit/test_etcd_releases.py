@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from operations.etcd.configuration import MemberOptions, TLSFiles, member_config
-from operations.etcd.member import Etcdctl, Member
-from operations.etcd.releases import change_problem
+from etcd_step_pki.operations.etcd.configuration import MemberOptions, TLSFiles, member_config
+from etcd_step_pki.operations.etcd.member import Etcdctl, Member
+from etcd_step_pki.operations.etcd.releases import change_problem
 from tests.unit.test_settings_model import _refused, settings_of
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pyinfra.api import Inventory
 
-from deploys.components.ha import failover_message
-from deploys.settings import settings_for
-from operations import ca
+from etcd_step_pki.deploys.components.ha import failover_message
+from etcd_step_pki.deploys.settings import settings_for
+from etcd_step_pki.operations import ca
 from tests.unit.fakes import FakeHost, raw, run_op
 
 
@@ -50,7 +50,7 @@ def test_runs_stop_at_the_first_failure_and_refuse_unordered_options(monkeypatch
     from pyinfra.api import Config
     from pyinfra.api.exceptions import PyinfraError
 
-    from deploys.components import stop_at_first_failure
+    from etcd_step_pki.deploys.components import stop_at_first_failure
     from tests.unit.fakes import on_host
 
     host = FakeHost({})

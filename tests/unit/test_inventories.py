@@ -16,7 +16,7 @@ import json, sys
 from pyinfra.api import State
 from pyinfra.context import ctx_state
 from pyinfra_cli.inventory import make_inventory
-from deploys.settings import validate_inventory
+from etcd_step_pki.deploys.settings import validate_inventory
 with ctx_state.use(State()):
     inventory = make_inventory(sys.argv[1], cwd=".")
 settings = validate_inventory(inventory)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pyinfra.api import Inventory
 
-from deploys.components import arguments
-from deploys.components.migration import legacy_files, legacy_tls
-from deploys.settings import settings_for
-from facts.trust import TrustFiles
-from operations.etcd.configuration import member_config
+from etcd_step_pki.deploys.components import arguments
+from etcd_step_pki.deploys.components.migration import legacy_files, legacy_tls
+from etcd_step_pki.deploys.settings import settings_for
+from etcd_step_pki.facts.trust import TrustFiles
+from etcd_step_pki.operations.etcd.configuration import member_config
 
 MARK = "### etcd-step-pki "
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from facts.prometheus import loads_rules
-from operations.monitoring import Thresholds, rules_text
+from etcd_step_pki.facts.prometheus import loads_rules
+from etcd_step_pki.operations.monitoring import Thresholds, rules_text
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -497,8 +497,8 @@ def _metrics(tmp_path: Path, expires_in: str | None) -> dict[str, str]:
     intermediate: `{metric{role}: value}`."""
     import re
 
-    from operations.certificates import StepNode
-    from operations.renewal import RenewalSchedule, metrics_script
+    from etcd_step_pki.operations.certificates import StepNode
+    from etcd_step_pki.operations.renewal import RenewalSchedule, metrics_script
 
     ssl = tmp_path / "ssl"
     ssl.mkdir()

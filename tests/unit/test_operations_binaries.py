@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pyinfra.api import FileUploadCommand, OperationError, OperationValueError
 
-from facts.binaries import Binaries
-from operations.binaries import Artifact, Replaced, release_binaries
+from etcd_step_pki.facts.binaries import Binaries
+from etcd_step_pki.operations.binaries import Artifact, Replaced, release_binaries
 from tests.unit.fakes import FakeHost, on_host, raw, run_op
 
 SUM = "b" * 64

@@ -8,9 +8,9 @@ import shlex
 import pytest
 from pyinfra.api import OperationError
 
-from facts.ca import CAHealth, CAState
-from operations import ca
-from operations.ca import Durations
+from etcd_step_pki.facts.ca import CAHealth, CAState
+from etcd_step_pki.operations import ca
+from etcd_step_pki.operations.ca import Durations
 from tests.unit.fakes import FakeHost, FakeState, raw, run_op
 
 PATH = "/etc/step-ca"

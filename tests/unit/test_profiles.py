@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from operations import ca, profiles
-from operations.ca import Durations
+from etcd_step_pki.operations import ca, profiles
+from etcd_step_pki.operations.ca import Durations
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -102,8 +102,8 @@ def test_a_certificate_that_differs_from_its_profile_is_named_so() -> None:
 
 
 def test_the_peer_port_names_its_peers() -> None:
-    from operations.etcd.configuration import MemberOptions, TLSFiles, member_config
-    from operations.etcd.member import Etcdctl, Member
+    from etcd_step_pki.operations.etcd.configuration import MemberOptions, TLSFiles, member_config
+    from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 
     me = Member("etcd-k8s-1", "etcd-k8s-1", "10.0.0.1", "/d", "/c", "u",
                 Etcdctl("/opt/bin/etcdctl", "/r", "/c", "/k"))  # fmt: skip

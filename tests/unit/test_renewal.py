@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import hashlib
 
-from facts.certificates import NodeCertificates
-from facts.units import Units
-from operations.certificates import Certificate, StepNode
-from operations.renewal import RenewalSchedule, metrics_script, renewed_now, timers, unit_files
-from operations.units import systemd_units
+from etcd_step_pki.facts.certificates import NodeCertificates
+from etcd_step_pki.facts.units import Units
+from etcd_step_pki.operations.certificates import Certificate, StepNode
+from etcd_step_pki.operations.renewal import (
+    RenewalSchedule,
+    metrics_script,
+    renewed_now,
+    timers,
+    unit_files,
+)
+from etcd_step_pki.operations.units import systemd_units
 from tests.unit.fakes import FakeHost, raw, run_op
 
 # Plain values, as an operator's own deploy passes them.
@@ -172,7 +178,7 @@ def test_paths_with_shell_syntax_are_refused_before_any_host_is_touched() -> Non
     import pytest
     from pyinfra.api import Inventory
 
-    from deploys.settings import SettingsError, validate_inventory
+    from etcd_step_pki.deploys.settings import SettingsError, validate_inventory
 
     inventory = Inventory(
         ([("etcd-k8s-1", {"ssh_hostname": "10.0.0.1"})], {"metrics_textfile_dir": "/x; touch /y"}),

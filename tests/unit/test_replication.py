@@ -8,9 +8,9 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from facts.shell import script
-from operations import replication
-from operations.roots import root_fingerprint
+from etcd_step_pki.facts.shell import script
+from etcd_step_pki.operations import replication
+from etcd_step_pki.operations.roots import root_fingerprint
 from tests.unit.test_certificates import _ca, _pem
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pyinfra.api import OperationError
 
-from facts.revocation import Revocation
-from operations.remote import RunTimeStep
-from operations.revocation import certificates_revoked, revoke_command
-from operations.tokens import Authority
+from etcd_step_pki.facts.revocation import Revocation
+from etcd_step_pki.operations.remote import RunTimeStep
+from etcd_step_pki.operations.revocation import certificates_revoked, revoke_command
+from etcd_step_pki.operations.tokens import Authority
 from tests.unit.fakes import FakeHost, FakeState, raw, run_op
 
 AUTHORITY = Authority(url="https://ca.test:9000", cert_manager="etcd-k8s-1")
@@ -86,8 +86,8 @@ def test_tokens_stay_in_the_shell_and_reach_step_in_its_environment() -> None:
 
 
 def test_a_members_copy_of_the_crl_is_fetched_when_it_lists_otherwise_than_the_cas() -> None:
-    from facts.revocation import RevocationLists
-    from operations.revocation import crl_current
+    from etcd_step_pki.facts.revocation import RevocationLists
+    from etcd_step_pki.operations.revocation import crl_current
 
     def lists(local: set[int] | None, ca: set[int] | None) -> FakeHost:
         return FakeHost({RevocationLists: {"local": local, "ca": ca}})
@@ -114,7 +114,7 @@ def test_a_members_copy_of_the_crl_is_fetched_when_it_lists_otherwise_than_the_c
 
 
 def test_the_crl_timer_fetches_as_etcd_and_puts_in_place_privileged() -> None:
-    from operations.revocation import crl_units
+    from etcd_step_pki.operations.revocation import crl_units
 
     units = crl_units("https://ca.test:9000/1.0/crl", "/ssl/root_ca.crt", "/ssl/ca.crl", "etcd")
     service = units["etcd-pki-crl.service"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pyinfra.api import OperationError
 
-from deploys.components.arguments import pinned_root
-from operations import roots
+from etcd_step_pki.deploys.components.arguments import pinned_root
+from etcd_step_pki.operations import roots
 from tests.unit.test_certificates import _ca, _pem
 from tests.unit.test_settings_model import settings_of
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from pyinfra.api import Inventory
 
-from deploys.settings import (
+from etcd_step_pki.deploys.settings import (
     SettingsError,
     settings_for,
     validate_inventory,
 )
-from operations.durations import parse_duration
+from etcd_step_pki.operations.durations import parse_duration
 
 SUM = "a" * 64
 

@@ -8,7 +8,7 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
-from deploys.settings import (
+from etcd_step_pki.deploys.settings import (
     DEFAULTS,
     RunOptions,
     Settings,
@@ -16,8 +16,8 @@ from deploys.settings import (
     settings_for,
     validate_inventory,
 )
-from deploys.settings.model import HostSettings, KeyType
-from operations.certificates import KEY_TYPES
+from etcd_step_pki.deploys.settings.model import HostSettings, KeyType
+from etcd_step_pki.operations.certificates import KEY_TYPES
 from tests.unit.test_settings import SUM, _inventory
 
 

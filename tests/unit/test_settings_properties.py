@@ -10,12 +10,12 @@ import shlex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deploys.components import arguments
-from deploys.components.ca import step_ca_unit
-from deploys.components.etcd import member_unit
-from deploys.settings import DEFAULTS, Settings, SettingsError, validate_inventory
-from operations.etcd.configuration import member_config
-from operations.renewal import metrics_script, unit_files
+from etcd_step_pki.deploys.components import arguments
+from etcd_step_pki.deploys.components.ca import step_ca_unit
+from etcd_step_pki.deploys.components.etcd import member_unit
+from etcd_step_pki.deploys.settings import DEFAULTS, Settings, SettingsError, validate_inventory
+from etcd_step_pki.operations.etcd.configuration import member_config
+from etcd_step_pki.operations.renewal import metrics_script, unit_files
 from tests.unit.test_settings import _inventory
 
 # Characters a shell, a unit file or YAML would read as more than text.

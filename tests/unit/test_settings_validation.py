@@ -11,7 +11,7 @@ import pytest
 from pyinfra.api import Config, Inventory, State
 from pyinfra.context import ctx_host, ctx_state
 
-from deploys.settings import (
+from etcd_step_pki.deploys.settings import (
     Settings,
     SettingsError,
     all_settings,

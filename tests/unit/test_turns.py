@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import gevent
 
-from operations import turns
+from etcd_step_pki.operations import turns
 
 
 @dataclass(eq=False)
