@@ -1,0 +1,18 @@
+"""The renewal units' scripts: the textfile-metrics helper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from etcd_step_pki.operations.certificates import StepNode
+from etcd_step_pki.operations.renewal import RenewalSchedule, metrics_script
+
+
+def metrics_helper() -> str:
+    return metrics_script(
+        StepNode(bin_dir="/usr/local/bin"),
+        RenewalSchedule(metrics_dir="/var/lib/prometheus/node-exporter", expires_in="8h"),
+    )
+
+
+SAMPLES: dict[str, Callable[[], str]] = {"etcd-pki-renewal-metrics.sh.j2": metrics_helper}
