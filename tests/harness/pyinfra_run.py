@@ -107,21 +107,24 @@ def run_pyinfra(
     check: bool = True,
     timeout: float = 600,
     yes: bool = False,
+    pyinfra: Path = PYINFRA,
+    cwd: Path = REPO,
 ) -> PyinfraRun:
     """`pyinfra <inventory> <deploy> [args]` from the repository root, the README's form: no
     `-y`, so pyinfra detects changes first (every operation's body runs while planning) and
     asks, and the prompt is answered. `yes=True`: `pyinfra -y --json`, no change detection.
-    With `--dry` the plan comes as JSON."""
+    With `--dry` the plan comes as JSON. `pyinfra` and `cwd`: another installation's command
+    and the directory it runs in (the installed package's test)."""
     if yes:
-        cmd = [str(PYINFRA), "-y", "--json", inventory, deploy, *args]
+        cmd = [str(pyinfra), "-y", "--json", inventory, deploy, *args]
     elif "--dry" in args:
-        cmd = [str(PYINFRA), "--json", inventory, deploy, *args]
+        cmd = [str(pyinfra), "--json", inventory, deploy, *args]
     else:
-        cmd = [str(PYINFRA), inventory, deploy, *args]
+        cmd = [str(pyinfra), inventory, deploy, *args]
     run_env = {**os.environ, "PKI_SANDBOX_DIR": str(scenario.state_dir), **(env or {})}
     proc = subprocess.run(
         cmd,
-        cwd=REPO,
+        cwd=cwd,
         env=run_env,
         input="\n",  # "Press enter to execute..."
         capture_output=True,

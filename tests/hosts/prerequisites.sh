@@ -22,21 +22,8 @@ apt_install() {
     apt-get install -y -q "$@" >&2 || { apt-get update -q >&2 && apt-get install -y -q "$@" >&2; }
 }
 
-# GnuPG on the controller: the tests make backup keys and check replication's encryption.
-command -v gpg >/dev/null || apt_install gnupg
-
-# promtool checks and unit-tests the alert rules (tests/unit/test_monitoring.py): only the
-# binary is taken from Debian's prometheus package, no Prometheus server is installed here.
-if ! command -v promtool >/dev/null; then
-    command -v apt-get >/dev/null || { say "missing promtool, and this machine has no apt-get"; exit 1; }
-    say "installing promtool from Debian's prometheus package"
-    tmp=$(mktemp -d) && chmod 0755 "$tmp" && { chown _apt "$tmp" 2>/dev/null || true; }
-    (cd "$tmp" && { apt-get download -q prometheus >&2 ||
-        { apt-get update -q >&2 && apt-get download -q prometheus >&2; }; })
-    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool
-    install -m 0755 "$tmp/usr/bin/promtool" /usr/local/bin/promtool
-    rm -rf "$tmp"
-fi
+# gpg, openssl, shellcheck and promtool for the controller-side tests and the lint.
+"$(dirname "$0")/controller-tools.sh"
 
 if ! docker info >/dev/null 2>&1; then
     missing=()
