@@ -14,7 +14,7 @@ log() { echo "build-image: $*" >&2; }
 
 hash=$(cat "$here/build-image.sh" "$here/Dockerfile" "$here/packages.txt" | sha256sum | cut -c1-16)
 tag="etcd-step-pki/test-host:$hash"
-base_hash=$(cat "$here/packages.txt" | sha256sum | cut -c1-16)
+base_hash=$(sha256sum <"$here/packages.txt" | cut -c1-16)
 
 if docker image inspect "$tag" >/dev/null 2>&1; then
     log "reusing $tag"
