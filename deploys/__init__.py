@@ -7,15 +7,19 @@ then `cluster()`) call the function.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from pyinfra.context import ctx_state
 
 
-def executed_by_pyinfra(file: str) -> bool:
-    """Whether pyinfra is executing `file` as a deploy file, rather than something importing
-    it: the file then calls its deploy, an import only defines it."""
-    if not ctx_state.isset():
+def executed_by_pyinfra(namespace: dict[str, Any]) -> bool:
+    """Whether pyinfra is executing the deploy file whose `globals()` this is, rather than
+    something importing it: the file then calls its deploy, an import only defines it.
+
+    pyinfra executes a deploy file in a namespace of its own holding `__file__` only, the name
+    it records as the file being executed; an imported module's namespace has a `__spec__`.
+    (The paths alone would not tell: `etcd_step_pki/deploys` links to `deploys/`.)"""
+    if "__spec__" in namespace or not ctx_state.isset():
         return False
     running = ctx_state.get().current_exec_filename
-    return running is not None and Path(running).resolve() == Path(file).resolve()
+    return running is not None and running == namespace.get("__file__")

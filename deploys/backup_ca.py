@@ -25,5 +25,5 @@ def backup_ca() -> None:
     ca_backup.backup_ca()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     backup_ca()

@@ -16,5 +16,5 @@ def ca() -> None:
     certificate_authority()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     ca()

@@ -16,5 +16,5 @@ def certs() -> None:
     certificates()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     certs()

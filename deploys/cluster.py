@@ -31,5 +31,5 @@ def cluster() -> None:
     monitoring()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     cluster()

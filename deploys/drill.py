@@ -30,5 +30,5 @@ def drill() -> None:
     drill_component.drill()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     drill()

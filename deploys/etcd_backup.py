@@ -16,5 +16,5 @@ def etcd_backup() -> None:
     snapshot_backup()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     etcd_backup()

@@ -26,5 +26,5 @@ def etcd_downgrade() -> None:
         etcd_cluster(downgrading=True)
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     etcd_downgrade()

@@ -22,5 +22,5 @@ def etcd_maintenance() -> None:
         maintenance()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     etcd_maintenance()

@@ -17,5 +17,5 @@ def etcd_restore() -> None:
     snapshot_restore()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     etcd_restore()

@@ -28,5 +28,5 @@ def failover() -> None:
         issuance_works(settings, old_primary, [m for m in (started, issued) if m is not None])
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     failover()

@@ -58,5 +58,5 @@ def migrate_cfssl() -> None:
                 cleanup_phase()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     migrate_cfssl()

@@ -23,5 +23,5 @@ def monitoring() -> None:
     monitoring_component.monitoring()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     monitoring()

@@ -19,5 +19,5 @@ def remove_node() -> None:
     replicate_ca()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     remove_node()

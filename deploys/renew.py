@@ -22,5 +22,5 @@ def renew() -> None:
     renew_now()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     renew()

@@ -18,5 +18,5 @@ def replicate_ca() -> None:
     ha.replicate_ca()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     replicate_ca()

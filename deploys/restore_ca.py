@@ -26,5 +26,5 @@ def restore_ca() -> None:
     ca_backup.restore_ca()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     restore_ca()

@@ -20,5 +20,5 @@ def revoke() -> None:
     replicate_ca()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     revoke()

@@ -30,5 +30,5 @@ def rotate_intermediate() -> None:
         restart_on_new_certificates(issued)
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     rotate_intermediate()

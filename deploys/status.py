@@ -20,5 +20,5 @@ def status() -> None:
     status_component.status()
 
 
-if executed_by_pyinfra(__file__):
+if executed_by_pyinfra(globals()):
     status()
