@@ -12,9 +12,10 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 
 from etcd_step_pki.facts.ca import CAHealth, CAState
-from etcd_step_pki.facts.shell import cleanup_on_exit, replace_file, script
+from etcd_step_pki.facts.shell import replace_file, script
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.profiles import Profile, provisioner_entry
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 @dataclass(frozen=True)
@@ -89,20 +90,6 @@ RESUME_STEP_CA = (
     " then ca_late=1; fi; ca_resume; trap - HUP INT TERM; set -e;"
     f' [ -z "$ca_late" ] || {{{{ echo "the copy took over {PAUSE_LIMIT}s while step-ca was paused:'
     ' not used" >&2; exit 1; }}; [ "$rc" = 0 ] || exit "$rc";'
-)
-
-# Passwords are made on the host and written straight to their files: they appear in no
-# command line, no output and never reach the controller.
-_INIT = (
-    'set -e; umask 077; p={path}; export STEPPATH="$p";'
-    ' if [ -e "$p/config/ca.json" ]; then echo "a CA exists at $p; not initialising" >&2;'
-    " exit 1; fi;"
-    ' install -d -m 0700 "$p" "$p/secrets";'
-    " for f in {password} {provisioner_password}; do"
-    ' [ -s "$p/$f" ] || openssl rand -base64 33 | tr -d "\\n" > "$p/$f"; done;'
-    " {step} ca init --deployment-type standalone --name {name} {dns} --address {address}"
-    ' --provisioner {provisioner} --password-file "$p/"{password}'
-    ' --provisioner-password-file "$p/"{provisioner_password} >/dev/null'
 )
 
 
@@ -191,14 +178,15 @@ def authority(
                 "initialise a new CA over existing keys; restore the CA (deploys/restore_ca.py) "
                 "or move the old state away"
             )
-    yield script(
-        _INIT,
-        path=path,
+    # Passwords are made on the host (ca-init.sh.j2): no command line holds them.
+    yield run_script(
+        "ca-init.sh.j2",
+        step_path=path,
         password=PASSWORD,
         provisioner_password=PROVISIONER_PASSWORD,
         step=f"{bin_dir}/step",
         name=ca_name,
-        dns=[flag for name in dns_names for flag in ("--dns", name)],
+        dns_names=list(dns_names),
         address=f":{port}",
         provisioner=provisioner,
     )
@@ -302,16 +290,12 @@ def file_modes(path: str, *, ca_user: str = "step") -> Commands:
 
 
 def _wait_healthy(ca_name: str, port: int, root: str, timeout: int) -> StringCommand:
-    return script(
-        "i=0; until curl -sf --max-time 3 --cacert {root} --resolve {resolve}"
-        " https://{name}:{port}/health >/dev/null 2>&1; do i=$((i+1));"
-        ' if [ "$i" -ge {tries} ]; then echo "step-ca not healthy after {timeout}s" >&2;'
-        " journalctl -u step-ca -n 20 --no-pager >&2; exit 1; fi; sleep 0.5; done",
+    return run_script(
+        "ca-healthy-wait.sh.j2",
         root=root,
         resolve=f"{ca_name}:{port}:127.0.0.1",
         name=ca_name,
         port=port,
-        tries=timeout * 2,
         timeout=timeout,
     )
 
@@ -332,28 +316,6 @@ def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Command
     yield _wait_healthy(ca_name, port, root, timeout)
 
 
-# A throwaway certificate: token (the provisioner password stays in its file, the token only
-# in STEP_TOKEN), issue, verify against the root, renew over mTLS, compare serials; all in a
-# private directory removed on exit.
-_PROOF = (
-    "set -e; d=$(mktemp -d /run/etcd-step-pki-proof.XXXXXX);"
-    + cleanup_on_exit('rm -rf "$d"')
-    + " export STEPPATH={ca_path};"
-    " r={ca_path}/certs/root_ca.crt; u={url};"
-    ' t="$({step} ca token {subject} --san {subject} --provisioner {provisioner}'
-    " --provisioner-password-file {ca_path}/secrets/provisioner_password"
-    ' --ca-url "$u" --root "$r" 2>"$d/err")" || {{ cat "$d/err" >&2; exit 1; }};'
-    ' STEP_TOKEN="$t" {step} ca certificate {subject} "$d/c.crt" "$d/c.key" --not-after 1h'
-    ' --ca-url "$u" --root "$r" --force >/dev/null 2>"$d/err" || {{ cat "$d/err" >&2; exit 1; }};'
-    ' {step} certificate verify "$d/c.crt" --roots "$r";'
-    ' s1=$(openssl x509 -in "$d/c.crt" -noout -serial);'
-    ' {step} ca renew --force --ca-url "$u" --root "$r" "$d/c.crt" "$d/c.key" >/dev/null'
-    ' 2>"$d/err" || {{ cat "$d/err" >&2; exit 1; }};'
-    ' s2=$(openssl x509 -in "$d/c.crt" -noout -serial);'
-    ' [ "$s1" != "$s2" ] || {{ echo "the renewed certificate has the same serial" >&2; exit 1; }}'
-)
-
-
 @operation()
 def issuance_proven(
     path: str, *, port: int, provisioner: str, bin_dir: str = "/opt/bin"
@@ -368,8 +330,8 @@ def issuance_proven(
     + provisioner: the JWK provisioner that signs the token
     + bin_dir: where `step` is
     """
-    yield script(
-        _PROOF,
+    yield run_script(
+        "ca-issuance-proof.sh.j2",
         ca_path=path,
         url=f"https://127.0.0.1:{port}",
         step=f"{bin_dir}/step",

@@ -3,6 +3,8 @@ the closing message says which name to re-point, and where."""
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra.api import Inventory
 
 from etcd_step_pki.deploys.components.ha import failover_message
@@ -39,9 +41,10 @@ def test_the_proof_runs_as_a_command_against_this_host_with_no_secret_in_it() ->
     host = FakeHost({})
     (command,) = raw(run_op(ca.issuance_proven, host, "/etc/step-ca", port=9000,
                             provisioner="etcd-pki"))  # fmt: skip
-    assert "u=https://127.0.0.1:9000;" in command
-    assert "--provisioner-password-file /etc/step-ca/secrets/provisioner_password" in command
-    assert 'STEP_TOKEN="$t"' in command and "trap 'rm -rf \"$d\"' EXIT" in command
+    text = shlex.split(command)[2]  # bash -c <script> <template>
+    assert "u=https://127.0.0.1:9000\n" in text
+    assert "--provisioner-password-file /etc/step-ca/secrets/provisioner_password" in text
+    assert 'STEP_TOKEN="$t"' in text and "trap 'rm -rf \"$d\"' EXIT" in text
     assert host.fact_calls == []  # nothing is read while planning: it all runs at execution
 
 

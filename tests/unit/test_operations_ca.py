@@ -44,12 +44,12 @@ def test_init_makes_passwords_on_the_host_and_runs_ca_init() -> None:
         )
     )
     assert len(commands) == 1
-    init = commands[0]
+    init = shlex.split(commands[0])[2]  # bash -c <script> <template>
     assert "openssl rand -base64 33" in init
     assert "umask 077" in init
     assert (
         "/opt/bin/step ca init --deployment-type standalone --name 'etcd-k8s CA' "
-        "--dns etcd-k8s-1 --dns 10.0.0.1 --address :9000 --provisioner etcd-pki"
+        "--dns etcd-k8s-1 --dns 10.0.0.1 --address :9000 \\\n    --provisioner etcd-pki"
     ) in init
     assert '--password-file "$p/"secrets/password' in init
 
@@ -135,7 +135,8 @@ def test_health_waits_only_when_unhealthy() -> None:
     assert run_op(ca.healthy, host, "etcd-k8s-1", port=9000, root="/r.crt") == []
     host = FakeHost({CAHealth: {"ok": False, "detail": "refused"}})
     (wait,) = raw(run_op(ca.healthy, host, "etcd-k8s-1", port=9000, root="/r.crt"))
-    assert "--resolve etcd-k8s-1:9000:127.0.0.1 https://etcd-k8s-1:9000/health" in wait
+    text = shlex.split(wait)[2]  # bash -c <script> <template>
+    assert "--resolve etcd-k8s-1:9000:127.0.0.1 \\\n    https://etcd-k8s-1:9000/health" in text
 
 
 def test_ca_state_fact_parses_sections() -> None:

@@ -1,0 +1,49 @@
+"""The CA and certificate side's scripts: the CA's initialisation, health wait and proof."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyinfra.api import StringCommand
+
+from etcd_step_pki.operations import ca
+from tests.unit.fakes import FakeHost, run_op
+
+PATH = "/etc/step-ca"
+
+
+def _text(command: StringCommand) -> str:
+    """The script of a `bash -c <script> <name>` command."""
+    return str(command.bits[2].obj)
+
+
+def ca_init() -> str:
+    from etcd_step_pki.facts.ca import CAState
+
+    state = {"config": None, "root": None, "intermediate": None, "files": {}}
+    (command,) = run_op(
+        ca.authority,
+        FakeHost({CAState: state}),
+        PATH,
+        ca_name="etcd-k8s CA",
+        dns_names=["etcd-k8s-1", "10.0.0.1"],
+        port=9000,
+        provisioner="etcd-pki",
+    )
+    return _text(command)
+
+
+def ca_healthy_wait() -> str:
+    return _text(ca._wait_healthy("etcd-k8s-1", 9000, f"{PATH}/certs/root_ca.crt", 60))
+
+
+def ca_issuance_proof() -> str:
+    (command,) = run_op(ca.issuance_proven, FakeHost({}), PATH, port=9000, provisioner="etcd-pki")
+    return _text(command)
+
+
+SAMPLES: dict[str, Callable[[], str]] = {
+    "ca-init.sh.j2": ca_init,
+    "ca-healthy-wait.sh.j2": ca_healthy_wait,
+    "ca-issuance-proof.sh.j2": ca_issuance_proof,
+}
