@@ -17,13 +17,13 @@ import re
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import OperationError, operation
+from pyinfra.api import OperationError, StringCommand, operation
 
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, EtcdVersions, cluster_healthy
 from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.etcd.member import Member
-from etcd_step_pki.templates import render
+from etcd_step_pki.templates.scripts import script as run_script
 
 SUPPORTED_MINORS = ("3.5", "3.6", "3.7")
 # etcd's feature gates (server/features/etcd_features.go), which replaced the experimental
@@ -169,14 +169,19 @@ def release_change_allowed(
     if problems:
         raise OperationError("; ".join(problems))
     if minor(installed) == "3.5" and not downgrading:
-        yield render(
-            "etcd-v2store-check.sh.j2",
-            etcdutl=f"{bin_dir.rstrip('/')}/etcdutl",
-            data_dir=member.data_dir,
-            user=etcd_user,
-            name=member.name,
-            target=target,
-        )
+        yield v2store_check(member, bin_dir=bin_dir, etcd_user=etcd_user, target=target)
+
+
+def v2store_check(member: Member, *, bin_dir: str, etcd_user: str, target: str) -> StringCommand:
+    """The check, as the member's account, that its v2 store holds membership only."""
+    return run_script(
+        "etcd-v2store-check.sh.j2",
+        etcdutl=f"{bin_dir.rstrip('/')}/etcdutl",
+        data_dir=member.data_dir,
+        user=etcd_user,
+        name=member.name,
+        target=target,
+    )
 
 
 def versions_of(member: Member) -> dict[str, str]:
@@ -210,8 +215,6 @@ def downgrade_enabled(member: Member, *, target: str) -> Commands:
             f"the cluster runs etcd {minor(cluster)}: a downgrade to {target} goes one minor "
             "release at a time"
         )
-    yield script(
-        "{c} downgrade validate {v} && {c} downgrade enable {v}",
-        c=member.etcdctl.args,
-        v=minor(target),
-    )
+    # Two commands: pyinfra runs the second only once the first succeeded.
+    yield script("{c} downgrade validate {v}", c=member.etcdctl.args, v=minor(target))
+    yield script("{c} downgrade enable {v}", c=member.etcdctl.args, v=minor(target))

@@ -22,39 +22,7 @@ from etcd_step_pki.operations import Change, Commands
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.turns import last_turn_if, register
-
-_WAIT_HEALTHY = (
-    "i=0; until {etcdctl} endpoint health --cluster >/dev/null 2>&1; do i=$((i+1));"
-    ' if [ "$i" -ge {tries} ]; then echo "etcd cluster not healthy after {timeout}s" >&2;'
-    " {etcdctl} endpoint health --cluster >&2; exit 1; fi; sleep 0.5; done"
-)
-
-# The gate, the restart, the wait. On success the previous versions of the member's files
-# are no longer needed; on failure they come back (configuration, unit file, binary: each
-# kept as <file>.previous by the operation that replaced it, each new one kept as
-# <file>.failed), and etcd's own last log lines are quoted.
-_RESTART = (
-    'for e in {others}; do {gate} --endpoints="$e" endpoint health >/dev/null 2>&1 || {{'
-    ' echo "not restarting {name}: the member at $e is not healthy now" >&2; exit 3; }}; done;'
-    " healthy() {{ i=0; until {etcdctl} endpoint health --cluster >/dev/null 2>&1; do"
-    ' i=$((i+1)); [ "$i" -lt {tries} ] || return 1; sleep 0.5; done; }};'
-    " if systemctl restart {unit} && healthy; then"
-    ' for f in {files}; do rm -f "$f.previous"; done; exit 0; fi;'
-    " log=$(journalctl -u {unit} -n 12 --no-pager -o cat 2>&1);"
-    ' back="its files have no earlier version here"; rolled="";'
-    ' for f in {files}; do if [ -f "$f.previous" ] && ! cmp -s "$f.previous" "$f"; then'
-    ' cp -p "$f" "$f.failed" && mv -f "$f.previous" "$f"'
-    ' && rolled="$rolled $f"; fi; done;'
-    ' if [ -n "$rolled" ]; then systemctl daemon-reload;'
-    " if systemctl restart {unit} && healthy; then"
-    ' back="it went back to the previous version of$rolled and runs on it (each new one kept'
-    ' as <file>.failed)";'
-    ' else back="it went back to the previous version of$rolled but does not run on that either";'
-    " fi; fi;"
-    ' echo "{name} did not rejoin a healthy cluster within {timeout}s: $back. No further'
-    ' member is restarted in this run. The last lines of its log:" >&2;'
-    ' printf "%s\\n" "$log" >&2; exit 1'
-)
+from etcd_step_pki.templates.scripts import script as run_script
 
 _failed: dict[int, list[str]] = {}
 TURNS = "etcd restart"
@@ -62,7 +30,9 @@ TURNS = "etcd restart"
 
 def wait_healthy(etcdctl: Etcdctl, timeout: int) -> StringCommand:
     """The command that waits until every member answers healthy, or fails after `timeout`."""
-    return script(_WAIT_HEALTHY, etcdctl=etcdctl.args, tries=timeout * 2, timeout=timeout)
+    return run_script(
+        "etcd-healthy-wait.sh.j2", etcdctl=etcdctl.args, tries=timeout * 2, timeout=timeout
+    )
 
 
 def _failures(state: State) -> list[str]:
@@ -130,10 +100,18 @@ def rolling_restart(
     if refused:
         raise OperationError(_refusal(member.name, _failures(host.state)))
     client = etcdctl or member.etcdctl
+    command = restart_command(member, client, peers=peers, files=files, timeout=timeout)
+    yield RunTimeStep(_restart, member, client, command, handover=bool(local["active"]))
+
+
+def restart_command(
+    member: Member, client: Etcdctl, *, peers: Sequence[Member], files: Sequence[str], timeout: int
+) -> StringCommand:
+    """The script of a member's turn: gate, restart, wait, and going back on failure."""
     others = [f"https://{p.address}:{p.client_port}" for p in peers if p.name != member.name]
     # The gate asks each other member itself (etcdctl adds up repeated --endpoints).
-    command = script(
-        _RESTART,
+    return run_script(
+        "etcd-rolling-restart.sh.j2",
         others=others,
         gate=[arg for arg in client.args if not arg.startswith("--endpoints=")],
         etcdctl=client.args,
@@ -143,7 +121,6 @@ def rolling_restart(
         tries=timeout * 2,
         timeout=timeout,
     )
-    yield RunTimeStep(_restart, member, client, command, handover=bool(local["active"]))
 
 
 def _refusal(name: str, failed: Sequence[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -94,13 +95,16 @@ def test_a_leader_hands_over_to_the_follower_that_applied_the_most() -> None:
     # The leader hands over at run time, in its turn, to the follower that applied the most.
     assert step.kwargs == {"handover": True}
     assert handover_target(view, "etcd-k8s-3") == "a2"
-    restart = step.args[2].get_raw_value()
-    assert "systemctl restart etcd-k8s-3.service" in restart
+    bash, flag, restart, template = shlex.split(step.args[2].get_raw_value())
+    assert (bash, flag, template) == ("bash", "-c", "etcd-rolling-restart.sh.j2")
+    assert "unit=etcd-k8s-3.service\n" in restart
+    assert 'if systemctl restart "$unit" && healthy; then' in restart
     # The gate asks the two others, each by its own endpoint.
     for other in ("10.0.0.1", "10.0.0.2"):
         assert f"https://{other}:2379" in restart
     # On failure its configuration goes back to the previous version.
-    assert 'for f in /etc/etcd/etcd-k8s-3.env; do if [ -f "$f.previous" ]' in restart
+    assert "files=(/etc/etcd/etcd-k8s-3.env)\n" in restart
+    assert 'for f in "${files[@]}"; do\n    if [ -f "$f.previous" ]' in restart
     # A follower restarts without a handover.
     view["status"] = [{**st, "leader": "a1"} for st in view["status"]]
     assert handover_target(view, "etcd-k8s-3") is None

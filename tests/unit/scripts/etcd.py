@@ -1,21 +1,56 @@
-"""etcd's scripts: the v2 store check before a move from 3.5."""
+"""etcd's scripts: the v2 store check before a move from 3.5, the rolling restart and the
+wait for a healthy cluster."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from etcd_step_pki.templates import render
+from pyinfra.api import QuoteString, StringCommand
+
+from etcd_step_pki.operations.etcd.member import Etcdctl, Member
+from etcd_step_pki.operations.etcd.releases import v2store_check
+from etcd_step_pki.operations.etcd.restarts import restart_command, wait_healthy
+
+CTL = Etcdctl(
+    "/opt/bin/etcdctl", "/etc/etcd/pki/root.crt", "/etc/etcd/pki/c.crt", "/etc/etcd/pki/c.key"
+)
 
 
-def v2store_check() -> str:
-    return render(
-        "etcd-v2store-check.sh.j2",
-        etcdutl="/usr/local/bin/etcdutl",
-        data_dir="/var/lib/etcd/k8s",
-        user="etcd",
-        name="etcd-k8s-1",
-        target="3.6.14",
+def member(n: int) -> Member:
+    return Member(
+        host=f"etcd-{n}",
+        name=f"etcd-k8s-{n}",
+        address=f"10.0.0.{n}",
+        data_dir=f"/var/lib/etcd/etcd-k8s-{n}",
+        config_path=f"/etc/etcd/etcd-k8s-{n}.env",
+        unit=f"etcd-k8s-{n}.service",
+        etcdctl=CTL,
     )
 
 
-SAMPLES: dict[str, Callable[[], str]] = {"etcd-v2store-check.sh.j2": v2store_check}
+def text(command: StringCommand) -> str:
+    """The script of `bash -c <script> <template>`."""
+    quoted = command.bits[2]
+    assert isinstance(quoted, QuoteString)
+    return str(quoted.obj)
+
+
+def v2store() -> str:
+    return text(v2store_check(member(1), bin_dir="/opt/bin", etcd_user="etcd", target="3.6.14"))
+
+
+def rolling_restart() -> str:
+    peers = [member(n) for n in (1, 2, 3)]
+    files = ["/etc/systemd/system/etcd-k8s-1.service", "/opt/bin/etcd"]
+    return text(restart_command(peers[0], CTL, peers=peers, files=files, timeout=120))
+
+
+def healthy_wait() -> str:
+    return text(wait_healthy(CTL, 120))
+
+
+SAMPLES: dict[str, Callable[[], str]] = {
+    "etcd-v2store-check.sh.j2": v2store,
+    "etcd-rolling-restart.sh.j2": rolling_restart,
+    "etcd-healthy-wait.sh.j2": healthy_wait,
+}
