@@ -44,7 +44,7 @@ def test_the_proof_runs_as_a_command_against_this_host_with_no_secret_in_it() ->
     text = shlex.split(command)[2]  # bash -c <script> <template>
     assert "u=https://127.0.0.1:9000\n" in text
     assert "--provisioner-password-file /etc/step-ca/secrets/provisioner_password" in text
-    assert 'STEP_TOKEN="$t"' in text and "trap 'rm -rf \"$d\"' EXIT" in text
+    assert 'STEP_TOKEN="$t"' in text and 'rm -rf "$d"\n}\ntrap cleanup EXIT' in text
     assert host.fact_calls == []  # nothing is read while planning: it all runs at execution
 
 
