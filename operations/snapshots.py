@@ -6,30 +6,15 @@ from collections.abc import Sequence
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.state import State
 
 from etcd_step_pki.facts.paths import ExistingPaths
-from etcd_step_pki.facts.shell import cleanup_on_exit, script
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.binaries import STAGING_DIR
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
-
-# GnuPG in a home of its own under /run (tmpfs), removed however the shell ends.
-_GPG_HOME = (
-    'h=$(mktemp -d /run/etcd-step-pki-gpg.XXXXXX); g="gpg --homedir $h --batch --quiet --no-tty";'
-)
-# A copy of the snapshot encrypted to the recipient's public key (uploaded beside it: it is
-# public), with its own SHA-256: what leaves the member.
-_ENCRYPT = (
-    "set -e; umask 077; cd {dir}; "
-    + _GPG_HOME
-    + cleanup_on_exit('rm -rf "$h" {name}.gpg.part {name}.gpg.sha256.part .recipient.asc')
-    + " $g --trust-model always --recipient-file .recipient.asc --output {name}.gpg.part"
-    " --encrypt {name}; sha256sum {name}.gpg.part | sed 's/[.]part$//' > {name}.gpg.sha256.part;"
-    " mv -f {name}.gpg.part {name}.gpg; mv -f {name}.gpg.sha256.part {name}.gpg.sha256"
-)
+from etcd_step_pki.templates.scripts import script
 
 
 @operation()
@@ -56,26 +41,16 @@ def snapshot_saved(
         host.noop(f"{target} exists" + (", encrypted too" if sealed else ""))
         return
     if not all(path in present for path in plain):
-        yield _save(target, file_name, directory, etcdctl)
+        yield _save(file_name, directory, etcdctl)
     if recipient_key:
         yield FileUploadCommand(StringIO(recipient_key), f"{directory}/.recipient.asc")
-        yield script(_ENCRYPT, dir=directory, name=file_name)
+        yield script("etcd-snapshot-encrypt.sh.j2", directory=directory, name=file_name)
 
 
-def _save(target: str, file_name: str, directory: str, etcdctl: Etcdctl) -> StringCommand:
+def _save(file_name: str, directory: str, etcdctl: Etcdctl) -> StringCommand:
+    """The snapshot taken on a healthy member only, complete or not at all."""
     return script(
-        "set -e; install -d -m 0700 {dir}; {etcdctl} endpoint health >/dev/null 2>&1 || {{"
-        ' echo "this member is not healthy: no snapshot taken" >&2; exit 1; }};'
-        # A snapshot that fails half-way (a full disk) leaves nothing behind; the snapshots
-        # taken before stay as they are.
-        + cleanup_on_exit("rm -f {target}.part {target}.part.part {target}.sha256.part")
-        + " {etcdctl} snapshot save {target}.part >/dev/null; chmod 0600 {target}.part; cd {dir};"
-        " sha256sum {name}.part | sed 's/[.]part$//' > {name}.sha256.part;"
-        " mv -f {target}.part {target}; mv -f {name}.sha256.part {name}.sha256",
-        dir=directory,
-        etcdctl=etcdctl.args,
-        target=target,
-        name=file_name,
+        "etcd-snapshot-save.sh.j2", directory=directory, name=file_name, etcdctl=etcdctl.args
     )
 
 
@@ -113,10 +88,11 @@ def snapshot_restored(
         host.noop(f"{member.name} holds snapshot {sha256[:16]} already")
         return
     staged = f"{STAGING_DIR}/etcd-restore-{sha256[:16]}.db"
-    yield script("install -d -m 0700 {d}", d=STAGING_DIR)
+    yield StringCommand("install", "-d", "-m", "0700", QuoteString(STAGING_DIR))
     yield FileUploadCommand(snapshot, f"{staged}.gpg" if private_key else staged)
     command = script(
-        (_DECRYPT if private_key else _CHECK) + _RESTORE,
+        "etcd-snapshot-restore.sh.j2",
+        encrypted=private_key is not None,
         staged=staged,
         sha256=sha256,
         unit=member.unit,
@@ -134,35 +110,6 @@ def snapshot_restored(
         yield command
     else:
         yield RunTimeStep(_with_key, member.name, command, private_key)
-
-
-# What the controller sent is checked against its checksum before anything is stopped.
-_CHECK = (
-    "set -e; umask 077; f={staged}; "
-    + cleanup_on_exit('rm -f "$f" "$f.log"')
-    + ' printf "%s  %s\\n" {sha256} "$f" | sha256sum -c --status || {{'
-    ' echo "the snapshot on the member does not match its checksum" >&2; exit 1; }};'
-)
-# An encrypted snapshot: checked, then decrypted into the private staging directory with the
-# key (on stdin) in a GnuPG home of its own (GnuPG authenticates what it decrypts).
-_DECRYPT = (
-    "set -e; umask 077; f={staged}; "
-    + _GPG_HOME
-    + cleanup_on_exit('rm -rf "$h" "$f.gpg" "$f" "$f.log"')
-    + ' printf "%s  %s\\n" {sha256} "$f.gpg" | sha256sum -c --status || {{'
-    ' echo "the snapshot on the member does not match its checksum" >&2; exit 1; }};'
-    ' $g --import 2>/dev/null; if ! $g --output "$f" --decrypt "$f.gpg" 2>"$h/err"; then'
-    ' echo "the snapshot does not decrypt with the given key: nothing was changed" >&2;'
-    ' cat "$h/err" >&2; exit 1; fi;'
-)
-_RESTORE = (
-    " systemctl stop {unit}; rm -rf {aside}; if [ -d {data} ]; then mv {data} {aside}; fi;"
-    ' {etcdutl} snapshot restore "$f" --name {name} --initial-cluster {cluster}'
-    " --initial-cluster-token {token} --initial-advertise-peer-urls {peer_url}"
-    ' --data-dir {data} >"$f.log" 2>&1 || {{ cat "$f.log" >&2; exit 1; }};'
-    " chown -R {user}:{user} {data}; chmod 0700 {data};"
-    " touch {marker}"
-)
 
 
 def _with_key(state: State, host: Remote, name: str, command: StringCommand, key: str) -> bool:

@@ -1,0 +1,58 @@
+"""The scripts of backups, restores, drills and replication, rendered as their operations
+render them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from etcd_step_pki.templates import render
+
+_ETCDCTL = [
+    "/usr/local/bin/etcdctl",
+    "--cacert=/etc/etcd/pki/ca.crt",
+    "--cert=/etc/etcd/pki/etcd-k8s-1.crt",
+    "--key=/etc/etcd/pki/etcd-k8s-1.key",
+    "--endpoints=https://10.0.0.1:2379",
+]
+
+
+def snapshot_save() -> str:
+    return render(
+        "etcd-snapshot-save.sh.j2",
+        directory="/var/lib/etcd-snapshots",
+        name="k8s 2026.db",
+        etcdctl=_ETCDCTL,
+    )
+
+
+def snapshot_encrypt() -> str:
+    return render("etcd-snapshot-encrypt.sh.j2", directory="/var/lib/etcd-snapshots", name="a.db")
+
+
+def snapshot_restore(encrypted: bool) -> Callable[[], str]:
+    def rendered() -> str:
+        return render(
+            "etcd-snapshot-restore.sh.j2",
+            encrypted=encrypted,
+            staged="/var/lib/etcd-step-pki/staging/etcd-restore-0123456789abcdef.db",
+            sha256="0" * 64,
+            unit="etcd-k8s.service",
+            data="/var/lib/etcd/k8s",
+            aside="/var/lib/etcd/k8s.before-restore-0123456789abcdef",
+            etcdutl="/usr/local/bin/etcdutl",
+            name="etcd-k8s-1",
+            cluster="etcd-k8s-1=https://10.0.0.1:2380,etcd-k8s-2=https://10.0.0.2:2380",
+            token="k8s-restored",
+            peer_url="https://10.0.0.1:2380",
+            user="etcd",
+            marker="/var/lib/etcd/k8s.restored-0123456789abcdef",
+        )
+
+    return rendered
+
+
+SAMPLES: dict[str, Callable[[], str]] = {
+    "etcd-snapshot-save.sh.j2": snapshot_save,
+    "etcd-snapshot-encrypt.sh.j2": snapshot_encrypt,
+    "etcd-snapshot-restore.sh.j2": snapshot_restore(True),
+}
