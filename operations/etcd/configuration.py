@@ -17,7 +17,7 @@ from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operat
 from pyinfra.api.state import State
 
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
-from etcd_step_pki.facts.shell import previous_kept, raw, script
+from etcd_step_pki.facts.shell import previous_kept, script
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.etcd.membership import (
@@ -29,8 +29,8 @@ from etcd_step_pki.operations.etcd.membership import (
 from etcd_step_pki.operations.etcd.restarts import wait_healthy
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.turns import turn
-from etcd_step_pki.operations.units import first_use
 from etcd_step_pki.templates import render
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 @dataclass(frozen=True)
@@ -241,15 +241,7 @@ def _join(
     other.log(f"added {me.name} to the cluster as a learner")
     config = member_config(me, options, found.group(1), "existing")
     ok, output = node.run(
-        StringCommand(
-            raw(
-                "set -e; install -d -m 0755 {d}; cat > {c}.new; mv -f {c}.new {c}",
-                d=me.config_dir,
-                c=me.config_path,
-            )
-            + "; "
-            + first_use(raw("systemctl start {u}", u=me.unit))
-        ),
+        learner_start(me),
         stdin=config,
     )
     if not ok:
@@ -267,14 +259,21 @@ def _join(
     return True
 
 
+def learner_start(me: Member) -> StringCommand:
+    """The script that writes a new learner's configuration (from stdin) and starts it."""
+    return run_script(
+        "etcd-learner-start.sh.j2", config_dir=me.config_dir, config=me.config_path, unit=me.unit
+    )
+
+
 def promote(etcdctl: Etcdctl, member_id: str, timeout: int) -> StringCommand:
     """`member promote`, retried while etcd answers that the learner has not caught up with
     the leader yet (or that the cluster just changed), for `timeout` seconds."""
-    return script(
-        "i=0; until out=$({c} member promote {id} 2>&1); do i=$((i+1));"
-        ' case "$out" in *"in sync with leader"*|*"unhealthy cluster"*)'
-        ' [ "$i" -lt {tries} ] && sleep 1 && continue;; esac; echo "$out" >&2; exit 1; done',
-        c=etcdctl.args,
-        id=member_id,
+    return run_script(
+        "etcd-member-change.sh.j2",
+        etcdctl=etcdctl.args,
+        args=["promote", member_id],
+        retry_on=["in sync with leader", "unhealthy cluster"],
         tries=timeout,
+        show=False,
     )

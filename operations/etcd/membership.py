@@ -13,10 +13,10 @@ from pyinfra.api.state import State
 
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
 from etcd_step_pki.facts.paths import ExistingPaths
-from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,13 @@ def reconfigure(etcdctl: Etcdctl, verb: str, *args: str) -> StringCommand:
     """`etcdctl member <verb> <args>`, its answer on stdout. etcd refuses to change its
     membership until every member has been connected for a few seconds (e.g. right after a
     restart): that answer is retried for a minute, any other fails."""
-    return script(
-        "i=0; until out=$({c} member {verb} {args} 2>&1); do i=$((i+1));"
-        ' case "$out" in *"unhealthy cluster"*) [ "$i" -lt 60 ] && sleep 1 && continue;;'
-        ' esac; echo "$out" >&2; exit 1; done; printf "%s\\n" "$out"',
-        c=etcdctl.args,
-        verb=verb,
-        args=list(args),
+    return run_script(
+        "etcd-member-change.sh.j2",
+        etcdctl=etcdctl.args,
+        args=[verb, *args],
+        retry_on=["unhealthy cluster"],
+        tries=60,
+        show=True,
     )
 
 
@@ -162,11 +162,14 @@ def member_removed(
         if found is None or not mine:
             host.noop(f"{member.name} is no member and has nothing left")
         return
-    yield script(
-        "systemctl disable --now {unit} {timers} 2>/dev/null || true; rm -f {files};"
-        " if [ -d {data} ]; then rm -rf {data}.removed; mv {data} {data}.removed; fi;"
-        " systemctl daemon-reload",
-        files=files,
+    yield removal(member, files=files, timers=timers)
+
+
+def removal(member: Member, *, files: Sequence[str], timers: Sequence[str]) -> StringCommand:
+    """The script that stops a removed member and removes its files (its data kept aside)."""
+    return run_script(
+        "etcd-member-removed.sh.j2",
+        files=list(files),
         data=member.data_dir,
         unit=member.unit,
         timers=list(timers),

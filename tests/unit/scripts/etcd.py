@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 from pyinfra.api import QuoteString, StringCommand
 
+from etcd_step_pki.operations.etcd.configuration import learner_start as start_learner
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
+from etcd_step_pki.operations.etcd.membership import reconfigure, removal
 from etcd_step_pki.operations.etcd.releases import v2store_check
 from etcd_step_pki.operations.etcd.restarts import restart_command, wait_healthy
 
@@ -49,8 +51,27 @@ def healthy_wait() -> str:
     return text(wait_healthy(CTL, 120))
 
 
+def member_add() -> str:
+    return text(
+        reconfigure(CTL, "add", "etcd-k8s-4", "--learner", "--peer-urls=https://10.0.0.4:2380")
+    )
+
+
+def member_removed() -> str:
+    files = ["/etc/etcd/etcd-k8s-1.env", "/etc/systemd/system/etcd-k8s-1.service"]
+    timers = ["etcd-k8s-1-peer-renew.timer", "etcd-k8s-1-server-renew.timer"]
+    return text(removal(member(1), files=files, timers=timers))
+
+
+def learner_start() -> str:
+    return text(start_learner(member(4)))
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
     "etcd-v2store-check.sh.j2": v2store,
     "etcd-rolling-restart.sh.j2": rolling_restart,
     "etcd-healthy-wait.sh.j2": healthy_wait,
+    "etcd-member-change.sh.j2": member_add,
+    "etcd-member-removed.sh.j2": member_removed,
+    "etcd-learner-start.sh.j2": learner_start,
 }
