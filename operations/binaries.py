@@ -11,8 +11,9 @@ from pyinfra.api import FileUploadCommand, OperationError, OperationValueError, 
 from pyinfra.api.operation import OperationMeta
 
 from etcd_step_pki.facts.binaries import RELEASES, Binaries
-from etcd_step_pki.facts.shell import cleanup_on_exit, script
+from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Commands
+from etcd_step_pki.templates.scripts import script as run_script
 
 UPSTREAM_URLS = {
     "step": "https://github.com/smallstep/cli/releases/download/v{version}/{file}",
@@ -63,30 +64,6 @@ class Artifact:
 # predictable name could be taken over first).
 STAGING_DIR = "/var/lib/etcd-step-pki/staging"
 
-# Verify, unpack into a private directory, find each binary (exactly one file of that name),
-# keep the ones asked for as <binary>.previous, replace the installed ones atomically (a running daemon keeps its open file), and always
-# clean up.
-_INSTALL = (
-    'set -e; f={archive}; d="$f.d"; '
-    + cleanup_on_exit('rm -rf "$f" "$d"')
-    + ' if ! printf "%s  %s\\n" {sha256} "$f" | sha256sum -c --status; then'
-    ' echo "checksum mismatch for "{name}": expected "{sha256}",'
-    ' got $(sha256sum "$f" | cut -d\' \' -f1); nothing was unpacked" >&2; exit 1; fi;'
-    # -m: a binary's time is when it was installed (a restart reads it: the running daemon
-    # is older than its binary).
-    ' mkdir -m 0700 "$d"; tar --no-same-owner -m -xzf "$f" -C "$d"; install -d -m 0755 {bin_dir};'
-    " for b in {binaries}; do"
-    ' p=$(find "$d" -type f -name "$b"); n=$(printf "%s\\n" "$p" | grep -c .);'
-    ' if [ "$n" != 1 ]; then echo {name}" holds $n files named $b" >&2; exit 1; fi;'
-    # Moved, not copied: the binaries are most of an archive (65 MB for etcd).
-    ' chmod 0755 "$p"; mv -f "$p" {bin_dir}/"$b".new; done;'
-    ' for b in {kept}; do [ ! -e {bin_dir}/"$b" ] || cp -p {bin_dir}/"$b" {bin_dir}/"$b".previous;'
-    " done;"
-    ' for b in {binaries}; do mv -f {bin_dir}/"$b".new {bin_dir}/"$b"; done;'
-    " install -d -m 0755 {releases};"
-    ' printf "%s %s\\n" {version} "$(stat -c "%s %Y" {bin_dir}/{first})" > {releases}/{first}'
-)
-
 
 def _install_commands(
     artifact: Artifact, arch: str, bin_dir: str, keep_previous: Sequence[str]
@@ -112,8 +89,9 @@ def _install_commands(
             staged=staged,
             url=artifact.url(arch),
         )
-    yield script(
-        _INSTALL,
+    # Verify, unpack, replace atomically, record, clean up (binaries-install.sh.j2).
+    yield run_script(
+        "binaries-install.sh.j2",
         name=name,
         archive=staged,
         sha256=digest,

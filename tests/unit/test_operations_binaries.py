@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -39,14 +40,17 @@ def test_only_the_outdated_binary_is_installed_from_upstream() -> None:
         "/var/lib/etcd-step-pki/staging/step_linux_0.30.2_amd64.tar.gz "
         "https://github.com/smallstep/cli/releases/download/v0.30.2/step_linux_0.30.2_amd64.tar.gz"
     )
-    install = commands[1]
+    install = shlex.split(commands[1])[2]  # bash -c <script> <template>
     # The checksum is checked before tar runs, and the binary is swapped in atomically.
     assert install.index("sha256sum -c") < install.index("tar --no-same-owner -m -xzf")
-    assert 'for b in step; do mv -f /opt/bin/"$b".new /opt/bin/"$b"; done;' in install
+    assert "binaries=(step)\n" in install
+    assert (
+        'for b in "${binaries[@]}"; do\n    mv -f "$bin_dir/$b.new" "$bin_dir/$b"\ndone' in install
+    )
     # What was installed is recorded, so the next run need not start the binary to know.
     assert install.endswith(
-        'printf "%s %s\\n" 0.30.2 "$(stat -c "%s %Y" /opt/bin/step)"'
-        " > /var/lib/etcd-step-pki/releases/step"
+        "printf '%s %s\\n' 0.30.2 \"$(stat -c '%s %Y' \"$bin_dir\"/step)\" \\\n"
+        "    > /var/lib/etcd-step-pki/releases/step\n"
     )
     assert "step-ca" not in install
 

@@ -1,4 +1,5 @@
-"""The CA and certificate side's scripts: the CA's initialisation, health wait and proof."""
+"""The CA and certificate side's scripts: the CA's initialisation, health wait, proof, and
+the installation of release binaries."""
 
 from __future__ import annotations
 
@@ -42,7 +43,20 @@ def ca_issuance_proof() -> str:
     return _text(command)
 
 
+def binaries_install() -> str:
+    from etcd_step_pki.facts.binaries import Binaries
+    from etcd_step_pki.operations.binaries import Artifact, release_binaries
+
+    info = {"arch": "amd64", "machine": "x86_64", "versions": {}}
+    etcd = Artifact("etcd", "3.6.5", {"amd64": "0" * 64}, "upstream")
+    *_, install = run_op(
+        release_binaries, FakeHost({Binaries: info}), [etcd], keep_previous=["etcd"]
+    )
+    return _text(install)
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
+    "binaries-install.sh.j2": binaries_install,
     "ca-init.sh.j2": ca_init,
     "ca-healthy-wait.sh.j2": ca_healthy_wait,
     "ca-issuance-proof.sh.j2": ca_issuance_proof,
