@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 test: venv
 	tests/hosts/prerequisites.sh
 	$(MAKE) lint
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=40
 
 ## Unit tests only: no Docker needed; gpg, openssl, shellcheck and promtool are (installed
 ## from Debian's packages when missing and run as root, else named).
