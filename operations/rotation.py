@@ -14,30 +14,12 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 
 from etcd_step_pki.facts.ca import CAState
-from etcd_step_pki.facts.shell import cleanup_on_exit, script
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.ca import PASSWORD
 from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.templates.scripts import script
 
 ROTATION_REASON = "the intermediate CA is rotated in this run"
-
-# The new key is encrypted with the CA password that step-ca already starts with; the root
-# key is decrypted by `step` itself from the password file: neither password appears in a
-# command line. The old pair is kept; the new pair replaces it in one step at the end.
-_ROTATE = (
-    "set -e; umask 077; cd {path}; s=$(date -u +%Y%m%dT%H%M%SZ); e=$(mktemp -p /run);"
-    + cleanup_on_exit('rm -f "$e" certs/intermediate_ca.crt.new secrets/intermediate_ca_key.new')
-    + " {step} certificate create {subject} certs/intermediate_ca.crt.new"
-    " secrets/intermediate_ca_key.new --profile intermediate-ca --ca certs/root_ca.crt"
-    " --ca-key secrets/root_ca_key --ca-password-file {password} --password-file {password}"
-    ' --not-after {not_after} --force >"$e" 2>&1 || {{ cat "$e" >&2; exit 1; }};'
-    " {step} certificate verify certs/intermediate_ca.crt.new --roots certs/root_ca.crt;"
-    ' cp -p certs/intermediate_ca.crt "certs/intermediate_ca.crt.replaced-$s";'
-    ' cp -p secrets/intermediate_ca_key "secrets/intermediate_ca_key.replaced-$s";'
-    " chmod 0644 certs/intermediate_ca.crt.new; chmod 0400 secrets/intermediate_ca_key.new;"
-    " mv -f secrets/intermediate_ca_key.new secrets/intermediate_ca_key;"
-    " mv -f certs/intermediate_ca.crt.new certs/intermediate_ca.crt"
-)
 
 
 def issued_at(pem: str) -> float:
@@ -79,9 +61,10 @@ def intermediate_rotated(
     if not_after <= now:
         raise OperationError(f"the root CA at {path} has expired: rotate the root first")
     names = current.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    # No password in the script: `step` reads the password file (ca-intermediate-rotate.sh.j2).
     yield script(
-        _ROTATE,
-        path=path,
+        "ca-intermediate-rotate.sh.j2",
+        step_path=path,
         step=f"{bin_dir}/step",
         subject=str(names[0].value) if names else "Intermediate CA",
         password=PASSWORD,

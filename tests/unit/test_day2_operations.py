@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 
 import pytest
 from cryptography import x509
@@ -58,12 +59,14 @@ def _ca_host(intermediate_start: dt.datetime, root_days: int = 3650) -> FakeHost
 
 
 def _rotate(host: FakeHost, before: dt.datetime = NOW) -> list[str]:
-    return raw(
+    """The rotation's scripts (each run as `bash -c <script> <template>`)."""
+    commands = raw(
         run_op(
             intermediate_rotated, host, path="/etc/step-ca", issued_before=before.timestamp(),
             duration="87600h", now=NOW.timestamp(),
         )
     )  # fmt: skip
+    return [shlex.split(command)[2] for command in commands]
 
 
 def test_an_intermediate_issued_before_the_time_is_replaced() -> None:
@@ -82,7 +85,7 @@ def test_an_intermediate_issued_before_the_time_is_replaced() -> None:
     assert f"--not-after {root_end}" in command
     # The old pair is kept, the new pair moved in last.
     assert 'cp -p secrets/intermediate_ca_key "secrets/intermediate_ca_key.replaced-$s"' in command
-    assert command.endswith("mv -f certs/intermediate_ca.crt.new certs/intermediate_ca.crt")
+    assert command.endswith("mv -f certs/intermediate_ca.crt.new certs/intermediate_ca.crt\n")
 
 
 def test_an_intermediate_issued_after_the_time_is_kept() -> None:

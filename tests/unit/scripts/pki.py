@@ -55,7 +55,26 @@ def binaries_install() -> str:
     return _text(install)
 
 
+def intermediate_rotate() -> str:
+    import datetime as dt
+
+    from etcd_step_pki.operations.rotation import intermediate_rotated
+    from tests.unit.test_day2_operations import NOW, _ca_host  # a CA with real certificates
+
+    host = _ca_host(NOW - dt.timedelta(days=30))
+    (command,) = run_op(
+        intermediate_rotated,
+        host,
+        path=PATH,
+        issued_before=NOW.timestamp(),
+        duration="87600h",
+        now=NOW.timestamp(),
+    )
+    return _text(command)
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
+    "ca-intermediate-rotate.sh.j2": intermediate_rotate,
     "binaries-install.sh.j2": binaries_install,
     "ca-init.sh.j2": ca_init,
     "ca-healthy-wait.sh.j2": ca_healthy_wait,
