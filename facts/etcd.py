@@ -10,6 +10,7 @@ from pyinfra.api import FactBase, StringCommand
 
 from etcd_step_pki.facts.sections import MARK, sections
 from etcd_step_pki.facts.shell import script
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 def etcdctl(
@@ -47,12 +48,8 @@ class EtcdMember(FactBase[dict[str, Any]]):
     def command(
         self, config: str, data_dir: str, unit: str, files: Sequence[str] = ()
     ) -> StringCommand:
-        return script(
-            'm={mark}; echo "$m"unit; p="-p ActiveState -p MainPID -p ActiveEnterTimestamp";'
-            " systemctl show --timestamp=unix $p {unit} 2>/dev/null || systemctl show $p {unit};"
-            ' echo "$m"data; if [ -d {data}/member ]; then echo yes; else echo no; fi;'
-            ' echo "$m"files; for f in {files}; do [ ! -e "$f" ] || stat -c "%Y %n" "$f"; done;'
-            ' if [ -f {config} ]; then echo "$m"config; cat {config}; fi',
+        return run_script(
+            "facts/etcd-member.sh.j2",
             mark=MARK,
             unit=unit,
             data=data_dir,
@@ -89,14 +86,7 @@ class EtcdCluster(FactBase[dict[str, Any]]):
         return {"members": [], "health": [], "status": [], "error": "no answer"}
 
     def command(self, etcdctl_args: list[str]) -> StringCommand:
-        return script(
-            'm={mark}; c() {{ {etcdctl} "$@" -w json 2>&1; }};'
-            ' echo "$m"members; c member list || exit 0;'
-            ' echo "$m"health; c endpoint health --cluster;'
-            ' echo "$m"status; c endpoint status --cluster; true',
-            mark=MARK,
-            etcdctl=etcdctl_args,
-        )
+        return run_script("facts/etcd-cluster.sh.j2", mark=MARK, etcdctl=etcdctl_args)
 
     def process(self, output: list[str]) -> dict[str, Any]:
         parts = sections(output)

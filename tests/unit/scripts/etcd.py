@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from pyinfra.api import QuoteString, StringCommand
 
+from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember
 from etcd_step_pki.operations.etcd.configuration import learner_start as start_learner
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.etcd.membership import reconfigure, removal
@@ -67,6 +68,16 @@ def learner_start() -> str:
     return text(start_learner(member(4)))
 
 
+def member_fact() -> str:
+    files = ["/etc/etcd/etcd-k8s-1.env", "/etc/systemd/system/etcd-k8s-1.service"]
+    one = member(1)
+    return text(EtcdMember().command(one.config_path, one.data_dir, one.unit, files))
+
+
+def cluster_fact() -> str:
+    return text(EtcdCluster().command(CTL.args))
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
     "etcd-v2store-check.sh.j2": v2store,
     "etcd-rolling-restart.sh.j2": rolling_restart,
@@ -74,4 +85,6 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "etcd-member-change.sh.j2": member_add,
     "etcd-member-removed.sh.j2": member_removed,
     "etcd-learner-start.sh.j2": learner_start,
+    "facts/etcd-member.sh.j2": member_fact,
+    "facts/etcd-cluster.sh.j2": cluster_fact,
 }
