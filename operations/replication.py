@@ -14,60 +14,44 @@ from __future__ import annotations
 from io import BytesIO
 
 from pyinfra import host
-from pyinfra.api import OperationError, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.state import State
 
 from etcd_step_pki.facts.ca import CAFiles, CAState
-from etcd_step_pki.facts.shell import cleanup_on_exit, script
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.roots import PinnedRoot, refuse_other, root_fingerprint
+from etcd_step_pki.templates.scripts import script
 
 TRANSFER = "/run/etcd-step-pki/transfer"
 
-# GnuPG in a private home of its own, never the host's keyrings.
-_GPG = ' g="gpg --homedir $d/gnupg --batch --quiet --no-tty --pinentry-mode loopback";'
 
-_KEYPAIR = (
-    'set -e; umask 077; d={d}; rm -rf "$d"; install -d -m 0700 "$d" "$d/gnupg";'
-    + _GPG
-    + " $g --passphrase '' --quick-gen-key 'etcd-step-pki transfer' future-default default 1d"
-    " 2>/dev/null; $g --armor --export"
-)
+def keypair(directory: str) -> StringCommand:
+    """The backup's one-time transfer key pair, made in `directory`: prints its public key."""
+    return script("ca-transfer-keypair.sh.j2", directory=directory)
 
-_PACK = (
-    'set -e; umask 077; d={d}; rm -rf "$d"; install -d -m 0700 "$d" "$d/gnupg"; '
-    + cleanup_on_exit('rm -rf "$d/state.tgz" "$d/gnupg"')
-    + _GPG
-    + " $g --import 2>/dev/null;"
-    " r=$($g --with-colons --list-keys | awk -F: '$1 == \"fpr\" {{ print $10; exit }}');"
-    # The copy, step-ca paused, into this private tmpfs directory; encrypted once resumed.
-    + PAUSE_STEP_CA
-    + ' tar -C {path} -cpzf "$d/state.tgz" .'
-    + RESUME_STEP_CA
-    + ' $g --trust-model always --recipient "$r" --output "$d/state.gpg" --encrypt "$d/state.tgz";'
-    ' rm -f "$d/state.tgz"; sha256sum "$d/state.gpg" | cut -c1-64'
-)
 
-_UNPACK = (
-    "set -e; umask 077; d={d}; "
-    + cleanup_on_exit('rm -rf "$d"')
-    + ' printf "%s  %s\\n" {digest} "$d/state.gpg" | sha256sum -c --status || {{'
-    ' echo "the transferred CA state is damaged (checksum)" >&2; exit 1; }};'
-    + _GPG
-    # Decrypted whole before anything is unpacked: a ciphertext modified in transit fails
-    # GnuPG's integrity check and is not used.
-    + ' if ! $g --output "$d/state.tgz" --decrypt "$d/state.gpg" 2>"$d/err"; then'
-    ' echo "the transferred CA state does not decrypt:" >&2; cat "$d/err" >&2; exit 1; fi;'
-    " rm -rf {path}.incoming; install -d -m 0700 {path}.incoming;"
-    ' tar -C {path}.incoming -xpzf "$d/state.tgz";'
-    " fp=$(openssl x509 -in {path}.incoming/certs/root_ca.crt -outform DER | sha256sum | cut -c1-64);"
-    ' if [ "$fp" != {fingerprint} ]; then rm -rf {path}.incoming;'
-    ' echo "the replicated root fingerprint $fp is not the primary\'s" >&2; exit 1; fi;'
-    " rm -rf {path}.previous; if [ -d {path} ]; then mv {path} {path}.previous; fi;"
-    " mv {path}.incoming {path}; rm -rf {path}.previous"
-)
+def pack(directory: str, path: str) -> StringCommand:
+    """The primary's copy of the CA state (step-ca paused), encrypted to the key on stdin."""
+    return script(
+        "ca-transfer-pack.sh.j2",
+        directory=directory,
+        path=path,
+        pause=PAUSE_STEP_CA.format(),
+        resume=RESUME_STEP_CA.format(),
+    )
+
+
+def unpack(directory: str, digest: str, path: str, fingerprint: str) -> StringCommand:
+    """The backup's check, decryption and swap of the transferred state."""
+    return script(
+        "ca-transfer-unpack.sh.j2",
+        directory=directory,
+        digest=digest,
+        path=path,
+        fingerprint=fingerprint,
+    )
 
 
 @operation()
@@ -84,7 +68,7 @@ def replicated(*, primary: str, path: str, pin: PinnedRoot | None = None) -> Com
     if not wanted:
         if host.state.is_executing:
             raise OperationError(f"{primary} has no CA state at {path} to replicate")
-        yield script("true  # replicate once the primary's CA exists")
+        yield StringCommand("true")  # replicate once the primary's CA exists
         return
     if host.get_fact(CAFiles, path=path) == wanted:
         host.noop(f"{path} is identical to {primary}'s")
@@ -97,14 +81,14 @@ def replicated(*, primary: str, path: str, pin: PinnedRoot | None = None) -> Com
 def _transfer(state: State, backup: Remote, primary: str, path: str, fingerprint: str) -> bool:
     """Run time: a one-time key pair on the backup, the state encrypted to it on the primary,
     the ciphertext across."""
-    ok, out = backup.run(script(_KEYPAIR, d=TRANSFER))
+    ok, out = backup.run(keypair(TRANSFER))
     if not ok:
         return backup.fail(f"making the transfer key failed: {out.stderr}")
     public = "\n".join(out.stdout_lines) + "\n"
     source = Remote.of(state, primary, f"to replicate the CA state to {backup.name}")
     sending = f"{TRANSFER}-{backup.name}"
     try:
-        ok, out = source.run(script(_PACK, d=sending, path=path), stdin=public)
+        ok, out = source.run(pack(sending, path), stdin=public)
         if not ok:
             return source.fail(f"packing the CA state for {backup.name} failed: {out.stderr}")
         digest = out.stdout.strip()
@@ -117,10 +101,8 @@ def _transfer(state: State, backup: Remote, primary: str, path: str, fingerprint
         if not backup.put(buffer, f"{TRANSFER}/state.gpg"):
             return backup.fail(f"receiving the encrypted state from {primary} failed")
     finally:
-        source.run(script("rm -rf {d}", d=sending))
-    ok, out = backup.run(
-        script(_UNPACK, d=TRANSFER, digest=digest, path=path, fingerprint=fingerprint)
-    )
+        source.run(StringCommand("rm", "-rf", QuoteString(sending)))
+    ok, out = backup.run(unpack(TRANSFER, digest, path, fingerprint))
     if not ok:
         return backup.fail(f"unpacking the CA state failed: {out.stderr}")
     backup.log(f"CA state replicated from {primary}")

@@ -8,7 +8,6 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import replication
 from etcd_step_pki.operations.roots import root_fingerprint
 from tests.unit.test_certificates import _ca, _pem
@@ -26,7 +25,7 @@ def _encrypted_state(tmp_path: Path, root_pem: str) -> tuple[Path, str]:
     (state / "certs").mkdir(parents=True)
     (state / "certs" / "root_ca.crt").write_text(root_pem)
     backup = tmp_path / "backup-transfer"
-    made = _sh(script(replication._KEYPAIR, d=str(backup)).get_raw_value())
+    made = _sh(replication.keypair(str(backup)).get_raw_value())
     assert made.returncode == 0 and "BEGIN PGP PUBLIC KEY BLOCK" in made.stdout, made.stderr
     sending = tmp_path / "sending"
     sending.mkdir(mode=0o700)
@@ -45,8 +44,7 @@ def _encrypted_state(tmp_path: Path, root_pem: str) -> tuple[Path, str]:
 
 def _unpack(backup: Path, target: Path, fingerprint: str) -> subprocess.CompletedProcess[str]:
     digest = hashlib.sha256((backup / "state.gpg").read_bytes()).hexdigest()
-    command = script(replication._UNPACK, d=str(backup), digest=digest, path=str(target),
-                     fingerprint=fingerprint)  # fmt: skip
+    command = replication.unpack(str(backup), digest, str(target), fingerprint)
     return _sh(command.get_raw_value())
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pyinfra.api import StringCommand
+
+from etcd_step_pki.operations import replication
 from etcd_step_pki.templates import render
 
 _ETCDCTL = [
@@ -51,8 +54,28 @@ def snapshot_restore(encrypted: bool) -> Callable[[], str]:
     return rendered
 
 
+def _script(command: StringCommand) -> str:
+    """The script a command built by `templates.scripts.script` runs."""
+    return str(command.bits[2].obj)
+
+
+def transfer_keypair() -> str:
+    return _script(replication.keypair(replication.TRANSFER))
+
+
+def transfer_pack() -> str:
+    return _script(replication.pack(f"{replication.TRANSFER}-etcd-k8s-2", "/etc/step-ca"))
+
+
+def transfer_unpack() -> str:
+    return _script(replication.unpack(replication.TRANSFER, "0" * 64, "/etc/step-ca", "a" * 64))
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
     "etcd-snapshot-save.sh.j2": snapshot_save,
     "etcd-snapshot-encrypt.sh.j2": snapshot_encrypt,
     "etcd-snapshot-restore.sh.j2": snapshot_restore(True),
+    "ca-transfer-keypair.sh.j2": transfer_keypair,
+    "ca-transfer-pack.sh.j2": transfer_pack,
+    "ca-transfer-unpack.sh.j2": transfer_unpack,
 }
