@@ -4,8 +4,11 @@ Deploys call `load_settings()` first. It reads each host's data (inventory, grou
 `--data`, these defaults), checks it, and stops the run with a message naming the setting and
 the host when something is wrong, before any operation has run.
 
-defaults.py holds the defaults and pinned releases, model.py the typed model of one host's
-settings, validation.py the reading and the inventory-wide checks, host.py what a deploy reads.
+model.py declares each host setting once (type, constraint, default, documentation) and
+options.py each per-run one, with the kinds of values of values.py; defaults.py derives
+DEFAULTS from them and holds the pinned releases, reference.py the README's reference.
+reading.py reads a host's data, validation.py builds each host's `Settings` (host.py: what a
+deploy reads) with the inventory-wide checks, and run.py keeps a run's settings.
 """
 
 from etcd_step_pki.deploys.settings.defaults import (
@@ -21,23 +24,22 @@ from etcd_step_pki.deploys.settings.host import (
     Etcd,
     Renewal,
     RootPin,
-    RunOptions,
     Settings,
 )
-from etcd_step_pki.deploys.settings.model import is_dns_name, is_ip
-from etcd_step_pki.deploys.settings.validation import (
-    SettingsError,
+from etcd_step_pki.deploys.settings.options import RunOptions
+from etcd_step_pki.deploys.settings.reading import SettingsError
+from etcd_step_pki.deploys.settings.run import (
     all_settings,
     ca_dns_names,
     cluster_views,
     each_cluster,
     load_settings,
     one_cluster,
-    settings_for,
     time_setting,
-    validate_inventory,
     validate_inventory_host,
 )
+from etcd_step_pki.deploys.settings.validation import settings_for, validate_inventory
+from etcd_step_pki.deploys.settings.values import is_dns_name, is_ip
 
 __all__ = [
     "DEFAULTS",

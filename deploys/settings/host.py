@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from etcd_step_pki.deploys.settings.options import RunOptions
 from etcd_step_pki.operations.binaries import Artifact
 from etcd_step_pki.operations.ca import Durations
 from etcd_step_pki.operations.certificates import Certificate
@@ -101,42 +102,6 @@ class Alerting:
     rules_file: str
     service: str
     thresholds: Thresholds
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """The per-run settings (`--data key=value`) of day-2 deploys; None when not given.
-    Checks that need other hosts (is the target a cert-manager?) are the deploys'."""
-
-    renew_before: str | None  # ISO 8601 with a time zone; see time_setting()
-    rotate_before: str | None
-    revoke_before: str | None
-    revoke_host: str | None
-    renew_kinds: tuple[str, ...] | None  # peer, server, client
-    ca_active: str | None
-    failover_force: bool | None
-    ca_restore_from: str | None
-    ca_restore_key: str | None
-    ca_restore_private_key: str | None
-    ca_restore_target: str | None
-    ca_restore_any_root: bool | None
-    ca_accept_new_root: bool | None
-    ca_restore_unsigned: bool | None
-    cfssl_migration_stop_after: str | None  # bundle, certs, final
-    status_format: str | None  # text, json
-    status_ca_expiry_days: int | None
-    etcd_cluster: str | None  # the cluster a one-cluster deploy acts on
-    etcd_remove_node: str | None
-    etcd_snapshot_member: str | None
-    etcd_snapshot_name: str | None
-    etcd_restore_snapshot: str | None
-    etcd_restore_confirm: str | None
-    etcd_restore_private_key: str | None
-    etcd_snapshot_unencrypted: bool | None
-    drill_host: str | None  # deploys/drill.py: default the first backup cert-manager
-    drill_from: str | None  # replica (default) or s3
-    drill_port: int | None  # the drill's step-ca on 127.0.0.1 (default 9443)
-    drill_before: str | None  # drill only when the last one here succeeded before this
 
 
 @dataclass(frozen=True)

@@ -1,432 +1,341 @@
-"""The typed model of one host's raw settings: every value's type and range, checked once.
+"""The typed model of one host's settings: each setting declared once, with its type, its
+constraint, its default and one line of documentation.
 
-Every setting of DEFAULTS is a required field: a host's data is laid over DEFAULTS before it is
-validated, so defaults live in defaults.py only. The per-run settings (given with `--data`)
-have no default and are None when not given. The model is strict: a value of the wrong type
-is refused, not converted (`"yes"` is no boolean, `"9000"` no port). Checks that read several
-settings raise `Invalid`, which names the setting to change.
+DEFAULTS (the deploys' data defaults) and the README's reference are derived from these
+fields. The model is strict: a value of the wrong type is refused, not converted (`"yes"` is
+no boolean, `"9000"` no port). Checks that read several settings raise `Invalid`, which names
+the setting to change.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
-import math
-import re
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    PlainValidator,
-    model_validator,
+from pydantic import BeforeValidator, PlainValidator, model_validator
+
+from etcd_step_pki.deploys.settings.options import RunOptions
+from etcd_step_pki.deploys.settings.values import (
+    CLUSTER_SETTINGS,
+    AbsolutePath,
+    ArtifactSource,
+    BackupEncryption,
+    Checksums,
+    CipherSuite,
+    ClusterName,
+    DbType,
+    DnsNames,
+    Duration,
+    FileName,
+    Fingerprint,
+    HttpsUrl,
+    HttpUrl,
+    InstallFrom,
+    Invalid,
+    IpAddress,
+    KeyType,
+    Line,
+    NamePattern,
+    Percent,
+    Port,
+    Positive,
+    Ratio,
+    TimerValue,
+    TlsVersion,
+    UserName,
+    Version,
+    _between,
+    _check,
+    _clusters,
+    _expires_in,
+    _listed,
+    _one_or_listed,
+    setting,
 )
-
 from etcd_step_pki.operations.durations import parse_duration
 from etcd_step_pki.operations.etcd.releases import settings_problem
-from etcd_step_pki.operations.etcd.tls import cipher_suite_problem, suites_with_version_problem
-
-ARCHITECTURES = ("amd64", "arm64")
-
-_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_DNS_NAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?:\.(?!-)[A-Za-z0-9-]{1,63})*\.?$")
-
-
-class Invalid(ValueError):
-    """A problem found by a check that reads several settings, naming the one to change."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(problem)
-        self.setting = setting
-
-
-def is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def is_dns_name(value: str) -> bool:
-    return bool(_DNS_NAME.match(value)) and not is_ip(value)
-
-
-def parse_time(text: object) -> float:
-    """Seconds since the epoch of an ISO 8601 time with a time zone (`renew_before`,
-    `rotate_before`); raises ValueError saying what is wrong."""
-    try:
-        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is no ISO 8601 time such as 2026-11-28T06:00:00Z") from None
-    if when.tzinfo is None:
-        raise ValueError(f"{text!r} needs a time zone (Z or +01:00)")
-    return when.timestamp()
-
-
-def _check(test: Callable[[Any], object], what: str) -> AfterValidator:
-    """Refuse a value (already of the right type) for which `test` is false: `<value> is not
-    <what>`."""
-
-    def check(value: Any) -> Any:
-        if not test(value):
-            raise ValueError(f"{value!r} is not {what}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _between(low: int, high: int | None, what: str) -> AfterValidator:
-    return _check(lambda value: value >= low and (high is None or value <= high), what)
-
-
-def _matches(pattern: str) -> Callable[[str], object]:
-    return re.compile(pattern).fullmatch
-
-
-def _cipher_suite(value: str) -> str:
-    problem = cipher_suite_problem(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-_PATH = re.compile(r"^/[A-Za-z0-9._@+=:,/-]*$")
-
-
-def _one_line(value: str) -> bool:
-    return bool(value) and "\n" not in value
-
-
-def _absolute(value: str) -> bool:
-    """An absolute path of the characters paths are made of here: it reaches shell commands
-    and unit files, where spaces and shell syntax would change its meaning."""
-    return bool(_PATH.match(value))
-
-
-def _file_name(value: str) -> bool:
-    return _one_line(value) and "/" not in value
-
-
-def _name_pattern(value: str) -> bool:
-    """A cfssl file name pattern: only `{name}` and `{kind}` are filled in."""
-    try:
-        value.format(name="n", kind="k")
-    except (KeyError, IndexError, ValueError):
-        return False
-    return True
-
-
-def _is_duration(value: str) -> bool:
-    try:
-        parse_duration(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _expires_in(value: str) -> bool:
-    """step's `--expires-in`: a share of the lifetime used (`80%`) or a positive duration."""
-    if value.endswith("%"):
-        return value[:-1].isdigit() and int(value[:-1]) <= 100
-    return _is_duration(value) and parse_duration(value) > 0
-
-
-def _url(schemes: tuple[str, ...]) -> Callable[[str], bool]:
-    def test(value: str) -> bool:
-        parts = urlsplit(value)
-        return parts.scheme in schemes and bool(parts.hostname) and "\n" not in value
-
-    return test
-
-
-def _iso_time(value: str) -> str:
-    parse_time(value)
-    return value
-
-
-def _listed(value: object) -> object:
-    """Lists and tuples alike (inventories write either), kept as a tuple; None (unset) is
-    empty."""
-    if value is None:
-        return ()
-    if isinstance(value, list | tuple):
-        return tuple(value)
-    raise ValueError(f"{value!r} is not a list")
-
-
-def _one_or_listed(value: object) -> object:
-    """`node_addresses`: one address, a list of them, or None (the SSH hostname's)."""
-    if value is None:
-        return None
-    return (value,) if isinstance(value, str) else _listed(value)
-
-
-# What a host may set for one of its clusters (`etcd_clusters`): how that cluster's member
-# listens and is kept; everything else (binaries, accounts, paths, the CA) is the host's.
-CLUSTER_SETTINGS = (
-    "etcd_client_port",
-    "etcd_peer_port",
-    "etcd_metrics_port",
-    "etcd_member_index",
-    "etcd_compaction_retention",
-    "etcd_defrag_min_free_bytes",
-    "etcd_tls_min_version",
-    "etcd_cipher_suites",
-)
-
-
-def _clusters(value: object) -> dict[str, dict[str, Any]] | None:
-    """`etcd_clusters`: None (one cluster, `etcd_cluster_name`), or the host's clusters in
-    order, each mapped to its own values of CLUSTER_SETTINGS (None or {}: the host's)."""
-    if value is None:
-        return None
-    if isinstance(value, list | tuple):
-        value = dict.fromkeys(value)
-    if not isinstance(value, dict) or not value:
-        raise ValueError(f"{value!r} is not a mapping of cluster names to their settings")
-    clusters: dict[str, dict[str, Any]] = {}
-    for name, own in value.items():
-        if not (isinstance(name, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", name)):
-            raise ValueError(f"{name!r} is not a cluster name (lower-case letters, digits, -)")
-        own = {} if own is None else own
-        if not isinstance(own, dict):
-            raise ValueError(f"{name}: {own!r} is not a mapping of settings")
-        for key in own:
-            if key not in CLUSTER_SETTINGS:
-                raise ValueError(
-                    f"{name}: {key!r} cannot differ between clusters (one of "
-                    f"{', '.join(CLUSTER_SETTINGS)})"
-                )
-        clusters[name] = dict(own)
-    return clusters
-
-
-def _kinds(value: object) -> object:
-    """`renew_kinds`: a list, or a comma-separated string as `--data renew_kinds=peer,server`."""
-    if isinstance(value, str):
-        return tuple(kind.strip() for kind in value.split(",") if kind.strip())
-    return value if value is None else _listed(value)
-
-
-def _arch_sums(value: object, what: str = "") -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise ValueError(f"{what}must map an architecture to a SHA-256")
-    for arch, digest in value.items():
-        if arch not in ARCHITECTURES:
-            raise ValueError(f"{what}unknown architecture {arch!r}")
-        if not isinstance(digest, str) or not _SHA256.match(digest):
-            raise ValueError(f"{what}{arch}: {digest!r} is not a SHA-256")
-    return dict(value)
-
-
-def _by_version(table: object) -> bool:
-    """Whether a checksum table is `{version: {arch: sha256}}` rather than `{arch: sha256}`."""
-    return isinstance(table, dict) and any(isinstance(k, str) and _VERSION.match(k) for k in table)
-
-
-def checksums_for(table: dict[str, Any], version: str) -> dict[str, str]:
-    """The `{arch: sha256}` of `version` in a validated checksum table (empty: none pinned)."""
-    return dict(table.get(version, {})) if _by_version(table) else dict(table)
-
-
-def _checksum_table(value: object) -> dict[str, Any] | None:
-    """`{arch: sha256}` for the version in use, `{version: {arch: sha256}}` to pin several
-    versions, or None: the pinned upstream table."""
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not _by_version(value):
-        return _arch_sums(value)
-    for version in value:
-        if not (isinstance(version, str) and _VERSION.match(version)):
-            raise ValueError(f"{version!r} is not a version like 0.30.2")
-    return {version: _arch_sums(sums, f"{version}: ") for version, sums in value.items()}
-
-
-Line = Annotated[str, _check(_one_line, "a one-line value")]
-# A SHA-256 in hex; `step certificate fingerprint` prints lower case, some tools colons.
-Fingerprint = Annotated[
-    str,
-    BeforeValidator(lambda v: v.strip().lower().replace(":", "") if isinstance(v, str) else v),
-    _check(_matches(r"[0-9a-f]{64}"), "a SHA-256 fingerprint (64 hex digits)"),
-]
-Port = Annotated[int, _between(1, 65535, "a TCP port")]
-Version = Annotated[str, _check(_VERSION.match, "a version like 0.30.2")]
-Duration = Annotated[str, _check(_is_duration, "a duration such as 17520h or 90m")]
-# Alert thresholds: numbers (an int is one too), finite and above 0.
-Positive = Annotated[float, _check(lambda v: 0 < v < math.inf, "a number above 0")]
-Percent = Annotated[float, _check(lambda v: 0 < v <= 100, "a percentage (above 0, at most 100)")]
-Ratio = Annotated[float, _check(lambda v: 0 < v < 1, "a ratio between 0 and 1")]
-AbsolutePath = Annotated[
-    str,
-    _check(_absolute, "an absolute path"),
-    AfterValidator(lambda value: value.rstrip("/") or "/"),
-]
-FileName = Annotated[str, _check(_file_name, "a file name")]
-NamePattern = Annotated[FileName, _check(_name_pattern, "a file name using only {name}, {kind}")]
-# What systemd's calendar and time span syntax uses (weekdays, dates, times, ranges, lists,
-# repetitions, time zones): no quote, no shell or unit-file syntax.
-TimerValue = Annotated[
-    str, _check(_matches(r"[A-Za-z0-9 :*,./~+_-]+"), "a systemd timer value (calendar or span)")
-]
-IpAddress = Annotated[str, _check(is_ip, "an IP address")]
-DnsNameOrIp = Annotated[str, _check(lambda v: is_dns_name(v) or is_ip(v), "a DNS name or IP")]
-DnsNames = Annotated[tuple[DnsNameOrIp, ...], BeforeValidator(_listed)]
-HttpUrl = Annotated[str, _check(_url(("http", "https")), "an http(s) URL")]
-HttpsUrl = Annotated[
-    str, _check(_url(("https",)), "an https:// URL"), AfterValidator(lambda v: v.rstrip("/"))
-]
-Checksums = Annotated[dict[str, Any] | None, PlainValidator(_checksum_table)]
-CipherSuite = Annotated[str, AfterValidator(_cipher_suite)]
-ClusterName = Annotated[
-    str, _check(_matches(r"^[a-z0-9][a-z0-9-]*$"), "a name of lower-case letters, digits, -")
-]
-UserName = Annotated[str, _check(_matches(r"^[a-z_][a-z0-9_-]*$"), "a user name")]
-IsoTime = Annotated[str, AfterValidator(_iso_time)]
-
-ArtifactSource = Literal["upstream", "mirror", "local"]
-DbType = Literal["bbolt", "badgerv2", "badgerv1", "badger", "mysql", "postgresql"]
-InstallFrom = Literal["archive", "package"]
-TlsVersion = Literal["TLS1.2", "TLS1.3"]
-KeyType = Literal["EC", "OKP", "RSA"]  # the keys of operations.certificates.KEY_TYPES
-CertKind = Literal["peer", "server", "client"]
-StopAfter = Literal["bundle", "certs", "final"]
-StatusFormat = Literal["text", "json"]
-DrillFrom = Literal["replica", "s3"]
-BackupEncryption = Literal["gpg", "kms"]
-
-
-class HostSettings(BaseModel):
-    """One host's settings as written (its data over DEFAULTS), every value checked."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    etcd_cluster_name: ClusterName
-    etcd_clusters: Annotated[dict[str, dict[str, Any]] | None, PlainValidator(_clusters)]
-    # Artifacts
-    step_version: Version
-    step_ca_version: Version
-    step_checksums: Checksums
-    step_ca_checksums: Checksums
-    etcd_version: Version
-    etcd_checksums: Checksums
-    etcd_install_from: InstallFrom
-    etcd_client_port: Port
-    etcd_peer_port: Port
-    etcd_metrics_port: Port | None
-    etcd_data_root: AbsolutePath
-    etcd_config_dir: AbsolutePath
-    etcd_tls_min_version: TlsVersion
-    etcd_cipher_suites: Annotated[tuple[CipherSuite, ...], BeforeValidator(_listed)]
-    etcd_compaction_retention: Duration
-    etcd_feature_gates: dict[str, bool]
-    etcd_defrag_min_free_bytes: Annotated[int, _between(0, None, "a number of bytes")]
-    etcd_snapshot_dir: AbsolutePath
-    etcd_snapshot_local_dir: Line  # on the controller: relative to the working directory
-    artifact_source: ArtifactSource
-    artifact_mirror_url: HttpUrl | None
-    artifact_dir: str | None  # on the controller
-    bin_dir: AbsolutePath
-    # The CA
-    step_ca_name: Line
-    step_ca_url: HttpsUrl | None
-    step_ca_port: Port
-    step_ca_user: UserName
-    step_ca_dns_names: DnsNames
-    step_ca_provisioner: Line
-    step_ca_root_fingerprint: Fingerprint | None
-    step_ca_root_record: Line | None
-    step_ca_db_type: DbType
-    step_ca_path: AbsolutePath
-    step_cert_default_duration: Duration
-    step_cert_max_duration: Duration
-    step_cert_min_duration: Duration
-    step_ca_intermediate_duration: Duration
-    ca_active: Line | None  # a cert-manager: checked against the inventory
-    # CA backups
-    ca_backup_bucket: Line | None
-    ca_backup_prefix: str
-    ca_backup_endpoint_url: HttpUrl | None
-    ca_backup_region: Line
-    ca_backup_recipient_key: Line | None  # a file on the controller, read by the backup
-    ca_backup_encryption: BackupEncryption
-    ca_backup_kms_key_id: Line | None  # a KMS key id, ARN or alias
-    ca_backup_kms_endpoint_url: HttpUrl | None
-    ca_backup_retention_days: Annotated[int, _between(1, None, "a number of days (1 or more)")]
-    # The host and its certificates
-    node_addresses: Annotated[tuple[IpAddress, ...] | None, BeforeValidator(_one_or_listed)]
-    etcd_member_index: Annotated[int, _between(1, None, "a positive integer")] | None
-    etcd_user: UserName
-    ssl_dir: AbsolutePath
-    step_path: AbsolutePath
-    cert_extra_sans: DnsNames
-    cert_key_type: KeyType
-    # Renewal
-    renewal_enabled: bool
-    renewal_on_calendar: TimerValue
-    renewal_randomized_delay: TimerValue
-    renewal_expires_in: Annotated[str, _check(_expires_in, "a percentage or duration")] | None
-    # The earlier cfssl layout
-    cfssl_peer_ca: FileName
-    cfssl_client_ca: FileName
-    cfssl_cert_name: NamePattern
-    cfssl_key_name: NamePattern
-    metrics_textfile_dir: AbsolutePath | None
-    # Alerting
-    prometheus_config: AbsolutePath
-    prometheus_rules_file: AbsolutePath
-    prometheus_service: Line
-    alert_certificate_expiry_days: Annotated[int, _between(1, None, "a number of days")]
-    alert_ca_expiry_days: Annotated[int, _between(1, None, "a number of days")]
-    alert_renewal_overdue_after: Duration
-    alert_metrics_stale_after: Duration
-    alert_etcd_job: Line
-    alert_etcd_leader_changes: Annotated[int, _between(1, None, "a number of leader changes")]
-    alert_etcd_grpc_failed_percent: Percent
-    alert_etcd_grpc_failed_critical_percent: Percent
-    alert_etcd_grpc_slow_seconds: Positive
-    alert_etcd_peer_rtt_seconds: Positive
-    alert_etcd_proposals_failed_per_second: Positive
-    alert_etcd_fsync_seconds: Positive
-    alert_etcd_fsync_critical_seconds: Positive
-    alert_etcd_commit_seconds: Positive
-    alert_etcd_quota_percent: Percent
-    alert_etcd_fragmentation_ratio: Ratio
-
-    # Per run (--data), None when not given
-    renew_before: IsoTime | None = None
-    rotate_before: IsoTime | None = None
-    revoke_before: IsoTime | None = None
-    revoke_host: Line | None = None
-    renew_kinds: Annotated[tuple[CertKind, ...], BeforeValidator(_kinds)] | None = None
-    failover_force: bool | None = None
-    ca_restore_from: Line | None = None  # `s3` or a cert-manager
-    ca_restore_key: Line | None = None  # an object key or `latest`
-    ca_restore_private_key: Line | None = None  # a file on the controller
-    ca_restore_target: Line | None = None
-    ca_restore_any_root: bool | None = None
-    ca_accept_new_root: bool | None = None
-    ca_restore_unsigned: bool | None = None
-    cfssl_migration_stop_after: StopAfter | None = None
-    status_format: StatusFormat | None = None
-    status_ca_expiry_days: Annotated[int, _between(0, None, "a number of days")] | None = None
-    etcd_cluster: ClusterName | None = None  # the cluster a one-cluster deploy acts on
-    etcd_remove_node: Line | None = None
-    etcd_snapshot_member: Line | None = None
-    etcd_snapshot_name: FileName | None = None
-    etcd_restore_snapshot: Line | None = None  # a file on the controller
-    etcd_restore_confirm: Line | None = None
-    etcd_restore_private_key: Line | None = None  # a file on the controller
-    etcd_snapshot_unencrypted: bool | None = None
-    drill_host: Line | None = None  # a cert-manager: checked by deploys/drill.py
-    drill_from: DrillFrom | None = None
-    drill_port: Port | None = None
-    drill_before: IsoTime | None = None
+from etcd_step_pki.operations.etcd.tls import suites_with_version_problem
+
+__all__ = ["CLUSTER_SETTINGS", "HostSettings", "KeyType"]
+
+
+class HostSettings(RunOptions):
+    """One host's settings as written (its data over DEFAULTS), every value checked; the
+    per-run settings are RunOptions'."""
+
+    etcd_cluster_name: ClusterName = setting("k8s", "members are `etcd-<cluster>-<index>`")
+    etcd_clusters: Annotated[dict[str, dict[str, Any]] | None, PlainValidator(_clusters)] = setting(
+        None,
+        "several etcd clusters on this CA: the host's clusters in order, each with its own "
+        f"values of {', '.join(f'`{name}`' for name in CLUSTER_SETTINGS)} "
+        '(see "Several etcd clusters on one CA")',
+        shown="none (one cluster: `etcd_cluster_name`)",
+    )
+    step_version: Version = setting("0.30.6", "step CLI release")
+    step_ca_version: Version = setting("0.30.2", "step-ca release")
+    step_checksums: Checksums = setting(
+        None,
+        "`{arch: sha256}` of the step CLI's archive (amd64, arm64) for the version in use, or "
+        "`{version: {arch: sha256}}` to pin several (e.g. across a rolling upgrade)",
+        shown="pinned",
+    )
+    step_ca_checksums: Checksums = setting(
+        None, "checksums of step-ca's archive, as `step_checksums`", shown="pinned"
+    )
+    etcd_version: Version = setting(
+        "3.6.14",
+        'etcd release; pinned: 3.5.21, 3.5.33, 3.6.14, 3.7.0 (see "etcd releases, upgrades and '
+        'downgrades"); a release of another branch than 3.5, 3.6 or 3.7 is refused',
+    )
+    etcd_checksums: Checksums = setting(
+        None,
+        "checksums of etcd's archive, as `step_checksums`; a release that is not pinned needs them",
+        shown="pinned",
+    )
+    etcd_install_from: InstallFrom = setting(
+        "archive",
+        "`archive` (release archive by `artifact_source`) or `package` (the distribution's "
+        "`etcd-server`/`etcd-client`)",
+    )
+    etcd_client_port: Port = setting(2379, "etcd's client port")
+    etcd_peer_port: Port = setting(2380, "etcd's peer port")
+    etcd_metrics_port: Port | None = setting(
+        None,
+        "members serve `/metrics` and `/health` over plain HTTP on this port of their address (per "
+        "cluster in `etcd_clusters`)",
+    )
+    etcd_data_root: AbsolutePath = setting(
+        "/var/lib/etcd", "a member's data is in `<root>/<member>`"
+    )
+    etcd_config_dir: AbsolutePath = setting(
+        "/etc/etcd",
+        "a member's configuration is `<dir>/<member>.env`: etcd's settings as `ETCD_*` variables, "
+        "read by its unit (`EnvironmentFile=`); etcd reads its CRL files only this way, a "
+        "configuration file (`--config-file`) cannot name them",
+    )
+    etcd_tls_min_version: TlsVersion = setting("TLS1.2", "`TLS1.2` or `TLS1.3`")
+    etcd_cipher_suites: Annotated[tuple[CipherSuite, ...], BeforeValidator(_listed)] = setting(
+        [],
+        "Go TLS 1.2 cipher suite names that etcd accepts (insecure and TLS 1.3 names refused); "
+        "none with `etcd_tls_min_version` `TLS1.3`",
+        shown="`[]` (etcd's defaults)",
+    )
+    etcd_compaction_retention: Duration = setting("1h", "etcd's periodic auto-compaction")
+    etcd_feature_gates: dict[str, bool] = setting(
+        {},
+        'etcd\'s feature gates, e.g. `{"InitialCorruptCheck": true}`: 3.6 and later only, and '
+        "only the gates the release has (refused before any host otherwise)",
+        shown="`{}` (etcd's defaults)",
+    )
+    etcd_defrag_min_free_bytes: Annotated[int, _between(0, None, "a number of bytes")] = setting(
+        67108864,
+        "free space that makes `etcd_maintenance.py` defragment a member",
+        shown="`67108864` (64 MiB)",
+    )
+    etcd_snapshot_dir: AbsolutePath = setting("/var/backups/etcd", "snapshots on the member")
+    etcd_snapshot_local_dir: Line = setting(
+        "backups/etcd", "snapshots on the controller (relative to the working directory)"
+    )
+    artifact_source: ArtifactSource = setting(
+        "upstream",
+        "`upstream` (release URLs), `mirror` (`artifact_mirror_url`/`<file>`), `local` (uploaded "
+        "from `artifact_dir` on the controller: air-gapped sites)",
+    )
+    artifact_mirror_url: HttpUrl | None = setting(
+        None, "HTTP(S) base URL of a mirror holding the release files under upstream's names"
+    )
+    artifact_dir: str | None = setting(
+        None, "directory on the controller holding the release files"
+    )
+    bin_dir: AbsolutePath = setting("/opt/bin", "where step, step-ca and etcd are installed")
+    step_ca_name: Line = setting("etcd-k8s CA", "name of the root and intermediate")
+    step_ca_url: HttpsUrl | None = setting(
+        None,
+        "where nodes reach step-ca; its host name is in the CA's TLS certificate",
+        shown="`https://<primary cert-manager>:<port>`",
+    )
+    step_ca_port: Port = setting(9000, "step-ca's port")
+    step_ca_user: UserName = setting(
+        "step",
+        "the system account step-ca runs as on every cert-manager (made by the deploys, neither "
+        "root nor `etcd_user`): it owns the CA's database (`<step_ca_path>/db`) and nothing else; "
+        "keys, passwords and `ca.json` stay root's (0400/0600) and reach step-ca as systemd "
+        "credentials",
+    )
+    step_ca_dns_names: DnsNames = setting(
+        [],
+        "more names for the CA's TLS certificate (it always has the URL's name, every "
+        "cert-manager's name and address, localhost)",
+    )
+    step_ca_provisioner: Line = setting(
+        "etcd-pki",
+        "the JWK provisioner's name; the provisioners of the certificate profiles are named after "
+        'it (see "Which certificate is accepted where")',
+    )
+    step_ca_root_fingerprint: Fingerprint | None = setting(
+        None,
+        "the root every host may trust (SHA-256, as `step certificate fingerprint` prints it; "
+        "colons and upper case accepted). Node trust, replication and restores refuse any other "
+        "root, naming both, before anything changes",
+    )
+    step_ca_root_record: Line | None = setting(
+        None,
+        "without `step_ca_root_fingerprint`: where the first run records the root it finds; later "
+        "runs refuse another root unless run with `--data ca_accept_new_root=true`, which records "
+        "the new one",
+        shown="`<inventory>.<cluster>.root-sha256` beside the inventory file",
+    )
+    step_ca_db_type: DbType = setting(
+        "bbolt",
+        "step-ca's database: one file, simple to back up and replicate; `badgerv2` is selectable",
+    )
+    step_ca_path: AbsolutePath = setting("/etc/step-ca", "the CA's `$STEPPATH`")
+    step_cert_default_duration: Duration = setting(
+        "17520h", "lifetime of issued certificates (2 years)"
+    )
+    step_cert_max_duration: Duration = setting(
+        "26280h",
+        "the longest lifetime of issued certificates; the default must lie between the bounds",
+    )
+    step_cert_min_duration: Duration = setting("1h", "the shortest lifetime of issued certificates")
+    step_ca_intermediate_duration: Duration = setting(
+        "87600h",
+        "lifetime of an intermediate made by `rotate_intermediate.py`, never past the root's end",
+        shown="`87600h` (10 years, as `step ca init`)",
+    )
+    ca_backup_bucket: Line | None = setting(None, "S3 bucket of CA backups")
+    ca_backup_prefix: str = setting(
+        "step-ca",
+        "key prefix: `<prefix>/<YYYY>/<MM>/ca-backup-<time>.tar.gz.gpg`, `<prefix>/latest`",
+    )
+    ca_backup_endpoint_url: HttpUrl | None = setting(
+        None, "any S3-compatible endpoint", shown="none (AWS)"
+    )
+    ca_backup_region: Line = setting("us-east-1", "the bucket's region")
+    ca_backup_recipient_key: Line | None = setting(
+        None,
+        "file on the controller with the armored GnuPG public key backups are encrypted to (with "
+        "`ca_backup_encryption=gpg`; also the recipient of encrypted etcd snapshots)",
+    )
+    ca_backup_encryption: BackupEncryption = setting(
+        "gpg",
+        "`gpg` (to `ca_backup_recipient_key`) or `kms` (envelope encryption: a data key from AWS "
+        'KMS per backup, see "KMS-wrapped CA backups")',
+    )
+    ca_backup_kms_key_id: Line | None = setting(
+        None,
+        "with `kms`: the KMS key that wraps the data keys (key id, ARN or `alias/<name>`); "
+        "required",
+    )
+    ca_backup_kms_endpoint_url: HttpUrl | None = setting(
+        None,
+        "another KMS endpoint (a VPC endpoint, a test server)",
+        shown="none (AWS KMS in `ca_backup_region`)",
+    )
+    ca_backup_retention_days: Annotated[int, _between(1, None, "a number of days (1 or more)")] = (
+        setting(30, "backups older than this are deleted (never the latest)")
+    )
+    node_addresses: Annotated[tuple[IpAddress, ...] | None, BeforeValidator(_one_or_listed)] = (
+        setting(
+            None,
+            "the host's IP addresses: SANs; a member listens on the first",
+            shown="the SSH hostname, when it is an IP",
+        )
+    )
+    etcd_member_index: Annotated[int, _between(1, None, "a positive integer")] | None = setting(
+        None,
+        "a member's index when its inventory name is not of that form; names must be unique",
+        shown="from the host name `etcd-<cluster>-<N>`",
+    )
+    etcd_user: UserName = setting("etcd", "owner of keys and certificates, and etcd's user")
+    ssl_dir: AbsolutePath = setting("/etc/etcd/ssl", "certificates and keys on nodes")
+    step_path: AbsolutePath = setting(
+        "/etc/step", "the step CLI's `$STEPPATH` on nodes (trust, defaults)"
+    )
+    cert_extra_sans: DnsNames = setting([], "more SANs for a host's certificates")
+    cert_key_type: KeyType = setting("EC", "`EC` (P-256), `OKP` (Ed25519) or `RSA` (2048)")
+    renewal_enabled: bool = setting(
+        True, "renewal timers on (disabled timers keep their units for manual use)"
+    )
+    renewal_on_calendar: TimerValue = setting("*-*-* 03:00:00", "when the timers run")
+    renewal_randomized_delay: TimerValue = setting("1h", "spread of the timers")
+    renewal_expires_in: Annotated[str, _check(_expires_in, "a percentage or duration")] | None = (
+        setting(
+            None,
+            "renewal point: a share of the lifetime used (`80%`) or what is left (`720h`)",
+            shown="step's default: 66% of the lifetime used",
+        )
+    )
+    cfssl_peer_ca: FileName = setting(
+        "peer-ca.pem", "cfssl migration (`migrate_cfssl.py`): the peer CA's file in `ssl_dir`"
+    )
+    cfssl_client_ca: FileName = setting(
+        "client-ca.pem", "cfssl migration: the client CA's file in `ssl_dir`"
+    )
+    cfssl_cert_name: NamePattern = setting(
+        "{name}-{kind}.pem",
+        "cfssl migration: a certificate's file (`{name}`: member or client, `{kind}`: peer, "
+        "server, client)",
+    )
+    cfssl_key_name: NamePattern = setting(
+        "{name}-{kind}-key.pem", "cfssl migration: a key's file, as `cfssl_cert_name`"
+    )
+    metrics_textfile_dir: AbsolutePath | None = setting(
+        None, "node-exporter textfile directory for renewal metrics", shown="none (no metrics)"
+    )
+    prometheus_config: AbsolutePath = setting(
+        "/etc/prometheus/prometheus.yml",
+        "on the `prometheus` hosts: its `rule_files` must load `prometheus_rules_file`",
+    )
+    prometheus_rules_file: AbsolutePath = setting(
+        "/etc/prometheus/etcd-step-pki.rules.yml", "the alert rules `monitoring.py` writes"
+    )
+    prometheus_service: Line = setting("prometheus", "the unit reloaded after a change")
+    alert_certificate_expiry_days: Annotated[int, _between(1, None, "a number of days")] = setting(
+        7, "a node certificate expiring within this alerts"
+    )
+    alert_ca_expiry_days: Annotated[int, _between(1, None, "a number of days")] = setting(
+        90, "the root or intermediate expiring within this alerts"
+    )
+    alert_renewal_overdue_after: Duration = setting(
+        "26h", "how long a certificate may stay due before it is overdue"
+    )
+    alert_metrics_stale_after: Duration = setting("50h", "renewal checks silent this long alert")
+    alert_etcd_job: Line = setting("etcd", "the Prometheus job that scrapes `etcd_metrics_port`")
+    alert_etcd_leader_changes: Annotated[int, _between(1, None, "a number of leader changes")] = (
+        setting(4, "leader changes within 15 minutes that alert")
+    )
+    alert_etcd_grpc_failed_percent: Percent = setting(
+        1, "the share of a gRPC method's requests failing (%) that alerts as a warning"
+    )
+    alert_etcd_grpc_failed_critical_percent: Percent = setting(
+        5, "the share of a gRPC method's requests failing (%) that alerts as critical"
+    )
+    alert_etcd_grpc_slow_seconds: Positive = setting(
+        0.15,
+        "the 99th percentile of unary gRPC requests that alerts (needs etcd's "
+        "`--metrics=extensive`)",
+    )
+    alert_etcd_peer_rtt_seconds: Positive = setting(
+        0.15, "the 99th percentile of round trips to a peer that alerts"
+    )
+    alert_etcd_proposals_failed_per_second: Positive = setting(
+        5, "failed Raft proposals a second (over 15 minutes) that alert"
+    )
+    alert_etcd_fsync_seconds: Positive = setting(
+        0.5, "the 99th percentile of WAL fsyncs that alerts as a warning"
+    )
+    alert_etcd_fsync_critical_seconds: Positive = setting(
+        1, "the 99th percentile of WAL fsyncs that alerts as critical"
+    )
+    alert_etcd_commit_seconds: Positive = setting(
+        0.25, "the 99th percentile of backend commits that alerts"
+    )
+    alert_etcd_quota_percent: Percent = setting(
+        95, "the share of its backend quota (%) a database may fill before it alerts"
+    )
+    alert_etcd_fragmentation_ratio: Ratio = setting(
+        0.5, "the share of a database in use (above 0, below 1) under which it alerts as fragmented"
+    )
 
     @model_validator(mode="after")
     def default_duration_within_bounds(self) -> HostSettings:

@@ -1,36 +1,22 @@
-"""Validation of every host's settings, once a run and before any host is touched.
+"""Each host's `Settings`, derived from its validated settings and the inventory.
 
-Each host's data is read once (`host.data.dict()`: override, host, group, global and deploy
-data), laid over DEFAULTS and checked by the model; pyinfra's own data (global arguments such
-as `_sudo`, connector data such as `ssh_user`) is left to pyinfra, any other unknown name is
-refused. Then come the checks that need the inventory (cert-managers, groups, unique member
-names, a member's address), and the host's `Settings` is derived. Every problem is a
-`SettingsError` naming the setting and the host.
+After a host's data is read (reading.py) come the checks that need the inventory
+(cert-managers, groups, unique member names, a member's address, ports of a host's several
+members), and the host's view of each cluster is built. Every problem is a SettingsError
+naming the setting and the host.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
 import re
 import sys
-from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
-from pyinfra import host, state
-from pyinfra.api.connectors import get_all_connectors
-from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host
 from pyinfra.api.inventory import Inventory
-from pyinfra.context import ctx_state
 
 from etcd_step_pki.deploys.settings.defaults import (
-    DEFAULTS,
     ETCD_CHECKSUMS,
     STEP_CA_CHECKSUMS,
     STEP_CHECKSUMS,
@@ -42,131 +28,25 @@ from etcd_step_pki.deploys.settings.host import (
     Etcd,
     Renewal,
     RootPin,
-    RunOptions,
     Settings,
 )
-from etcd_step_pki.deploys.settings.model import HostSettings, checksums_for, is_ip, parse_time
+from etcd_step_pki.deploys.settings.model import HostSettings
+from etcd_step_pki.deploys.settings.options import RunOptions
+from etcd_step_pki.deploys.settings.reading import (
+    SettingsError,
+    in_cluster,
+    invalid,
+    memberships,
+    own_ports,
+    read_host,
+)
+from etcd_step_pki.deploys.settings.values import checksums_for, is_ip
 from etcd_step_pki.operations.binaries import Artifact
 from etcd_step_pki.operations.ca import Durations
 from etcd_step_pki.operations.monitoring import Thresholds
 
 GROUPS = ("etcd", "etcd_cert_managers", "etcd_clients", "prometheus")
-# Connectors whose data pyinfra reads by prefix (`ssh_user`), installed or not (winrm).
-CONNECTOR_PREFIXES = (
-    "ssh", "local", "docker", "chroot", "winrm", "vagrant", "terraform", "dockerssh", "podman",
-)  # fmt: skip
 PINNED = {"step": STEP_CHECKSUMS, "step-ca": STEP_CA_CHECKSUMS, "etcd": ETCD_CHECKSUMS}
-
-
-class SettingsError(PyinfraError):
-    """Bad configuration: raised before any host is changed."""
-
-
-def invalid(host_name: str, setting: str, problem: str) -> SettingsError:
-    """The one form of a settings error, so that the setting and the host are always named."""
-    return SettingsError(f"invalid setting `{setting}` for host {host_name}: {problem}")
-
-
-@functools.cache
-def _pyinfra_data() -> tuple[frozenset[str], tuple[str, ...]]:
-    """The data names the installed connectors declare, and the connectors' name prefixes."""
-    connectors = get_all_connectors()
-    names = frozenset(
-        name for connector in connectors.values() for name in getattr(connector, "data_meta", {})
-    )
-    return names, tuple(f"{prefix}_" for prefix in {*CONNECTOR_PREFIXES, *connectors})
-
-
-def _is_pyinfra_data(name: object) -> bool:
-    """pyinfra's own data: global arguments (`_sudo`) and connector data (`ssh_port`)."""
-    names, prefixes = _pyinfra_data()
-    return isinstance(name, str) and (
-        name.startswith("_") or name in names or name.startswith(prefixes)
-    )
-
-
-def _unknown(name: str) -> str:
-    close = difflib.get_close_matches(name, list(HostSettings.model_fields), n=1)
-    if close:
-        return f"unknown setting; did you mean {close[0]}?"
-    return "unknown setting, and no setting has a similar name"
-
-
-# pydantic's type errors in the words of the other checks (strict: nothing is converted).
-_WRONG_TYPE = {
-    "bool_type": "true or false",
-    "int_type": "an integer",
-    "string_type": "a string",
-    "dict_type": "a mapping",
-    "tuple_type": "a list",
-}
-
-
-def _problem(error: ErrorDetails) -> tuple[str, str]:
-    """The setting and the problem of one of pydantic's errors, in the words of the checks."""
-    context = error.get("ctx") or {}
-    cause = context.get("error")  # what a validator raised, Invalid naming its setting
-    setting = getattr(cause, "setting", None) or str(error["loc"][0] if error["loc"] else "")
-    if error["type"] == "extra_forbidden":
-        return setting, _unknown(setting)
-    if cause is not None:
-        return setting, str(cause)
-    if error["type"] == "literal_error":
-        return setting, f"{error['input']!r} is not {context['expected']}"
-    if error["type"] in _WRONG_TYPE:
-        return setting, f"{error['input']!r} is not {_WRONG_TYPE[error['type']]}"
-    message = error["msg"]
-    return setting, f"{error['input']!r}: {message[:1].lower()}{message[1:]}"
-
-
-def _read(host: Host, data: dict[str, object]) -> HostSettings:
-    """The host's data (without pyinfra's own) over DEFAULTS, validated. An unknown name is
-    reported first: a misspelt setting is the likelier mistake."""
-    own = {name: value for name, value in data.items() if not _is_pyinfra_data(name)}
-    try:
-        return HostSettings.model_validate({**DEFAULTS, **own})
-    except ValidationError as error:
-        first = min(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        raise invalid(host.name, *_problem(first)) from None
-
-
-def memberships(raw: HostSettings) -> tuple[str, ...]:
-    """The host's clusters: those of `etcd_clusters`, else `etcd_cluster_name`."""
-    return tuple(raw.etcd_clusters) if raw.etcd_clusters else (raw.etcd_cluster_name,)
-
-
-def _in_cluster(host: Host, raw: HostSettings, cluster: str) -> HostSettings:
-    """The host's settings in one of its clusters: its own values for that cluster
-    (`etcd_clusters`) over the host's, checked again together."""
-    own = (raw.etcd_clusters or {}).get(cluster)
-    if not own:
-        return raw
-    try:
-        return HostSettings.model_validate({**raw.model_dump(), **own})
-    except ValidationError as error:
-        setting, problem = _problem(error.errors()[0])
-        raise invalid(host.name, "etcd_clusters", f"{cluster}: {setting}: {problem}") from None
-
-
-def _own_ports(host: Host, raw: HostSettings) -> None:
-    """A host's members of several clusters each listen on ports of their own."""
-    if "etcd" not in host.groups:
-        return
-    taken = {raw.step_ca_port: "step_ca_port"}
-    for cluster in memberships(raw):
-        mine = _in_cluster(host, raw, cluster)
-        for setting in ("etcd_client_port", "etcd_peer_port", "etcd_metrics_port"):
-            port = getattr(mine, setting)
-            if port is None:
-                continue
-            if port in taken:
-                raise invalid(
-                    host.name,
-                    "etcd_clusters",
-                    f"{cluster}: {setting} {port} is also {taken[port]}: give each cluster "
-                    "its own etcd_client_port, etcd_peer_port and etcd_metrics_port",
-                )
-            taken[port] = f"{setting} of {cluster}"
 
 
 def _artifact(raw: HostSettings, binary: str) -> Artifact:
@@ -193,7 +73,7 @@ def _node_name(host: Host, groups: tuple[str, ...], raw: HostSettings, cluster: 
     if "etcd" not in groups:
         short = host.name.split(".")[0]
         return short if cluster == memberships(raw)[0] else f"{short}-{cluster}"
-    index = _in_cluster(host, raw, cluster).etcd_member_index
+    index = in_cluster(host, raw, cluster).etcd_member_index
     if index is None:
         names = dict.fromkeys((cluster, raw.etcd_cluster_name, *memberships(raw)))
         pattern = "|".join(re.escape(name) for name in names)
@@ -246,6 +126,20 @@ def _backup(raw: HostSettings, root_record: str) -> Backup:
     )
 
 
+def _thresholds(raw: HostSettings) -> Thresholds:
+    """The alert thresholds: each is the setting `alert_<threshold>`."""
+    return Thresholds(
+        **{item.name: getattr(raw, f"alert_{item.name}") for item in fields(Thresholds)}
+    )
+
+
+def _run_options(raw: HostSettings) -> RunOptions:
+    """The host's per-run settings, already validated with the others."""
+    return RunOptions.model_construct(
+        **{name: getattr(raw, name) for name in RunOptions.model_fields}
+    )
+
+
 def _beside_inventory(host: Host, suffix: str) -> str:
     """`<inventory>.<suffix>` beside the inventory file of the run (the pyinfra argument
     whose name is a group of every host), or in the working directory."""
@@ -260,7 +154,7 @@ def inventory_clusters(inventory: Inventory) -> tuple[str, ...]:
     """Every cluster of the inventory: each host's, in inventory order."""
     found: dict[str, None] = {}
     for item in inventory:
-        found.update(dict.fromkeys(memberships(_read(item, item.data.dict()))))
+        found.update(dict.fromkeys(memberships(read_host(item, item.data.dict()))))
     return tuple(found)
 
 
@@ -277,11 +171,11 @@ def settings_for(
             "whose first host runs step-ca"
         )
     data = host.data.dict()
-    base = _read(host, data)
+    base = read_host(host, data)
     own_clusters = memberships(base)
     cluster = cluster or own_clusters[0]
-    _own_ports(host, base)
-    raw = _in_cluster(host, base, cluster)
+    own_ports(host, base)
+    raw = in_cluster(host, base, cluster)
     if raw.ca_active is not None:
         if raw.ca_active not in managers:
             raise invalid(host.name, "ca_active", f"{raw.ca_active!r} is no host of {GROUPS[1]}")
@@ -352,26 +246,9 @@ def settings_for(
             config=raw.prometheus_config,
             rules_file=raw.prometheus_rules_file,
             service=raw.prometheus_service,
-            thresholds=Thresholds(
-                certificate_expiry_days=raw.alert_certificate_expiry_days,
-                ca_expiry_days=raw.alert_ca_expiry_days,
-                renewal_overdue_after=raw.alert_renewal_overdue_after,
-                metrics_stale_after=raw.alert_metrics_stale_after,
-                etcd_job=raw.alert_etcd_job,
-                etcd_leader_changes=raw.alert_etcd_leader_changes,
-                etcd_grpc_failed_percent=raw.alert_etcd_grpc_failed_percent,
-                etcd_grpc_failed_critical_percent=raw.alert_etcd_grpc_failed_critical_percent,
-                etcd_grpc_slow_seconds=raw.alert_etcd_grpc_slow_seconds,
-                etcd_peer_rtt_seconds=raw.alert_etcd_peer_rtt_seconds,
-                etcd_proposals_failed_per_second=raw.alert_etcd_proposals_failed_per_second,
-                etcd_fsync_seconds=raw.alert_etcd_fsync_seconds,
-                etcd_fsync_critical_seconds=raw.alert_etcd_fsync_critical_seconds,
-                etcd_commit_seconds=raw.alert_etcd_commit_seconds,
-                etcd_quota_percent=raw.alert_etcd_quota_percent,
-                etcd_fragmentation_ratio=raw.alert_etcd_fragmentation_ratio,
-            ),
+            thresholds=_thresholds(raw),
         ),
-        run=RunOptions(**{field.name: getattr(raw, field.name) for field in fields(RunOptions)}),
+        run=_run_options(raw),
     )
 
 
@@ -420,7 +297,7 @@ def validate_run(inventory: Inventory) -> RunSettings:
         for h in inventory
     }
     run = RunSettings(clusters, views, home)
-    named = _named(run)
+    named = named_cluster(run)
     if named is not None and named not in clusters:
         raise SettingsError(
             f"invalid setting `etcd_cluster`: {named!r} is no cluster of the inventory "
@@ -429,116 +306,6 @@ def validate_run(inventory: Inventory) -> RunSettings:
     return run
 
 
-def _named(run: RunSettings) -> str | None:
+def named_cluster(run: RunSettings) -> str | None:
     """The cluster named by `etcd_cluster` (given to the whole run with --data)."""
     return run.host_settings(next(iter(run.home))).run.etcd_cluster
-
-
-# The run whose settings were validated (its State, kept so that it is not mistaken for a
-# later one) and every host's settings: validated once a run.
-_validated: dict[str, tuple[object, RunSettings]] = {}
-# The cluster of the turn of `each_cluster` being planned; None outside one.
-_turn: ContextVar[str | None] = ContextVar("etcd_cluster_turn", default=None)
-
-
-def _current_run() -> RunSettings | None:
-    run = _validated.get("run")
-    return run[1] if run is not None and run[0] is ctx_state.get() else None
-
-
-def _run_settings() -> RunSettings:
-    settings = _current_run()
-    if settings is None:
-        settings = validate_run(state.inventory)
-        _validated["run"] = (ctx_state.get(), settings)
-    return settings
-
-
-def _chosen(run: RunSettings) -> str | None:
-    """The cluster of this part of the run: the turn of `each_cluster`, else the one named
-    by `etcd_cluster`, else None (each host's first)."""
-    return _turn.get() or _named(run)
-
-
-def load_settings() -> Settings:
-    """The current host's settings, after checking every host of the inventory once a run:
-    its view of the cluster of this part of the run (`each_cluster`, `etcd_cluster`), else of
-    its first cluster."""
-    run = _run_settings()
-    cluster = _chosen(run)
-    return run.views[cluster][host.name] if cluster else run.host_settings(host.name)
-
-
-def all_settings() -> list[Settings]:
-    """Every host's settings (validated once a run), in inventory order, as load_settings
-    gives them."""
-    run = _run_settings()
-    cluster = _chosen(run)
-    if cluster:
-        return list(run.views[cluster].values())
-    return [run.host_settings(name) for name in run.home]
-
-
-def each_cluster() -> Iterator[str]:
-    """Every cluster of the inventory in turn, the same on every host (pyinfra's loop keeps
-    each turn's operations apart and in line across hosts); in each turn, load_settings and
-    all_settings give that cluster's views. With `etcd_cluster` set, that cluster alone."""
-    run = _run_settings()
-    named = _named(run)
-    for cluster in host.loop([named] if named else list(run.clusters)):
-        turn = _turn.set(cluster)
-        try:
-            yield cluster
-        finally:
-            _turn.reset(turn)
-
-
-def cluster_views() -> list[Settings]:
-    """The current host's view of each of its clusters (none for a cert-manager only)."""
-    run = _run_settings()
-    mine = run.host_settings(host.name)
-    return [run.views[cluster][host.name] for cluster, _ in mine.memberships]
-
-
-def one_cluster(deploy: str) -> str:
-    """The cluster a deploy that acts on one cluster acts on: the inventory's only one, or
-    the one named by `etcd_cluster`; refused when several are and none is named."""
-    run = _run_settings()
-    cluster = _chosen(run)
-    if cluster:
-        return cluster
-    if len(run.clusters) > 1:
-        raise SettingsError(
-            f"etcd_cluster: {deploy} acts on one cluster and the inventory has several "
-            f"({', '.join(run.clusters)}): name it with --data etcd_cluster=<name>"
-        )
-    return run.clusters[0]
-
-
-def validate_inventory_host(inventory: Inventory, name: str) -> Settings:
-    """One host's settings: from this run's validation if done, else validated now."""
-    settings = _current_run()
-    if settings is not None:
-        return settings.host_settings(name)
-    return settings_for(inventory.get_host(name), inventory)
-
-
-def ca_dns_names(settings: Settings) -> list[str]:
-    """Names and addresses the CA's TLS certificate covers, so any cert-manager can take over."""
-    inventory = state.inventory
-    names = [urlsplit(settings.ca_url).hostname or ""]
-    for name in (settings.primary, *settings.backups):
-        names.append(name)
-        names.extend(validate_inventory_host(inventory, name).addresses)
-    names.extend(settings.ca_dns_names)
-    names.extend(["localhost", "127.0.0.1"])
-    return list(dict.fromkeys(n for n in names if n))
-
-
-def time_setting(key: str) -> float:
-    """A day-2 deploy's point in time (`renew_before`, `rotate_before`): an ISO 8601 time
-    with a time zone, validated with the other settings, as seconds since the epoch."""
-    text = getattr(load_settings().run, key)
-    if text is None:
-        raise invalid(host.name, key, "not set: give an ISO 8601 time such as 2026-11-28T06:00:00Z")
-    return parse_time(text)
