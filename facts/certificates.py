@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from pyinfra.api import FactBase, StringCommand
 
 from etcd_step_pki.facts.sections import MARK
-from etcd_step_pki.facts.shell import script
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 def _public_der(key: PublicKeyTypes) -> bytes:
@@ -82,17 +82,8 @@ class NodeCertificates(FactBase[dict[str, Any]]):
         self, ssl_dir: str, step_path: str, pairs: Sequence[tuple[str, str]]
     ) -> StringCommand:
         flat = [path for pair in pairs for path in pair]
-        return script(
-            "m={mark}; hostname; hostname -f 2>/dev/null || hostname;"
-            ' echo "$m"defaults; cat {step_path}/config/defaults.json 2>/dev/null; echo;'
-            ' echo "$m"step-root; cat {step_path}/certs/root_ca.crt 2>/dev/null;'
-            ' echo "$m"ssl-root; cat {ssl_dir}/root_ca.crt 2>/dev/null;'
-            ' echo "$m"links; for l in peer-ca.crt client-ca.crt;'
-            ' do printf "%s %s\\n" "$l" "$(readlink {ssl_dir}/$l)"; done;'
-            " set -- {flat}; while [ $# -ge 2 ]; do"
-            ' echo "$m"cert "$1"; cat "$1" 2>/dev/null;'
-            ' echo "$m"modes "$1"; stat -c "%a %U %G %n" "$1" "$2" 2>/dev/null;'
-            ' echo "$m"pub "$1"; openssl pkey -in "$2" -pubout 2>/dev/null; shift 2; done',
+        return run_script(
+            "facts/node-certificates.sh.j2",
             mark=MARK,
             step_path=step_path,
             ssl_dir=ssl_dir,

@@ -9,15 +9,7 @@ from typing import Any
 from pyinfra.api import FactBase, StringCommand
 
 from etcd_step_pki.facts.sections import MARK, sections
-from etcd_step_pki.facts.shell import script
-
-# `ok` and the listed serials (hex) of the DER CRL that `{read}` prints; nothing when it is
-# unreadable.
-_LISTED = (
-    " if crl=$({read} | openssl crl -inform DER -noout -text 2>/dev/null); then echo ok;"
-    " printf '%s\\n' \"$crl\" | awk '/Serial Number:/ {{ print $3 }}'; fi;"
-)
-_FROM_CA = "curl -sf --max-time 10 --cacert {root} {url}"
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 def _listed(lines: list[str]) -> set[int] | None:
@@ -37,11 +29,8 @@ class Revocation(FactBase[dict[str, Any]]):
         return {"serials": {}, "issued": {}, "revoked": set(), "crl": False}
 
     def command(self, certificates: Sequence[str], crl_url: str, root: str) -> StringCommand:
-        return script(
-            'echo {mark}serials; for f in {files}; do [ ! -f "$f" ] ||'
-            ' echo "$f $(openssl x509 -in "$f" -noout -serial 2>/dev/null | cut -d= -f2)'
-            ' $(date -d "$(openssl x509 -in "$f" -noout -startdate | cut -d= -f2)" +%s)"; done;'
-            " echo {mark}crl;" + _LISTED.replace("{read}", _FROM_CA),
+        return run_script(
+            "facts/revocation.sh.j2",
             mark=MARK,
             files=list(certificates),
             root=root,
@@ -74,11 +63,8 @@ class RevocationLists(FactBase[dict[str, Any]]):
         return {"local": None, "ca": None}
 
     def command(self, path: str, crl_url: str, root: str) -> StringCommand:
-        return script(
-            "echo {mark}local;"
-            + _LISTED.replace("{read}", "cat {path} 2>/dev/null")
-            + " echo {mark}ca;"
-            + _LISTED.replace("{read}", _FROM_CA),
+        return run_script(
+            "facts/revocation-lists.sh.j2",
             mark=MARK,
             path=path,
             root=root,

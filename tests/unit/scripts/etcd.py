@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 from pyinfra.api import QuoteString, StringCommand
 
+from etcd_step_pki.facts.certificates import NodeCertificates
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember
+from etcd_step_pki.facts.revocation import Revocation, RevocationLists
 from etcd_step_pki.operations.etcd.configuration import learner_start as start_learner
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.etcd.membership import reconfigure, removal
@@ -78,6 +80,28 @@ def cluster_fact() -> str:
     return text(EtcdCluster().command(CTL.args))
 
 
+PAIRS = [
+    ("/etc/etcd/ssl/peer.crt", "/etc/etcd/ssl/peer.key"),
+    ("/etc/etcd/ssl/server.crt", "/etc/etcd/ssl/server.key"),
+]
+CRL = "https://step-ca.k8s.internal:9000/crl"
+
+
+def node_certificates() -> str:
+    return text(NodeCertificates().command("/etc/etcd/ssl", "/etc/step", PAIRS))
+
+
+def revocation() -> str:
+    crts = [crt for crt, _ in PAIRS]
+    return text(Revocation().command(crts, CRL, "/etc/etcd/ssl/root_ca.crt"))
+
+
+def revocation_lists() -> str:
+    return text(
+        RevocationLists().command("/etc/etcd/ssl/crl.der", CRL, "/etc/etcd/ssl/root_ca.crt")
+    )
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
     "etcd-v2store-check.sh.j2": v2store,
     "etcd-rolling-restart.sh.j2": rolling_restart,
@@ -87,4 +111,7 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "etcd-learner-start.sh.j2": learner_start,
     "facts/etcd-member.sh.j2": member_fact,
     "facts/etcd-cluster.sh.j2": cluster_fact,
+    "facts/node-certificates.sh.j2": node_certificates,
+    "facts/revocation.sh.j2": revocation,
+    "facts/revocation-lists.sh.j2": revocation_lists,
 }
