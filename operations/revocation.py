@@ -21,36 +21,23 @@ from etcd_step_pki.facts.shell import raw
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.certificates import BACKDATE
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
-from etcd_step_pki.operations.tokens import Authority, key_command
+from etcd_step_pki.operations.tokens import Authority, key_values
 from etcd_step_pki.templates import render
-
-# One token per serial, kept in a shell variable and handed to `step ca revoke` in its
-# environment (STEP_TOKEN), never in a process's arguments. A serial revoked already (by an
-# earlier run that was cut short) counts as revoked.
-_REVOKE = (
-    ' tok=$({step} ca token {serial} --revoke --provisioner {provisioner} --key "$d/key"'
-    ' --ca-url {url} --root {root} --not-after 5m 2>"$d/e") || {{ cat "$d/e" >&2; exit 1; }};'
-    ' if ! STEP_TOKEN="$tok" {step} ca revoke {serial} --reason {reason}'
-    ' --reasonCode {code} --ca-url {url} --root {root} 2>"$d/e"; then'
-    ' grep -q "already revoked" "$d/e" || {{ cat "$d/e" >&2; exit 1; }}; fi;'
-)
+from etcd_step_pki.templates.scripts import script
 
 
-def revoke_command(authority: Authority, serials: Sequence[int], reason: str, code: str) -> str:
-    """The cert-manager's command that revokes `serials` (decimal, as step-ca takes them)."""
-    text = key_command(authority)
-    for serial in serials:
-        text += raw(
-            _REVOKE,
-            serial=str(serial),
-            provisioner=authority.provisioner,
-            url=authority.url,
-            root=f"{authority.path}/certs/root_ca.crt",
-            step=f"{authority.bin_dir}/step",
-            reason=reason,
-            code=code,
-        )
-    return text
+def revoke_command(
+    authority: Authority, serials: Sequence[int], reason: str, code: str
+) -> StringCommand:
+    """The cert-manager's command that revokes `serials` (decimal, as step-ca takes them),
+    each with a revoke token that stays in the script's environment (ca-revoke.sh.j2)."""
+    return script(
+        "ca-revoke.sh.j2",
+        authority=key_values(authority),
+        serials=[str(serial) for serial in serials],
+        reason=reason,
+        code=code,
+    )
 
 
 @operation()

@@ -14,38 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import gevent.lock
+from pyinfra.api import StringCommand
 from pyinfra.api.state import State
 
-from etcd_step_pki.facts.shell import cleanup_on_exit, raw
 from etcd_step_pki.operations.remote import Remote
 from etcd_step_pki.operations.roots import PinnedRoot
+from etcd_step_pki.templates.scripts import script
 
 TOKEN_VALIDITY = 300.0  # seconds, `step ca token --not-after 5m`
 FRESH = TOKEN_VALIDITY / 2  # a batch older than this is minted again before use
 
-# The provisioner's encrypted key sits in ca.json (written by this tool, one field a line);
-# `step crypto jwe decrypt` reads it on stdin and the password from its file.
-_KEY = (
-    "set -e; umask 077; export STEPPATH={ca_path}; d=$(mktemp -d /run/etcd-step-pki-mint.XXXXXX);"
-    + cleanup_on_exit('rm -rf "$d"')
-    +  # step-ca restarted by systemd (a crash, a rotation) answers again within seconds.
-    " i=0; until {step} ca health --ca-url {url} --root {root} >/dev/null 2>&1; do i=$((i+1));"
-    ' if [ "$i" -ge 30 ]; then echo "step-ca does not answer at "{url} >&2; exit 1; fi;'
-    " sleep 1; done;"
-    ' awk -v p={provisioner} \'/"name":/ {{ n = $0; sub(/^[^:]*: *"/, "", n);'
-    ' sub(/".*/, "", n) }} /"encryptedKey":/ && n == p {{ k = $0;'
-    ' sub(/^[^:]*: *"/, "", k); sub(/".*/, "", k); print k; exit }}\' {config} > "$d/jwe";'
-    ' if ! [ -s "$d/jwe" ]; then echo "no encrypted key of provisioner "{provisioner}" in "{config} >&2;'
-    " exit 1; fi;"
-    ' {step} crypto jwe decrypt --password-file {password} < "$d/jwe" > "$d/key";'
-    # Tokens are minted PARALLEL at a time; `w` waits for them and stops at the first failure.
-    ' p=""; w() {{ for j in $p; do wait "$j" || {{ cat "$d"/e.* >&2; exit 1; }}; done; p=""; }};'
-)
-_TOKEN = (
-    " {{ printf '%s %s ' {node} {kind}; {step} ca token {subject} {sans} --provisioner"
-    ' {provisioner} --key "$d/key" --ca-url {url} --root {root} --not-after 5m'
-    ' --cert-not-after {duration}; echo; }} > "$d/t.{index}" 2> "$d/e.{index}" & p="$p $!";'
-)
 PARALLEL = 8
 
 
@@ -113,7 +91,9 @@ def register(state: State, request: TokenRequest) -> None:
     _batch(state).requests[request.host] = request
 
 
-def _values(authority: Authority) -> dict[str, object]:
+def key_values(authority: Authority) -> dict[str, object]:
+    """The values of the provisioner_key macro (templates/macros/provisioner_key.sh.j2): the
+    start of a cert-manager's script that signs tokens with the provisioner's key."""
     path = authority.path
     return {
         "ca_path": path,
@@ -122,41 +102,36 @@ def _values(authority: Authority) -> dict[str, object]:
         "password": f"{path}/secrets/provisioner_password",
         "step": f"{authority.bin_dir}/step",
         "root": f"{path}/certs/root_ca.crt",
+        "url": authority.url,
     }
 
 
-def key_command(authority: Authority) -> str:
-    """The start of a cert-manager's command that signs tokens: once step-ca answers, the
-    provisioner's key decrypted into `$d/key`, in a private tmpfs directory removed however
-    the command ends."""
-    return raw(_KEY, url=authority.url, **_values(authority))
-
-
-def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> str:
+def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> StringCommand:
     """The cert-manager's command printing `<host> <label> <token>` for every item of every
-    request."""
-    values = _values(authority)
-    text = key_command(authority)
+    request (ca-tokens-mint.sh.j2)."""
     jobs = [
-        (request, label, item)
-        for request in requests
-        for label, item in zip(request.labels, request.items, strict=True)
-    ]
-    for index, (request, label, item) in enumerate(jobs, start=1):
-        text += raw(
-            _TOKEN,
-            index=index,
-            node=request.host,
-            kind=label,
-            subject=item.subject,
-            sans=[flag for san in request.sans for flag in ("--san", san)],
-            url=request.ca_url,
-            duration=request.duration,
-            **{**values, "provisioner": item.provisioner or authority.provisioner},
+        {
+            "index": index,
+            "node": request.host,
+            "label": label,
+            "subject": item.subject,
+            "sans": request.sans,
+            "provisioner": item.provisioner or authority.provisioner,
+            "url": request.ca_url,
+            "duration": request.duration,
+        }
+        for index, (request, label, item) in enumerate(
+            (
+                (request, label, item)
+                for request in requests
+                for label, item in zip(request.labels, request.items, strict=True)
+            ),
+            start=1,
         )
-        if index % PARALLEL == 0 or index == len(jobs):
-            text += " w;"
-    return text + ' cat "$d"/t.*'
+    ]
+    return script(
+        "ca-tokens-mint.sh.j2", authority=key_values(authority), jobs=jobs, parallel=PARALLEL
+    )
 
 
 def tokens_for(state: State, authority: Authority, node: str) -> dict[str, str]:

@@ -110,12 +110,15 @@ def test_one_batch_decrypts_the_provisioner_key_once_and_passes_no_secret() -> N
         TokenRequest("client-1", (TokenItem("client", "client-1"),), ("client-1",), "17520h",
                      "https://etcd-k8s-1:9000"),
     ]  # fmt: skip
-    command = mint_command(Authority("https://etcd-k8s-1:9000", "etcd-k8s-1"), requests)
+    minted = mint_command(Authority("https://etcd-k8s-1:9000", "etcd-k8s-1"), requests)
+    command = shlex.split(minted.get_raw_value())[2]  # bash -c <script> <template>
     assert command.count("crypto jwe decrypt") == 1
     assert "--password-file /etc/step-ca/secrets/provisioner_password" in command
     assert command.count(' --key "$d/key"') == 3
     assert "--provisioner-password-file" not in command
-    assert "printf '%s %s ' client-1 0; /opt/bin/step ca token client-1 --san client-1" in command
+    assert (
+        "printf '%s %s ' client-1 0\n    /opt/bin/step ca token client-1 --san client-1" in command
+    )
     # Each token names its profile's provisioner and subject (the authority's by default).
     assert (
         "ca token etcd-k8s-peer --san etcd-k8s-1 --san 10.0.0.1 --provisioner"
@@ -123,8 +126,8 @@ def test_one_batch_decrypts_the_provisioner_key_once_and_passes_no_secret() -> N
     )
     assert "--provisioner etcd-pki-server" in command
     assert "ca token client-1 --san client-1 --provisioner etcd-pki --key" in command
-    assert "--cert-not-after 17520h; echo;" in command
-    assert "trap 'rm -rf \"$d\"' EXIT" in command and "umask 077" in command
+    assert "--cert-not-after 17520h\n    echo\n" in command
+    assert 'rm -rf "$d"\n}\ntrap cleanup EXIT' in command and "umask 077" in command
 
 
 def test_system_account_fact_and_operation() -> None:

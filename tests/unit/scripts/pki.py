@@ -73,7 +73,34 @@ def intermediate_rotate() -> str:
     return _text(command)
 
 
+AUTHORITY = "https://etcd-k8s-1:9000"
+
+
+def tokens_mint() -> str:
+    from etcd_step_pki.operations.tokens import Authority, TokenItem, TokenRequest, mint_command
+
+    peer = TokenItem("peer", "etcd-k8s-peer", "etcd-pki-k8s-peer")
+    requests = [
+        TokenRequest(f"etcd-k8s-{n}", (peer, TokenItem("server", f"etcd-k8s-{n}")),
+                     (f"etcd-k8s-{n}", f"10.0.0.{n}"), "17520h", AUTHORITY)
+        for n in range(1, 6)
+    ]  # fmt: skip
+    return _text(mint_command(Authority(AUTHORITY, "etcd-k8s-1"), requests))
+
+
+def revoke() -> str:
+    from etcd_step_pki.operations.revocation import revoke_command
+    from etcd_step_pki.operations.tokens import Authority
+
+    command = revoke_command(
+        Authority(AUTHORITY, "etcd-k8s-1"), [10, 255], "host removed", "cessationOfOperation"
+    )
+    return _text(command)
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
+    "ca-tokens-mint.sh.j2": tokens_mint,
+    "ca-revoke.sh.j2": revoke,
     "ca-intermediate-rotate.sh.j2": intermediate_rotate,
     "binaries-install.sh.j2": binaries_install,
     "ca-init.sh.j2": ca_init,
