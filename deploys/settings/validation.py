@@ -12,6 +12,7 @@ import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyinfra.api.host import Host
 from pyinfra.api.inventory import Inventory
@@ -45,6 +46,10 @@ from etcd_step_pki.operations.binaries import Artifact
 from etcd_step_pki.operations.ca import Durations
 from etcd_step_pki.operations.monitoring import Thresholds
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+G = TypeVar("G", bound="DataclassInstance")
 GROUPS = ("etcd", "etcd_cert_managers", "etcd_clients", "prometheus")
 PINNED = {"step": STEP_CHECKSUMS, "step-ca": STEP_CA_CHECKSUMS, "etcd": ETCD_CHECKSUMS}
 
@@ -90,47 +95,37 @@ def _node_name(host: Host, groups: tuple[str, ...], raw: HostSettings, cluster: 
     return f"etcd-{cluster}-{index}"
 
 
+def _grouped(group: type[G], raw: HostSettings, prefix: str, /, **derived: Any) -> G:
+    """One of host.py's groups of settings: each field is the setting `<prefix><field>`,
+    unless it is derived otherwise (`derived`), so that no setting is named twice."""
+    values = {
+        item.name: getattr(raw, prefix + item.name)
+        for item in fields(group)
+        if item.name not in derived
+    }
+    return group(**values, **derived)
+
+
 def _etcd(raw: HostSettings) -> Etcd:
-    return Etcd(
+    return _grouped(
+        Etcd,
+        raw,
+        "etcd_",
         artifact=_artifact(raw, "etcd"),
-        install_from=raw.etcd_install_from,
         bin_dir="/usr/bin" if raw.etcd_install_from == "package" else raw.bin_dir,
-        client_port=raw.etcd_client_port,
-        peer_port=raw.etcd_peer_port,
-        metrics_port=raw.etcd_metrics_port,
-        data_root=raw.etcd_data_root,
-        config_dir=raw.etcd_config_dir,
-        tls_min_version=raw.etcd_tls_min_version,
-        cipher_suites=raw.etcd_cipher_suites,
-        compaction_retention=raw.etcd_compaction_retention,
         feature_gates=tuple(sorted(raw.etcd_feature_gates.items())),
-        defrag_min_free_bytes=raw.etcd_defrag_min_free_bytes,
-        snapshot_dir=raw.etcd_snapshot_dir,
-        snapshot_local_dir=raw.etcd_snapshot_local_dir,
     )
 
 
 def _backup(raw: HostSettings, root_record: str) -> Backup:
-    return Backup(
-        bucket=raw.ca_backup_bucket,
-        prefix=raw.ca_backup_prefix.strip("/"),
-        endpoint_url=raw.ca_backup_endpoint_url,
-        region=raw.ca_backup_region,
-        recipient_key=raw.ca_backup_recipient_key,
-        encryption=raw.ca_backup_encryption,
-        kms_key_id=raw.ca_backup_kms_key_id,
-        kms_endpoint_url=raw.ca_backup_kms_endpoint_url,
-        retention_days=raw.ca_backup_retention_days,
-        signer_record=re.sub(r"(\.?root-sha256)?$", "", root_record, count=1)
-        + ".backup-signer.asc",
-    )
+    signer = re.sub(r"(\.?root-sha256)?$", "", root_record, count=1) + ".backup-signer.asc"
+    prefix = raw.ca_backup_prefix.strip("/")
+    return _grouped(Backup, raw, "ca_backup_", prefix=prefix, signer_record=signer)
 
 
 def _thresholds(raw: HostSettings) -> Thresholds:
     """The alert thresholds: each is the setting `alert_<threshold>`."""
-    return Thresholds(
-        **{item.name: getattr(raw, f"alert_{item.name}") for item in fields(Thresholds)}
-    )
+    return _grouped(Thresholds, raw, "alert_")
 
 
 def _run_options(raw: HostSettings) -> RunOptions:
@@ -230,17 +225,9 @@ def settings_for(
         step_path=raw.step_path,
         extra_sans=raw.cert_extra_sans,
         key_type=raw.cert_key_type,
-        renewal=Renewal(
-            enabled=raw.renewal_enabled,
-            on_calendar=raw.renewal_on_calendar,
-            randomized_delay=raw.renewal_randomized_delay,
-            expires_in=raw.renewal_expires_in,
-            metrics_dir=raw.metrics_textfile_dir,
-        ),
+        renewal=_grouped(Renewal, raw, "renewal_", metrics_dir=raw.metrics_textfile_dir),
         etcd=_etcd(raw),
-        cfssl=Cfssl(
-            raw.cfssl_peer_ca, raw.cfssl_client_ca, raw.cfssl_cert_name, raw.cfssl_key_name
-        ),
+        cfssl=_grouped(Cfssl, raw, "cfssl_"),
         backup=_backup(raw, root_record),
         alerting=Alerting(
             config=raw.prometheus_config,
