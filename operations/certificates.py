@@ -21,12 +21,13 @@ from pyinfra.api.state import State
 
 from etcd_step_pki.facts.ca import CAState
 from etcd_step_pki.facts.certificates import NodeCertificates
-from etcd_step_pki.facts.shell import cleanup_on_exit, raw, replace_file, replace_link, script
+from etcd_step_pki.facts.shell import raw, replace_file, replace_link, script
 from etcd_step_pki.operations import Commands, profiles, roots, tokens
 from etcd_step_pki.operations.durations import parse_duration
 from etcd_step_pki.operations.profiles import Profile
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.roots import root_fingerprint
+from etcd_step_pki.templates.scripts import script as run_script
 
 TOKEN_DIR = "/run/etcd-step-pki"
 # `cert_key_type` -> step's `--kty` and `--curve` (RSA keys are 2048 bits).
@@ -338,39 +339,22 @@ def _certificate_command(
 ) -> str:
     """Each certificate made on the node (key included) with its token, read from stdin
     (`<place> <token>` lines, the place of its certificate in `items`) into a 0600 file in
-    the 0700 TOKEN_DIR, removed on exit."""
+    the 0700 TOKEN_DIR, removed on exit (certificates-issue.sh.j2)."""
     kty, curve = KEY_TYPES[issuance.key_type]
     key_flags = ["--kty", kty] + (["--curve", curve] if curve else ["--size", "2048"])
-    parts = [
-        "set -e; umask 077; install -d -m 0700 {tokens}; t=$(mktemp {tokens}/tokens.XXXXXX); "
-        + cleanup_on_exit('rm -f "$t" "$t.err"')
-        + ' cat > "$t"; install -d -m 0755 {ssl_dir};'
-    ]
-    values: dict[str, object] = {"tokens": TOKEN_DIR, "ssl_dir": node.ssl_dir}
-    for index, item in enumerate(items):
-        parts.append(
-            f'STEP_TOKEN="$(sed -n "s/^{index} //p" "$t")"'
-            f" STEPPATH={{step_path}} {{step}} ca certificate {{subject{index}}} {{crt{index}}}.new"
-            f" {{key{index}}}.new {{key_flags}} --not-after {{duration}}"
-            ' --ca-url {url} --root {root} --force >/dev/null 2>"$t.err"'
-            ' || {{ cat "$t.err" >&2; exit 1; }};'
-            f" chown {{user}}:{{user}} {{crt{index}}}.new {{key{index}}}.new;"
-            f" chmod 0644 {{crt{index}}}.new; chmod 0400 {{key{index}}}.new;"
-            f" mv -f {{key{index}}}.new {{key{index}}}; mv -f {{crt{index}}}.new {{crt{index}}};"
-        )
-        values[f"crt{index}"] = item.crt
-        values[f"key{index}"] = item.key
-        values[f"subject{index}"] = item.common_name
-    values.update(
+    return run_script(
+        "certificates-issue.sh.j2",
+        token_dir=TOKEN_DIR,
+        ssl_dir=node.ssl_dir,
         step_path=node.step_path,
         step=node.step,
+        certificates=[{"subject": i.common_name, "crt": i.crt, "key": i.key} for i in items],
         key_flags=key_flags,
         duration=issuance.duration,
         url=ca_url,
         root=node.root_file,
         user=node.owner,
-    )
-    return script(" ".join(parts), **values).get_raw_value()
+    ).get_raw_value()
 
 
 def _issue(

@@ -98,7 +98,26 @@ def revoke() -> str:
     return _text(command)
 
 
+def certificates_issue() -> str:
+    import shlex
+
+    from etcd_step_pki.operations.certificates import (
+        Certificate,
+        Issuance,
+        StepNode,
+        _certificate_command,
+    )
+
+    items = [
+        Certificate("peer", "etcd-k8s-1", "/etc/etcd/ssl/peer.crt", "/etc/etcd/ssl/peer.key"),
+        Certificate("server", "etcd-k8s-1", "/etc/etcd/ssl/server.crt", "/etc/etcd/ssl/server.key"),
+    ]
+    command = _certificate_command(StepNode(), AUTHORITY, Issuance(key_type="RSA"), items)
+    return shlex.split(command)[2]  # bash -c <script> <template>
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
+    "certificates-issue.sh.j2": certificates_issue,
     "ca-tokens-mint.sh.j2": tokens_mint,
     "ca-revoke.sh.j2": revoke,
     "ca-intermediate-rotate.sh.j2": intermediate_rotate,
