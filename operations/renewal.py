@@ -11,7 +11,7 @@ from pyinfra.api import OperationError, operation
 from pyinfra.facts.files import FindFiles, Sha256File
 
 from etcd_step_pki.facts.certificates import NodeCertificates
-from etcd_step_pki.facts.shell import raw, script
+from etcd_step_pki.facts.shell import raw
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.certificates import (
     BACKDATE,
@@ -21,6 +21,7 @@ from etcd_step_pki.operations.certificates import (
 )
 from etcd_step_pki.operations.durations import parse_duration
 from etcd_step_pki.templates import render
+from etcd_step_pki.templates.scripts import script as run_script
 
 METRICS_SCRIPT = "etcd-pki-renewal-metrics"
 
@@ -130,17 +131,8 @@ def renewed_now(
         host.noop(f"{len(items)} certificate(s) issued after the given time already")
         return
     # The renewal-due condition is lifted for every due unit at once: one reload to apply
-    # the drop-ins, one to drop them, whatever the number of certificates.
-    yield script(
-        'rc=0; for u in {units}; do d="/run/systemd/system/$u.service.d"; install -d "$d";'
-        ' printf "[Service]\\nExecCondition=\\n" > "$d/renew-now.conf"; done;'
-        " systemctl daemon-reload; systemctl start {services} || {{ rc=$?;"
-        ' for u in {units}; do journalctl -u "$u.service" -n 5 --no-pager >&2; done; }};'
-        ' for u in {units}; do rm -rf "/run/systemd/system/$u.service.d"; done;'
-        ' systemctl daemon-reload; exit "$rc"',
-        units=[item.unit for item in due],
-        services=[f"{item.unit}.service" for item in due],
-    )
+    # the drop-ins, one to drop them, whatever the number of certificates (renewal-now.sh.j2).
+    yield run_script("renewal-now.sh.j2", units=[item.unit for item in due])
 
 
 @operation()

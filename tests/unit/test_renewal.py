@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 
 from etcd_step_pki.facts.certificates import NodeCertificates
 from etcd_step_pki.facts.units import Units
@@ -156,13 +157,15 @@ def test_renew_now_starts_every_due_unit_with_two_reloads_in_all() -> None:
     files = {c.crt: {"cert": {"not_before": 0.0}} for c in CERTIFICATES}
     files[CERTIFICATES[0].crt] = {"cert": {"not_before": 5000.0}}  # renewed already
     host = FakeHost({NodeCertificates: {"files": files}})
-    (command,) = raw(run_op(renewed_now, host, CERTIFICATES, node=NODE, issued_before=1000.0))
+    (renew,) = raw(run_op(renewed_now, host, CERTIFICATES, node=NODE, issued_before=1000.0))
+    command = shlex.split(renew)[2]  # bash -c <script> <template>
     assert command.count("systemctl daemon-reload") == 2
     due = [c.unit for c in CERTIFICATES[1:]]
-    assert f"systemctl start {' '.join(u + '.service' for u in due)} ||" in command
+    assert f"units=({' '.join(due)})\n" in command
+    assert 'systemctl start "${units[@]/%/.service}" ||' in command
     assert CERTIFICATES[0].unit not in command
     assert timers(CERTIFICATES)[0] == "step-renew-etcd-k8s-2-peer.timer"
-    assert command.endswith('systemctl daemon-reload; exit "$rc"')
+    assert command.endswith('systemctl daemon-reload\nexit "$rc"\n')
 
 
 def test_the_metrics_helper_quotes_every_value_it_is_given() -> None:

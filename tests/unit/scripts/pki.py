@@ -116,7 +116,23 @@ def certificates_issue() -> str:
     return shlex.split(command)[2]  # bash -c <script> <template>
 
 
+def renewal_now() -> str:
+    from etcd_step_pki.facts.certificates import NodeCertificates
+    from etcd_step_pki.operations.certificates import Certificate, StepNode
+    from etcd_step_pki.operations.renewal import renewed_now
+
+    items = [
+        Certificate(kind, "etcd-k8s-1", f"/etc/etcd/ssl/{kind}.crt", f"/etc/etcd/ssl/{kind}.key")
+        for kind in ("peer", "server")
+    ]
+    files = {item.crt: {"cert": {"not_before": 0.0}} for item in items}
+    host = FakeHost({NodeCertificates: {"files": files}})
+    (command,) = run_op(renewed_now, host, items, node=StepNode(), issued_before=1000.0)
+    return _text(command)
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
+    "renewal-now.sh.j2": renewal_now,
     "certificates-issue.sh.j2": certificates_issue,
     "ca-tokens-mint.sh.j2": tokens_mint,
     "ca-revoke.sh.j2": revoke,
