@@ -132,12 +132,7 @@ def crl_current(path: str, *, crl_url: str, root: str) -> Commands:
     stops (etcd refuses every connection while its CRL file is missing).
     """
     found = host.get_fact(RevocationLists, path=path, crl_url=crl_url, root=root)
-    fetch, place = crl_fetch(crl_url, root, path, work=f"{path}.fetched")
-    command = StringCommand(
-        "{ "
-        + " && ".join([*fetch, *place])
-        + raw("; }}; rc=$?; rm -f {w}; exit $rc", w=f"{path}.fetched")
-    )
+    command = script("crl-fetch.sh.j2", url=crl_url, root=root, path=path)
     if found["ca"] is None:
         if found["local"] is not None:
             host.noop(f"the CA's CRL cannot be read now: {path} stays as it is")

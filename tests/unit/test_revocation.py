@@ -96,13 +96,11 @@ def test_a_members_copy_of_the_crl_is_fetched_when_it_lists_otherwise_than_the_c
         return FakeHost({RevocationLists: {"local": local, "ca": ca}})
 
     args = {"crl_url": "https://ca.test:9000/1.0/crl", "root": "/ssl/root_ca.crt"}
-    (fetch,) = raw(run_op(crl_current, lists({1}, {1, 2}), "/ssl/ca.crl", **args))
-    assert (
-        "curl -sf --max-time 20 --retry 2 --cacert /ssl/root_ca.crt -o /ssl/ca.crl.fetched" in fetch
-    )
-    assert (
-        "/bin/mv -f /ssl/ca.crl.new /ssl/ca.crl" in fetch and "rm -f /ssl/ca.crl.fetched" in fetch
-    )
+    (command,) = raw(run_op(crl_current, lists({1}, {1, 2}), "/ssl/ca.crl", **args))
+    fetch = shlex.split(command)[2]  # bash -c <script> <template>
+    assert "work=/ssl/ca.crl.fetched\nnew=/ssl/ca.crl.new\n" in fetch
+    assert 'curl -sf --max-time 20 --retry 2 --cacert /ssl/root_ca.crt -o "$work"' in fetch
+    assert '/bin/mv -f "$new" /ssl/ca.crl' in fetch and 'rm -f "$work"' in fetch
     assert raw(run_op(crl_current, lists(set(), set()), "/ssl/ca.crl", **args)) == []
     # The CA away: a copy stays as it is; no copy at all stops the run (etcd would refuse all).
     assert raw(run_op(crl_current, lists({1}, None), "/ssl/ca.crl", **args)) == []

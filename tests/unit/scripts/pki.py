@@ -74,6 +74,7 @@ def intermediate_rotate() -> str:
 
 
 AUTHORITY = "https://etcd-k8s-1:9000"
+ROOT = "/etc/etcd/ssl/root_ca.crt"
 
 
 def tokens_mint() -> str:
@@ -131,7 +132,18 @@ def renewal_now() -> str:
     return _text(command)
 
 
+def crl_fetch() -> str:
+    from etcd_step_pki.facts.revocation import RevocationLists
+    from etcd_step_pki.operations.revocation import crl_current
+
+    host = FakeHost({RevocationLists: {"local": {1}, "ca": {1, 2}}})
+    url = f"{AUTHORITY}/1.0/crl"
+    (command,) = run_op(crl_current, host, "/etc/etcd/ssl/ca.crl", crl_url=url, root=ROOT)
+    return _text(command)
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
+    "crl-fetch.sh.j2": crl_fetch,
     "renewal-now.sh.j2": renewal_now,
     "certificates-issue.sh.j2": certificates_issue,
     "ca-tokens-mint.sh.j2": tokens_mint,
