@@ -12,22 +12,17 @@ import time
 from dataclasses import dataclass
 
 from pyinfra import host
-from pyinfra.api import OperationError, operation
+from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
 from etcd_step_pki.facts.ca import CAFiles
 from etcd_step_pki.facts.paths import FileText
-from etcd_step_pki.facts.shell import cleanup_on_exit, raw, replace_file, script
+from etcd_step_pki.facts.shell import raw, replace_file
 from etcd_step_pki.operations import Commands
-from etcd_step_pki.operations.ca_backup import (
-    CHECK_STATE,
-    UNPACK,
-    WORK,
-    Fetched,
-    staged,
-    unpack_script,
-)
+from etcd_step_pki.operations.ca_backup import WORK
+from etcd_step_pki.operations.ca_restore import Fetched, staged
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.templates.scripts import script
 
 DRILL_DIR = "/run/etcd-step-pki/drill"  # tmpfs: the CA's keys never reach a disk here
 UNIT = "etcd-pki-drill"
@@ -49,55 +44,6 @@ class DrillPlan:
     @property
     def step(self) -> str:
         return f"{self.bin_dir}/step"
-
-
-# The drill after the restored state is in "$n": its own paths and port, a step-ca of its own
-# (a transient unit, read-only system), until it answers; then the proofs. Prints
-# `ready <milliseconds since t0>` once step-ca answers.
-_SERVE_AND_PROVE = (
-    ' sed -i -e "s#{ca_path}/#$n/#g" -e \'s#"address": *":[0-9]*"#"address": "127.0.0.1:{port}"#\''
-    ' "$n/config/ca.json";'
-    " systemd-run --quiet --unit {unit} --collect -p PrivateTmp=yes -p NoNewPrivileges=yes"
-    ' -p ProtectSystem=strict -p ProtectHome=yes -p ReadWritePaths="$D"'
-    ' {step_ca} "$n/config/ca.json" --password-file "$n/secrets/password";'
-    ' export STEPPATH="$n"; u=https://127.0.0.1:{port}; r="$n/certs/root_ca.crt"; i=0;'
-    ' until {step} ca health --ca-url "$u" --root "$r" >/dev/null 2>&1; do i=$((i+1));'
-    ' if [ "$i" -ge 120 ]; then echo "the restored CA does not answer:" >&2;'
-    " journalctl -u {unit} -n 20 --no-pager -o cat >&2; exit 1; fi; sleep 0.5; done;"
-    ' echo "ready $(( ($(date +%s%N) - t0) / 1000000 ))";'
-    # A new certificate: issued, chained to the live root, renewed (a new serial).
-    ' t="$({step} ca token drill-proof --san drill-proof --provisioner {provisioner}'
-    ' --provisioner-password-file "$n/secrets/provisioner_password" --ca-url "$u" --root "$r"'
-    ' 2>"$D/err")" || {{ cat "$D/err" >&2; exit 1; }};'
-    ' STEP_TOKEN="$t" {step} ca certificate drill-proof "$D/c.crt" "$D/c.key" --not-after 1h'
-    ' --ca-url "$u" --root "$r" --force >/dev/null 2>"$D/err" || {{ cat "$D/err" >&2; exit 1; }};'
-    ' renewed() {{ s=$(openssl x509 -in "$1" -noout -serial);'
-    ' {step} ca renew --force --ca-url "$u" --root "$r" "$1" "$2" >/dev/null 2>"$D/err" ||'
-    ' {{ echo "renewing $3 through the restored CA failed:" >&2; cat "$D/err" >&2; exit 1; }};'
-    ' {step} certificate verify "$1" --roots {live_root} >/dev/null 2>"$D/err" ||'
-    ' {{ echo "$3 does not chain to the live root:" >&2; cat "$D/err" >&2; exit 1; }};'
-    ' [ "$s" != "$(openssl x509 -in "$1" -noout -serial)" ] ||'
-    ' {{ echo "$3 renewed with the same serial" >&2; exit 1; }}; }};'
-    ' renewed "$D/c.crt" "$D/c.key" "a new certificate";'
-    # A copy of a live certificate, renewed over mTLS with its own key (the copies go with $D).
-    ' cp {live_crt} "$D/m.crt"; cp {live_key} "$D/m.key";'
-    ' renewed "$D/m.crt" "$D/m.key" "a copy of "{live_crt}; echo proven'
-)
-
-_HEAD = (
-    'set -e; umask 077; w={work}; D={dir}; n="$D/ca";'
-    + cleanup_on_exit(
-        # Each step may fail (nothing to stop) without skipping the next: set -e holds here.
-        "systemctl stop {unit} 2>/dev/null || true; systemctl reset-failed {unit} 2>/dev/null"
-        ' || true; rm -rf "$w" "$D"'
-    )
-    + ' rm -rf "$D"; install -d -m 0700 "$D"; t0=$(date +%s%N);'
-)
-
-# From the replica: a copy of the CA state this host keeps (its step-ca stopped: consistent).
-_FROM_REPLICA = _HEAD + ' cp -a {ca_path} "$n";' + CHECK_STATE + _SERVE_AND_PROVE
-# From S3: the staged backup verified, decrypted and checked into "$n", as a restore does.
-_FROM_BACKUP = _HEAD + UNPACK + _SERVE_AND_PROVE
 
 
 @operation()
@@ -133,6 +79,28 @@ def _last(text: str | None) -> dict[str, object]:
     return found if isinstance(found, dict) else {}
 
 
+def drill_script(plan: DrillPlan, encryption: str | None) -> StringCommand:
+    """The drill's script: from the replica (`encryption` None), or from the staged backup
+    encrypted with `encryption` (gpg, kms)."""
+    return script(
+        "ca-drill.sh.j2",
+        source="replica" if encryption is None else "backup",
+        encryption=encryption or "",
+        work=WORK,
+        dir=DRILL_DIR,
+        unit=UNIT,
+        ca_path=plan.ca_path,
+        port=plan.port,
+        step=plan.step,
+        step_ca=f"{plan.bin_dir}/step-ca",
+        provisioner=plan.provisioner,
+        live_root=plan.live_root,
+        live_crt=plan.live_certificate[0],
+        live_key=plan.live_certificate[1],
+        expect_root=plan.expect_root,
+    )
+
+
 def _drill(
     state: State, host: Remote, plan: DrillPlan, source: str, backup: Fetched | None
 ) -> bool:
@@ -144,23 +112,9 @@ def _drill(
         secret = staged(host, backup)
         if secret is None:
             return False
-    values = {
-        "work": WORK,
-        "dir": DRILL_DIR,
-        "unit": UNIT,
-        "ca_path": plan.ca_path,
-        "port": plan.port,
-        "step": plan.step,
-        "step_ca": f"{plan.bin_dir}/step-ca",
-        "provisioner": plan.provisioner,
-        "live_root": plan.live_root,
-        "live_crt": plan.live_certificate[0],
-        "live_key": plan.live_certificate[1],
-        "expect_root": plan.expect_root,
-    }
-    template = _FROM_REPLICA if backup is None else unpack_script(_FROM_BACKUP, backup.encryption)
+    command = drill_script(plan, None if backup is None else backup.encryption)
     staging = time.monotonic() - started
-    ok, out = host.run(script(template, **values), stdin=secret)
+    ok, out = host.run(command, stdin=secret)
     if not ok:
         return host.fail(
             f"the drill from {source} failed (nothing live was touched; its files are removed):"

@@ -11,15 +11,9 @@ from etcd_step_pki.deploys.components.ca import install_step_ca, keep_step_ca_st
 from etcd_step_pki.deploys.settings import Settings, SettingsError, load_settings
 from etcd_step_pki.facts.paths import FileText
 from etcd_step_pki.operations import ca
-from etcd_step_pki.operations.ca_backup import (
-    RESTORE_MARKER,
-    Kms,
-    Store,
-    backed_up,
-    backup_signing_key,
-    recorded,
-    restored_from_s3,
-)
+from etcd_step_pki.operations.backup_store import Kms, Store
+from etcd_step_pki.operations.ca_backup import backed_up, backup_signing_key
+from etcd_step_pki.operations.ca_restore import RESTORE_MARKER, recorded, restored_from_s3
 from etcd_step_pki.operations.replication import replicated
 
 

@@ -9,7 +9,7 @@ from pyinfra.api.operation import OperationMeta
 from etcd_step_pki.deploys.components import arguments, component
 from etcd_step_pki.deploys.components.ca_backup import key_file, kms_of, signer_key_of, store_of
 from etcd_step_pki.deploys.settings import Settings, SettingsError, load_settings, time_setting
-from etcd_step_pki.operations.ca_backup import fetched
+from etcd_step_pki.operations.ca_restore import fetched
 from etcd_step_pki.operations.drill import DrillPlan, drilled
 
 DEFAULT_PORT = 9443

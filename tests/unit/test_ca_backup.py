@@ -5,20 +5,23 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import subprocess
+from collections.abc import Callable
 
 import boto3
 import pytest
 from moto import mock_aws
 from pyinfra.api import OperationError
 
-from etcd_step_pki.operations.ca_backup import (
+import tests.unit.scripts.backups as scripts
+from etcd_step_pki.operations.backup_store import (
     DATA_KEY,
     Kms,
     Store,
-    _data_key,
-    _expire,
+    expire,
     fetch_backup,
     fetch_data_key,
+    new_data_key,
     state_digest,
     unwrapped,
 )
@@ -70,7 +73,7 @@ def test_retention_deletes_old_backups_but_never_the_kept_one(bucket) -> None:
     for name in ("old", "kept"):
         _put(bucket, f"step-ca/2026/01/{name}.tar.gz.gpg", b"x")
     future = dt.datetime.now(dt.UTC) + dt.timedelta(days=40)
-    assert _expire(STORE, keep="step-ca/2026/01/kept.tar.gz.gpg", days=30, now=future) == 1
+    assert expire(STORE, keep="step-ca/2026/01/kept.tar.gz.gpg", days=30, now=future) == 1
     left = {o["Key"] for o in bucket.list_objects_v2(Bucket="backups")["Contents"]}
     assert left == {"step-ca/2026/01/kept.tar.gz.gpg", "step-ca/2026/01/kept.tar.gz.gpg.sha256"}
 
@@ -82,7 +85,7 @@ def test_a_kms_data_key_unwraps_only_with_its_key_and_for_its_backup(bucket) -> 
     kms = Kms(mine["KeyId"], None, "us-east-1")
     assert kms.arn() == mine["Arn"]
     key = "step-ca/2026/12/ca-backup-x.tar.gz.gpg"
-    secret, wrapped, arn = _data_key(kms, key)
+    secret, wrapped, arn = new_data_key(kms, key)
     assert arn == mine["Arn"] and len(base64.b64decode(secret)) == 32
     assert base64.b64decode(secret) not in wrapped
     assert unwrapped(kms, key, wrapped) == secret
@@ -110,3 +113,30 @@ def test_a_kms_restore_is_refused_before_any_change_when_the_backup_does_not_fit
         fetch_data_key(STORE, key, kms, meta)
     bucket.put_object(Bucket="backups", Key=f"{key}{DATA_KEY}", Body=b"wrapped")
     assert fetch_data_key(STORE, key, kms, meta) == b"wrapped"
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda: scripts.backup_pack("kms"),
+        lambda: scripts.restore("kms"),
+        lambda: scripts.restore("gpg", expect_root=""),
+    ],
+    ids=["pack-kms", "restore-kms", "restore-any-root"],
+)
+def test_the_other_branches_of_the_scripts_pass_shellcheck(render: Callable[[], str]) -> None:
+    """The branches the shared samples (tests/unit/scripts/backups.py) do not render."""
+    text = render()
+    checked = subprocess.run(
+        ["shellcheck", "--shell=bash", "--severity=style", "-"], input=text, text=True, check=False
+    )
+    assert checked.returncode == 0
+
+
+def test_secrets_reach_the_scripts_on_stdin_only() -> None:
+    """The recipient key, the data key and the private key are read from standard input (or
+    its file in the work directory): no rendered script holds one."""
+    assert 'cat >"$w/dk"' in scripts.backup_pack("kms")
+    assert "g --import 2>" in scripts.backup_pack("gpg")
+    assert 'cat >"$w/dk"' in scripts.restore("kms")
+    assert "g --import 2>/dev/null" in scripts.restore("gpg")

@@ -1,4 +1,4 @@
-"""The drill's shell scripts are valid sh with every value quoted, and its record is read
+"""The drill's shell scripts are valid bash with every value quoted, and its record is read
 leniently (a damaged record means: no drill succeeded yet)."""
 
 from __future__ import annotations
@@ -7,42 +7,28 @@ import subprocess
 
 import pytest
 
-from etcd_step_pki.facts.shell import script
-from etcd_step_pki.operations.ca_backup import WORK, unpack_script
-from etcd_step_pki.operations.drill import _FROM_BACKUP, _FROM_REPLICA, DRILL_DIR, UNIT, _last
-
-VALUES = {
-    "work": WORK,
-    "dir": DRILL_DIR,
-    "unit": UNIT,
-    "ca_path": "/etc/step-ca",
-    "port": 9443,
-    "step": "/opt/bin/step",
-    "step_ca": "/opt/bin/step-ca",
-    "provisioner": "etcd-pki",
-    "live_root": "/etc/etcd/ssl/root_ca.crt",
-    "live_crt": "/etc/etcd/ssl/etcd-k8s-2-peer.crt",
-    "live_key": "/etc/etcd/ssl/etcd-k8s-2-peer.key",
-    "expect_root": "ab" * 32,
-}
+from etcd_step_pki.operations.drill import UNIT, _last
+from tests.unit.scripts.backups import drill_from
 
 
-@pytest.mark.parametrize(
-    "template",
-    [_FROM_REPLICA, unpack_script(_FROM_BACKUP, "gpg"), unpack_script(_FROM_BACKUP, "kms")],
-    ids=["replica", "s3-gpg", "s3-kms"],
-)
-def test_drill_scripts_are_valid_sh_and_clean_up_on_exit(template: str) -> None:
-    text = script(template, **VALUES).get_raw_value()
-    assert subprocess.run(["sh", "-n", "-c", text], check=False).returncode == 0
-    assert text.index("trap '") < text.index("install -d -m 0700")  # cleanup armed first
-    # Every cleanup step runs, whatever the one before it returned (set -e holds in traps).
-    assert f"systemctl stop {UNIT} 2>/dev/null || true;" in text and 'rm -rf "$w" "$D"' in text
+@pytest.mark.parametrize("encryption", [None, "gpg", "kms"], ids=["replica", "s3-gpg", "s3-kms"])
+def test_drill_scripts_are_valid_and_clean_up_on_exit(encryption: str | None) -> None:
+    text = drill_from(encryption)
+    assert subprocess.run(["bash", "-n", "-c", text], check=False).returncode == 0
+    checked = subprocess.run(
+        ["shellcheck", "--shell=bash", "--severity=style", "-"], input=text, text=True, check=False
+    )
+    assert checked.returncode == 0
+    assert text.index("trap cleanup EXIT") < text.index("install -d -m 0700")  # armed first
+    # Every cleanup step runs, whatever the one before it returned.
+    assert 'systemctl stop "$unit" 2>/dev/null || true\n' in text and 'rm -rf "$w" "$D"' in text
+    assert f"unit={UNIT}\n" in text
     # The drill's step-ca listens on loopback only, on its own port.
-    assert '"address": "127.0.0.1:9443"' in text
-    # The live state is named only as the replica's source and in the copy's rewritten paths.
-    rest = text.replace('cp -a /etc/step-ca "$n"', "").replace("s#/etc/step-ca/#", "")
-    assert "/etc/step-ca" not in rest
+    assert "address=127.0.0.1:9443\n" in text and '"address": "\'"$address"\'"' in text
+    # The live state is named only as the replica's source, whose paths the copy rewrites.
+    assert text.count("/etc/step-ca") == 1 and "live=/etc/step-ca\n" in text
+    assert 'sed -i -e "s#$live/#$n/#g"' in text
+    assert ('cp -a "$live" "$n"' in text) == (encryption is None)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pyinfra.api import StringCommand
 
-from etcd_step_pki.operations import replication
+from etcd_step_pki.operations import ca_backup, ca_restore, drill, replication
 from etcd_step_pki.templates import render
 
 _ETCDCTL = [
@@ -71,6 +71,37 @@ def transfer_unpack() -> str:
     return _script(replication.unpack(replication.TRANSFER, "0" * 64, "/etc/step-ca", "a" * 64))
 
 
+def backup_signing_key() -> str:
+    return render(
+        "ca-backup-signing-key.sh.j2",
+        key="/etc/step-ca/secrets/backup_signing_key",
+        uid="etcd-step-pki CA backups (etcd-k8s)",
+    )
+
+
+def backup_pack(encryption: str = "gpg") -> str:
+    return _script(ca_backup._pack(encryption, "/etc/step-ca"))
+
+
+def restore(encryption: str = "gpg", expect_root: str = "ab" * 32) -> str:
+    return _script(ca_restore.restore_script("/etc/step-ca", encryption, expect_root))
+
+
+PLAN = drill.DrillPlan(
+    ca_path="/etc/step-ca",
+    port=9443,
+    bin_dir="/opt/bin",
+    provisioner="etcd-pki",
+    live_root="/etc/etcd/ssl/root_ca.crt",
+    expect_root="ab" * 32,
+    live_certificate=("/etc/etcd/ssl/etcd-k8s-2-peer.crt", "/etc/etcd/ssl/etcd-k8s-2-peer.key"),
+)
+
+
+def drill_from(encryption: str | None = "gpg") -> str:
+    return _script(drill.drill_script(PLAN, encryption))
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
     "etcd-snapshot-save.sh.j2": snapshot_save,
     "etcd-snapshot-encrypt.sh.j2": snapshot_encrypt,
@@ -78,4 +109,8 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "ca-transfer-keypair.sh.j2": transfer_keypair,
     "ca-transfer-pack.sh.j2": transfer_pack,
     "ca-transfer-unpack.sh.j2": transfer_unpack,
+    "ca-backup-signing-key.sh.j2": backup_signing_key,
+    "ca-backup-pack.sh.j2": backup_pack,
+    "ca-restore.sh.j2": restore,
+    "ca-drill.sh.j2": drill_from,
 }
