@@ -7,7 +7,7 @@ from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
-from etcd_step_pki.facts.shell import script
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 class SystemAccount(FactBase[dict[str, Any]]):
@@ -20,10 +20,8 @@ class SystemAccount(FactBase[dict[str, Any]]):
         return {"user": None, "group": None, "home_owner": None, "dirs": {}}
 
     def command(self, account: str, home: str, dirs: Sequence[str] = ()) -> StringCommand:
-        return script(
-            "echo user $(getent passwd {name} || true); echo group $(getent group {name} || true);"
-            " echo home $(stat -c %U:%G {home} 2>/dev/null || true);"
-            ' for d in {dirs}; do [ ! -d "$d" ] || stat -c "dir %n %U:%G %a" "$d"; done',
+        return run_script(
+            "facts/system-account.sh.j2",
             name=account,
             home=home,
             dirs=list(dirs),

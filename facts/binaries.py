@@ -7,7 +7,7 @@ from typing import Any
 
 from pyinfra.api import FactBase, StringCommand
 
-from etcd_step_pki.facts.shell import script
+from etcd_step_pki.templates.scripts import script as run_script
 
 RELEASES = "/var/lib/etcd-step-pki/releases"  # <binary>: "<version> <size> <mtime>"
 ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -29,14 +29,8 @@ class Binaries(FactBase[dict[str, Any]]):
         return {"arch": None, "machine": None, "versions": {}}
 
     def command(self, bin_dir: str, binaries: list[str]) -> StringCommand:
-        return script(
-            'uname -m; for b in {binaries}; do p={bin_dir}/"$b"; r={releases}/"$b";'
-            ' if [ ! -x "$p" ]; then printf "%s -\\n" "$b";'
-            ' elif [ -f "$r" ] && [ "$(stat -c "%s %Y" "$p")" = "$(cut -d " " -f 2- "$r")" ]; then'
-            ' printf "%s %s\\n" "$b" "$(cut -d " " -f 1 "$r")"; else'
-            ' case "$b" in etcd*) a=--version;; *) a=version;; esac;'
-            ' v=$("$p" "$a" 2>/dev/null);'
-            ' printf "%s %s\\n" "$b" "$(printf "%s" "$v" | head -n 1)"; fi; done',
+        return run_script(
+            "facts/binaries.sh.j2",
             binaries=binaries,
             bin_dir=bin_dir.rstrip("/"),
             releases=RELEASES,

@@ -14,6 +14,7 @@ from pyinfra.api.facts import FactProcessError
 
 from etcd_step_pki.facts.sections import MARK, sections
 from etcd_step_pki.facts.shell import script
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 class CAState(FactBase[dict[str, Any]]):
@@ -26,13 +27,8 @@ class CAState(FactBase[dict[str, Any]]):
         return {"config": None, "root": None, "intermediate": None, "files": {}}
 
     def command(self, path: str) -> StringCommand:
-        return script(
-            "p={path}; m={mark};"
-            ' if [ -f "$p/config/ca.json" ]; then echo "$m"config; cat "$p/config/ca.json"; echo; fi;'
-            " for c in root intermediate; do"
-            ' if [ -f "$p/certs/${{c}}_ca.crt" ]; then echo "$m$c"; cat "$p/certs/${{c}}_ca.crt"; fi;'
-            ' done; echo "$m"files;'
-            ' if [ -d "$p" ]; then find "$p" -maxdepth 2 -printf "%m %u %g %y %p\\n"; fi',
+        return run_script(
+            "facts/ca-state.sh.j2",
             path=path.rstrip("/"),
             mark=MARK,
         )

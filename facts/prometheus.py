@@ -11,7 +11,7 @@ import yaml
 from pyinfra.api import FactBase, StringCommand
 
 from etcd_step_pki.facts.sections import MARK, sections
-from etcd_step_pki.facts.shell import script
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 class PrometheusSetup(FactBase[dict[str, Any]]):
@@ -24,11 +24,8 @@ class PrometheusSetup(FactBase[dict[str, Any]]):
         return {"config": None, "rules_sha256": None, "promtool": False, "active": False}
 
     def command(self, config: str, rules_file: str, service: str) -> StringCommand:
-        return script(
-            "echo {mark}tools; command -v promtool >/dev/null && echo promtool;"
-            " systemctl is-active -q {service} 2>/dev/null && echo active;"
-            " echo {mark}rules; sha256sum {rules} 2>/dev/null | cut -c1-64;"
-            " echo {mark}config; cat {config} 2>/dev/null || true",
+        return run_script(
+            "facts/prometheus-setup.sh.j2",
             mark=MARK,
             service=service,
             rules=rules_file,

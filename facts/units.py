@@ -8,7 +8,7 @@ from typing import Any
 from pyinfra.api import FactBase, StringCommand
 
 from etcd_step_pki.facts.sections import MARK, sections
-from etcd_step_pki.facts.shell import script
+from etcd_step_pki.templates.scripts import script as run_script
 
 PROPERTIES = (
     "Id",
@@ -41,13 +41,8 @@ class Units(FactBase[dict[str, Any]]):
     ) -> StringCommand:
         # One sha256sum, one list-unit-files and one show for all units: a systemctl call
         # per unit costs about 10 ms each on a host.
-        return script(
-            'for u in {units}; do [ -f {directory}/"$u" ] || printf -- \'-  %s\\n\' "$u"; done;'
-            " (cd {directory} 2>/dev/null && sha256sum -- {units} 2>/dev/null) || true;"
-            " echo {mark}enabled;"
-            " systemctl list-unit-files --no-legend --no-pager -- {units} 2>/dev/null || true;"
-            " echo {mark}states;"
-            " systemctl show --no-pager {props} -- {units} 2>/dev/null || true",
+        return run_script(
+            "facts/units.sh.j2",
             units=list(units),
             directory=directory.rstrip("/"),
             mark=MARK,

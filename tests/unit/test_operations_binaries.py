@@ -102,8 +102,9 @@ def test_the_fact_parses_versions_and_missing_binaries() -> None:
         "machine": "aarch64",
         "versions": {"step": "0.30.2", "step-ca": "0.30.2", "etcd": None},
     }
-    command = fact.command("/opt/bin", ["step", "we ird"]).get_raw_value()
-    assert "for b in step 'we ird'" in command
+    # The fact runs a script (`bash -c <script> <template>`): each name one word in it.
+    script = shlex.split(fact.command("/opt/bin", ["step", "we ird"]).get_raw_value())[2]
+    assert "for b in step 'we ird'; do" in script
 
 
 class _Ran:

@@ -7,9 +7,14 @@ from collections.abc import Callable
 
 from pyinfra.api import QuoteString, StringCommand
 
+from etcd_step_pki.facts.accounts import SystemAccount
+from etcd_step_pki.facts.binaries import Binaries
+from etcd_step_pki.facts.ca import CAState
 from etcd_step_pki.facts.certificates import NodeCertificates
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember
+from etcd_step_pki.facts.prometheus import PrometheusSetup
 from etcd_step_pki.facts.revocation import Revocation, RevocationLists
+from etcd_step_pki.facts.units import Units
 from etcd_step_pki.operations.etcd.configuration import learner_start as start_learner
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.etcd.membership import reconfigure, removal
@@ -102,6 +107,27 @@ def revocation_lists() -> str:
     )
 
 
+def binaries() -> str:
+    return text(Binaries().command("/opt/bin", ["etcd", "etcdctl", "step"]))
+
+
+def units() -> str:
+    return text(Units().command(["etcd-k8s-1.service", "etcd-k8s-1-peer-renew.timer"]))
+
+
+def ca_state() -> str:
+    return text(CAState().command("/etc/step-ca"))
+
+
+def prometheus_setup() -> str:
+    rules = "/etc/prometheus/rules/etcd-step-pki.yml"
+    return text(PrometheusSetup().command("/etc/prometheus/prometheus.yml", rules, "prometheus"))
+
+
+def system_account() -> str:
+    return text(SystemAccount().command("etcd", "/var/lib/etcd", ["/var/lib/etcd/k8s"]))
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
     "etcd-v2store-check.sh.j2": v2store,
     "etcd-rolling-restart.sh.j2": rolling_restart,
@@ -114,4 +140,9 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "facts/node-certificates.sh.j2": node_certificates,
     "facts/revocation.sh.j2": revocation,
     "facts/revocation-lists.sh.j2": revocation_lists,
+    "facts/binaries.sh.j2": binaries,
+    "facts/units.sh.j2": units,
+    "facts/ca-state.sh.j2": ca_state,
+    "facts/prometheus-setup.sh.j2": prometheus_setup,
+    "facts/system-account.sh.j2": system_account,
 }
