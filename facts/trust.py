@@ -8,7 +8,7 @@ from typing import Any
 from pyinfra.api import FactBase, StringCommand
 
 from etcd_step_pki.facts.sections import MARK
-from etcd_step_pki.facts.shell import script
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 class TrustFiles(FactBase[dict[str, Any]]):
@@ -19,10 +19,8 @@ class TrustFiles(FactBase[dict[str, Any]]):
         return {}
 
     def command(self, paths: Sequence[str]) -> StringCommand:
-        return script(
-            'for p in {paths}; do if [ -L "$p" ]; then echo {mark}link "$p"; readlink "$p";'
-            ' elif [ -f "$p" ]; then echo {mark}pem "$p"; cat "$p";'
-            ' else echo {mark}missing "$p"; fi; done',
+        return run_script(
+            "facts/trust-files.sh.j2",
             paths=list(paths),
             mark=MARK,
         )

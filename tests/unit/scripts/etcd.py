@@ -14,6 +14,7 @@ from etcd_step_pki.facts.certificates import NodeCertificates
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember
 from etcd_step_pki.facts.prometheus import PrometheusSetup
 from etcd_step_pki.facts.revocation import Revocation, RevocationLists
+from etcd_step_pki.facts.trust import TrustFiles
 from etcd_step_pki.facts.units import Units
 from etcd_step_pki.operations.etcd.configuration import learner_start as start_learner
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
@@ -128,6 +129,10 @@ def system_account() -> str:
     return text(SystemAccount().command("etcd", "/var/lib/etcd", ["/var/lib/etcd/k8s"]))
 
 
+def trust_files() -> str:
+    return text(TrustFiles().command(["/etc/etcd/ssl/peer-ca.crt", "/etc/etcd/ssl/client-ca.crt"]))
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
     "etcd-v2store-check.sh.j2": v2store,
     "etcd-rolling-restart.sh.j2": rolling_restart,
@@ -145,4 +150,5 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "facts/ca-state.sh.j2": ca_state,
     "facts/prometheus-setup.sh.j2": prometheus_setup,
     "facts/system-account.sh.j2": system_account,
+    "facts/trust-files.sh.j2": trust_files,
 }
