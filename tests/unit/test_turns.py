@@ -57,5 +57,10 @@ def test_a_host_not_due_is_not_waited_for() -> None:
     state = _State(_Inventory(hosts), {h: {"op": object()} for h in hosts})
     turns.register(state, "restart", "idle", False)  # type: ignore[arg-type]
     turns.register(state, "restart", "leader", True)  # type: ignore[arg-type]
-    with turns.last_turn_if(state, "restart", hosts[0], lambda: True):  # type: ignore[arg-type]
-        pass
+    entered: list[str] = []
+    # Were "idle" waited for, the leader would wait LAST_WAIT (600 s) before its turn.
+    timeout = gevent.Timeout(2, AssertionError("the leader waited for a host not due"))
+    with timeout, turns.last_turn_if(state, "restart", hosts[0], lambda: True):  # type: ignore[arg-type]
+        entered.append("leader")
+    assert entered == ["leader"]
+    assert turns._of(state, "restart").done == {"leader"}  # type: ignore[arg-type]
