@@ -21,5 +21,5 @@ def executed_by_pyinfra(namespace: dict[str, Any]) -> bool:
     (The paths alone would not tell: `etcd_step_pki/deploys` links to `deploys/`.)"""
     if "__spec__" in namespace or not ctx_state.isset():
         return False
-    running = ctx_state.get().current_exec_filename
+    running = getattr(ctx_state.get(), "current_exec_filename", None)
     return running is not None and running == namespace.get("__file__")

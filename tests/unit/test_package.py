@@ -38,4 +38,5 @@ def test_only_pyinfra_executing_the_file_runs_the_deploy(name: str) -> None:
         assert not executed_by_pyinfra({"__file__": "deploys/other.py"})
     with ctx_state.use(SimpleNamespace(current_exec_filename="my_deploy.py")):
         assert not executed_by_pyinfra(as_executed)
-    assert not executed_by_pyinfra(as_executed)  # no pyinfra run at all
+    with ctx_state.use(None):  # no pyinfra run at all
+        assert not executed_by_pyinfra(as_executed)
