@@ -7,6 +7,7 @@ then `cluster()`) call the function.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pyinfra.context import ctx_state
@@ -23,3 +24,15 @@ def executed_by_pyinfra(namespace: dict[str, Any]) -> bool:
         return False
     running = getattr(ctx_state.get(), "current_exec_filename", None)
     return running is not None and running == namespace.get("__file__")
+
+
+def run_when_executed(namespace: dict[str, Any], deployment: Callable[[], Any]) -> None:
+    """Run a deploy file's @deploy function when pyinfra executes that file.
+
+    Run as a file, its body runs without the deploy's own name layer, so operations read as
+    the deploy file's output always has ("etcd | Rolling restart after a change", not
+    "cluster.py | etcd | ..."): each component is itself a named @deploy with the settings'
+    defaults. Called from an operator's own deploy file, the function keeps its name."""
+    if executed_by_pyinfra(namespace):
+        body: Callable[[], Any] = getattr(deployment, "_inner", deployment)
+        body()

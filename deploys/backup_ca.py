@@ -14,7 +14,7 @@ Daily at 02:00 from the controller, e.g. in root's crontab:
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components import ca_backup
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -25,5 +25,4 @@ def backup_ca() -> None:
     ca_backup.backup_ca()
 
 
-if executed_by_pyinfra(globals()):
-    backup_ca()
+run_when_executed(globals(), backup_ca)

@@ -5,7 +5,7 @@ pyinfra inventories/<environment>.py deploys/ca.py
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.ca import certificate_authority
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -16,5 +16,4 @@ def ca() -> None:
     certificate_authority()
 
 
-if executed_by_pyinfra(globals()):
-    ca()
+run_when_executed(globals(), ca)

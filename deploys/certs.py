@@ -5,7 +5,7 @@ pyinfra inventories/<environment>.py deploys/certs.py
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.certificates import certificates
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -16,5 +16,4 @@ def certs() -> None:
     certificates()
 
 
-if executed_by_pyinfra(globals()):
-    certs()
+run_when_executed(globals(), certs)

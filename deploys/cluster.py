@@ -10,7 +10,7 @@ first, then the clusters one at a time (`--data etcd_cluster=<name>`: that one o
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.ca import certificate_authority
 from etcd_step_pki.deploys.components.certificates import certificates
 from etcd_step_pki.deploys.components.etcd import etcd_cluster
@@ -31,5 +31,4 @@ def cluster() -> None:
     monitoring()
 
 
-if executed_by_pyinfra(globals()):
-    cluster()
+run_when_executed(globals(), cluster)

@@ -19,7 +19,7 @@ ends; the live CA state, step-ca, node certificates and etcd are only read.
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components import drill as drill_component
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -30,5 +30,4 @@ def drill() -> None:
     drill_component.drill()
 
 
-if executed_by_pyinfra(globals()):
-    drill()
+run_when_executed(globals(), drill)

@@ -5,7 +5,7 @@ pyinfra inventories/<environment>.py deploys/etcd_backup.py
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.etcd import snapshot_backup
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -16,5 +16,4 @@ def etcd_backup() -> None:
     snapshot_backup()
 
 
-if executed_by_pyinfra(globals()):
-    etcd_backup()
+run_when_executed(globals(), etcd_backup)

@@ -13,7 +13,7 @@ release and names this deploy.
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.etcd import downgrade_enabled_on_the_cluster, etcd_cluster
 from etcd_step_pki.deploys.settings import DEFAULTS, each_cluster
 
@@ -26,5 +26,4 @@ def etcd_downgrade() -> None:
         etcd_cluster(downgrading=True)
 
 
-if executed_by_pyinfra(globals()):
-    etcd_downgrade()
+run_when_executed(globals(), etcd_downgrade)

@@ -10,7 +10,7 @@ clusters, each in turn (`--data etcd_cluster=<name>`: that one only).
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.etcd import maintenance
 from etcd_step_pki.deploys.settings import DEFAULTS, each_cluster
 
@@ -22,5 +22,4 @@ def etcd_maintenance() -> None:
         maintenance()
 
 
-if executed_by_pyinfra(globals()):
-    etcd_maintenance()
+run_when_executed(globals(), etcd_maintenance)

@@ -6,7 +6,7 @@ pyinfra inventories/<environment>.py deploys/etcd_restore.py
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.etcd import snapshot_restore
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -17,5 +17,4 @@ def etcd_restore() -> None:
     snapshot_restore()
 
 
-if executed_by_pyinfra(globals()):
-    etcd_restore()
+run_when_executed(globals(), etcd_restore)

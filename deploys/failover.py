@@ -10,7 +10,7 @@ and renews. Then make the backup the first cert-manager of the inventory.
 from pyinfra import host, state
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.ca import certificate_authority
 from etcd_step_pki.deploys.components.certificates import certificates
 from etcd_step_pki.deploys.components.ha import check_failover, issuance_works
@@ -28,5 +28,4 @@ def failover() -> None:
         issuance_works(settings, old_primary, [m for m in (started, issued) if m is not None])
 
 
-if executed_by_pyinfra(globals()):
-    failover()
+run_when_executed(globals(), failover)

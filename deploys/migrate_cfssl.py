@@ -16,7 +16,7 @@ clusters on the CA, one at a time: `--data etcd_cluster=<name>`.
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.ca import certificate_authority
 from etcd_step_pki.deploys.components.migration import (
     certificates_phase,
@@ -58,5 +58,4 @@ def migrate_cfssl() -> None:
                 cleanup_phase()
 
 
-if executed_by_pyinfra(globals()):
-    migrate_cfssl()
+run_when_executed(globals(), migrate_cfssl)

@@ -12,7 +12,7 @@ before anything changes, where prometheus.yml does not load `prometheus_rules_fi
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components import monitoring as monitoring_component
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -23,5 +23,4 @@ def monitoring() -> None:
     monitoring_component.monitoring()
 
 
-if executed_by_pyinfra(globals()):
-    monitoring()
+run_when_executed(globals(), monitoring)

@@ -5,7 +5,7 @@ pyinfra inventories/<environment>.py deploys/remove_node.py --data etcd_remove_n
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.etcd import remove_member
 from etcd_step_pki.deploys.components.ha import replicate_ca
 from etcd_step_pki.deploys.settings import DEFAULTS
@@ -19,5 +19,4 @@ def remove_node() -> None:
     replicate_ca()
 
 
-if executed_by_pyinfra(globals()):
-    remove_node()
+run_when_executed(globals(), remove_node)

@@ -11,7 +11,7 @@ TLS connections, without a restart.
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.certificates import renew_now
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -22,5 +22,4 @@ def renew() -> None:
     renew_now()
 
 
-if executed_by_pyinfra(globals()):
-    renew()
+run_when_executed(globals(), renew)

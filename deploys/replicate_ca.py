@@ -5,7 +5,7 @@ pyinfra inventories/<environment>.py deploys/replicate_ca.py
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components import ha
 from etcd_step_pki.deploys.components.ca import certificate_authority
 from etcd_step_pki.deploys.settings import DEFAULTS
@@ -18,5 +18,4 @@ def replicate_ca() -> None:
     ha.replicate_ca()
 
 
-if executed_by_pyinfra(globals()):
-    replicate_ca()
+run_when_executed(globals(), replicate_ca)

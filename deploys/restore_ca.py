@@ -15,7 +15,7 @@ or a backup of another CA changes nothing. The previous state is kept beside the
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components import ca_backup
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -26,5 +26,4 @@ def restore_ca() -> None:
     ca_backup.restore_ca()
 
 
-if executed_by_pyinfra(globals()):
-    restore_ca()
+run_when_executed(globals(), restore_ca)

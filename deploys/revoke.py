@@ -6,7 +6,7 @@ pyinfra inventories/<environment>.py deploys/revoke.py \
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.certificates import revoke_and_reissue
 from etcd_step_pki.deploys.components.ha import replicate_ca
 from etcd_step_pki.deploys.settings import DEFAULTS
@@ -20,5 +20,4 @@ def revoke() -> None:
     replicate_ca()
 
 
-if executed_by_pyinfra(globals()):
-    revoke()
+run_when_executed(globals(), revoke)

@@ -12,7 +12,7 @@ trusting anything. A second run with the same time changes nothing.
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components import rotation
 from etcd_step_pki.deploys.components.certificates import certificates
 from etcd_step_pki.deploys.components.etcd import restart_on_new_certificates
@@ -30,5 +30,4 @@ def rotate_intermediate() -> None:
         restart_on_new_certificates(issued)
 
 
-if executed_by_pyinfra(globals()):
-    rotate_intermediate()
+run_when_executed(globals(), rotate_intermediate)

@@ -9,7 +9,7 @@ status_ca_expiry_days, etcd unhealthy).
 
 from pyinfra.api import deploy
 
-from etcd_step_pki.deploys import executed_by_pyinfra
+from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components import status as status_component
 from etcd_step_pki.deploys.settings import DEFAULTS
 
@@ -20,5 +20,4 @@ def status() -> None:
     status_component.status()
 
 
-if executed_by_pyinfra(globals()):
-    status()
+run_when_executed(globals(), status)
