@@ -6,7 +6,7 @@ import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
@@ -54,43 +54,15 @@ MODES = {
     DATABASE: ("700", "d"),
 }
 
-# A copy of the CA state (replication, backups) is taken with step-ca paused (SIGSTOP), not
-# stopped: the copy is a point-in-time state that bbolt opens like one after a power loss,
-# and no restart writes to the database (a restart would make every later copy differ).
-# One pause at a time on the host (a lock: replications to several backups and a backup to
-# S3 never interleave). step-ca resumes whatever happens to the copying shell: a trap on
-# exit, hang-up (a dropped SSH connection), interrupt and termination, and, should the shell
-# be killed outright, a transient systemd timer that resumes it after PAUSE_LIMIT seconds; a
-# copy that outlasted the limit is refused (it may be torn).
-# Use as PAUSE_STEP_CA + "<copy>" + RESUME_STEP_CA (`$rc` is the copy's status); both are
-# str.format templates,
-# and their shell variables start with `ca_` (callers keep theirs).
-PAUSE_LIMIT = 30
-PAUSE_LOCK = "/run/etcd-step-pki-ca-pause.lock"
-PAUSE_STEP_CA = (
-    f" exec 9>{PAUSE_LOCK}; flock -w 120 9 ||"
-    " {{ echo 'another copy of the CA state holds the lock' >&2; exit 1; }};"
-    " ca_pid=$(systemctl show -p MainPID --value step-ca.service 2>/dev/null || echo 0);"
-    " ca_watchdog=;"
-    ' ca_resume() {{ set +e; [ "$ca_pid" = 0 ] || kill -CONT "$ca_pid" 2>/dev/null;'
-    ' [ -z "$ca_watchdog" ] || systemctl stop "$ca_watchdog.timer" >/dev/null 2>&1;'
-    " ca_watchdog=; }};"
-    " trap 'ca_resume; exit 129' HUP; trap 'ca_resume; exit 130' INT;"
-    " trap 'ca_resume; exit 143' TERM;"
-    ' if [ "$ca_pid" != 0 ]; then ca_watchdog=etcd-step-pki-resume-$$;'
-    f' systemd-run --quiet --unit="$ca_watchdog" --on-active={PAUSE_LIMIT}'
-    ' --timer-property=AccuracySec=1s /bin/kill -CONT "$ca_pid" && kill -STOP "$ca_pid"; fi;'
-    # The copy runs in the background and the shell waits for it: a signal interrupts the
-    # wait and its trap runs at once (a shell runs traps only between commands).
-    " set +e; ("
-)
-RESUME_STEP_CA = (
-    ' ) & ca_copy=$!; wait "$ca_copy"; rc=$?;'
-    ' ca_late=; if [ -n "$ca_watchdog" ] && ! systemctl is-active --quiet "$ca_watchdog.timer";'
-    " then ca_late=1; fi; ca_resume; trap - HUP INT TERM; set -e;"
-    f' [ -z "$ca_late" ] || {{{{ echo "the copy took over {PAUSE_LIMIT}s while step-ca was paused:'
-    ' not used" >&2; exit 1; }}; [ "$rc" = 0 ] || exit "$rc";'
-)
+
+class StepCaPause(NamedTuple):
+    """How a copy of the CA state pauses step-ca (templates/macros/step_ca_paused.sh.j2)."""
+
+    lock: str  # one copy at a time on the host holds it
+    limit: int  # seconds after which step-ca runs again, however the copy ends
+
+
+STEP_CA_PAUSE = StepCaPause(lock="/run/etcd-step-pki-ca-pause.lock", limit=30)
 
 
 def desired_config(

@@ -31,7 +31,7 @@ from etcd_step_pki.operations.backup_store import (
     new_data_key,
     state_digest,
 )
-from etcd_step_pki.operations.ca import BACKUP_SIGNING_KEY, PAUSE_STEP_CA, RESUME_STEP_CA
+from etcd_step_pki.operations.ca import BACKUP_SIGNING_KEY, STEP_CA_PAUSE
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.templates.scripts import script
 
@@ -51,8 +51,7 @@ def _pack(encryption: str, path: str) -> StringCommand:
         path=path,
         signing_key=f"{path}/{BACKUP_SIGNING_KEY}",
         encryption=encryption,
-        pause=PAUSE_STEP_CA.format(),
-        resume=RESUME_STEP_CA.format(),
+        pause=STEP_CA_PAUSE,
     )
 
 

@@ -17,9 +17,9 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 
 from etcd_step_pki.facts.prometheus import PrometheusSetup, loads_rules
-from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.templates.scripts import script
 
 DAY = 86400
 GROUP = "etcd-step-pki"
@@ -320,13 +320,4 @@ def alert_rules_installed(text: str, *, path: str, config: str, service: str) ->
     if found["rules_sha256"] == hashlib.sha256(text.encode()).hexdigest():
         host.noop(f"{path} holds these rules")
         return
-    yield script(
-        "umask 022; printf %s {text} > {new};"
-        " promtool check rules {new} >&2 || {{ rm -f {new}; exit 1; }};"
-        " chmod 0644 {new} && mv -f {new} {path};"
-        " if systemctl is-active -q {service}; then systemctl reload {service}; fi",
-        text=text,
-        new=f"{path}.new",
-        path=path,
-        service=service,
-    )
+    yield script("prometheus-rules-install.sh.j2", text=text, path=path, service=service)

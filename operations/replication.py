@@ -5,7 +5,7 @@ GnuPG (authenticated encryption: a ciphertext modified on its way does not decry
 pair that the backup makes for this one transfer in a private directory under /run and
 removes after it. The controller carries only the public key and the ciphertext, in memory;
 the backup checks the transfer's SHA-256 and the root's fingerprint before it swaps the new
-state in. step-ca on the primary is paused for the copy (see `operations.ca.PAUSE_STEP_CA`);
+state in. step-ca on the primary is paused for the copy (see `templates/macros/step_ca_paused.sh.j2`);
 the backup's step-ca stays stopped.
 """
 
@@ -19,7 +19,7 @@ from pyinfra.api.state import State
 
 from etcd_step_pki.facts.ca import CAFiles, CAState
 from etcd_step_pki.operations import Commands
-from etcd_step_pki.operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
+from etcd_step_pki.operations.ca import STEP_CA_PAUSE
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.roots import PinnedRoot, refuse_other, root_fingerprint
 from etcd_step_pki.templates.scripts import script
@@ -38,8 +38,7 @@ def pack(directory: str, path: str) -> StringCommand:
         "ca-transfer-pack.sh.j2",
         directory=directory,
         path=path,
-        pause=PAUSE_STEP_CA.format(),
-        resume=RESUME_STEP_CA.format(),
+        pause=STEP_CA_PAUSE,
     )
 
 

@@ -24,3 +24,9 @@ _environment.filters["sh"] = lambda value: shlex.quote(str(value))
 def render(template: str, **values: object) -> str:
     """The text of `template` (e.g. `step-renew.service.j2`) with `values`."""
     return _environment.get_template(template).render(**values)
+
+
+def render_text(source: str, **values: object) -> str:
+    """Template text of one's own (it may import the macros) with `values`: what a test runs
+    of a macro alone."""
+    return _environment.from_string(source).render(**values)

@@ -437,10 +437,18 @@ def test_complete_disaster_rebuilds_from_backups(
 
 
 def _paused_copy(seconds: int) -> str:
-    """The pause that replication and backups take around their copy, with a slow copy."""
-    from etcd_step_pki.operations.ca import PAUSE_STEP_CA, RESUME_STEP_CA
+    """The pause that replication and backups take around their copy, with a slow copy: a
+    `bash -c` command line."""
+    from etcd_step_pki.operations.ca import STEP_CA_PAUSE
+    from etcd_step_pki.templates import render_text
 
-    return (PAUSE_STEP_CA + f" sleep {seconds}" + RESUME_STEP_CA).format()
+    copy = render_text(
+        '{% from "macros/step_ca_paused.sh.j2" import step_ca_paused %}'
+        "{% call step_ca_paused(pause.lock, pause.limit) %}sleep {{ seconds }}{% endcall %}",
+        pause=STEP_CA_PAUSE,
+        seconds=seconds,
+    )
+    return f"bash -c {shlex.quote(copy)}"
 
 
 def _step_ca_state(scenario: Scenario) -> str:
@@ -465,7 +473,7 @@ def test_step_ca_resumes_whatever_happens_to_the_copy(ha_hosts: Scenario) -> Non
     when nothing of the shell can run any more."""
     import paramiko
 
-    from etcd_step_pki.operations.ca import PAUSE_LIMIT
+    from etcd_step_pki.operations.ca import STEP_CA_PAUSE
 
     # The SSH session of the copy drops: step-ca runs again, at the latest by the watchdog.
     client = paramiko.SSHClient()
@@ -476,10 +484,10 @@ def test_step_ca_resumes_whatever_happens_to_the_copy(ha_hosts: Scenario) -> Non
     _wait_state(ha_hosts, "T", 10)
     client.get_transport().sock.close()  # type: ignore[union-attr]
     client.close()
-    assert _wait_state(ha_hosts, "SR", PAUSE_LIMIT + 10) <= PAUSE_LIMIT + 10
+    assert _wait_state(ha_hosts, "SR", STEP_CA_PAUSE.limit + 10) <= STEP_CA_PAUSE.limit + 10
     docker_exec(ha_hosts, PRIMARY, "pkill -KILL -f 'sleep 300'", check=False)
     # The copying shell is terminated: its trap resumes step-ca at once.
-    start = f"setsid sh -c {shlex.quote(_paused_copy(300))} >/dev/null 2>&1 & echo $! > /tmp/p"
+    start = f"setsid {_paused_copy(300)} >/dev/null 2>&1 & echo $! > /tmp/p"
     docker_exec(ha_hosts, PRIMARY, start)
     _wait_state(ha_hosts, "T", 10)
     docker_exec(ha_hosts, PRIMARY, "kill -TERM $(cat /tmp/p)")
@@ -490,7 +498,7 @@ def test_step_ca_resumes_whatever_happens_to_the_copy(ha_hosts: Scenario) -> Non
     _wait_state(ha_hosts, "T", 10)
     docker_exec(ha_hosts, PRIMARY, "kill -KILL $(cat /tmp/p); pkill -KILL -f 'sleep 300'",
                 check=False)  # fmt: skip
-    assert _wait_state(ha_hosts, "SR", PAUSE_LIMIT + 10) <= PAUSE_LIMIT + 10
+    assert _wait_state(ha_hosts, "SR", STEP_CA_PAUSE.limit + 10) <= STEP_CA_PAUSE.limit + 10
     # Two copies at once take turns: the second waits for the first one's lock.
     first = subprocess.Popen(["docker", "exec", ha_hosts.container(PRIMARY), "sh", "-c",
                               _paused_copy(4)])  # fmt: skip
