@@ -14,6 +14,7 @@ from pyinfra.api.facts import FactProcessError
 
 from etcd_step_pki.facts.sections import MARK, sections
 from etcd_step_pki.facts.shell import script
+from etcd_step_pki.templates import url_host
 from etcd_step_pki.templates.scripts import script as run_script
 
 
@@ -65,14 +66,12 @@ class CAHealth(FactBase[dict[str, Any]]):
     def command(
         self, ca_name: str, port: int, root: str, address: str | None = "127.0.0.1"
     ) -> StringCommand:
-        resolve = ["--resolve", f"{ca_name}:{port}:{address}"] if address else []
+        resolve = ["--resolve", f"{ca_name}:{port}:{url_host(address)}"] if address else []
         return script(
-            "curl -sS --max-time 5 --cacert {root} {resolve}"
-            " https://{name}:{port}/health 2>&1 || true",
+            "curl -sS --max-time 5 --cacert {root} {resolve} {url} 2>&1 || true",
             root=root,
             resolve=resolve,
-            name=ca_name,
-            port=port,
+            url=f"https://{url_host(ca_name)}:{port}/health",
         )
 
     def process(self, output: list[str]) -> dict[str, Any]:

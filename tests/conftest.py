@@ -8,6 +8,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.harness import artifacts
 from tests.harness.hosts import (
@@ -19,6 +20,12 @@ from tests.harness.hosts import (
 from tests.harness.s3 import BUCKET, GpgKey, boto_args, make_gpg_key, s3_server
 
 SUBNET = "172.28.61.0/24"
+
+# In CI the property tests draw the same examples every run: a failure there is one that a
+# developer can run again, not a new draw (locally each run draws new examples).
+hypothesis_settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

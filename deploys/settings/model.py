@@ -35,6 +35,7 @@ from etcd_step_pki.deploys.settings.values import (
     KeyType,
     Line,
     NamePattern,
+    ObjectPrefix,
     Percent,
     Port,
     Positive,
@@ -143,7 +144,7 @@ class HostSettings(RunOptions):
     artifact_mirror_url: HttpUrl | None = setting(
         None, "HTTP(S) base URL of a mirror holding the release files under upstream's names"
     )
-    artifact_dir: str | None = setting(
+    artifact_dir: Line | None = setting(
         None, "directory on the controller holding the release files"
     )
     bin_dir: AbsolutePath = setting("/opt/bin", "where step, step-ca and etcd are installed")
@@ -203,7 +204,7 @@ class HostSettings(RunOptions):
         shown="`87600h` (10 years, as `step ca init`)",
     )
     ca_backup_bucket: Line | None = setting(None, "S3 bucket of CA backups")
-    ca_backup_prefix: str = setting(
+    ca_backup_prefix: ObjectPrefix = setting(
         "step-ca",
         "key prefix: `<prefix>/<YYYY>/<MM>/ca-backup-<time>.tar.gz.gpg`, `<prefix>/latest`",
     )

@@ -7,9 +7,9 @@ deploys'.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
 from etcd_step_pki.deploys.settings.values import (
     CertKind,
@@ -24,6 +24,7 @@ from etcd_step_pki.deploys.settings.values import (
     _between,
     _kinds,
     per_run,
+    refuse_control_characters,
     setting,
 )
 
@@ -32,6 +33,12 @@ class RunOptions(BaseModel):
     """The per-run settings, strict and frozen as the host's other settings."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def no_control_characters(cls, data: Any) -> Any:
+        """No value of any setting, whatever its kind, can end a line where it lands."""
+        return refuse_control_characters(data)
 
     renew_before: IsoTime | None = per_run(
         "renew now the certificates issued before this ISO 8601 time (with a time zone)"

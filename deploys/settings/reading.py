@@ -126,6 +126,8 @@ def own_ports(host: Host, raw: HostSettings) -> None:
             port = getattr(mine, setting)
             if port is None:
                 continue
+            if port in taken and not raw.etcd_clusters:
+                raise invalid(host.name, setting, f"{port} is also {taken[port]}")
             if port in taken:
                 raise invalid(
                     host.name,

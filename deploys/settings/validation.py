@@ -41,10 +41,11 @@ from etcd_step_pki.deploys.settings.reading import (
     own_ports,
     read_host,
 )
-from etcd_step_pki.deploys.settings.values import checksums_for, is_ip
+from etcd_step_pki.deploys.settings.values import checksums_for, is_dns_name, is_ip
 from etcd_step_pki.operations.binaries import Artifact
 from etcd_step_pki.operations.ca import Durations
 from etcd_step_pki.operations.monitoring import Thresholds
+from etcd_step_pki.templates import url_host
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -165,6 +166,12 @@ def settings_for(
             "no primary cert-manager: the inventory needs a group `etcd_cert_managers` "
             "whose first host runs step-ca"
         )
+    if not (is_dns_name(host.name) or is_ip(host.name)):
+        raise invalid(
+            repr(host.name),
+            "inventory host name",
+            "not a DNS name or an IP address: host names become member and file names",
+        )
     data = host.data.dict()
     base = read_host(host, data)
     own_clusters = memberships(base)
@@ -204,7 +211,7 @@ def settings_for(
         step_ca=_artifact(raw, "step-ca"),
         bin_dir=raw.bin_dir,
         ca_name=raw.step_ca_name,
-        ca_url=raw.step_ca_url or f"https://{managers[0]}:{raw.step_ca_port}",
+        ca_url=raw.step_ca_url or f"https://{url_host(managers[0])}:{raw.step_ca_port}",
         ca_port=raw.step_ca_port,
         ca_user=raw.step_ca_user,
         ca_dns_names=raw.step_ca_dns_names,

@@ -13,7 +13,7 @@ import datetime as dt
 import ipaddress
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from etcd_step_pki.operations.durations import parse_duration
 from etcd_step_pki.operations.etcd.tls import cipher_suite_problem
+from etcd_step_pki.templates import control_character
 
 ARCHITECTURES = ("amd64", "arm64")
 
@@ -38,7 +39,13 @@ class Invalid(ValueError):
         self.setting = setting
 
 
+# An address as digits, dots and colons, with an IPv6 scope id of a network interface's name.
+_IP_TEXT = re.compile(r"[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?")
+
+
 def is_ip(value: str) -> bool:
+    if not _IP_TEXT.fullmatch(value):
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -47,7 +54,38 @@ def is_ip(value: str) -> bool:
 
 
 def is_dns_name(value: str) -> bool:
-    return bool(_DNS_NAME.match(value)) and not is_ip(value)
+    return bool(_DNS_NAME.fullmatch(value)) and not is_ip(value)
+
+
+def strings_in(value: object, where: str) -> Iterator[tuple[str, str]]:
+    """`(where, text)` for every string in a setting's value, keys of mappings included."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings_in(key, where)
+            yield from strings_in(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from strings_in(item, where)
+
+
+def refuse_control_characters(data: object) -> object:
+    """A model's input with no control character in any string of any setting: raises
+    Invalid naming the setting. Every kind of value is checked again by its own pattern;
+    this holds for the kinds that have none (names, keys, free text)."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            for where, text in strings_in(value, str(name)):
+                found = control_character(text)
+                if found is not None:
+                    raise Invalid(
+                        str(name),
+                        f"{text!r} holds the control character {found!r}"
+                        + (f" (in {where})" if where != name else "")
+                        + ": values reach unit files, environment files and commands",
+                    )
+    return data
 
 
 def parse_time(text: object) -> float:
@@ -93,17 +131,19 @@ _PATH = re.compile(r"^/[A-Za-z0-9._@+=:,/-]*$")
 
 
 def _one_line(value: str) -> bool:
-    return bool(value) and "\n" not in value
+    return bool(value) and control_character(value) is None
 
 
 def _absolute(value: str) -> bool:
     """An absolute path of the characters paths are made of here: it reaches shell commands
     and unit files, where spaces and shell syntax would change its meaning."""
-    return bool(_PATH.match(value))
+    return bool(_PATH.fullmatch(value))
 
 
 def _file_name(value: str) -> bool:
-    return _one_line(value) and "/" not in value
+    """A file name of the characters paths are made of here (see `_absolute`); `{` and `}`
+    for the cfssl name patterns."""
+    return bool(re.fullmatch(r"[A-Za-z0-9._@+=:,{}-]+", value)) and value not in (".", "..")
 
 
 def _name_pattern(value: str) -> bool:
@@ -130,12 +170,32 @@ def _expires_in(value: str) -> bool:
     return _is_duration(value) and parse_duration(value) > 0
 
 
+# The characters of a URL here: no white space, quote, backslash, `%` (a systemd specifier,
+# and escapes are not needed in these URLs) or `$`.
+_URL_TEXT = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!&()*+,;=-]+")
+
+
 def _url(schemes: tuple[str, ...]) -> Callable[[str], bool]:
     def test(value: str) -> bool:
-        parts = urlsplit(value)
-        return parts.scheme in schemes and bool(parts.hostname) and "\n" not in value
+        if not _URL_TEXT.fullmatch(value):
+            return False
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018  (raises on a port that is no number)
+        except ValueError:
+            return False
+        host = parts.hostname or ""
+        return parts.scheme in schemes and (is_dns_name(host) or is_ip(host))
 
     return test
+
+
+def _object_prefix(value: str) -> bool:
+    """An S3 key prefix: segments of safe characters, no empty, `.` or `..` segment."""
+    return all(
+        re.fullmatch(r"[A-Za-z0-9!_.*'()-]+", part) and part not in (".", "..")
+        for part in value.split("/")
+    )
 
 
 def _iso_time(value: str) -> str:
@@ -213,14 +273,16 @@ def _arch_sums(value: object, what: str = "") -> dict[str, str]:
     for arch, digest in value.items():
         if arch not in ARCHITECTURES:
             raise ValueError(f"{what}unknown architecture {arch!r}")
-        if not isinstance(digest, str) or not _SHA256.match(digest):
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             raise ValueError(f"{what}{arch}: {digest!r} is not a SHA-256")
     return dict(value)
 
 
 def _by_version(table: object) -> bool:
     """Whether a checksum table is `{version: {arch: sha256}}` rather than `{arch: sha256}`."""
-    return isinstance(table, dict) and any(isinstance(k, str) and _VERSION.match(k) for k in table)
+    return isinstance(table, dict) and any(
+        isinstance(k, str) and _VERSION.fullmatch(k) for k in table
+    )
 
 
 def checksums_for(table: dict[str, Any], version: str) -> dict[str, str]:
@@ -236,7 +298,7 @@ def _checksum_table(value: object) -> dict[str, Any] | None:
     if not isinstance(value, dict) or not _by_version(value):
         return _arch_sums(value)
     for version in value:
-        if not (isinstance(version, str) and _VERSION.match(version)):
+        if not (isinstance(version, str) and _VERSION.fullmatch(version)):
             raise ValueError(f"{version!r} is not a version like 0.30.2")
     return {version: _arch_sums(sums, f"{version}: ") for version, sums in value.items()}
 
@@ -249,7 +311,7 @@ Fingerprint = Annotated[
     _check(_matches(r"[0-9a-f]{64}"), "a SHA-256 fingerprint (64 hex digits)"),
 ]
 Port = Annotated[int, _between(1, 65535, "a TCP port")]
-Version = Annotated[str, _check(_VERSION.match, "a version like 0.30.2")]
+Version = Annotated[str, _check(_VERSION.fullmatch, "a version like 0.30.2")]
 Duration = Annotated[str, _check(_is_duration, "a duration such as 17520h or 90m")]
 # Alert thresholds: numbers (an int is one too), finite and above 0.
 Positive = Annotated[float, _check(lambda v: 0 < v < math.inf, "a number above 0")]
@@ -281,6 +343,12 @@ ClusterName = Annotated[
 ]
 UserName = Annotated[str, _check(_matches(r"^[a-z_][a-z0-9_-]*$"), "a user name")]
 IsoTime = Annotated[str, AfterValidator(_iso_time)]
+# Slashes around it are dropped: `/ca/backups/` is `ca/backups`.
+ObjectPrefix = Annotated[
+    str,
+    AfterValidator(lambda value: value.strip("/")),
+    _check(_object_prefix, "an S3 key prefix such as step-ca/k8s"),
+]
 
 ArtifactSource = Literal["upstream", "mirror", "local"]
 DbType = Literal["bbolt", "badgerv2", "badgerv1", "badger", "mysql", "postgresql"]

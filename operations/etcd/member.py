@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from etcd_step_pki.facts.etcd import etcdctl
+from etcd_step_pki.templates import url_host
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Member:
 
     @property
     def peer_url(self) -> str:
-        return f"https://{self.address}:{self.peer_port}"
+        return f"https://{url_host(self.address)}:{self.peer_port}"
 
     @property
     def config_dir(self) -> str:

@@ -22,6 +22,7 @@ from etcd_step_pki.operations import Change, Commands
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.turns import last_turn_if, register
+from etcd_step_pki.templates import url_host
 from etcd_step_pki.templates.scripts import script as run_script
 
 _failed: dict[int, list[str]] = {}
@@ -108,7 +109,9 @@ def restart_command(
     member: Member, client: Etcdctl, *, peers: Sequence[Member], files: Sequence[str], timeout: int
 ) -> StringCommand:
     """The script of a member's turn: gate, restart, wait, and going back on failure."""
-    others = [f"https://{p.address}:{p.client_port}" for p in peers if p.name != member.name]
+    others = [
+        f"https://{url_host(p.address)}:{p.client_port}" for p in peers if p.name != member.name
+    ]
     # The gate asks each other member itself (etcdctl adds up repeated --endpoints).
     return run_script(
         "etcd-rolling-restart.sh.j2",

@@ -67,6 +67,8 @@ def test_feature_gates_only_where_the_release_has_them() -> None:
         ("FastLeaseKeepAlive", False),
     )
     bad = {"etcd_feature_gates": {"InitialCorruptCheck=true\nETCD_X": True}}
+    assert "control character '\\n'" in _refused(bad, "etcd_feature_gates")
+    bad = {"etcd_feature_gates": {"InitialCorruptCheck=true,ETCD_X": True}}
     assert "no feature gate" in _refused(bad, "etcd_feature_gates")
     assert "true or false" in _refused({"etcd_feature_gates": {"LeaseCheckpoint": "yes"}},
                                        "etcd_feature_gates")  # fmt: skip

@@ -60,11 +60,11 @@ def test_rendered_script_passes_shellcheck(template: str) -> None:
 
 def test_a_failing_command_is_named_with_its_line(tmp_path: Path) -> None:
     """The strict macro: a script stops at the first failure and names it."""
-    from etcd_step_pki.templates import _environment
+    from etcd_step_pki.templates import render_text
 
-    text = _environment.from_string(
+    text = render_text(
         '{% from "macros/strict.sh.j2" import strict %}{{ strict() }}\ntrue\nfalse\necho after\n'
-    ).render()
+    )
     run = subprocess.run(
         ["bash", "-c", text, "example.sh.j2"], capture_output=True, text=True, check=False
     )
