@@ -12,8 +12,9 @@ from etcd_step_pki.templates.scripts import script as run_script
 
 class SystemAccount(FactBase[dict[str, Any]]):
     """`{"user": {"uid", "group_id", "home", "shell"} | None, "group": {"gid"} | None,
-    "home_owner": "<user>:<group>" | None, "dirs": {path: "<user>:<group> <mode>"}}` (the
-    owner of the directory `home`; owner and mode of each of `dirs` that exists)."""
+    "home_owner": "<user>:<group> <mode>" | None, "dirs": {path: "<user>:<group> <mode>"}}`
+    (owner and mode of the directory `home`, and of each of `dirs` that exists: `link` for a
+    symbolic link, `other` for what is no directory)."""
 
     @staticmethod
     def default() -> dict[str, Any]:
@@ -43,4 +44,7 @@ class SystemAccount(FactBase[dict[str, Any]]):
             elif kind == "dir" and len(entry.split()) == 3:
                 path, owner, mode = entry.split()
                 result["dirs"][path] = f"{owner} {mode}"
+            elif kind == "dir" and len(entry.split()) == 2:
+                path, what = entry.split()  # "link" or "other"
+                result["dirs"][path] = what
         return result

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pyinfra import host
-from pyinfra.api import StringCommand, operation
+from pyinfra.api import OperationError, operation
 
 from etcd_step_pki.facts.accounts import SystemAccount
 from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Commands
+from etcd_step_pki.templates.scripts import script as run_script
 
 
 @operation()
@@ -17,23 +18,38 @@ def system_account(
     user: str, *, home: str, shell: str = "/usr/sbin/nologin", private_dirs: Sequence[str] = ()
 ) -> Commands:
     """
-    A system group and a system user of the same name, without a login, and its home
-    directory owned by it (a distribution's package may create the directory as root).
+    A system group and a system user of the same name, without a login; its home directory
+    root's (0755) unless it is one of its private directories, so that the account cannot
+    swap what root later acts on (a data directory replaced by a link to /etc); each private
+    directory the account's, 0700.
 
     + user: the user and group name (e.g. `etcd`)
     + home: the user's home directory
     + shell: the user's shell
     + private_dirs: directories only the user may enter (0700, its own), e.g. a data directory
 
-    pyinfra's `server.user` reads every account of the host first; this reads one.
+    A private directory that is a symbolic link, or no directory, is refused: a privileged
+    step never follows a path the account controls. pyinfra's `server.user` reads every
+    account of the host first; this reads one.
     """
     found = host.get_fact(SystemAccount, account=user, home=home, dirs=list(private_dirs))
-    home_fix = _home_commands(found["home_owner"], user, home)
-    home_fix += [
-        script("install -d -m 0700 -o {u} -g {u} {d}", u=user, d=path)
-        for path in private_dirs
-        if found["dirs"].get(path) != f"{user}:{user} 700"
-    ]
+    refused = [path for path in private_dirs if found["dirs"].get(path) in ("link", "other")]
+    if refused:
+        raise OperationError(
+            f"{', '.join(refused)}: a symbolic link or no directory where {user}'s private "
+            "directory belongs: refused (remove it as root after checking where it points)"
+        )
+    home_is_private = home in private_dirs
+    directories_ok = (home_is_private or found["home_owner"] == "root:root 755") and all(
+        found["dirs"].get(path) == f"{user}:{user} 700" for path in private_dirs
+    )
+    directories = run_script(
+        "account-directories.sh.j2",
+        user=user,
+        home=home,
+        home_is_private=home_is_private,
+        private=list(private_dirs),
+    )
     if found["group"] is None:
         yield script("groupadd --system {user}", user=user)
     if found["user"] is None:
@@ -44,7 +60,7 @@ def system_account(
             home=home,
             shell=shell,
         )
-        yield from home_fix
+        yield directories
         return
     current = found["user"]
     fixes = []
@@ -54,14 +70,7 @@ def system_account(
         fixes += ["--gid", user]
     if fixes:
         yield script("usermod {fixes} {user}", fixes=fixes, user=user)
-    yield from home_fix
-    if not fixes and not home_fix and found["group"] is not None:
-        host.noop(f"system user and group {user} exist, {home} is theirs")
-
-
-def _home_commands(owner: str | None, user: str, home: str) -> list[StringCommand]:
-    if owner is None:
-        return [script("install -d -m 0755 -o {u} -g {u} {home}", u=user, home=home)]
-    if owner != f"{user}:{user}":
-        return [script("chown {u}:{u} {home}", u=user, home=home)]
-    return []
+    if not directories_ok:
+        yield directories
+    if not fixes and directories_ok and found["group"] is not None:
+        host.noop(f"system user and group {user} exist, their directories are in place")

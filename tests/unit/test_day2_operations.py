@@ -134,12 +134,12 @@ def test_system_account_fact_and_operation() -> None:
     fact = SystemAccount()
     found = fact.process(
         ["user etcd:x:998:997::/var/lib/etcd:/usr/sbin/nologin", "group etcd:x:997:",
-         "home etcd:etcd", "dir /var/lib/etcd/etcd-k8s-1 etcd:etcd 700"]
+         "home root:root 755", "dir /var/lib/etcd/etcd-k8s-1 etcd:etcd 700"]
     )  # fmt: skip
     assert found == {
         "user": {"uid": "998", "group_id": "997", "home": "/var/lib/etcd", "shell": "/usr/sbin/nologin"},
         "group": {"gid": "997"},
-        "home_owner": "etcd:etcd",
+        "home_owner": "root:root 755",
         "dirs": {"/var/lib/etcd/etcd-k8s-1": "etcd:etcd 700"},
     }  # fmt: skip
     data = "/var/lib/etcd/etcd-k8s-1"
@@ -147,25 +147,41 @@ def test_system_account_fact_and_operation() -> None:
     assert run_op(system_account, FakeHost({SystemAccount: found}), "etcd",
                   home="/var/lib/etcd", private_dirs=[data]) == []  # fmt: skip
     loose = FakeHost({SystemAccount: {**found, "dirs": {data: "etcd:etcd 755"}}})
-    assert raw(run_op(system_account, loose, "etcd", home="/var/lib/etcd",
-                      private_dirs=[data])) == [f"install -d -m 0700 -o etcd -g etcd {data}"]  # fmt: skip
+    (fix,) = run_op(system_account, loose, "etcd", home="/var/lib/etcd", private_dirs=[data])
+    script = str(fix.bits[2].obj)
+    assert 'chown -h root:root "$home"' in script and "private=(/var/lib/etcd/etcd-k8s-1)" in script
+    # A link (or a file) where the private directory belongs: refused, nothing done.
+    for what in ("link", "other"):
+        swapped = FakeHost({SystemAccount: {**found, "dirs": {data: what}}})
+        with pytest.raises(OperationError, match="symbolic link or no directory"):
+            run_op(system_account, swapped, "etcd", home="/var/lib/etcd", private_dirs=[data])
+    assert fact.process(["user", "group", "home", f"dir {data} link"])["dirs"] == {data: "link"}
     assert fact.process(["user", "group", "home"]) == SystemAccount.default()
 
     host = FakeHost({SystemAccount: found})
     assert run_op(system_account, host, "etcd", home="/var/lib/etcd") == []
-    assert host.noops == ["system user and group etcd exist, /var/lib/etcd is theirs"]
+    assert host.noops == ["system user and group etcd exist, their directories are in place"]
     missing = FakeHost({SystemAccount: SystemAccount.default()})
-    assert raw(run_op(system_account, missing, "etcd", home="/var/lib/etcd")) == [
+    made = run_op(system_account, missing, "etcd", home="/var/lib/etcd")
+    assert raw(made[:2]) == [
         "groupadd --system etcd",
         "useradd --system --gid etcd --home-dir /var/lib/etcd --no-create-home"
         " --shell /usr/sbin/nologin etcd",
-        "install -d -m 0755 -o etcd -g etcd /var/lib/etcd",
     ]
-    # A package made the directory as root: it becomes the user's.
-    package = FakeHost({SystemAccount: {**found, "home_owner": "root:root"}})
-    assert raw(run_op(system_account, package, "etcd", home="/var/lib/etcd")) == [
-        "chown etcd:etcd /var/lib/etcd"
-    ]
+    assert "account-directories.sh.j2" in str(made[2])
+    # An earlier release (or a package) gave the home to the account: it becomes root's.
+    for owner in ("etcd:etcd 755", "etcd:etcd 700"):
+        given = FakeHost({SystemAccount: {**found, "home_owner": owner}})
+        assert len(run_op(system_account, given, "etcd", home="/var/lib/etcd")) == 1
+    # step-ca's account: its home is its private database directory, its own.
+    step = {
+        **found,
+        "user": {**found["user"], "home": "/etc/step-ca/db"},
+        "home_owner": "step:step 700",
+        "dirs": {"/etc/step-ca/db": "step:step 700"},
+    }
+    assert run_op(system_account, FakeHost({SystemAccount: step}), "step",
+                  home="/etc/step-ca/db", private_dirs=["/etc/step-ca/db"]) == []  # fmt: skip
     moved = FakeHost({SystemAccount: {**found, "user": {**found["user"], "shell": "/bin/sh"}}})
     assert raw(run_op(system_account, moved, "etcd", home="/var/lib/etcd")) == [
         "usermod --home /var/lib/etcd --shell /usr/sbin/nologin etcd"

@@ -41,6 +41,8 @@ NAMES = st.sampled_from(sorted(DEFAULTS))
 # Settings checked together: an error about one may name another (a port taken twice).
 PORTS = {"etcd_client_port", "etcd_peer_port", "step_ca_port", "etcd_metrics_port"}
 PAIRS = {name: PORTS for name in PORTS}
+# Another cluster name: the members' host names (etcd-k8s-<n>) no longer give their index.
+PAIRS["etcd_cluster_name"] = {"etcd_member_index"}
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

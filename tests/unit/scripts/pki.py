@@ -142,7 +142,19 @@ def crl_fetch() -> str:
     return _text(command)
 
 
+def account_directories() -> str:
+    from etcd_step_pki.facts.accounts import SystemAccount
+    from etcd_step_pki.operations.accounts import system_account
+
+    found = {**SystemAccount.default(), "home_owner": "etcd:etcd 755"}
+    host = FakeHost({SystemAccount: found})
+    data = ["/var/lib/etcd/etcd-k8s-1", "/var/lib/etcd/etcd-k8s-events-1"]
+    commands = run_op(system_account, host, "etcd", home="/var/lib/etcd", private_dirs=data)
+    return _text(commands[-1])
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
+    "account-directories.sh.j2": account_directories,
     "crl-fetch.sh.j2": crl_fetch,
     "renewal-now.sh.j2": renewal_now,
     "certificates-issue.sh.j2": certificates_issue,
