@@ -20,6 +20,7 @@ from etcd_step_pki.operations.certificates import (
     StepNode,
 )
 from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.operations.units import taken_as_account
 from etcd_step_pki.templates import render
 from etcd_step_pki.templates.scripts import script as run_script
 
@@ -83,6 +84,13 @@ def _values(
             else f"{node.step} certificate needs-renewal {item.crt}{expires}"
         ),
         "metrics_record": f"{helper} record {args}" if metrics else "",
+        "take": taken_as_account(
+            node.owner,
+            f"%t/{item.unit}/new.crt",
+            f"{item.crt}.new",
+            check="/usr/bin/openssl x509 -noout -in",
+            own=True,
+        ),
         "kind": item.kind,
         "unit": item.unit,
         "subject": item.subject,

@@ -22,6 +22,7 @@ from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.certificates import BACKDATE
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.tokens import Authority, key_values
+from etcd_step_pki.operations.units import taken_as_account
 from etcd_step_pki.templates import render
 from etcd_step_pki.templates.scripts import script
 
@@ -97,10 +98,12 @@ def _revoke(
     return True
 
 
-def crl_fetch(crl_url: str, root: str, path: str, work: str) -> tuple[list[str], list[str]]:
+def crl_fetch(
+    crl_url: str, root: str, path: str, work: str, user: str
+) -> tuple[list[str], list[str]]:
     """The commands that fetch the CA's CRL into `work` and check it, and those that then put
     it in place at `path` (DER), for etcd to read: the CRL timer's service runs the first as
-    its account and the others privileged."""
+    its account (`user`) and the others privileged, reading the fetched list as the account."""
     fetch = [
         raw(
             "/usr/bin/curl -sf --max-time 20 --retry 2 --cacert {root} -o {work} {url}",
@@ -111,7 +114,9 @@ def crl_fetch(crl_url: str, root: str, path: str, work: str) -> tuple[list[str],
         raw("/usr/bin/openssl crl -inform DER -in {work} -noout", work=work),
     ]
     place = [
-        raw("/usr/bin/install -m 0644 {work} {new}", work=work, new=f"{path}.new"),
+        taken_as_account(
+            user, work, f"{path}.new", check="/usr/bin/openssl crl -inform DER -noout -in"
+        ),
         raw("/bin/mv -f {new} {path}", new=f"{path}.new", path=path),
     ]
     return fetch, place
@@ -153,6 +158,6 @@ CRL_UNIT = "etcd-pki-crl"
 
 def crl_units(crl_url: str, root: str, path: str, user: str) -> dict[str, str]:
     """The CRL timer and its service: `{unit file name: text}`."""
-    fetch, place = crl_fetch(crl_url, root, path, work=f"%t/{CRL_UNIT}/ca.crl")
+    fetch, place = crl_fetch(crl_url, root, path, work=f"%t/{CRL_UNIT}/ca.crl", user=user)
     service = render(f"{CRL_UNIT}.service.j2", user=user, unit=CRL_UNIT, fetch=fetch, place=place)
     return {f"{CRL_UNIT}.service": service, f"{CRL_UNIT}.timer": render(f"{CRL_UNIT}.timer.j2")}

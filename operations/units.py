@@ -33,6 +33,29 @@ def reload_needed(before: Mapping[str, str | None], changed: Iterable[str]) -> b
     return any(before.get(name) is not None for name in changed)
 
 
+# A unit's privileged step that takes a file out of the account's runtime directory: read
+# with the account's rights (`setpriv`), written by root, checked, given its mode. `$$` is
+# systemd's `$`; the values are arguments ($1 source, $2 target, $3 account), never code.
+_TAKEN = (
+    '/usr/bin/setpriv --reuid="$$3" --regid="$$3" --clear-groups cat -- "$$1" >"$$2"'
+    ' && {check} "$$2" && chmod {mode} "$$2"{chown}'
+)
+
+
+def taken_as_account(
+    user: str, source: str, target: str, *, check: str, mode: str = "0644", own: bool = False
+) -> str:
+    """A unit's privileged (`+`) command that puts `source`, a file the unit's account made
+    in its runtime directory, at `target` (in a directory of root's): the account reads it,
+    so a link it put in the file's place reaches nothing it could not read itself (root
+    never follows a path the account controls); `check` (a constant command taking the file
+    as its last argument) must accept the copy, which then gets `mode` (and is the account's
+    with `own`)."""
+    body = _TAKEN.format(check=check, mode=mode, chown=' && chown "$$3:$$3" "$$2"' if own else "")
+    return raw("/bin/sh -c {body} take {source} {target} {user}", body=body,
+               source=source, target=target, user=user)  # fmt: skip
+
+
 def first_use(command: str) -> str:
     """`command` (a start of units whose files may be new to systemd), retried after a reload
     where systemd is too old to load a new unit file by itself (before v246)."""

@@ -333,39 +333,3 @@ def test_a_full_snapshot_directory_keeps_the_previous_snapshot(
         docker_exec(chaos_hosts, PRIMARY, f"umount {snapshots}; rm -rf /root/snapshots",
                     check=False)  # fmt: skip
     assert cluster_healthy(chaos_hosts)
-
-
-def _owner(scenario: Scenario, host: str, path: str) -> str:
-    return docker_exec(scenario, host, f"stat -c '%U:%G %a' {path}").stdout.strip()
-
-
-def test_the_etcd_account_cannot_turn_its_data_directory_against_root(
-    chaos_hosts: Scenario,
-) -> None:
-    """As the `etcd` account: after a run its home is root's, so it cannot replace its data
-    directory; where an earlier release left the home the account's and the account put a
-    link to a root-owned directory in its data directory's place, the run refuses it, naming
-    it, and that directory stays root's."""
-    host, data = "etcd-k8s-3", "/var/lib/etcd/etcd-k8s-3"
-    run_pyinfra(chaos_hosts, "deploys/cluster.py")
-    assert _owner(chaos_hosts, host, "/var/lib/etcd") == "root:root 755"
-    assert _owner(chaos_hosts, host, data) == "etcd:etcd 700"
-    moved = docker_exec(chaos_hosts, host, f"runuser -u etcd -- mv {data} {data}.x", check=False)
-    assert moved.returncode != 0 and "Permission denied" in moved.stderr
-    # The home as an earlier release left it, and the account's swap.
-    docker_exec(chaos_hosts, host, "systemctl stop etcd-k8s-3; install -d -m 0755 /srv/root-only;"
-                " chown etcd:etcd /var/lib/etcd")  # fmt: skip
-    docker_exec(chaos_hosts, host, f"runuser -u etcd -- sh -c 'mv {data} {data}.kept &&"
-                f" ln -s /srv/root-only {data}'")  # fmt: skip
-    try:
-        refused = run_pyinfra(chaos_hosts, "deploys/certs.py", "--limit", host, check=False)
-        assert refused.returncode != 0
-        assert f"{data}: a symbolic link or no directory" in refused.output
-        assert _owner(chaos_hosts, host, "/srv/root-only") == "root:root 755"
-    finally:
-        docker_exec(chaos_hosts, host, f"rm -f {data}; mv {data}.kept {data};"
-                    " systemctl start etcd-k8s-3; rmdir /srv/root-only", check=False)  # fmt: skip
-    # The next run takes the home back for root; the data directory stays the account's.
-    _converged(chaos_hosts)
-    assert _owner(chaos_hosts, host, "/var/lib/etcd") == "root:root 755"
-    assert _owner(chaos_hosts, host, data) == "etcd:etcd 700"

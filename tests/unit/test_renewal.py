@@ -61,10 +61,13 @@ def test_a_service_and_a_timer_per_certificate() -> None:
         "/etc/etcd/ssl/root_ca.crt --out %t/step-renew-etcd-k8s-2-peer/new.crt "
         "/etc/etcd/ssl/etcd-k8s-2-peer.crt /etc/etcd/ssl/etcd-k8s-2-peer.key\n"
     ) in service
-    assert (
-        "ExecStartPost=+/usr/bin/install -m 0644 -o etcd -g etcd %t/step-renew-etcd-k8s-2-peer/"
-        "new.crt /etc/etcd/ssl/etcd-k8s-2-peer.crt.new\n"
-    ) in service
+    # The new certificate is read as the account (setpriv), written and checked by root.
+    take = next(line for line in service.splitlines() if " take " in line)
+    assert take.startswith("ExecStartPost=+/bin/sh -c '/usr/bin/setpriv --reuid=")
+    assert take.endswith(
+        " take %t/step-renew-etcd-k8s-2-peer/new.crt /etc/etcd/ssl/etcd-k8s-2-peer.crt.new etcd"
+    )
+    assert "/usr/bin/openssl x509 -noout -in" in take and 'chown "$$3:$$3"' in take
     assert "ExecStartPost=+/bin/mv -f /etc/etcd/ssl/etcd-k8s-2-peer.crt.new" in service
     timer = files["step-renew-etcd-k8s-2-peer.timer"]
     for line in ("OnCalendar=*-*-* 03:00:00", "RandomizedDelaySec=1h", "Persistent=true"):

@@ -1,0 +1,102 @@
+"""The deploys against the accounts they create: as the `etcd` account (a compromised etcd, a
+mistaken `sudo -u etcd`), swapping what root acts on for links to root's files. Nothing
+outside the account's own files changes, and the run or the unit fails clearly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fresh_scenario
+from tests.harness.checks import SSL, cluster_healthy
+from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
+from tests.harness.pyinfra_run import run_pyinfra
+
+pytestmark = pytest.mark.e2e
+
+SUBNET = "172.28.82.0/24"
+
+
+@pytest.fixture(scope="module")
+def account_hosts(release_archives: Path) -> Iterator[Scenario]:
+    project = fresh_scenario("pki-test-accounts", SUBNET, release_archives)
+    with scenario_hosts(project) as started:
+        run_pyinfra(started, "deploys/cluster.py")
+        yield started
+
+
+def _owner(scenario: Scenario, host: str, path: str) -> str:
+    return docker_exec(scenario, host, f"stat -c '%U:%G %a' {path}").stdout.strip()
+
+
+def test_the_etcd_account_cannot_turn_its_data_directory_against_root(
+    account_hosts: Scenario,
+) -> None:
+    """After a run the account's home is root's, so it cannot replace its data directory;
+    where an earlier release left the home the account's and the account put a link to a
+    root-owned directory in its data directory's place, the run refuses it, naming it, and
+    that directory stays root's."""
+    host, data = "etcd-k8s-3", "/var/lib/etcd/etcd-k8s-3"
+    assert _owner(account_hosts, host, "/var/lib/etcd") == "root:root 755"
+    assert _owner(account_hosts, host, data) == "etcd:etcd 700"
+    moved = docker_exec(account_hosts, host, f"runuser -u etcd -- mv {data} {data}.x", check=False)
+    assert moved.returncode != 0 and "Permission denied" in moved.stderr
+    # The home as an earlier release left it, and the account's swap.
+    docker_exec(account_hosts, host, "systemctl stop etcd-k8s-3; install -d -m 0755"
+                " /srv/root-only; chown etcd:etcd /var/lib/etcd")  # fmt: skip
+    docker_exec(account_hosts, host, f"runuser -u etcd -- sh -c 'mv {data} {data}.kept &&"
+                f" ln -s /srv/root-only {data}'")  # fmt: skip
+    try:
+        refused = run_pyinfra(account_hosts, "deploys/certs.py", "--limit", host, check=False)
+        assert refused.returncode != 0
+        assert f"{data}: a symbolic link or no directory" in refused.output
+        assert _owner(account_hosts, host, "/srv/root-only") == "root:root 755"
+    finally:
+        docker_exec(account_hosts, host, f"rm -f {data}; mv {data}.kept {data};"
+                    " systemctl start etcd-k8s-3; rmdir /srv/root-only", check=False)  # fmt: skip
+    # The next run takes the home back for root; the data directory stays the account's.
+    run_pyinfra(account_hosts, "deploys/cluster.py")
+    assert run_pyinfra(account_hosts, "deploys/cluster.py").changes == {}
+    assert _owner(account_hosts, host, "/var/lib/etcd") == "root:root 755"
+    assert _owner(account_hosts, host, data) == "etcd:etcd 700"
+    assert cluster_healthy(account_hosts)
+
+
+@pytest.mark.parametrize(
+    ("unit", "made", "target"),
+    [
+        # On the primary cert-manager, also a member: the link points at the CA password.
+        ("step-renew-etcd-k8s-1-peer", "new.crt", f"{SSL}/etcd-k8s-1-peer.crt"),
+        ("etcd-pki-crl", "ca.crl", f"{SSL}/ca.crl"),
+    ],
+)
+def test_a_units_root_step_reads_the_accounts_file_as_the_account(
+    account_hosts: Scenario, unit: str, made: str, target: str
+) -> None:
+    """The account makes a link to the CA password where the unit's own step (as the
+    account) leaves its file: the privileged step that puts the file in place reads it with
+    the account's rights, fails, and the file in place is unchanged, the password nowhere."""
+    host, secret = "etcd-k8s-1", "/etc/step-ca/secrets/password"
+    drop_in = f"/etc/systemd/system/{unit}.service.d/swap.conf"
+    # What runs as the account (ExecStart, User=etcd): the link in place of the new file.
+    swap = (
+        f"[Service]\nExecCondition=\nExecStart=\nExecStart=/bin/ln -sf {secret} %t/{unit}/{made}\n"
+    )
+    before = docker_exec(account_hosts, host, f"sha256sum {target}").stdout
+    docker_exec(account_hosts, host, f"mkdir -p {Path(drop_in).parent}; cat > {drop_in};"
+                " systemctl daemon-reload", input=swap)  # fmt: skip
+    try:
+        started = docker_exec(account_hosts, host, f"systemctl start {unit}.service", check=False)
+        assert started.returncode != 0
+        state = docker_exec(account_hosts, host, f"systemctl show -p Result --value {unit}")
+        assert state.stdout.strip() == "exit-code"
+        assert docker_exec(account_hosts, host, f"sha256sum {target}").stdout == before
+        password = docker_exec(account_hosts, host, f"cat {secret}").stdout.strip()
+        found = docker_exec(account_hosts, host, f"grep -rlF -- '{password}' {SSL}", check=False)
+        assert found.stdout == ""
+    finally:
+        docker_exec(account_hosts, host, f"rm -rf {Path(drop_in).parent}; systemctl"
+                    f" daemon-reload; systemctl reset-failed {unit}.service", check=False)  # fmt: skip
+    assert run_pyinfra(account_hosts, "deploys/cluster.py").changes == {}
