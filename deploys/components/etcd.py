@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from pyinfra import host
+from pyinfra.api.arguments import pop_global_arguments
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files
 
@@ -238,10 +239,29 @@ def snapshot_backup() -> None:
         )
 
 
+def _no_plaintext_through_temporary_files(setting: str, what: str) -> None:
+    """Refused before any host is touched: a transfer of the cluster's data in the clear in
+    a run that escalates privileges (`--sudo`, `--su-user`, `--doas`...). pyinfra passes such
+    a transfer through a copy in the SSH user's temporary directory, which other local users
+    can read."""
+    arguments, _ = pop_global_arguments(host.state, host, {})
+    escalation = [name for name in ("_sudo", "_su_user", "_doas", "_dzdo") if arguments.get(name)]
+    if escalation:
+        raise SettingsError(
+            f"{setting}: {what} would pass in the clear through a temporary file that other "
+            f"users of {host.name} can read ({escalation[0]}: pyinfra copies a transferred "
+            "file through the SSH user's temporary directory): encrypt it (set "
+            "ca_backup_recipient_key), or connect as root"
+        )
+
+
 def _snapshot_recipient(settings: Settings) -> str | None:
     """The public key the snapshot leaves its member encrypted to: the backups' recipient
     (`ca_backup_recipient_key`); None only when the operator asked for plaintext."""
     if settings.run.etcd_snapshot_unencrypted:
+        _no_plaintext_through_temporary_files(
+            "etcd_snapshot_unencrypted", "the snapshot fetched to the controller"
+        )
         return None
     if not settings.backup.recipient_key:
         raise SettingsError(
@@ -295,6 +315,9 @@ def _restore_key(snapshot: str, name: str | None) -> str | None:
     """The private key that decrypts an encrypted snapshot (`<name>.gpg`); None for a
     snapshot in the clear."""
     if not snapshot.endswith(".gpg"):
+        _no_plaintext_through_temporary_files(
+            "etcd_restore_snapshot", "the snapshot sent to every member"
+        )
         return None
     return key_file("etcd_restore_private_key", name, "private")
 
