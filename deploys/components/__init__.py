@@ -11,7 +11,8 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 
-from etcd_step_pki.deploys.settings import DEFAULTS
+from etcd_step_pki.deploys.components.run_lock import run_lock
+from etcd_step_pki.deploys.settings import DEFAULTS, load_settings
 from etcd_step_pki.operations.barrier import barrier
 
 P = ParamSpec("P")
@@ -47,6 +48,7 @@ def component(title: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @functools.wraps(func)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             stop_at_first_failure()
+            run_lock(load_settings().run_lock_wait)
             result = func(*args, **kwargs)
             barrier(name=f"{title}: every host done", label=f"{title} done")
             return result

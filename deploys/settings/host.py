@@ -146,6 +146,7 @@ class Settings:
     backup: Backup
     alerting: Alerting
     run: RunOptions
+    run_lock_wait: int
 
     @property
     def is_primary(self) -> bool:

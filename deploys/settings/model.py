@@ -64,6 +64,11 @@ class HostSettings(RunOptions):
     per-run settings are RunOptions'."""
 
     etcd_cluster_name: ClusterName = setting("k8s", "members are `etcd-<cluster>-<index>`")
+    run_lock_wait: Annotated[int, _between(0, 3600, "a number of seconds (0 to 3600)")] = setting(
+        60,
+        "seconds a run that changes hosts waits for another such run on the same hosts to end "
+        "before it refuses, naming that run (`--dry` and `status.py` take no lock)",
+    )
     etcd_clusters: Annotated[dict[str, dict[str, Any]] | None, PlainValidator(_clusters)] = setting(
         None,
         "several etcd clusters on this CA: the host's clusters in order, each with its own "

@@ -243,6 +243,7 @@ def settings_for(
             thresholds=_thresholds(raw),
         ),
         run=_run_options(raw),
+        run_lock_wait=raw.run_lock_wait,
     )
 
 

@@ -333,3 +333,44 @@ def test_a_full_snapshot_directory_keeps_the_previous_snapshot(
         docker_exec(chaos_hosts, PRIMARY, f"umount {snapshots}; rm -rf /root/snapshots",
                     check=False)  # fmt: skip
     assert cluster_healthy(chaos_hosts)
+
+
+def test_two_runs_at_once_take_turns(chaos_hosts: Scenario) -> None:
+    """A run that changes the cluster holds its hosts while it lives: a second run with
+    another value waits for it a bounded time, then refuses naming it, changing nothing; with
+    time enough it runs after the first; `--dry` needs no turn."""
+    executing = threading.Event()
+
+    def first_run() -> None:
+        def started(line: str) -> bool:
+            if "Starting operation" in line:
+                executing.set()
+            return False
+
+        change = ["--data", "etcd_compaction_retention=7h"]
+        codes.append(watch_run(chaos_hosts, "deploys/cluster.py", *change, on_line=started))
+
+    codes: list[int] = []
+    first = threading.Thread(target=first_run)
+    first.start()
+    try:
+        assert executing.wait(120)
+        other = ["--data", "etcd_compaction_retention=8h", "--data", "run_lock_wait=2"]
+        refused = run_pyinfra(chaos_hosts, "deploys/cluster.py", *other, check=False)
+        assert refused.returncode != 0
+        assert "another run changes this host: " in refused.output
+        assert " since " in refused.output and "waited 2 s" in refused.output
+        dry = run_pyinfra(chaos_hosts, "deploys/cluster.py", "--dry", *other, check=False)
+        assert dry.returncode == 0, dry.output[-2000:]
+        # With time enough, the same value waits for the first run and then has nothing to do.
+        same = ["--data", "etcd_compaction_retention=7h", "--data", "run_lock_wait=300"]
+        waited = run_pyinfra(chaos_hosts, "deploys/cluster.py", *same)
+        assert waited.changes == {}
+    finally:
+        first.join(300)
+    assert codes == [0]
+    for host in MEMBERS:
+        text = docker_exec(chaos_hosts, host, f"cat /etc/etcd/{host}.env").stdout
+        assert "ETCD_AUTO_COMPACTION_RETENTION=7h" in text.splitlines()
+    run_pyinfra(chaos_hosts, "deploys/cluster.py")
+    assert cluster_healthy(chaos_hosts)

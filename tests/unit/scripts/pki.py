@@ -153,7 +153,15 @@ def account_directories() -> str:
     return _text(commands[-1])
 
 
+def run_lock() -> str:
+    from etcd_step_pki.deploys.components.run_lock import HOLDER
+    from etcd_step_pki.templates.scripts import script
+
+    return _text(script("run-lock.sh.j2", holder=HOLDER))
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
+    "run-lock.sh.j2": run_lock,
     "account-directories.sh.j2": account_directories,
     "crl-fetch.sh.j2": crl_fetch,
     "renewal-now.sh.j2": renewal_now,
