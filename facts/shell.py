@@ -29,9 +29,10 @@ def _quote(value: object) -> str:
 
 def replace_file(path: str, text: str, mode: str = "0644") -> str:
     """The command that replaces `path` by `text` with `mode` in one rename: a reader never
-    finds it missing or half written. The text is on the command line: no secrets."""
+    finds it missing or half written. Whatever stands at the new file's place is removed,
+    never written through. The text is on the command line: no secrets."""
     return raw(
-        "printf %s {text} > {new} && chmod {mode} {new} && mv -f {new} {path}",
+        "rm -f {new} && printf %s {text} > {new} && chmod {mode} {new} && mv -f {new} {path}",
         text=text,
         new=f"{path}.new",
         mode=mode,

@@ -15,7 +15,12 @@ from etcd_step_pki.templates.scripts import script as run_script
 
 @operation()
 def system_account(
-    user: str, *, home: str, shell: str = "/usr/sbin/nologin", private_dirs: Sequence[str] = ()
+    user: str,
+    *,
+    home: str,
+    shell: str = "/usr/sbin/nologin",
+    private_dirs: Sequence[str] = (),
+    root_dirs: Sequence[str] = (),
 ) -> Commands:
     """
     A system group and a system user of the same name, without a login; its home directory
@@ -27,12 +32,14 @@ def system_account(
     + home: the user's home directory
     + shell: the user's shell
     + private_dirs: directories only the user may enter (0700, its own), e.g. a data directory
+    + root_dirs: directories root writes in that hold the user's files (0755, root's), e.g.
+      the certificates' directory, which an earlier layout may have given to the user
 
     A private directory that is a symbolic link, or no directory, is refused: a privileged
     step never follows a path the account controls. pyinfra's `server.user` reads every
     account of the host first; this reads one.
     """
-    found = host.get_fact(SystemAccount, account=user, home=home, dirs=list(private_dirs))
+    found = host.get_fact(SystemAccount, account=user, home=home, dirs=[*private_dirs, *root_dirs])
     refused = [path for path in private_dirs if found["dirs"].get(path) in ("link", "other")]
     if refused:
         raise OperationError(
@@ -40,8 +47,10 @@ def system_account(
             "directory belongs: refused (remove it as root after checking where it points)"
         )
     home_is_private = home in private_dirs
-    directories_ok = (home_is_private or found["home_owner"] == "root:root 755") and all(
-        found["dirs"].get(path) == f"{user}:{user} 700" for path in private_dirs
+    directories_ok = (
+        (home_is_private or found["home_owner"] == "root:root 755")
+        and all(found["dirs"].get(path) == f"{user}:{user} 700" for path in private_dirs)
+        and all(found["dirs"].get(path) == "root:root 755" for path in root_dirs)
     )
     directories = run_script(
         "account-directories.sh.j2",
@@ -49,6 +58,7 @@ def system_account(
         home=home,
         home_is_private=home_is_private,
         private=list(private_dirs),
+        root_owned=list(root_dirs),
     )
     if found["group"] is None:
         yield script("groupadd --system {user}", user=user)

@@ -53,6 +53,9 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
         home="/var/lib/etcd",
         # Members' data directories (a distribution's package, installed later, makes its own).
         private_dirs=settings.data_dirs if owns_data_dir(settings) else [],
+        # Root writes the certificates there: the account must not own it (a cfssl layout
+        # may have given it away), or it could put links where root writes.
+        root_dirs=[settings.ssl_dir],
     )
     issued = issue_certificates(settings, reissue=reissue)
     if settings.renewal.metrics_dir is not None:

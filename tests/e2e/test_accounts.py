@@ -64,6 +64,36 @@ def test_the_etcd_account_cannot_turn_its_data_directory_against_root(
     assert cluster_healthy(account_hosts)
 
 
+def test_a_certificates_directory_the_account_was_given_is_taken_back_first(
+    account_hosts: Scenario,
+) -> None:
+    """An earlier (cfssl) layout gave `ssl_dir` to the account, which put a link to a file of
+    root's where root writes a new certificate: the run takes the directory for root before
+    it issues, removes the link instead of writing through it, and issues."""
+    host, victim = "etcd-k8s-3", "/srv/victim"
+    crt = f"{SSL}/etcd-k8s-3-peer.crt"
+    docker_exec(account_hosts, host, f"echo root-only > {victim}; chmod 0600 {victim};"
+                f" chown etcd:etcd {SSL}; rm -f {crt}")  # fmt: skip
+    for planted in (f"{crt}.new", f"{SSL}/etcd-k8s-3-peer.key.new"):
+        docker_exec(account_hosts, host, f"runuser -u etcd -- ln -s {victim} {planted}")
+    try:
+        run = run_pyinfra(account_hosts, "deploys/certs.py", "--limit", host)
+        assert host in run.changes
+        assert docker_exec(account_hosts, host, f"cat {victim}").stdout == "root-only\n"
+        assert _owner(account_hosts, host, SSL) == "root:root 755"
+        verify = docker_exec(
+            account_hosts, host, f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}"
+        )
+        assert verify.stdout.strip().endswith("OK")
+        links = docker_exec(account_hosts, host, f"find {SSL} -type l -name '*.new'").stdout
+        assert links == ""
+    finally:
+        docker_exec(account_hosts, host, f"rm -f {victim}", check=False)
+    # The backup takes the CA's new database; then nothing is left to change.
+    run_pyinfra(account_hosts, "deploys/cluster.py")
+    assert run_pyinfra(account_hosts, "deploys/cluster.py").changes == {}
+
+
 @pytest.mark.parametrize(
     ("unit", "made", "target"),
     [

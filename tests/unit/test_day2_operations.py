@@ -199,7 +199,8 @@ def test_service_unit_writes_enables_and_starts_a_new_unit_in_one_command() -> N
     (command,) = raw(run_op(systemd_units, host, ["x.service"], files={"x.service": "[Unit]\n"},
                             running=True, enabled=True))  # fmt: skip
     assert command == (
-        "set -e; printf %s '[Unit]\n' > /etc/systemd/system/x.service.new && chmod 0644"
+        "set -e; rm -f /etc/systemd/system/x.service.new"
+        " && printf %s '[Unit]\n' > /etc/systemd/system/x.service.new && chmod 0644"
         " /etc/systemd/system/x.service.new && mv -f /etc/systemd/system/x.service.new"
         " /etc/systemd/system/x.service; systemctl enable --no-reload x.service;"
         " { systemctl start x.service || { systemctl daemon-reload && systemctl start x.service;"

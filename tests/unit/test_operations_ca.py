@@ -88,7 +88,8 @@ def test_configuration_uploads_only_when_different() -> None:
     host = FakeHost({CAState: _state(INIT_CONFIG)})
     commands = run_op(ca.configuration, host, PATH, **CONFIG_ARGS)
     (command,) = raw(commands)
-    text, _, rest = command.removeprefix("printf %s ").partition(" > ")
+    assert command.startswith(f"rm -f {PATH}/config/ca.json.new && printf %s ")
+    text, _, rest = command.split(" && printf %s ", 1)[1].partition(" > ")
     assert json.loads(shlex.split(text)[0])["address"] == ":9000"
     assert rest == (
         f"{PATH}/config/ca.json.new && chmod 0600 {PATH}/config/ca.json.new && mv -f "

@@ -105,7 +105,8 @@ def test_changed_files_are_written_reloaded_and_timers_restarted_in_one_command(
     files = {"a.service": "s", "a.timer": "t\n'x'", "b.timer": "u"}
     host = _host(files, active=True, changed={"a.timer"})
     assert raw(renewal_units(files)(host)) == [
-        "set -e; printf %s 't\n'\"'\"'x'\"'\"'' > /etc/systemd/system/a.timer.new"
+        "set -e; rm -f /etc/systemd/system/a.timer.new"
+        " && printf %s 't\n'\"'\"'x'\"'\"'' > /etc/systemd/system/a.timer.new"
         " && chmod 0644 /etc/systemd/system/a.timer.new"
         " && mv -f /etc/systemd/system/a.timer.new /etc/systemd/system/a.timer;"
         " systemctl daemon-reload; systemctl restart a.timer"
