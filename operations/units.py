@@ -34,10 +34,12 @@ def reload_needed(before: Mapping[str, str | None], changed: Iterable[str]) -> b
 
 
 # A unit's privileged step that takes a file out of the account's runtime directory: read
-# with the account's rights (`setpriv`), written by root, checked, given its mode. `$$` is
+# with the account's rights (`setpriv`), written by root (whatever stood at the target is
+# removed first, never written through), checked, given its mode. `$$` is
 # systemd's `$`; the values are arguments ($1 source, $2 target, $3 account), never code.
 _TAKEN = (
-    '/usr/bin/setpriv --reuid="$$3" --regid="$$3" --clear-groups cat -- "$$1" >"$$2"'
+    'rm -f "$$2" && /usr/bin/setpriv --reuid="$$3" --regid="$$3" --clear-groups cat -- "$$1"'
+    ' >"$$2"'
     ' && {check} "$$2" && chmod {mode} "$$2"{chown}'
 )
 

@@ -74,7 +74,9 @@ def test_a_certificates_directory_the_account_was_given_is_taken_back_first(
     crt = f"{SSL}/etcd-k8s-3-peer.crt"
     docker_exec(account_hosts, host, f"echo root-only > {victim}; chmod 0600 {victim};"
                 f" chown etcd:etcd {SSL}; rm -f {crt}")  # fmt: skip
-    for planted in (f"{crt}.new", f"{SSL}/etcd-k8s-3-peer.key.new"):
+    key = f"{SSL}/etcd-k8s-3-peer.key"
+    # Where the deploy writes a new pair, and where the renewal unit's root step writes.
+    for planted in (f"{crt}.issued", f"{key}.issued", f"{crt}.new"):
         docker_exec(account_hosts, host, f"runuser -u etcd -- ln -s {victim} {planted}")
     try:
         run = run_pyinfra(account_hosts, "deploys/certs.py", "--limit", host)
@@ -85,8 +87,16 @@ def test_a_certificates_directory_the_account_was_given_is_taken_back_first(
             account_hosts, host, f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}"
         )
         assert verify.stdout.strip().endswith("OK")
-        links = docker_exec(account_hosts, host, f"find {SSL} -type l -name '*.new'").stdout
-        assert links == ""
+        links = docker_exec(account_hosts, host, f"find {SSL} -type l -name '*.issued'")
+        assert links.stdout == ""
+        # The renewal unit's root step removes the link at its target too.
+        renew = "/run/systemd/system/step-renew-etcd-k8s-3-peer.service.d"
+        docker_exec(account_hosts, host, f"mkdir -p {renew}; printf '[Service]\\nExecCondition=\\n'"
+                    f" > {renew}/now.conf; systemctl daemon-reload;"
+                    " systemctl start step-renew-etcd-k8s-3-peer.service;"
+                    f" rm -rf {renew}; systemctl daemon-reload")  # fmt: skip
+        assert docker_exec(account_hosts, host, f"cat {victim}").stdout == "root-only\n"
+        assert docker_exec(account_hosts, host, f"test -L {crt}.new", check=False).returncode
     finally:
         docker_exec(account_hosts, host, f"rm -f {victim}", check=False)
     # The backup takes the CA's new database; then nothing is left to change.

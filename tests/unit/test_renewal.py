@@ -63,7 +63,7 @@ def test_a_service_and_a_timer_per_certificate() -> None:
     ) in service
     # The new certificate is read as the account (setpriv), written and checked by root.
     take = next(line for line in service.splitlines() if " take " in line)
-    assert take.startswith("ExecStartPost=+/bin/sh -c '/usr/bin/setpriv --reuid=")
+    assert take.startswith('ExecStartPost=+/bin/sh -c \'rm -f "$$2" && /usr/bin/setpriv --reuid=')
     assert take.endswith(
         " take %t/step-renew-etcd-k8s-2-peer/new.crt /etc/etcd/ssl/etcd-k8s-2-peer.crt.new etcd"
     )

@@ -125,7 +125,7 @@ def test_the_crl_timer_fetches_as_etcd_and_puts_in_place_privileged() -> None:
         " -o %t/etcd-pki-crl/ca.crl https://ca.test:9000/1.0/crl" in service
     )
     take = next(line for line in service.splitlines() if " take " in line)
-    assert take.startswith("ExecStartPost=+/bin/sh -c '/usr/bin/setpriv --reuid=")
+    assert take.startswith('ExecStartPost=+/bin/sh -c \'rm -f "$$2" && /usr/bin/setpriv --reuid=')
     assert take.endswith(" take %t/etcd-pki-crl/ca.crl /ssl/ca.crl.new etcd")
     assert "/usr/bin/openssl crl -inform DER -noout -in" in take
     assert "ExecStartPost=+/bin/mv -f /ssl/ca.crl.new /ssl/ca.crl" in service
