@@ -117,12 +117,21 @@ def systemd_units(
     restart_all = host.state.is_executing and any(m.did_change() for m in restart_after)
     restart = [u for u in units if wanted[u][0] and is_active[u] and (u in changed or restart_all)]
     stop = [u for u in units if wanted[u][0] is False and is_active[u]]
+    # A unit kept off that failed (a package's service that could not start) is put back to
+    # plain inactive: off, and no failure left to report.
+    failed = [
+        u
+        for u in units
+        if wanted[u][0] is False and states.get(u, {}).get("ActiveState") == "failed"
+    ]
     if start:
         commands.append(first_use(raw("systemctl start {u}", u=start)))
     if restart:
         commands.append(raw("systemctl restart {u}", u=restart))
     if stop:
         commands.append(raw("systemctl stop {u}", u=stop))
+    if failed:
+        commands.append(raw("systemctl reset-failed {u}", u=failed))
     if commands:
         yield StringCommand("set -e; " + "; ".join(commands))
     else:

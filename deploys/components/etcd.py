@@ -24,6 +24,7 @@ from etcd_step_pki.deploys.settings import (
     one_cluster,
 )
 from etcd_step_pki.operations import Change
+from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.binaries import release_binaries
 from etcd_step_pki.operations.etcd.configuration import member_configuration, member_joined
 from etcd_step_pki.operations.etcd.maintenance import compacted, defragmented
@@ -50,12 +51,13 @@ def etcd_cluster(*, downgrading: bool = False) -> None:
     if not settings.is_member:
         return
     if not owns_data_dir(settings):
-        files.directory(
+        # After the package, which makes /var/lib/etcd its own way: root's again, and the
+        # member's data directory the account's.
+        system_account(
             name="etcd data directory",
-            path=settings.data_dir,
             user=settings.etcd_user,
-            group=settings.etcd_user,
-            mode="0700",
+            home="/var/lib/etcd",
+            private_dirs=[settings.data_dir],
         )
     me = arguments.member(settings)
     config = member_configuration(

@@ -194,6 +194,21 @@ def _unit_host(text: str | None, active: str = "active", enabled: str = "enabled
     return FakeHost({Units: {"files": files, "states": states}})
 
 
+def test_a_unit_kept_off_that_failed_is_put_back_to_inactive() -> None:
+    failed = _unit_host("[Unit]\n", active="failed", enabled="disabled")
+    assert raw(run_op(systemd_units, failed, ["x.service"], running=False, enabled=False)) == [
+        "set -e; systemctl reset-failed x.service"
+    ]
+    off = _unit_host("[Unit]\n", active="inactive", enabled="disabled")
+    assert run_op(systemd_units, off, ["x.service"], running=False, enabled=False) == []
+    # A unit that should run and failed is started, not merely reset.
+    wanted = _unit_host("[Unit]\n", active="failed", enabled="enabled")
+    assert raw(run_op(systemd_units, wanted, ["x.service"], running=True)) == [
+        "set -e; { systemctl start x.service || { systemctl daemon-reload &&"
+        " systemctl start x.service; }; }"
+    ]
+
+
 def test_service_unit_writes_enables_and_starts_a_new_unit_in_one_command() -> None:
     host = _unit_host(None, active="inactive", enabled="disabled")
     (command,) = raw(run_op(systemd_units, host, ["x.service"], files={"x.service": "[Unit]\n"},
