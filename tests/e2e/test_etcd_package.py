@@ -17,7 +17,7 @@ PACKAGE = ["--data", "etcd_install_from=package"]
 
 @pytest.fixture(scope="module")
 def package_hosts(release_archives: Path) -> Iterator[Scenario]:
-    project = "pki-test-package"
+    project = "pki-test-etcd-package"
     scenario = Scenario(
         project,
         "172.28.67.0/24",
