@@ -109,6 +109,31 @@ def test_backup_and_restore_as_an_unprivileged_user(
     assert _run(admin_hosts, "deploys/restore_ca.py", *restore_data(s3, keys)).changes == {}
 
 
+def test_a_snapshot_in_the_clear_is_refused_under_sudo(
+    admin_hosts: Scenario, created: PyinfraRun, tmp_path: Path
+) -> None:
+    """pyinfra copies a file it transfers under sudo through the SSH user's temporary
+    directory, readable by other local users: a snapshot in the clear never takes that way,
+    fetched or sent; refused before any host is touched."""
+    before = {host: host_state(admin_hosts, host) for host in HOSTS}
+    fetch = _run(admin_hosts, "deploys/etcd_backup.py", "--data", "etcd_snapshot_unencrypted=true",
+                 "--data", f"etcd_snapshot_local_dir={tmp_path}", check=False)  # fmt: skip
+    assert fetch.returncode != 0
+    assert "etcd_snapshot_unencrypted: the snapshot fetched to the controller" in fetch.output
+    snapshot = tmp_path / "plain.db"
+    snapshot.write_bytes(b"not sent")
+    digest = hashlib.sha256(b"not sent").hexdigest()
+    send = _run(admin_hosts, "deploys/etcd_restore.py", "--data",
+                f"etcd_restore_snapshot={snapshot}", "--data", f"etcd_restore_confirm={digest}",
+                check=False)  # fmt: skip
+    assert send.returncode != 0
+    assert "etcd_restore_snapshot: the snapshot sent to every member" in send.output
+    assert {host: host_state(admin_hosts, host) for host in HOSTS} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.db"]
+    snapshots = docker_exec(admin_hosts, PRIMARY, "ls -A /var/backups/etcd", check=False)
+    assert not [name for name in snapshots.stdout.split() if name.endswith(".db")]
+
+
 def _dry_cases(s3: dict[str, str], keys: dict[str, GpgKey], snapshot: Path) -> list[tuple]:
     """(deploy, data, whether the plan must name a change)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
@@ -199,28 +224,3 @@ def test_failover_through_a_dns_name_as_an_unprivileged_user(
         yes=True,
     )
     assert again.changes == {}
-
-
-def test_a_snapshot_in_the_clear_is_refused_under_sudo(
-    admin_hosts: Scenario, created: PyinfraRun, tmp_path: Path
-) -> None:
-    """pyinfra copies a file it transfers under sudo through the SSH user's temporary
-    directory, readable by other local users: a snapshot in the clear never takes that way,
-    fetched or sent; refused before any host is touched."""
-    before = {host: host_state(admin_hosts, host) for host in HOSTS}
-    fetch = _run(admin_hosts, "deploys/etcd_backup.py", "--data", "etcd_snapshot_unencrypted=true",
-                 "--data", f"etcd_snapshot_local_dir={tmp_path}", check=False)  # fmt: skip
-    assert fetch.returncode != 0
-    assert "etcd_snapshot_unencrypted: the snapshot fetched to the controller" in fetch.output
-    snapshot = tmp_path / "plain.db"
-    snapshot.write_bytes(b"not sent")
-    digest = hashlib.sha256(b"not sent").hexdigest()
-    send = _run(admin_hosts, "deploys/etcd_restore.py", "--data",
-                f"etcd_restore_snapshot={snapshot}", "--data", f"etcd_restore_confirm={digest}",
-                check=False)  # fmt: skip
-    assert send.returncode != 0
-    assert "etcd_restore_snapshot: the snapshot sent to every member" in send.output
-    assert {host: host_state(admin_hosts, host) for host in HOSTS} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.db"]
-    snapshots = docker_exec(admin_hosts, PRIMARY, "ls -A /var/backups/etcd", check=False)
-    assert not [name for name in snapshots.stdout.split() if name.endswith(".db")]
