@@ -71,7 +71,9 @@ class NodeCertificates(FactBase[dict[str, Any]]):
     """`{"hostname", "fqdn", "trust": {...}, "files": {crt path: {...}}}`.
 
     Per certificate: `cert` (parsed, or None when missing or unreadable), `key_public`
-    (hex DER of the key's public half, or None), and `modes` of the crt and key files.
+    (hex DER of the key's public half, or None), `modes` of the crt and key files (through
+    their links), and `links`: where the crt and key names and the pair's link lead ("" for
+    a plain file), and what that pair's generation is (`directory root`).
     """
 
     @staticmethod
@@ -111,6 +113,7 @@ class NodeCertificates(FactBase[dict[str, Any]]):
                 "cert": self._cert("\n".join(lines)),
                 "key_public": public_key_of("\n".join(sections.get(("pub", path), []))),
                 "modes": self._modes(sections.get(("modes", path), [])),
+                "links": [*sections.get(("names", path), []), "", "", "", ""][:4],
             }
         return result
 

@@ -24,6 +24,7 @@ from etcd_step_pki.facts.certificates import NodeCertificates
 from etcd_step_pki.facts.shell import raw, replace_file, replace_link, script
 from etcd_step_pki.operations import Commands, profiles, roots, tokens
 from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.operations.key_pairs import pair_layout, script_paths
 from etcd_step_pki.operations.profiles import Profile
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.roots import root_fingerprint
@@ -44,6 +45,12 @@ class Certificate:
     key: str
     # What the CA issues it for (operations/profiles.py); None: the authority's provisioner.
     profile: Profile | None = None
+
+    @property
+    def pair(self) -> str:
+        """The link to the directory of the current key and certificate, which `crt` and
+        `key` lead through (templates/macros/key_pair.sh.j2)."""
+        return f"{self.crt.removesuffix('.crt')}.pair"
 
     @property
     def unit(self) -> str:
@@ -248,10 +255,13 @@ def node_certificates(
 
     wanted_sans = expected_sans(sans, found["hostname"], found["fqdn"])
     due: list[tuple[Certificate, str]] = []
+    unpaired: list[Certificate] = []
     for item in certificates:
         entry = found["files"].get(item.crt)
+        layout = pair_layout(entry, item)
         reason = (
             reissue
+            or (layout == "foreign" and "its names are links this deploy did not make")
             or _issued_before(entry, issued_before)
             or reissue_reason(
                 entry,
@@ -265,6 +275,8 @@ def node_certificates(
         if reason:
             due.append((item, reason))
         else:
+            if layout == "plain":
+                unpaired.append(item)
             commands += [
                 raw(
                     "chown {user}:{user} {path} && chmod {mode} {path}",
@@ -276,6 +288,8 @@ def node_certificates(
             ]
     if commands:
         yield StringCommand("set -e; " + "; ".join(commands))
+    if unpaired:
+        yield run_script("certificates-adopt.sh.j2", certificates=script_paths(unpaired))
     if due:
         items = tuple(item for item, _ in due)
         tokens.register(
@@ -298,7 +312,7 @@ def node_certificates(
         reasons = "; ".join(f"{item.kind}: {why}" for item, why in due)
         command = _certificate_command(node, authority.url, issuance, items)
         yield RunTimeStep(_issue, authority, items, command, reasons)
-    elif not commands:
+    elif not commands and not unpaired:
         host.noop(f"{len(certificates)} certificate(s) valid, trust in place")
 
 
@@ -348,7 +362,7 @@ def _certificate_command(
         ssl_dir=node.ssl_dir,
         step_path=node.step_path,
         step=node.step,
-        certificates=[{"subject": i.common_name, "crt": i.crt, "key": i.key} for i in items],
+        certificates=script_paths(items),
         key_flags=key_flags,
         duration=issuance.duration,
         url=ca_url,

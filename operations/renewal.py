@@ -87,7 +87,7 @@ def _values(
         "take": taken_as_account(
             node.owner,
             f"%t/{item.unit}/new.crt",
-            f"{item.crt}.new",
+            f"{item.pair}/crt.new",
             check="/usr/bin/openssl x509 -noout -in",
             own=True,
         ),
@@ -96,6 +96,7 @@ def _values(
         "subject": item.subject,
         "crt": item.crt,
         "key": item.key,
+        "pair": item.pair,
         "user": node.owner,
         "bin_dir": node.bin_dir,
         "step_path": node.step_path,

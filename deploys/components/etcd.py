@@ -200,6 +200,7 @@ def remove_member() -> None:
         peers=arguments.members(all_settings()),
         leftovers=leftovers,
         timers=timers(target.certificates),
+        pairs=[item.pair for item in target.certificates],
     )
 
 

@@ -126,7 +126,12 @@ def run_on(
 
 @operation()
 def member_removed(
-    member: Member, *, peers: Sequence[Member], leftovers: Sequence[str], timers: Sequence[str]
+    member: Member,
+    *,
+    peers: Sequence[Member],
+    leftovers: Sequence[str],
+    timers: Sequence[str],
+    pairs: Sequence[str] = (),
 ) -> Commands:
     """
     Take this member out of the cluster and remove its unit, configuration and other files.
@@ -135,6 +140,7 @@ def member_removed(
     + peers: every member of the cluster (this one included)
     + leftovers: more files of the member to remove (certificates, keys, renewal units)
     + timers: units to stop and disable first (its renewal timers)
+    + pairs: its certificates' links to their key pairs, removed with their generations
 
     `member remove` runs through another member (on its host, shown there). The cluster must
     be healthy and keep at least one other member. The data directory is kept aside as
@@ -157,15 +163,17 @@ def member_removed(
             done = f"removed {member.name} from the cluster"
             yield RunTimeStep(run_on, other.host, [command], done)
     files = [member.config_path, f"/etc/systemd/system/{member.unit}", *leftovers]
-    present = host.get_fact(ExistingPaths, paths=[*files, member.data_dir])
+    present = host.get_fact(ExistingPaths, paths=[*files, *pairs, member.data_dir])
     if not present:
         if found is None or not mine:
             host.noop(f"{member.name} is no member and has nothing left")
         return
-    yield removal(member, files=files, timers=timers)
+    yield removal(member, files=files, timers=timers, pairs=pairs)
 
 
-def removal(member: Member, *, files: Sequence[str], timers: Sequence[str]) -> StringCommand:
+def removal(
+    member: Member, *, files: Sequence[str], timers: Sequence[str], pairs: Sequence[str] = ()
+) -> StringCommand:
     """The script that stops a removed member and removes its files (its data kept aside)."""
     return run_script(
         "etcd-member-removed.sh.j2",
@@ -173,4 +181,5 @@ def removal(member: Member, *, files: Sequence[str], timers: Sequence[str]) -> S
         data=member.data_dir,
         unit=member.unit,
         timers=list(timers),
+        pairs=list(pairs),
     )

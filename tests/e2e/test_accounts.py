@@ -67,38 +67,49 @@ def test_the_etcd_account_cannot_turn_its_data_directory_against_root(
 def test_a_certificates_directory_the_account_was_given_is_taken_back_first(
     account_hosts: Scenario,
 ) -> None:
-    """An earlier (cfssl) layout gave `ssl_dir` to the account, which put a link to a file of
-    root's where root writes a new certificate: the run takes the directory for root before
-    it issues, removes the link instead of writing through it, and issues."""
-    host, victim = "etcd-k8s-3", "/srv/victim"
-    crt = f"{SSL}/etcd-k8s-3-peer.crt"
+    """An earlier (cfssl) layout gave `ssl_dir` to the account, which put links to root's
+    files and directories wherever root writes or reads a new pair: the run takes the
+    directory for root before it issues, removes the links instead of following them, and
+    issues; the key and certificate are then reached through the pair's link alone."""
+    host, victim, victim_dir = "etcd-k8s-3", "/srv/victim", "/srv/victim-dir"
+    crt, key, pair = (f"{SSL}/etcd-k8s-3-peer.{end}" for end in ("crt", "key", "pair"))
     docker_exec(account_hosts, host, f"echo root-only > {victim}; chmod 0600 {victim};"
-                f" chown etcd:etcd {SSL}; rm -f {crt}")  # fmt: skip
-    key = f"{SSL}/etcd-k8s-3-peer.key"
-    # Where the deploy writes a new pair, and where the renewal unit's root step writes.
-    for planted in (f"{crt}.issued", f"{key}.issued", f"{crt}.new"):
-        docker_exec(account_hosts, host, f"runuser -u etcd -- ln -s {victim} {planted}")
+                f" install -d -m 0700 {victim_dir}; echo root-only > {victim_dir}/crt;"
+                f" chown etcd:etcd {SSL}; rm -f {crt} {key} {pair}")  # fmt: skip
+    # Where the deploy links names and swaps the pair, and the pair and a generation
+    # directory the account made itself.
+    planted = {f"{crt}.link": victim, f"{key}.link": victim, f"{pair}.link": victim,
+               pair: victim_dir, f"{SSL}/.etcd-k8s-3-peer.planted": victim_dir}  # fmt: skip
+    for link, target in planted.items():
+        docker_exec(account_hosts, host, f"runuser -u etcd -- ln -s {target} {link}")
     try:
         run = run_pyinfra(account_hosts, "deploys/certs.py", "--limit", host)
         assert host in run.changes
-        assert docker_exec(account_hosts, host, f"cat {victim}").stdout == "root-only\n"
+        assert docker_exec(account_hosts, host, f"cat {victim} {victim_dir}/crt").stdout == (
+            "root-only\nroot-only\n"
+        )
+        assert docker_exec(account_hosts, host, f"ls -A {victim_dir}").stdout == "crt\n"
         assert _owner(account_hosts, host, SSL) == "root:root 755"
         verify = docker_exec(
             account_hosts, host, f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}"
         )
         assert verify.stdout.strip().endswith("OK")
-        links = docker_exec(account_hosts, host, f"find {SSL} -type l -name '*.issued'")
+        names = docker_exec(account_hosts, host, f"readlink {crt} {key} {pair}").stdout.split()
+        assert names[:2] == ["etcd-k8s-3-peer.pair/crt", "etcd-k8s-3-peer.pair/key"]
+        assert names[2].startswith(".etcd-k8s-3-peer.") and names[2] != ".etcd-k8s-3-peer.planted"
+        assert _owner(account_hosts, host, f"{SSL}/{names[2]}") == "root:root 755"
+        links = docker_exec(account_hosts, host, f"find {SSL} -name '*.link'")
         assert links.stdout == ""
-        # The renewal unit's root step removes the link at its target too.
+        # The renewal unit's root step writes in the pair's directory, which is root's.
         renew = "/run/systemd/system/step-renew-etcd-k8s-3-peer.service.d"
         docker_exec(account_hosts, host, f"mkdir -p {renew}; printf '[Service]\\nExecCondition=\\n'"
                     f" > {renew}/now.conf; systemctl daemon-reload;"
                     " systemctl start step-renew-etcd-k8s-3-peer.service;"
                     f" rm -rf {renew}; systemctl daemon-reload")  # fmt: skip
         assert docker_exec(account_hosts, host, f"cat {victim}").stdout == "root-only\n"
-        assert docker_exec(account_hosts, host, f"test -L {crt}.new", check=False).returncode
+        assert docker_exec(account_hosts, host, f"test -e {pair}/crt.new", check=False).returncode
     finally:
-        docker_exec(account_hosts, host, f"rm -f {victim}", check=False)
+        docker_exec(account_hosts, host, f"rm -rf {victim} {victim_dir}", check=False)
     # The backup takes the CA's new database; then nothing is left to change.
     run_pyinfra(account_hosts, "deploys/cluster.py")
     assert run_pyinfra(account_hosts, "deploys/cluster.py").changes == {}

@@ -73,12 +73,19 @@ def deployed(certs_hosts: Scenario) -> dict[str, object]:
 def test_files_owners_modes_and_links(certs_hosts: Scenario, deployed) -> None:
     for host in certs_hosts.hosts:
         listing = docker_exec(
-            certs_hosts, host.name, f"find {SSL} -mindepth 1 -printf '%f %m %u:%g %l\\n'"
+            certs_hosts, host.name, f"find {SSL} -mindepth 1 -printf '%P %m %u:%g %l\\n'"
         ).stdout
         entries = {line.split()[0]: line.split()[1:] for line in listing.splitlines()}
         for _, kind in _certs(host.name):
-            assert entries[f"{host.name}-{kind}.crt"] == ["644", "etcd:etcd"]
-            assert entries[f"{host.name}-{kind}.key"] == ["400", "etcd:etcd"]
+            # The names lead through the pair's link to its one generation, root's.
+            base = f"{host.name}-{kind}"
+            assert entries[f"{base}.crt"] == ["777", "root:root", f"{base}.pair/crt"]
+            assert entries[f"{base}.key"] == ["777", "root:root", f"{base}.pair/key"]
+            generation = entries[f"{base}.pair"][-1]
+            assert [n for n in entries if n.startswith(f".{base}.") and "/" not in n] == [generation]
+            assert entries[generation] == ["755", "root:root"]
+            assert entries[f"{generation}/crt"] == ["644", "etcd:etcd"]
+            assert entries[f"{generation}/key"] == ["400", "etcd:etcd"]
         assert entries["root_ca.crt"] == ["644", "root:root"]
         for link in ("peer-ca.crt", "client-ca.crt"):
             assert entries[link][-1] == "root_ca.crt"
@@ -304,7 +311,7 @@ def test_renewal_by_systemd_renews_what_is_due_and_skips_the_rest(
     assert _serial(certs_hosts, host, "peer") != serial
     assert docker_exec(certs_hosts, host, f"sha256sum {SSL}/{host}-peer.key").stdout == key_before
     modes = docker_exec(
-        certs_hosts, host, f"stat -c '%a %U' {SSL}/{host}-peer.crt {SSL}/{host}-peer.key"
+        certs_hosts, host, f"stat -L -c '%a %U' {SSL}/{host}-peer.crt {SSL}/{host}-peer.key"
     )
     assert modes.stdout.split() == ["644", "etcd", "400", "etcd"]
     crt = f"{SSL}/{host}-peer.crt"
@@ -331,7 +338,7 @@ def test_a_failed_renewal_is_visible_and_keeps_the_old_certificate(
         assert _unit(certs_hosts, host, unit, "ActiveState") == "failed"
         assert docker_exec(certs_hosts, host, f"sha256sum {SSL}/{host}-peer.crt").stdout == before
         assert docker_exec(
-            certs_hosts, host, f"test -e {SSL}/{host}-peer.crt.new", check=False
+            certs_hosts, host, f"test -e {SSL}/{host}-peer.pair/crt.new", check=False
         ).returncode
         report = run_pyinfra(certs_hosts, "deploys/status.py", *SHORT, "--limit", host, check=False)
         line = next(x for x in report.stdout.splitlines() if x.startswith(f"{host} peer:"))

@@ -340,7 +340,7 @@ def test_the_fourth_member_is_removed(cluster_hosts: Scenario, created) -> None:
     docker_exec(
         cluster_hosts,
         FOURTH.name,
-        "mkdir -p /root/kept && cp /etc/etcd/ssl/etcd-k8s-4-* /root/kept/ && ls /root/kept/*.crt",
+        "mkdir -p /root/kept && cp /etc/etcd/ssl/etcd-k8s-4-*.crt /etc/etcd/ssl/etcd-k8s-4-*.key /root/kept/ && ls /root/kept/*.crt",
     )
     serials = _serials(cluster_hosts, FOURTH.name, "/root/kept/*.crt")
     assert len(serials) == 3 and not serials & _crl(cluster_hosts)

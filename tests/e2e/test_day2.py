@@ -193,7 +193,7 @@ def test_a_compromised_hosts_certificates_are_revoked_and_issued_again(
     """Every certificate of the host issued before the time: revoked at the CA (in its CRL,
     refused for renewal), replaced by one with a new key made on the host; writes go on."""
     host = "etcd-k8s-3"
-    docker_exec(day2_hosts, host, f"mkdir -p /root/old && cp {SSL}/{host}-* /root/old/")
+    docker_exec(day2_hosts, host, f"mkdir -p /root/old && cp {SSL}/{host}-*.[ck]* /root/old/")
     before = {k: _serial(day2_hosts, host, k) for k in ("peer", "server", "client")}
     keys = _keys(day2_hosts, host)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -98,7 +98,7 @@ def test_each_cluster_has_its_own_members_ports_data_units_and_certificates(
             modes = docker_exec(
                 two_clusters,
                 host,
-                f"stat -c '%a %U' /var/lib/etcd/{member} {SSL}/{member}-peer.key",
+                f"stat -L -c '%a %U' /var/lib/etcd/{member} {SSL}/{member}-peer.key",
             ).stdout.split()
             assert modes == ["700", "etcd", "400", "etcd"]
             subject = docker_exec(

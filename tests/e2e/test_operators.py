@@ -56,7 +56,7 @@ def test_an_unprivileged_user_with_sudo_creates_the_cluster(
         logins = docker_exec(admin_hosts, host, "journalctl -u ssh --no-pager -o cat").stdout
         assert "Accepted publickey for admin" in logins
         assert "Accepted publickey for root" not in logins
-        key = docker_exec(admin_hosts, host, f"stat -c '%a %U' {SSL}/{host}-client.key").stdout
+        key = docker_exec(admin_hosts, host, f"stat -L -c '%a %U' {SSL}/{host}-client.key").stdout
         assert key.split() == ["400", "etcd"]
         defaults = docker_exec(admin_hosts, host, "cat /etc/step/config/defaults.json").stdout
         assert f'"ca-url": "https://{CA_NAME}:9000"' in defaults
@@ -82,7 +82,7 @@ def test_a_deleted_certificate_is_issued_again_with_sudo_from_the_data(
         f"openssl verify -CAfile {SSL}/root_ca.crt -untrusted {crt} {crt}",
     )
     assert verify.stdout.strip().endswith("OK")
-    assert docker_exec(admin_hosts, "etcd-k8s-3", f"stat -c %U {crt}").stdout.strip() == "etcd"
+    assert docker_exec(admin_hosts, "etcd-k8s-3", f"stat -L -c %U {crt}").stdout.strip() == "etcd"
     assert _run(admin_hosts, "deploys/certs.py", sudo=("--data", "_sudo=true")).changes == {}
 
 

@@ -65,10 +65,10 @@ def test_a_service_and_a_timer_per_certificate() -> None:
     take = next(line for line in service.splitlines() if " take " in line)
     assert take.startswith('ExecStartPost=+/bin/sh -c \'rm -f "$$2" && /usr/bin/setpriv --reuid=')
     assert take.endswith(
-        " take %t/step-renew-etcd-k8s-2-peer/new.crt /etc/etcd/ssl/etcd-k8s-2-peer.crt.new etcd"
+        " take %t/step-renew-etcd-k8s-2-peer/new.crt /etc/etcd/ssl/etcd-k8s-2-peer.pair/crt.new etcd"
     )
     assert "/usr/bin/openssl x509 -noout -in" in take and 'chown "$$3:$$3"' in take
-    assert "ExecStartPost=+/bin/mv -f /etc/etcd/ssl/etcd-k8s-2-peer.crt.new" in service
+    assert "ExecStartPost=+/bin/mv -f /etc/etcd/ssl/etcd-k8s-2-peer.pair/crt.new" in service
     timer = files["step-renew-etcd-k8s-2-peer.timer"]
     for line in ("OnCalendar=*-*-* 03:00:00", "RandomizedDelaySec=1h", "Persistent=true"):
         assert line in timer

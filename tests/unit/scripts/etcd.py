@@ -69,7 +69,7 @@ def member_add() -> str:
 def member_removed() -> str:
     files = ["/etc/etcd/etcd-k8s-1.env", "/etc/systemd/system/etcd-k8s-1.service"]
     timers = ["etcd-k8s-1-peer-renew.timer", "etcd-k8s-1-server-renew.timer"]
-    return text(removal(member(1), files=files, timers=timers))
+    return text(removal(member(1), files=files, timers=timers, pairs=["/etc/etcd/ssl/n-peer.pair"]))
 
 
 def learner_start() -> str:

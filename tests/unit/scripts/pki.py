@@ -117,6 +117,18 @@ def certificates_issue() -> str:
     return shlex.split(command)[2]  # bash -c <script> <template>
 
 
+def certificates_adopt() -> str:
+    from etcd_step_pki.operations.certificates import Certificate
+    from etcd_step_pki.operations.key_pairs import script_paths
+    from etcd_step_pki.templates.scripts import script
+
+    items = [
+        Certificate(kind, "etcd-k8s-1", f"/etc/etcd/ssl/{kind}.crt", f"/etc/etcd/ssl/{kind}.key")
+        for kind in ("peer", "server")
+    ]
+    return _text(script("certificates-adopt.sh.j2", certificates=script_paths(items)))
+
+
 def renewal_now() -> str:
     from etcd_step_pki.facts.certificates import NodeCertificates
     from etcd_step_pki.operations.certificates import Certificate, StepNode
@@ -166,6 +178,7 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "crl-fetch.sh.j2": crl_fetch,
     "renewal-now.sh.j2": renewal_now,
     "certificates-issue.sh.j2": certificates_issue,
+    "certificates-adopt.sh.j2": certificates_adopt,
     "ca-tokens-mint.sh.j2": tokens_mint,
     "ca-revoke.sh.j2": revoke,
     "ca-intermediate-rotate.sh.j2": intermediate_rotate,
