@@ -4,6 +4,7 @@ outside the account's own files changes, and the run or the unit fails clearly."
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,4 +151,83 @@ def test_a_units_root_step_reads_the_accounts_file_as_the_account(
     finally:
         docker_exec(account_hosts, host, f"rm -rf {Path(drop_in).parent}; systemctl"
                     f" daemon-reload; systemctl reset-failed {unit}.service", check=False)  # fmt: skip
+    assert run_pyinfra(account_hosts, "deploys/cluster.py").changes == {}
+
+
+def test_the_step_accounts_links_in_its_database_reach_nothing_of_roots(
+    account_hosts: Scenario,
+) -> None:
+    """The `step` account (a compromised step-ca) puts links to the CA password in its
+    database: the file modes step, the replication to the backup cert-manager and the
+    digests that decide it leave the password root's and copy it nowhere; the backup gets
+    the link as a link, the account's."""
+    secret, db = "/etc/step-ca/secrets/password", "/etc/step-ca/db"
+    primary, backup = "etcd-k8s-1", "etcd-k8s-2"
+    # What step-ca's process can do in its database (the account itself cannot pass the
+    # 0700 /etc/step-ca outside step-ca's own mounts): a link of the account's.
+    docker_exec(account_hosts, primary, f"ln -s {secret} {db}/planted;"
+                f" chown -h step:step {db}/planted")  # fmt: skip
+    # New certificates write to the database, so the run replicates it.
+    docker_exec(account_hosts, "client-1", f"rm -f {SSL}/client-1-client.crt")
+    run = run_pyinfra(account_hosts, "deploys/cluster.py")
+    assert "Replicate the CA | CA state from etcd-k8s-1" in run.changes[backup]
+    for host in (primary, backup):
+        assert _owner(account_hosts, host, secret) == "root:root 400"
+        password = docker_exec(account_hosts, host, f"cat {secret}").stdout.strip()
+        found = docker_exec(account_hosts, host, f"grep -rlF -- '{password}' {db}", check=False)
+        assert found.stdout == ""
+    link = docker_exec(account_hosts, backup, f"stat -c '%F %U %N' {db}/planted").stdout
+    assert link.startswith(f"symbolic link step '{db}/planted' -> '{secret}'")
+    docker_exec(account_hosts, primary, f"rm -f {db}/planted")
+    run_pyinfra(account_hosts, "deploys/cluster.py")
+    assert run_pyinfra(account_hosts, "deploys/cluster.py").changes == {}
+
+
+def _plant(scenario: Scenario, host: str, data: str) -> str:
+    """As the account, links in its data directory to a file and a directory of root's;
+    what those are, to compare after."""
+    docker_exec(scenario, host, "echo root-only > /srv/victim; chmod 0600 /srv/victim;"
+                " install -d -m 0700 /srv/victim-dir; echo root-only > /srv/victim-dir/f")  # fmt: skip
+    docker_exec(scenario, host, f"runuser -u etcd -- sh -c 'ln -s /srv/victim {data}/planted &&"
+                f" ln -s /srv/victim-dir {data}/member/planted-dir'")  # fmt: skip
+    return _victims(scenario, host)
+
+
+def _victims(scenario: Scenario, host: str) -> str:
+    """The owners, modes and contents of root's file and directory the links lead to."""
+    paths = "/srv/victim /srv/victim-dir /srv/victim-dir/f"
+    return docker_exec(scenario, host, f"stat -c '%U:%G %a %n' {paths}; cat /srv/victim").stdout
+
+
+def test_a_restore_and_a_removal_never_follow_the_accounts_links(
+    account_hosts: Scenario, tmp_path: Path
+) -> None:
+    """Links the account put in its data directory, to a file and a directory of root's:
+    a snapshot, a restore (the data kept aside, the new data given to the account) and the
+    member's removal (its data kept as `.removed`) leave both as they were."""
+    host, data = "etcd-k8s-2", "/var/lib/etcd/etcd-k8s-2"
+    before = _plant(account_hosts, host, data)
+    assert before.startswith("root:root 600 /srv/victim\nroot:root 700 /srv/victim-dir\n")
+    local = ["--data", f"etcd_snapshot_local_dir={tmp_path}", "--data",
+             "etcd_snapshot_unencrypted=true", "--data", "etcd_snapshot_name=accounts.db"]  # fmt: skip
+    run_pyinfra(account_hosts, "deploys/etcd_backup.py", *local)
+    snapshot = tmp_path / "accounts.db"
+    digest = hashlib.sha256(snapshot.read_bytes()).hexdigest()
+    run_pyinfra(account_hosts, "deploys/etcd_restore.py", "--data",
+                f"etcd_restore_snapshot={snapshot}", "--data", f"etcd_restore_confirm={digest}")  # fmt: skip
+    assert cluster_healthy(account_hosts)
+    assert _victims(account_hosts, host) == before
+    assert _owner(account_hosts, host, data) == "etcd:etcd 700"
+    aside = docker_exec(account_hosts, host, f"ls -d {data}.before-restore-*").stdout.split()
+    assert len(aside) == 1 and _owner(account_hosts, host, aside[0]).startswith("etcd:etcd")
+
+    # The member removed, then back as a new member: its links were in the data kept aside.
+    docker_exec(account_hosts, host, f"rm -rf {data}.before-restore-*")
+    before = _plant(account_hosts, host, data)
+    run_pyinfra(account_hosts, "deploys/remove_node.py", "--data", f"etcd_remove_node={host}")
+    assert _victims(account_hosts, host) == before
+    assert docker_exec(account_hosts, host, f"test -L {data}.removed/planted").returncode == 0
+    docker_exec(account_hosts, host, f"rm -rf {data}.removed /srv/victim /srv/victim-dir")
+    run_pyinfra(account_hosts, "deploys/cluster.py")
+    assert cluster_healthy(account_hosts)
     assert run_pyinfra(account_hosts, "deploys/cluster.py").changes == {}
