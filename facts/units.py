@@ -32,9 +32,17 @@ class Units(FactBase[dict[str, Any]]):
     reports the state systemd had when it last loaded the unit, which an `enable
     --no-reload` does not update."""
 
+    # facts/memo.py: a read of more units answers a read of fewer.
+    NARROWS = "units"
+
     @staticmethod
     def default() -> dict[str, Any]:
         return {"files": {}, "states": {}}
+
+    @staticmethod
+    def narrowed(found: dict[str, Any], units: set[str]) -> dict[str, Any]:
+        """What a read of `units` alone would have found."""
+        return {key: {u: v for u, v in found[key].items() if u in units} for key in found}
 
     def command(
         self, units: Sequence[str], directory: str = "/etc/systemd/system"

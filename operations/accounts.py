@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.accounts import SystemAccount
 from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Commands
@@ -39,7 +40,9 @@ def system_account(
     step never follows a path the account controls. pyinfra's `server.user` reads every
     account of the host first; this reads one.
     """
-    found = host.get_fact(SystemAccount, account=user, home=home, dirs=[*private_dirs, *root_dirs])
+    found = memo.get_fact(
+        host, SystemAccount, account=user, home=home, dirs=[*private_dirs, *root_dirs]
+    )
     refused = [path for path in private_dirs if found["dirs"].get(path) in ("link", "other")]
     if refused:
         raise OperationError(

@@ -10,6 +10,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, OperationValueError, operation
 from pyinfra.api.operation import OperationMeta
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.binaries import RELEASES, Binaries
 from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Commands
@@ -120,7 +121,7 @@ def release_binaries(
     controller (air-gapped sites), its SHA-256 checked before anything is unpacked, and the
     binary replaced atomically. A wrong checksum leaves the installed binary untouched.
     """
-    info = host.get_fact(Binaries, bin_dir=bin_dir, binaries=[a.binary for a in artifacts])
+    info = memo.get_fact(host, Binaries, bin_dir=bin_dir, binaries=[a.binary for a in artifacts])
     arch = info["arch"]
     if arch is None:
         raise OperationError(f"unknown architecture {info['machine']!r}: only amd64 and arm64")

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAHealth, CAState
 from etcd_step_pki.facts.shell import replace_file, script
 from etcd_step_pki.operations import Commands
@@ -37,6 +38,7 @@ BACKUP_SIGNING_KEY = "secrets/backup_signing_key.asc"
 # alone is the account step-ca runs as (DATABASE, with everything in it): step-ca writes
 # there, and reads its keys and passwords as systemd credentials (step-ca.service).
 DATABASE = "db"
+UNIT = "step-ca.service"
 MODES = {
     "": ("700", "d"),
     "config": ("700", "d"),
@@ -139,7 +141,7 @@ def authority(
 
     An existing CA is never overwritten: with CA keys but no `ca.json` the run stops.
     """
-    state = host.get_fact(CAState, path=path)
+    state = memo.get_fact(host, CAState, path=path)
     if state["config"] is not None:
         host.noop(f"a CA exists at {path}")
         return
@@ -191,7 +193,7 @@ def configuration(
       read of the CA's state)
     + ca_user: the account step-ca runs as, which owns the database
     """
-    state = host.get_fact(CAState, path=path)
+    state = memo.get_fact(host, CAState, path=path)
     current = state["config"]
     if current is None:
         if host.state.is_executing:
@@ -254,7 +256,7 @@ def file_modes(path: str, *, ca_user: str = "step") -> Commands:
     + path: the CA's `$STEPPATH`
     + ca_user: the account step-ca runs as
     """
-    fixes = _mode_fixes(path, host.get_fact(CAState, path=path)["files"], ca_user)
+    fixes = _mode_fixes(path, memo.get_fact(host, CAState, path=path)["files"], ca_user)
     if not fixes:
         host.noop(f"modes and owners under {path} are as they should be")
         return
@@ -282,7 +284,7 @@ def healthy(ca_name: str, *, port: int, root: str, timeout: int = 60) -> Command
     + root: the root certificate on this host
     + timeout: seconds to wait before failing
     """
-    if host.get_fact(CAHealth, ca_name=ca_name, port=port, root=root)["ok"]:
+    if memo.get_fact(host, CAHealth, ca_name=ca_name, port=port, root=root)["ok"]:
         host.noop("step-ca is healthy")
         return
     yield _wait_healthy(ca_name, port, root, timeout)

@@ -19,6 +19,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAFiles
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.backup_store import (
@@ -63,7 +64,7 @@ def backup_signing_key(path: str, *, cluster: str) -> Commands:
     + path: the CA's `$STEPPATH`
     + cluster: the cluster's name, in the key's user id
     """
-    if BACKUP_SIGNING_KEY in host.get_fact(CAFiles, path=path):
+    if BACKUP_SIGNING_KEY in memo.get_fact(host, CAFiles, path=path):
         host.noop("the CA has its backup signing key")
         return
     yield script(
@@ -97,7 +98,7 @@ def backed_up(
     """
     if (kms is None) == (recipient_key is None):
         raise OperationError("a CA backup is encrypted to a recipient key or with KMS: one")
-    files = host.get_fact(CAFiles, path=path)
+    files = memo.get_fact(host, CAFiles, path=path)
     if not files:
         raise OperationError(f"no CA state at {path} to back up")
     digest = state_digest(files)

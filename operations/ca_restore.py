@@ -15,6 +15,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAFiles, CAState
 from etcd_step_pki.facts.paths import FileText
 from etcd_step_pki.facts.shell import raw, replace_file
@@ -67,13 +68,13 @@ def restored_from_s3(
     """
     backup = fetched(store, key, private_key=private_key, kms=kms, signer_key=signer_key)
     key, digest, source = backup.key, backup.digest, backup.source
-    if host.get_fact(FileText, path=RESTORE_MARKER) == source:
+    if memo.get_fact(host, FileText, path=RESTORE_MARKER) == source:
         host.noop(f"{source} was restored here already")
         return
-    if digest and state_digest(host.get_fact(CAFiles, path=path)) == digest:
+    if digest and state_digest(memo.get_fact(host, CAFiles, path=path)) == digest:
         host.noop(f"{path} holds the state of {key} already")
         return
-    current = host.get_fact(CAState, path=path)["root"]
+    current = memo.get_fact(host, CAState, path=path)["root"]
     expect_root = root_fingerprint(current) if current and not any_root else ""
     if pin is not None and pin.fingerprint:
         expect_root = pin.fingerprint
@@ -191,7 +192,7 @@ def recorded(*, source: str) -> Commands:
 
     + source: `s3://bucket/key` or `host:<cert-manager>`
     """
-    if host.get_fact(FileText, path=RESTORE_MARKER) == source:
+    if memo.get_fact(host, FileText, path=RESTORE_MARKER) == source:
         host.noop(f"the restore of {source} is recorded")
         return
     yield from restore_recorded(source)

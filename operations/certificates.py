@@ -19,6 +19,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAState
 from etcd_step_pki.facts.certificates import NodeCertificates
 from etcd_step_pki.facts.shell import raw, replace_file, replace_link, script
@@ -240,7 +241,8 @@ def node_certificates(
     that step is shown under the cert-manager; with `--limit` the cert-manager is reached
     all the same.
     """
-    found = host.get_fact(
+    found = memo.get_fact(
+        host,
         NodeCertificates,
         ssl_dir=node.ssl_dir,
         step_path=node.step_path,

@@ -15,6 +15,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAFiles
 from etcd_step_pki.facts.paths import FileText
 from etcd_step_pki.facts.shell import raw, replace_file
@@ -58,12 +59,12 @@ def drilled(
     + backup: the fetched S3 backup (with `source` an S3 object)
     + before: a time (seconds); None: drill now, whatever the last drill was
     """
-    last = _last(host.get_fact(FileText, path=RECORD))
+    last = _last(memo.get_fact(host, FileText, path=RECORD))
     finished = last.get("finished")
     if before is not None and isinstance(finished, int | float) and finished >= before:
         host.noop(f"a drill succeeded here at {last.get('finished_at')}, after the given time")
         return
-    if backup is None and not host.get_fact(CAFiles, path=plan.ca_path):
+    if backup is None and not memo.get_fact(host, CAFiles, path=plan.ca_path):
         raise OperationError(
             f"no replicated CA state at {plan.ca_path} on {host.name}: run deploys/replicate_ca.py,"
             " or drill from S3 (--data drill_from=s3); nothing was changed"

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.paths import ExistingPaths
 from etcd_step_pki.facts.shell import raw, replace_file, replace_link, script
 from etcd_step_pki.facts.trust import TrustFiles
@@ -33,7 +34,7 @@ def trust_bundles(
     + old_roots: trust file -> the old CA's PEM file to add to it; None: the new root only
     """
     targets = [f"{ssl_dir}/peer-ca.crt", f"{ssl_dir}/client-ca.crt"]
-    found = host.get_fact(TrustFiles, paths=[*targets, *(old_roots or {}).values()])
+    found = memo.get_fact(host, TrustFiles, paths=[*targets, *(old_roots or {}).values()])
     if old_roots is None:
         changed = [t for t in targets if found.get(t) != {"link": "root_ca.crt"}]
         for target in changed:
@@ -69,7 +70,7 @@ def legacy_removed(*, paths: Sequence[str]) -> Commands:
 
     + paths: the old certificates, keys and CA files
     """
-    present = host.get_fact(ExistingPaths, paths=list(paths))
+    present = memo.get_fact(host, ExistingPaths, paths=list(paths))
     if not present:
         host.noop("no old cfssl file is left")
         return

@@ -16,6 +16,7 @@ import yaml
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.prometheus import PrometheusSetup, loads_rules
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.durations import parse_duration
@@ -308,7 +309,7 @@ def alert_rules_installed(text: str, *, path: str, config: str, service: str) ->
     Refused before anything changes when promtool is missing or the configuration does not
     load the file: rules nobody evaluates alert nobody.
     """
-    found = host.get_fact(PrometheusSetup, config=config, rules_file=path, service=service)
+    found = memo.get_fact(host, PrometheusSetup, config=config, rules_file=path, service=service)
     if found["config"] is None:
         raise OperationError(f"no Prometheus configuration at {config}: install Prometheus first")
     if not loads_rules(found["config"], config, path):

@@ -10,6 +10,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, operation
 from pyinfra.facts.files import FindFiles, Sha256File
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.certificates import NodeCertificates
 from etcd_step_pki.facts.shell import raw
 from etcd_step_pki.operations import Commands
@@ -123,7 +124,8 @@ def renewed_now(
     renewed by an earlier run started after `issued_before`: a second run changes nothing.
     """
     items = list(certificates)
-    found = host.get_fact(
+    found = memo.get_fact(
+        host,
         NodeCertificates,
         ssl_dir=node.ssl_dir,
         step_path=node.step_path,
@@ -161,8 +163,8 @@ def metrics_written(
         return
     helper = f"{node.bin_dir}/{METRICS_SCRIPT}"
     wanted = hashlib.sha256(metrics_script(node, schedule).encode()).hexdigest()
-    changed = host.get_fact(Sha256File, path=helper) != wanted
-    present = set(host.get_fact(FindFiles, path=schedule.metrics_dir, maxdepth=1) or [])
+    changed = memo.get_fact(host, Sha256File, path=helper) != wanted
+    present = set(memo.get_fact(host, FindFiles, path=schedule.metrics_dir, maxdepth=1) or [])
     due = [
         item
         for item in certificates

@@ -17,6 +17,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAFiles, CAState
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.ca import STEP_CA_PAUSE
@@ -63,16 +64,16 @@ def replicated(*, primary: str, path: str, pin: PinnedRoot | None = None) -> Com
     + pin: the root the state must have (operations/roots.py); None: the primary's
     """
     source = host.state.inventory.get_host(primary)
-    wanted = source.get_fact(CAFiles, path=path)
+    wanted = memo.get_fact(source, CAFiles, path=path)
     if not wanted:
         if host.state.is_executing:
             raise OperationError(f"{primary} has no CA state at {path} to replicate")
         yield StringCommand("true")  # replicate once the primary's CA exists
         return
-    if host.get_fact(CAFiles, path=path) == wanted:
+    if memo.get_fact(host, CAFiles, path=path) == wanted:
         host.noop(f"{path} is identical to {primary}'s")
         return
-    root = source.get_fact(CAState, path=path)["root"]
+    root = memo.get_fact(source, CAState, path=path)["root"]
     refuse_other(root, pin, f"the CA state on {primary}")
     yield RunTimeStep(_transfer, primary, path, root_fingerprint(root))
 

@@ -16,6 +16,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.revocation import Revocation, RevocationLists
 from etcd_step_pki.facts.shell import raw
 from etcd_step_pki.operations import Commands
@@ -66,8 +67,12 @@ def certificates_revoked(
     A certificate missing on the host is skipped. The CRL must be readable: a CA that does not
     answer stops the run before anything is revoked or removed.
     """
-    found = host.get_fact(
-        Revocation, certificates=list(certificates), crl_url=f"{authority.url}/1.0/crl", root=root
+    found = memo.get_fact(
+        host,
+        Revocation,
+        certificates=list(certificates),
+        crl_url=f"{authority.url}/1.0/crl",
+        root=root,
     )
     if not found["crl"]:
         raise OperationError(f"the CA's CRL at {authority.url}/1.0/crl cannot be read from here")
@@ -136,7 +141,7 @@ def crl_current(path: str, *, crl_url: str, root: str) -> Commands:
     A CA that does not answer leaves a copy in place as it is; without any copy the run
     stops (etcd refuses every connection while its CRL file is missing).
     """
-    found = host.get_fact(RevocationLists, path=path, crl_url=crl_url, root=root)
+    found = memo.get_fact(host, RevocationLists, path=path, crl_url=crl_url, root=root)
     command = script("crl-fetch.sh.j2", url=crl_url, root=root, path=path)
     if found["ca"] is None:
         if found["local"] is not None:

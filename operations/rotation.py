@@ -13,6 +13,7 @@ from cryptography import x509
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAState
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.ca import PASSWORD
@@ -46,7 +47,7 @@ def intermediate_rotated(
 
     step-ca has to be restarted afterwards to sign with the new intermediate.
     """
-    found = host.get_fact(CAState, path=path)
+    found = memo.get_fact(host, CAState, path=path)
     if not found["root"] or not found["intermediate"]:
         raise OperationError(f"no CA at {path} on {host.name}: nothing to rotate")
     current = x509.load_pem_x509_certificate(found["intermediate"].encode())

@@ -9,6 +9,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.paths import ExistingPaths
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.binaries import STAGING_DIR
@@ -36,7 +37,7 @@ def snapshot_saved(
     target = f"{directory}/{file_name}"
     plain = [target, f"{target}.sha256"]
     sealed = [f"{target}.gpg", f"{target}.gpg.sha256"] if recipient_key else []
-    present = host.get_fact(ExistingPaths, paths=[*plain, *sealed])
+    present = memo.get_fact(host, ExistingPaths, paths=[*plain, *sealed])
     if len(present) == len(plain) + len(sealed):
         host.noop(f"{target} exists" + (", encrypted too" if sealed else ""))
         return
@@ -84,7 +85,7 @@ def snapshot_restored(
     run with the same snapshot change nothing.
     """
     marker = f"{member.data_dir}.restored-{sha256[:16]}"
-    if host.get_fact(ExistingPaths, paths=[marker]):
+    if memo.get_fact(host, ExistingPaths, paths=[marker]):
         host.noop(f"{member.name} holds snapshot {sha256[:16]} already")
         return
     staged = f"{STAGING_DIR}/etcd-restore-{sha256[:16]}.db"

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.shell import previous_kept, raw, replace_file
 from etcd_step_pki.facts.units import Units
 from etcd_step_pki.operations import Change, Commands
@@ -91,7 +92,7 @@ def systemd_units(
     """
     files = dict(files or {})
     units = [*units, *(u for u in always_on if u not in units)]
-    found = host.get_fact(Units, units=sorted({*units, *files}))
+    found = memo.get_fact(host, Units, units=sorted({*units, *files}))
     changed = sorted(
         name for name, text in files.items() if found["files"].get(name) != digest(text)
     )

@@ -11,8 +11,11 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 
+from etcd_step_pki.deploys.components import arguments
 from etcd_step_pki.deploys.components.run_lock import run_lock
 from etcd_step_pki.deploys.settings import DEFAULTS, load_settings
+from etcd_step_pki.facts import memo
+from etcd_step_pki.facts.units import Units
 from etcd_step_pki.operations.barrier import barrier
 
 P = ParamSpec("P")
@@ -48,7 +51,9 @@ def component(title: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @functools.wraps(func)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             stop_at_first_failure()
-            run_lock(load_settings().run_lock_wait)
+            settings = load_settings()
+            run_lock(settings.run_lock_wait)
+            memo.expect(host, Units, units=arguments.managed_units(settings))
             result = func(*args, **kwargs)
             barrier(name=f"{title}: every host done", label=f"{title} done")
             return result

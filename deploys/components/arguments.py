@@ -10,10 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from etcd_step_pki.deploys.settings import Settings
+from etcd_step_pki.operations.ca import UNIT as STEP_CA_UNIT
 from etcd_step_pki.operations.certificates import Issuance, StepNode
 from etcd_step_pki.operations.etcd.configuration import MemberOptions, TLSFiles
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.renewal import RenewalSchedule
+from etcd_step_pki.operations.revocation import CRL_UNIT
 from etcd_step_pki.operations.roots import PinnedRoot
 from etcd_step_pki.operations.tokens import Authority
 
@@ -133,3 +135,16 @@ def member_options(settings: Settings, tls: TLSFiles | None = None) -> MemberOpt
         feature_gates=settings.etcd.feature_gates,
         metrics_port=settings.etcd.metrics_port,
     )
+
+
+def managed_units(settings: Settings) -> list[str]:
+    """Every unit of the host the deploys manage: what a run's first read of units takes at
+    once (facts/memo.py), so the reads after it need no round trip while nothing changes."""
+    units = [f"{item.unit}.{kind}" for item in settings.host_certificates
+             for kind in ("service", "timer")]  # fmt: skip
+    if settings.member_of_any:
+        units += [f"{CRL_UNIT}.service", f"{CRL_UNIT}.timer"]
+        units += [f"{name}.service" for _, name in settings.memberships]
+    if settings.is_cert_manager:
+        units.append(STEP_CA_UNIT)
+    return units

@@ -10,6 +10,7 @@ from pyinfra.api.operation import OperationMeta
 
 from etcd_step_pki.deploys.components import arguments
 from etcd_step_pki.deploys.settings import Settings
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.binaries import Binaries
 from etcd_step_pki.operations import Change
 from etcd_step_pki.operations.binaries import Artifact, Replaced, release_binaries
@@ -69,8 +70,8 @@ def etcd_release_checked(
     The installed release is read with the install's own fact: no round trip more."""
     if not settings.is_member:
         return
-    found = host.get_fact(
-        Binaries, bin_dir=settings.bin_dir, binaries=[a.binary for a in artifacts]
+    found = memo.get_fact(
+        host, Binaries, bin_dir=settings.bin_dir, binaries=[a.binary for a in artifacts]
     )
     release_change_allowed(
         name="etcd release change allowed",

@@ -17,8 +17,6 @@ from etcd_step_pki.operations.binaries import release_binaries
 from etcd_step_pki.operations.units import systemd_units
 from etcd_step_pki.templates import render
 
-UNIT = "step-ca.service"
-
 
 @component("step-ca")
 def certificate_authority(*, step_on_nodes: bool = False) -> OperationMeta | None:
@@ -67,8 +65,8 @@ def _step_ca_unit(
     text = step_ca_unit(settings)
     return systemd_units(
         name=name,
-        units=[UNIT],
-        files={UNIT: text},
+        units=[ca.UNIT],
+        files={ca.UNIT: text},
         running=active,
         enabled=active,
         restart_after=changes,

@@ -23,6 +23,8 @@ from etcd_step_pki.deploys.settings import (
     load_settings,
     one_cluster,
 )
+from etcd_step_pki.facts import memo
+from etcd_step_pki.facts.etcd import EtcdMember
 from etcd_step_pki.operations import Change
 from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.binaries import release_binaries
@@ -60,6 +62,10 @@ def etcd_cluster(*, downgrading: bool = False) -> None:
             private_dirs=[settings.data_dir],
         )
     me = arguments.member(settings)
+    # What the running etcd read when it started: the first read of the member's state takes
+    # them, for the rolling restart after it (facts/memo.py).
+    started_from = [me.config_path, f"{UNIT_DIR}/{me.unit}", settings.etcd.binary]
+    memo.expect(host, EtcdMember, files=started_from)
     config = member_configuration(
         name="etcd member configuration",
         member=me,
@@ -77,7 +83,7 @@ def etcd_cluster(*, downgrading: bool = False) -> None:
         member=me,
         peers=arguments.members(all_settings()),
         restart_after=[config, unit, binaries],
-        files=[me.config_path, f"{UNIT_DIR}/{me.unit}", settings.etcd.binary],
+        files=started_from,
     )
     member_joined(
         name="A new member joins the running cluster",

@@ -16,6 +16,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
 from etcd_step_pki.facts.shell import previous_kept, script
 from etcd_step_pki.operations import Commands
@@ -124,8 +125,8 @@ def member_configuration(
     data but do not run.
     """
     config_path = member.config_path
-    local = host.get_fact(
-        EtcdMember, config=config_path, data_dir=member.data_dir, unit=member.unit
+    local = memo.get_fact(
+        host, EtcdMember, config=config_path, data_dir=member.data_dir, unit=member.unit
     )
     everyone = ",".join(f"{p.name}={p.peer_url}" for p in peers)
     if local["bootstrapped"] and local["config"] is not None:
@@ -174,8 +175,8 @@ def member_joined(
     + options: TLS files and settings every member shares
     + timeout: seconds to wait for the cluster's health once it started
     """
-    local = host.get_fact(
-        EtcdMember, config=member.config_path, data_dir=member.data_dir, unit=member.unit
+    local = memo.get_fact(
+        host, EtcdMember, config=member.config_path, data_dir=member.data_dir, unit=member.unit
     )
     if local["bootstrapped"]:
         # Only a member that joined a running cluster can be a learner still; a learner
@@ -183,7 +184,7 @@ def member_joined(
         joined = "ETCD_INITIAL_CLUSTER_STATE=existing" in (local["config"] or "")
         others = replace(member.etcdctl, endpoint=",".join(
             f"https://{p.address}:{p.client_port}" for p in peers if p.name != member.name))  # fmt: skip
-        view = host.get_fact(EtcdCluster, etcdctl_args=others.args) if joined else None
+        view = memo.get_fact(host, EtcdCluster, etcdctl_args=others.args) if joined else None
         learner = [m for m in (view or {}).get("members", []) if m["name"] == member.name
                    and m["learner"]]  # fmt: skip
         if not learner:

@@ -7,6 +7,7 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationError, operation
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdCompacted, member_status
 from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Commands
@@ -15,7 +16,7 @@ from etcd_step_pki.operations.etcd.restarts import wait_healthy
 
 
 def _own_status(member: Member) -> dict[str, Any]:
-    view = host.get_fact(EtcdCluster, etcdctl_args=member.etcdctl.args)
+    view = memo.get_fact(host, EtcdCluster, etcdctl_args=member.etcdctl.args)
     own = member_status(view, member.name)
     if own is None:
         raise OperationError(f"{member.name} does not answer: {view['error']}")
@@ -31,7 +32,7 @@ def compacted(member: Member) -> Commands:
     """
     revision = int(_own_status(member)["revision"])
     args = member.etcdctl.args
-    if host.get_fact(EtcdCompacted, etcdctl_args=args, revision=revision):
+    if memo.get_fact(host, EtcdCompacted, etcdctl_args=args, revision=revision):
         host.noop(f"history before revision {revision} is compacted already")
         return
     yield script("{c} compact {rev} --physical >/dev/null", c=args, rev=revision)

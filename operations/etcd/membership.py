@@ -11,6 +11,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
 from etcd_step_pki.facts.paths import ExistingPaths
 from etcd_step_pki.operations import Commands
@@ -44,12 +45,12 @@ def survey(state: State, me: str, peers: Sequence[Member]) -> list[PeerState]:
         if not other.connected:
             found.append(PeerState(peer, reachable=False))
             continue
-        local = other.get_fact(
-            EtcdMember, config=peer.config_path, data_dir=peer.data_dir, unit=peer.unit
+        local = memo.get_fact(
+            other, EtcdMember, config=peer.config_path, data_dir=peer.data_dir, unit=peer.unit
         )
         view = None
         if local["bootstrapped"] and local["active"]:
-            view = other.get_fact(EtcdCluster, etcdctl_args=peer.etcdctl.args)
+            view = memo.get_fact(other, EtcdCluster, etcdctl_args=peer.etcdctl.args)
         found.append(
             PeerState(peer, True, local["bootstrapped"], local["active"], view, local["config"])
         )

@@ -19,6 +19,7 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, EtcdVersions, cluster_healthy
 from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Commands
@@ -149,13 +150,13 @@ def release_change_allowed(
     if installed is None or minor(installed) == minor(target):
         host.noop(f"etcd {target}: no other minor release")
         return
-    local = host.get_fact(
-        EtcdMember, config=member.config_path, data_dir=member.data_dir, unit=member.unit
+    local = memo.get_fact(
+        host, EtcdMember, config=member.config_path, data_dir=member.data_dir, unit=member.unit
     )
     if not local["bootstrapped"]:
         host.noop(f"{member.name} holds no data yet: it starts on {target}")
         return
-    view = host.get_fact(EtcdCluster, etcdctl_args=member.etcdctl.args)
+    view = memo.get_fact(host, EtcdCluster, etcdctl_args=member.etcdctl.args)
     if not local["active"] or not cluster_healthy(view):
         raise OperationError(
             f"etcd {installed} to {target} on {member.name}: the cluster must be healthy "
@@ -187,8 +188,8 @@ def v2store_check(member: Member, *, bin_dir: str, etcd_user: str, target: str) 
 def versions_of(member: Member) -> dict[str, str]:
     """The member's and its cluster's etcd releases, as the member answers."""
     ctl = member.etcdctl
-    return host.get_fact(
-        EtcdVersions, cacert=ctl.cacert, cert=ctl.cert, key=ctl.key, url=ctl.endpoint
+    return memo.get_fact(
+        host, EtcdVersions, cacert=ctl.cacert, cert=ctl.cert, key=ctl.key, url=ctl.endpoint
     )
 
 

@@ -16,6 +16,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
+from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdHealthy, EtcdMember, member_status
 from etcd_step_pki.facts.shell import script
 from etcd_step_pki.operations import Change, Commands
@@ -75,7 +76,8 @@ def rolling_restart(
     healthy on its new files, their previous versions are removed. A member that never started is left
     to the start of a new cluster. A leader hands leadership over first.
     """
-    local = host.get_fact(
+    local = memo.get_fact(
+        host,
         EtcdMember,
         config=member.config_path,
         data_dir=member.data_dir,
@@ -191,7 +193,7 @@ def cluster_healthy_wait(etcdctl: Etcdctl, *, timeout: int = 120) -> Commands:
     + etcdctl: how this host reaches the cluster
     + timeout: seconds to wait
     """
-    if host.get_fact(EtcdHealthy, etcdctl_args=etcdctl.args):
+    if memo.get_fact(host, EtcdHealthy, etcdctl_args=etcdctl.args):
         host.noop("the etcd cluster is healthy")
         return
     yield wait_healthy(etcdctl, timeout)

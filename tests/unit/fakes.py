@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from unittest import mock
 
 from pyinfra.api import StringCommand
 from pyinfra.context import ctx_host, ctx_state
+
+from etcd_step_pki.facts import memo
 
 
 @dataclass
@@ -35,9 +38,15 @@ class FakeHost:
         self.noops.append(description)
 
 
+def _read(host: FakeHost, fact, **kwargs):
+    return host.get_fact(fact, **kwargs)
+
+
 @contextmanager
 def on_host(fake: FakeHost) -> Iterator[FakeHost]:
-    with ctx_state.use(fake.state), ctx_host.use(fake):
+    # Every read goes to the fixtures: a run's memo of facts (facts/memo.py) needs pyinfra's
+    # own state, and has tests of its own.
+    with ctx_state.use(fake.state), ctx_host.use(fake), mock.patch.object(memo, "get_fact", _read):
         yield fake
 
 

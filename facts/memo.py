@@ -1,0 +1,152 @@
+"""Facts read once per run while nothing has changed: `get_fact(host, Fact, **kwargs)` answers
+from this run's earlier read of the same fact with the same arguments, as long as no
+operation of the run has executed a command on any host since; after the first change every
+read goes to the host again, as `host.get_fact` does.
+
+pyinfra 3 reads a fact each time an operation asks for it: a run that changes nothing reads
+the same units, member state and CA state several times per host (one round trip each). A
+change anywhere may change what any host reports (a member added, the CA state replicated),
+so the memo holds only until the first one. An operation uses it only for what it reads
+before it yields its first command (its own commands are not seen until it completes).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import weakref
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
+
+from pyinfra.api import FactBase
+from pyinfra.api.arguments import pop_global_arguments
+from pyinfra.api.host import Host
+from pyinfra.api.state import BaseStateCallback, State
+
+T = TypeVar("T")
+
+# The global arguments that decide how a fact's command runs (as whom, with which shell).
+_EXECUTION = (
+    "_sudo",
+    "_sudo_user",
+    "_use_sudo_login",
+    "_sudo_password",
+    "_preserve_sudo_env",
+    "_su_user",
+    "_use_su_login",
+    "_preserve_su_env",
+    "_su_shell",
+    "_doas",
+    "_doas_user",
+    "_shell_executable",
+    "_chdir",
+    "_env",
+)
+
+
+class _RunMemo:
+    """The facts read so far in one run, and whether any operation has changed a host."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        # Per fact read: the items of its `NARROWS` list it was read with, and its value.
+        self.values: dict[tuple[str, str, str, str], tuple[set[str], Any]] = {}
+        # Per host and fact: the items the run's reads will ask for (`expect`).
+        self.expected: dict[tuple[str, type[Any]], dict[str, list[str]]] = {}
+        # How each host's facts run in each operation (None: before any), as pyinfra works
+        # it out from the operation's arguments, the host's data and the config.
+        self.execution: dict[tuple[str, str | None], str] = {}
+        # Operations completed on a host since the last read, and whether any changed it.
+        self.completed: list[tuple[Host, str]] = []
+        self.changed = False
+
+    def still_valid(self) -> bool:
+        """No operation completed so far has executed a command."""
+        while self.completed and not self.changed:
+            host, op_hash = self.completed.pop()
+            meta = self.state.get_op_data_for_host(host, op_hash).operation_meta
+            self.changed = not meta.is_complete() or meta.executed
+        if self.changed:
+            self.values.clear()
+        return not self.changed
+
+
+_memos: weakref.WeakKeyDictionary[State, _RunMemo] = weakref.WeakKeyDictionary()
+
+
+class _Watcher(BaseStateCallback):
+    """Tells the run's memo of each operation a host completes."""
+
+    @staticmethod
+    def operation_host_success(
+        state: State, host: Host, op_hash: Any, retry_count: int = 0
+    ) -> None:
+        # Called before pyinfra records the operation's commands: judged at the next read.
+        _memos[state].completed.append((host, op_hash))
+
+    @staticmethod
+    def operation_host_error(
+        state: State, host: Host, op_hash: Any, retry_count: int = 0, max_retries: int = 0
+    ) -> None:
+        _memos[state].changed = True  # what a failed operation did is not known
+
+
+def _memo(state: State) -> _RunMemo:
+    memo = _memos.get(state)
+    if memo is None:
+        memo = _memos[state] = _RunMemo(state)
+        state.add_callback_handler(_Watcher())
+    return memo
+
+
+def _key(
+    memo: _RunMemo, host: Host, cls: type[FactBase[Any]], kwargs: dict[str, Any]
+) -> tuple[str, str, str, str]:
+    place = (host.name, host.executing_op_hash)
+    execution = memo.execution.get(place)
+    if execution is None:
+        current = dict(host.current_op_global_arguments or {})
+        resolved, _ = pop_global_arguments(host.state, host, current)
+        chosen = {name: resolved.get(name) for name in _EXECUTION}
+        execution = memo.execution[place] = json.dumps(chosen, sort_keys=True, default=repr)
+    arguments = json.dumps(kwargs, sort_keys=True, default=repr)
+    return host.name, f"{cls.__module__}.{cls.__qualname__}", arguments, execution
+
+
+def expect(host: Host, cls: type[FactBase[Any]], **lists: Sequence[str]) -> None:
+    """Reads of `cls` on `host` this run will ask for these items too (a fact whose
+    `NARROWS` names that list argument): the first read takes them all, and the reads after
+    it are answered from it, narrowed to what each asks, while nothing has changed."""
+    memo = _memo(host.state)
+    wanted = memo.expected.setdefault((host.name, cls), {})
+    for name, items in lists.items():
+        wanted[name] = sorted({*wanted.get(name, ()), *items})
+
+
+def get_fact(host: Host, cls: type[FactBase[T]], **kwargs: Any) -> T:
+    """`host.get_fact(cls, **kwargs)`, read once per run while no operation has changed a
+    host (see the module's docstring for when an operation may use it)."""
+    memo = _memo(host.state)
+    narrows: str | None = getattr(cls, "NARROWS", None)
+    asked = set(kwargs.get(narrows, ())) if narrows else set()
+    common = {name: value for name, value in kwargs.items() if name != narrows}
+    key = _key(memo, host, cls, common)
+    if memo.still_valid() and key in memo.values:
+        held, known = memo.values[key]
+        if asked <= held:
+            return _narrowed(cls, cast(T, known), narrows, asked)
+    read = dict(kwargs)
+    if narrows:
+        expected = memo.expected.get((host.name, cls), {}).get(narrows, ())
+        read[narrows] = sorted(asked | set(expected))
+    value = host.get_fact(cls, **read)
+    if memo.still_valid():
+        memo.values[key] = (set(read.get(narrows, ())) if narrows else set(), value)
+    return _narrowed(cls, value, narrows, asked)
+
+
+def _narrowed(cls: type[FactBase[T]], value: T, narrows: str | None, asked: set[str]) -> T:
+    """A copy of `value` (callers may change what they get), narrowed to what was asked."""
+    if narrows is None:
+        return copy.deepcopy(value)
+    return cls.narrowed(copy.deepcopy(value), asked)  # type: ignore[attr-defined, no-any-return]
