@@ -34,10 +34,10 @@ def write_results(results: dict) -> None:
     floor_s = r.get("floor", float("inf"))
     rows = [
         ("floor: `pyinfra exec -- true`, 4 hosts", "floor", "1.0x", "", ""),
-        ("cluster creation from bare hosts", "create", _ratio(r, "create"), "<= 12x floor",
-         _verdict(r, "create", 12 * floor_s)),
-        ("no-op re-run (zero changes)", "rerun", _ratio(r, "rerun"), "<= 3x floor",
-         _verdict(r, "rerun", 3 * floor_s)),
+        ("cluster creation from bare hosts", "create", _ratio(r, "create"), "<= 8x floor",
+         _verdict(r, "create", 8 * floor_s)),
+        ("no-op re-run (zero changes)", "rerun", _ratio(r, "rerun"), "<= 2x floor",
+         _verdict(r, "rerun", 2 * floor_s)),
         ("add one member (`--limit`)", "add_member", _ratio(r, "add_member", "floor_5"), "", ""),
         ("renew every certificate now", "renew_all", _ratio(r, "renew_all"), "", ""),
         ("rolling restart of 3 members", "rolling_restart", _ratio(r, "rolling_restart"), "", ""),
@@ -75,7 +75,7 @@ def write_results(results: dict) -> None:
         else f"| {a} | - | - | {d} | not measured |"
         for a, b, c, d, e in rows
     ]
-    lines += ["", growth_line, ""]
+    lines += ["", growth_line, _controller_line(r), ""]
     lines += [f"Not measured: {error}" for error in r.get("errors", [])]
     lines += [
         "",
@@ -180,15 +180,44 @@ def _analysis(r: dict) -> list[str]:
                 " deadline exceeded`); etcd's client does not retry a `put`. Tried again at once,"
                 " each of them succeeded unless counted as failed above.",
             ]
-    if "rerun" in r and r["rerun"] > 3 * r.get("floor", float("inf")):
+    if "rerun" in r and r["rerun"] > 2 * r.get("floor", float("inf")):
         out += [
             "",
-            "The no-op re-run is above 3x the floor: every operation costs a wave of fact"
-            " reads over SSH even when nothing changes; the deploys read one fact per"
-            " operation and keep operations few, and what remains is pyinfra's own cost per"
-            " operation.",
+            "The no-op re-run is above 2x the floor. A run that changes nothing reads each"
+            " concern once per host (facts/memo.py), but each operation whose first read it is"
+            " still costs a round trip (about 50 ms, paid by the slowest host), and the deploy"
+            " itself costs what the floor does not: importing and validating the settings"
+            " (pydantic builds its models in about 0.1 s) and planning every host.",
         ]
-    return out
+    return [*out, "", *GAINS]
+
+
+# What each change to the deploys' speed gained, newest first (sandbox: 4 hosts, `-y`).
+GAINS = [
+    "## What each change gained",
+    "",
+    "- Facts read once per run while nothing has changed (`facts/memo.py`, 2026-12-07): the"
+    " operations of a no-op `cluster.py` went from 1.3 s to 0.78 s on the sandbox (24"
+    " operations; six of them no longer read anything), the whole no-op run from 2.2 s to"
+    " 1.8 s (floor 0.6 to 0.7 s); here, the no-op re-run from 3.0 s to 2.0 s and creation"
+    " from 11.4 s to 9.5 s. Reads still made: one per concern and host (accounts, CA state,"
+    " node certificates, units, revocation list, member state, health).",
+    "- One operation installs step, step-ca and etcd in a run of `deploys/cluster.py` (one"
+    " wave instead of three), and the unit fact reads all units of an operation in three"
+    " commands (2026-12-01): the no-op re-run came under 3x its floor.",
+]
+
+
+def _controller_line(r: dict) -> str:
+    """The controller's CPU time per host added, from the issuance runs (target 0.05 s)."""
+    n_lo, n_hi = CLIENT_COUNTS[0], CLIENT_COUNTS[-1]
+    keys = [f"issue_n{n}_controller_cpu" for n in (n_lo, n_hi)]
+    if not all(key in r for key in keys):
+        return "Controller CPU per extra host: not measured."
+    per_host = (r[keys[1]] - r[keys[0]]) / (n_hi - n_lo)
+    verdict = "met" if per_host <= 0.05 else "NOT met"
+    return (f"Controller CPU per extra host (issuance, {n_lo} to {n_hi} clients):"
+            f" {per_host:.3f} s (target <= 0.05 s: {verdict}).")  # fmt: skip
 
 
 def _memory() -> str:
