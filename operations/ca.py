@@ -67,6 +67,11 @@ class StepCaPause(NamedTuple):
 STEP_CA_PAUSE = StepCaPause(lock="/run/etcd-step-pki-ca-pause.lock", limit=30)
 
 
+def database_source(path: str, db_type: str) -> str:
+    """Where step-ca keeps its database: bbolt in one file, badger in a directory."""
+    return f"{path}/{DATABASE}/bbolt.db" if db_type == "bbolt" else f"{path}/{DATABASE}"
+
+
 def desired_config(
     current: dict[str, Any],
     *,
@@ -87,8 +92,7 @@ def desired_config(
     config = copy.deepcopy(current)
     config["dnsNames"] = list(dns_names)
     config["address"] = f":{port}"
-    # bbolt keeps the whole database in one file; badger wants a directory.
-    source = f"{path}/db/bbolt.db" if db_type == "bbolt" else f"{path}/db"
+    source = database_source(path, db_type)
     config["db"] = {**config.get("db", {}), "type": db_type, "dataSource": source}
     # A certificate revoked at the CA is listed in its CRL at once (`/1.0/crl`), which the
     # members fetch and etcd checks.

@@ -1,25 +1,29 @@
 """Revocation at the CA (a host's certificates revoked by serial number), and the CA's
 revocation list on the members, which etcd checks every connection against.
 
-The operation runs on the host whose certificates are revoked (it reads their serial numbers
-and the CA's CRL there); the revocation itself runs on the cert-manager, which mints one
-revoke token per certificate with the provisioner's key and asks its step-ca to revoke
-(passive revocation: step-ca records it, refuses to renew the certificate and lists it in its
-CRL). The tokens never leave the cert-manager.
+The operation runs on the cert-manager: what to revoke comes from its step-ca's own records
+of what it issued (facts/ca_records.py), never from the host being distrusted, which may be
+down, gone or lying. It mints one revoke token per certificate with the provisioner's key
+and asks its step-ca to revoke (passive revocation: step-ca records it, refuses to renew the
+certificate and lists it in its CRL). The tokens never leave the cert-manager.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
 from etcd_step_pki.facts import memo
-from etcd_step_pki.facts.revocation import Revocation, RevocationLists
+from etcd_step_pki.facts.ca_records import CARecords
+from etcd_step_pki.facts.revocation import RevocationLists
 from etcd_step_pki.facts.shell import raw
 from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.ca import STEP_CA_PAUSE
 from etcd_step_pki.operations.certificates import BACKDATE
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.tokens import Authority, key_values
@@ -42,51 +46,71 @@ def revoke_command(
     )
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Whose certificates, as the inventory names them: the subjects (common names) that are
+    the holder's own, and the names and addresses (SANs) that no other host has. With
+    `san_subjects`, a SAN match counts only for those subjects (a cluster's peer subject,
+    which every member of the cluster shares)."""
+
+    subjects: frozenset[str]
+    sans: frozenset[str]
+    san_subjects: frozenset[str] | None = None
+
+    def holds(self, certificate: dict[str, Any]) -> bool:
+        """Whether the CA issued `certificate` (as facts.ca_records gives it) to the holder."""
+        if certificate["subject"] in self.subjects:
+            return True
+        if self.san_subjects is not None and certificate["subject"] not in self.san_subjects:
+            return False
+        return bool(self.sans & set(certificate["sans"]))
+
+
 @operation()
-def certificates_revoked(
-    certificates: Sequence[str],
+def recorded_certificates_revoked(
+    holder: Holder,
     *,
     authority: Authority,
-    root: str,
+    database: str,
     reason: str,
     code: str,
+    now: float,
     issued_before: float | None = None,
 ) -> Commands:
     """
-    Revoke at the CA the certificates in these files on this host (those the CA's CRL does not
-    list yet).
+    Revoke every certificate the cert-manager's step-ca records as issued to `holder` that
+    has not expired and is not revoked yet: each kind, every renewal and reissue, whatever
+    the holder's host has in its files, and with that host down or gone. The records and the
+    revocation are on the cert-manager (reached even when `--limit` leaves it out); the
+    operation is shown under the host that runs it.
 
-    + certificates: certificate files on this host
-    + authority: the CA, and the cert-manager whose step-ca state signs the revoke tokens
-    + root: the root certificate on this host, to read the CA's CRL over TLS
+    + holder: whose certificates (from the inventory)
+    + authority: the CA, and the cert-manager whose step-ca records and revokes
+    + database: step-ca's database file (bbolt), read from a copy made with step-ca paused
     + reason: why, recorded with each revocation
     + code: the RFC 5280 reason code (a number or a name such as `keyCompromise`)
-    + issued_before: only certificates that started before this time (unix time; step-ca
-      backdates a certificate by a minute): one issued later is left alone
-
-    A certificate missing on the host is skipped. The CRL must be readable: a CA that does not
-    answer stops the run before anything is revoked or removed.
+    + now: the time expiry is judged at (seconds since the epoch)
+    + issued_before: only certificates that started before this time (step-ca backdates a
+      certificate by a minute): one issued later is left alone
     """
-    found = memo.get_fact(
-        host,
-        Revocation,
-        certificates=list(certificates),
-        crl_url=f"{authority.url}/1.0/crl",
-        root=root,
+    manager = Remote.of(host.state, authority.cert_manager, "to read the CA's records")
+    records = manager.fact(
+        CARecords, source=database, lock=STEP_CA_PAUSE.lock, limit=STEP_CA_PAUSE.limit
     )
-    if not found["crl"]:
-        raise OperationError(f"the CA's CRL at {authority.url}/1.0/crl cannot be read from here")
-    chosen = [
-        path
-        for path in found["serials"]
-        if issued_before is None or found["issued"][path] + BACKDATE < issued_before
+    if records is None:
+        raise OperationError(
+            f"step-ca's records at {database} on {manager.name} cannot be read: nothing revoked"
+        )
+    held = [
+        c
+        for c in records["issued"]
+        if holder.holds(c)
+        and c["not_after"] > now
+        and (issued_before is None or c["not_before"] + BACKDATE < issued_before)
     ]
-    due = sorted({found["serials"][p] for p in chosen} - found["revoked"])
-    if not chosen:
-        host.noop("no certificate to revoke")
-        return
+    due = sorted({c["serial"] for c in held} - records["revoked"])
     if not due:
-        host.noop(f"{len(chosen)} certificates of this host are revoked at the CA")
+        host.noop(f"{len(held)} recorded certificate(s) of the holder, all revoked at the CA")
         return
     yield RunTimeStep(_revoke, authority, due, reason, code)
 
@@ -99,7 +123,7 @@ def _revoke(
     ok, out = primary.run(revoke_command(authority, serials, reason, code))
     if not ok:
         return node.fail(f"revoking on {primary.name} failed, nothing was removed: {out.stderr}")
-    primary.log(f"revoked the certificates of {node.name}: serial numbers {serials}")
+    primary.log(f"revoked ({reason}): serial numbers {', '.join(map(str, serials))}")
     return True
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from etcd_step_pki.deploys.settings import Settings
+from etcd_step_pki.deploys.settings import Settings, SettingsError
 from etcd_step_pki.operations.ca import UNIT as STEP_CA_UNIT
+from etcd_step_pki.operations.ca import database_source
 from etcd_step_pki.operations.certificates import Issuance, StepNode
 from etcd_step_pki.operations.etcd.configuration import MemberOptions, TLSFiles
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.renewal import RenewalSchedule
-from etcd_step_pki.operations.revocation import CRL_UNIT
+from etcd_step_pki.operations.revocation import CRL_UNIT, Holder
 from etcd_step_pki.operations.roots import PinnedRoot
 from etcd_step_pki.operations.tokens import Authority
 
@@ -148,3 +149,36 @@ def managed_units(settings: Settings) -> list[str]:
     if settings.is_cert_manager:
         units.append(STEP_CA_UNIT)
     return units
+
+
+# Names every host's certificates carry: never a sign of whose a certificate is.
+_SHARED = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def holder(target: Settings, everyone: Iterable[Settings], *, cluster: bool = False) -> Holder:
+    """Whose certificates, from the inventory alone: the subjects of the target's
+    certificates and the names and addresses in them that no other host has. `cluster`:
+    only those of its membership of the current cluster (a peer certificate's subject is
+    the whole cluster's: it counts only with one of the target's names in it)."""
+    others = [s for s in everyone if s.host != target.host]
+    taken = {value for s in others for value in sans(s)} | {
+        item.common_name for s in others for item in s.host_certificates
+    }
+    items = target.certificates if cluster else target.host_certificates
+    own_sans = frozenset(sans(target)) - taken - _SHARED
+    subjects = frozenset(item.common_name for item in items)
+    return Holder(
+        subjects=subjects - taken,
+        sans=own_sans,
+        san_subjects=subjects if cluster else None,
+    )
+
+
+def ca_database(settings: Settings) -> str:
+    """step-ca's database on the cert-managers, whose records say what the CA issued."""
+    if settings.ca_db_type != "bbolt":
+        raise SettingsError(
+            f"step_ca_db_type: revocation reads step-ca's records from its bbolt database;"
+            f" {settings.ca_db_type!r} is not read by these deploys"
+        )
+    return database_source(settings.ca_path, settings.ca_db_type)

@@ -30,9 +30,9 @@ from etcd_step_pki.operations.renewal import (
 )
 from etcd_step_pki.operations.revocation import (
     CRL_UNIT,
-    certificates_revoked,
     crl_current,
     crl_units,
+    recorded_certificates_revoked,
 )
 from etcd_step_pki.operations.units import systemd_units
 
@@ -178,13 +178,16 @@ def revoke_and_reissue() -> None:
         )
     when = time_setting("revoke_before")
     if settings.host == name:
-        certificates_revoked(
+        # What to revoke comes from the CA's records of what it issued to the host (named by
+        # the inventory), never from the host's own files: a compromised host may lie.
+        recorded_certificates_revoked(
             name="Revoke the certificates issued before revoke_before",
-            certificates=[item.crt for item in settings.host_certificates],
+            holder=arguments.holder(settings, all_settings()),
             authority=arguments.authority(settings),
-            root=f"{settings.ssl_dir}/root_ca.crt",
+            database=arguments.ca_database(settings),
             reason=f"{settings.host}: keys compromised, certificates issued again",
             code="keyCompromise",
+            now=time.time(),
             issued_before=when,
         )
     # Every member refuses the revoked certificates at once.

@@ -15,7 +15,7 @@ from pyinfra.operations import apt, files
 from etcd_step_pki.deploys.components import arguments, component
 from etcd_step_pki.deploys.components.binaries import etcd_release_checked, installed_with_step
 from etcd_step_pki.deploys.components.ca_backup import key_file
-from etcd_step_pki.deploys.components.certificates import owns_data_dir, revocation_list
+from etcd_step_pki.deploys.components.certificates import owns_data_dir
 from etcd_step_pki.deploys.settings import (
     Settings,
     SettingsError,
@@ -30,11 +30,8 @@ from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.binaries import release_binaries
 from etcd_step_pki.operations.etcd.configuration import member_configuration, member_joined
 from etcd_step_pki.operations.etcd.maintenance import compacted, defragmented
-from etcd_step_pki.operations.etcd.membership import member_removed
 from etcd_step_pki.operations.etcd.releases import downgrade_enabled
 from etcd_step_pki.operations.etcd.restarts import cluster_healthy_wait, rolling_restart
-from etcd_step_pki.operations.renewal import timers
-from etcd_step_pki.operations.revocation import certificates_revoked
 from etcd_step_pki.operations.snapshots import snapshot_restored, snapshot_saved
 from etcd_step_pki.operations.units import UNIT_DIR, systemd_units
 from etcd_step_pki.templates import render
@@ -165,7 +162,7 @@ def _install(settings: Settings, *, downgrading: bool = False) -> Change:
     return installed
 
 
-def _member_named(name: object, what: str) -> Settings:
+def member_named(name: object, what: str) -> Settings:
     """The settings of the member an operator named, or a clear error before any change."""
     members = {s.host: s for s in all_settings() if s.is_member}
     if not name:
@@ -173,41 +170,6 @@ def _member_named(name: object, what: str) -> Settings:
     if name not in members:
         raise SettingsError(f"{what}: {name!r} is no host of the `etcd` group")
     return members[str(name)]
-
-
-@component("Remove an etcd member")
-def remove_member() -> None:
-    """Take the member named by `etcd_remove_node` out of the cluster and off its host."""
-    one_cluster("remove_node.py")
-    target = _member_named(load_settings().run.etcd_remove_node, "etcd_remove_node")
-    if len([s for s in all_settings() if s.is_member]) < 2:
-        raise SettingsError("etcd_remove_node: the cluster would have no member left")
-    # Its certificates stop being good anywhere: revoked at the CA before they are removed,
-    # and refused by every other member at once (their copies of the CA's revocation list).
-    if host.name == target.host:
-        certificates_revoked(
-            name=f"Revoke the certificates of {target.node_name}",
-            certificates=[item.crt for item in target.certificates],
-            authority=arguments.authority(target),
-            root=f"{target.ssl_dir}/root_ca.crt",
-            reason=f"{target.node_name} removed from etcd-{target.cluster}",
-            code="cessationOfOperation",
-        )
-    elif load_settings().member_of_any:
-        revocation_list(load_settings())
-    if host.name != target.host:
-        return
-    leftovers = [path for item in target.certificates for path in (item.crt, item.key)]
-    leftovers += [f"/etc/systemd/system/{item.unit}.{kind}" for item in target.certificates
-                  for kind in ("service", "timer")]  # fmt: skip
-    member_removed(
-        name=f"Remove {target.node_name}",
-        member=arguments.member(target),
-        peers=arguments.members(all_settings()),
-        leftovers=leftovers,
-        timers=timers(target.certificates),
-        pairs=[item.pair for item in target.certificates],
-    )
 
 
 @component("etcd snapshot")
@@ -218,7 +180,7 @@ def snapshot_backup() -> None:
     one_cluster("etcd_backup.py")
     settings = load_settings()
     members = [s for s in all_settings() if s.is_member]
-    chosen = _member_named(
+    chosen = member_named(
         settings.run.etcd_snapshot_member or members[0].host, "etcd_snapshot_member"
     )
     if host.name != chosen.host:

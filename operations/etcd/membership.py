@@ -12,7 +12,7 @@ from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
 
 from etcd_step_pki.facts import memo
-from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember, cluster_healthy
+from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember
 from etcd_step_pki.facts.paths import ExistingPaths
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
@@ -126,48 +126,59 @@ def run_on(
 
 
 @operation()
+def member_left(member: Member, *, peers: Sequence[Member]) -> Commands:
+    """
+    Take a member out of its cluster through another member that answers, its own host up,
+    down or gone: `etcdctl member remove` runs on that member's host, shown there.
+
+    + member: the member to take out
+    + peers: every member of the cluster (that one included)
+
+    Every other member must be healthy, and one at least must remain. A member the cluster
+    no longer lists is left alone; no other member answering fails the run.
+    """
+    found = other_member(host.state, member.host, peers)
+    if found is None:
+        raise OperationError(f"no other member of the cluster answers: {member.name} stays in it")
+    other, view = found
+    mine = [m for m in view["members"] if m["name"] == member.name]
+    if not mine:
+        host.noop(f"the cluster, as {other.host} sees it, has no member {member.name}")
+        return
+    if len(view["members"]) < 2:
+        raise OperationError(f"{member.name} is the last member: not removing it")
+    rest = [h for h in view["health"] if h["endpoint"] not in mine[0]["client_urls"]]
+    if len(rest) < len(view["members"]) - 1 or not all(h["healthy"] for h in rest):
+        raise OperationError(
+            f"the other members are not all healthy as {other.host} sees them: not removing "
+            f"{member.name} ({view['error'] or rest})"
+        )
+    command = reconfigure(other.etcdctl, "remove", mine[0]["id"])
+    yield RunTimeStep(run_on, other.host, [command], f"removed {member.name} from the cluster")
+
+
+@operation()
 def member_removed(
     member: Member,
     *,
-    peers: Sequence[Member],
     leftovers: Sequence[str],
     timers: Sequence[str],
     pairs: Sequence[str] = (),
 ) -> Commands:
     """
-    Take this member out of the cluster and remove its unit, configuration and other files.
+    On the host of a member taken out of its cluster (`member_left`): its unit stopped and
+    its unit, configuration and other files removed, the data directory kept aside as
+    `<data dir>.removed` rather than deleted.
 
     + member: this member
-    + peers: every member of the cluster (this one included)
     + leftovers: more files of the member to remove (certificates, keys, renewal units)
     + timers: units to stop and disable first (its renewal timers)
     + pairs: its certificates' links to their key pairs, removed with their generations
-
-    `member remove` runs through another member (on its host, shown there). The cluster must
-    be healthy and keep at least one other member. The data directory is kept aside as
-    `<data dir>.removed` rather than deleted.
     """
-    found = other_member(host.state, member.host, peers)
-    mine: list[dict[str, Any]] = []
-    if found is not None:
-        other, view = found
-        mine = [m for m in view["members"] if m["name"] == member.name]
-        if mine:
-            if len(view["members"]) < 2:
-                raise OperationError(f"{member.name} is the last member: not removing it")
-            if not cluster_healthy(view):
-                raise OperationError(
-                    f"the etcd cluster is unhealthy as {other.host} sees it: not removing "
-                    f"{member.name} ({view['error'] or view['health']})"
-                )
-            command = reconfigure(other.etcdctl, "remove", mine[0]["id"])
-            done = f"removed {member.name} from the cluster"
-            yield RunTimeStep(run_on, other.host, [command], done)
     files = [member.config_path, f"/etc/systemd/system/{member.unit}", *leftovers]
-    present = host.get_fact(ExistingPaths, paths=[*files, *pairs, member.data_dir])
+    present = memo.get_fact(host, ExistingPaths, paths=[*files, *pairs, member.data_dir])
     if not present:
-        if found is None or not mine:
-            host.noop(f"{member.name} is no member and has nothing left")
+        host.noop(f"{member.name} has nothing left on this host")
         return
     yield removal(member, files=files, timers=timers, pairs=pairs)
 

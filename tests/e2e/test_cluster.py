@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,14 @@ from tests.harness.checks import (
     members,
     wait_for_cluster_version,
 )
-from tests.harness.hosts import Scenario, TestHost, docker_exec, scenario_hosts, set_inventory
+from tests.harness.hosts import (
+    Scenario,
+    TestHost,
+    docker_exec,
+    scenario_hosts,
+    set_inventory,
+    wait_ready,
+)
 from tests.harness.pyinfra_run import run_pyinfra
 from tests.harness.s3 import GpgKey
 from tests.harness.writer import ContinuousWriter
@@ -334,56 +342,73 @@ def _crl(scenario: Scenario) -> set[int]:
     return {int(line, 16) for line in out.stdout.split()}
 
 
-def test_the_fourth_member_is_removed(cluster_hosts: Scenario, created) -> None:
-    """Out of the cluster and off its host, its certificates revoked at the CA first: listed
-    in the CRL, and step-ca refuses to renew them."""
-    docker_exec(
-        cluster_hosts,
-        FOURTH.name,
-        "mkdir -p /root/kept && cp /etc/etcd/ssl/etcd-k8s-4-*.crt /etc/etcd/ssl/etcd-k8s-4-*.key /root/kept/ && ls /root/kept/*.crt",
-    )
-    serials = _serials(cluster_hosts, FOURTH.name, "/root/kept/*.crt")
-    assert len(serials) == 3 and not serials & _crl(cluster_hosts)
-    remove = ["--data", f"etcd_remove_node={FOURTH.name}"]
-    run = run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove)
-    # The other members refresh their copy of the revocation list; the backup cert-manager
-    # takes the CA's database with the revocations.
-    assert FOURTH.name in run.changes
-    for host in ("etcd-k8s-1", "etcd-k8s-3"):
-        assert run.changes[host] == ["Remove an etcd member | Revocation list"], host
-    assert run.changes["etcd-k8s-2"] == [
-        "Remove an etcd member | Revocation list",
-        "Replicate the CA | CA state from etcd-k8s-1",
-    ]
-    assert serials <= _crl(cluster_hosts)
-    # etcd refuses them at once: the removed member's client certificate on the others'
-    # client port, while a member's own is accepted.
-    for host in ("etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"):
-        health = (
-            f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {SSL}/root_ca.crt"
-            f" https://{host}:2379/health"
+def _kept(scenario: Scenario, tag: str) -> None:
+    """The fourth member's certificates and keys as they are now, kept on its host."""
+    docker_exec(scenario, FOURTH.name, f"mkdir -p /root/kept/{tag} &&"
+                f" cp {SSL}/{FOURTH.name}-*.crt {SSL}/{FOURTH.name}-*.key /root/kept/{tag}/")  # fmt: skip
+
+
+def test_a_stopped_member_is_removed_and_every_certificate_it_had_revoked(
+    cluster_hosts: Scenario, created
+) -> None:
+    """The fourth member's host stopped, the run leaving it out: the member is taken out
+    through another, and every certificate the CA issued it (one renewed and one issued
+    again before, besides the current ones), found in the CA's records, is revoked: listed in
+    the CRL, refused by etcd, refused for renewal. Its host is cleaned up when it is back."""
+    host = FOURTH.name
+    _kept(cluster_hosts, "first")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    run_pyinfra(cluster_hosts, "deploys/renew.py", "--data", f"renew_before={now}",
+                "--data", "renew_kinds=server", "--limit", host)  # fmt: skip
+    docker_exec(cluster_hosts, host, f"rm -f {SSL}/{host}-peer.crt")
+    run_pyinfra(cluster_hosts, "deploys/certs.py", "--limit", host)
+    _kept(cluster_hosts, "second")
+    serials = _serials(cluster_hosts, host, "/root/kept/*/*.crt")
+    assert len(serials) == 5 and not serials & _crl(cluster_hosts)
+    # The pairs as someone who took them from the host holds them: on client-1.
+    pairs = subprocess.run(["docker", "exec", cluster_hosts.container(host), "tar", "-C", "/root",
+                            "-cf", "-", "kept"], check=True, capture_output=True).stdout  # fmt: skip
+    subprocess.run(["docker", "exec", "-i", cluster_hosts.container("client-1"), "tar", "-C",
+                    "/root", "-xf", "-"], input=pairs, check=True)  # fmt: skip
+    subprocess.run(["docker", "stop", cluster_hosts.container(host)], check=True,
+                   capture_output=True)  # fmt: skip
+    remove = ["--data", f"etcd_remove_node={host}"]
+    try:
+        run = run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove, "--exclude", host)
+        assert (
+            "Take out an etcd member | Take etcd-k8s-4 out of etcd-k8s" in run.changes["etcd-k8s-1"]
         )
-        old = docker_exec(
-            cluster_hosts,
-            FOURTH.name,
-            f"{health} --cert /root/kept/etcd-k8s-4-client.crt --key /root/kept/etcd-k8s-4-client.key",
+        assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
+        assert cluster_healthy(cluster_hosts)
+        assert serials <= _crl(cluster_hosts)
+        # etcd refuses each of them on a member's client port; a member's own is accepted.
+        health = (f"curl -s -o /dev/null -w '%{{http_code}}' --cacert {SSL}/root_ca.crt"
+                  " https://etcd-k8s-1:2379/health")  # fmt: skip
+        for tag, kind in itertools.product(("first", "second"), ("peer", "server", "client")):
+            pair = f"--cert /root/kept/{tag}/{host}-{kind}.crt --key /root/kept/{tag}/{host}-{kind}.key"
+            answer = docker_exec(cluster_hosts, "client-1", f"{health} {pair}", check=False)
+            assert answer.stdout != "200", (tag, kind)
+        own = f"--cert {SSL}/client-1-client.crt --key {SSL}/client-1-client.key"
+        assert docker_exec(cluster_hosts, "client-1", f"{health} {own}").stdout == "200"
+        renewal = docker_exec(
+            cluster_hosts, "client-1",
+            "cd /root/kept/first && STEPPATH=/etc/step /opt/bin/step ca renew --force"
+            f" {host}-client.crt {host}-client.key",
             check=False,
-        )
-        assert old.stdout != "200", host
-        own = f"{health} --cert {SSL}/{host}-client.crt --key {SSL}/{host}-client.key"
-        assert docker_exec(cluster_hosts, host, own).stdout == "200"
-    renewal = docker_exec(
-        cluster_hosts,
-        FOURTH.name,
-        "cd /root/kept && STEPPATH=/etc/step /opt/bin/step ca renew --force"
-        " etcd-k8s-4-client.crt etcd-k8s-4-client.key",
-        check=False,
-    )
-    assert renewal.returncode != 0 and "lacked necessary authorization" in renewal.stderr
-    assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
-    assert cluster_healthy(cluster_hosts)
+        )  # fmt: skip
+        assert renewal.returncode != 0 and "lacked necessary authorization" in renewal.stderr
+        # Nothing more to remove while the host is away.
+        again = run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove, "--exclude", host)
+        assert again.changes == {}
+    finally:
+        subprocess.run(["docker", "start", cluster_hosts.container(host)], check=True,
+                       capture_output=True)  # fmt: skip
+        wait_ready(cluster_hosts, [FOURTH])
+    # Back: the next run that reaches the host cleans it up.
+    run = run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove)
+    assert run.changes[host] == ["Clean up a removed member | Remove etcd-k8s-4"]
     left = docker_exec(
-        cluster_hosts, FOURTH.name,
+        cluster_hosts, host,
         "ls /etc/etcd/ssl /etc/systemd/system | grep -E 'etcd-k8s-4|step-renew' || true; "
         "systemctl is-active etcd-k8s-4.service || true",
     ).stdout.split()  # fmt: skip

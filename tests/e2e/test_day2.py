@@ -191,11 +191,16 @@ def test_a_compromised_hosts_certificates_are_revoked_and_issued_again(
     day2_hosts: Scenario,
 ) -> None:
     """Every certificate of the host issued before the time: revoked at the CA (in its CRL,
-    refused for renewal), replaced by one with a new key made on the host; writes go on."""
-    host = "etcd-k8s-3"
+    refused for renewal), replaced by one with a new key made on the host; writes go on. What
+    is revoked comes from the CA's records: the host's client certificate file, replaced by
+    another member's, revokes none of that member's."""
+    host, other = "etcd-k8s-3", "etcd-k8s-2"
     docker_exec(day2_hosts, host, f"mkdir -p /root/old && cp {SSL}/{host}-*.[ck]* /root/old/")
     before = {k: _serial(day2_hosts, host, k) for k in ("peer", "server", "client")}
     keys = _keys(day2_hosts, host)
+    theirs = _serial(day2_hosts, other, "client")
+    pem = docker_exec(day2_hosts, other, f"cat {SSL}/{other}-client.crt").stdout
+    docker_exec(day2_hosts, host, f"cat > {SSL}/{host}-client.crt", input=pem)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     args = ["--data", f"revoke_host={host}", "--data", f"revoke_before={now}"]
     old_client = f"--cert /root/old/{host}-client.crt --key /root/old/{host}-client.key"
@@ -220,6 +225,9 @@ def test_a_compromised_hosts_certificates_are_revoked_and_issued_again(
         " openssl crl -inform DER -noout -text | awk '/Serial Number:/ {{ print $3 }}'",
     ).stdout.split()
     assert {int(s.split("=")[1], 16) for s in before.values()} <= {int(s, 16) for s in crl}
+    assert int(theirs.split("=")[1], 16) not in {int(s, 16) for s in crl}
+    theirs_pair = f"--cert {SSL}/{other}-client.crt --key {SSL}/{other}-client.key"
+    assert docker_exec(day2_hosts, other, f"{health} {theirs_pair}").stdout == "200"
     refused = docker_exec(
         day2_hosts,
         host,

@@ -1,80 +1,122 @@
-"""Revocation: which certificates are revoked, how the cert-manager revokes them."""
+"""Revocation: which certificates are revoked (from step-ca's records of what it issued), how
+the cert-manager revokes them."""
 
 from __future__ import annotations
 
+import gzip
 import shlex
+from pathlib import Path
+from unittest import mock
 
 import pytest
 from pyinfra.api import OperationError
 
-from etcd_step_pki.facts.revocation import Revocation
-from etcd_step_pki.operations.remote import RunTimeStep
-from etcd_step_pki.operations.revocation import certificates_revoked, revoke_command
+from etcd_step_pki.facts.bolt import BoltError, BoltFile
+from etcd_step_pki.facts.ca_records import CARecords, records
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.revocation import (
+    Holder,
+    recorded_certificates_revoked,
+    revoke_command,
+)
 from etcd_step_pki.operations.tokens import Authority
 from tests.unit.fakes import FakeHost, FakeState, raw, run_op
 
 AUTHORITY = Authority(url="https://ca.test:9000", cert_manager="etcd-k8s-1")
-FILES = ["/ssl/a.crt", "/ssl/b.crt"]
 
 
-def test_the_fact_reads_serials_start_times_and_the_crl() -> None:
-    found = Revocation().process(
-        [
-            "### etcd-step-pki serials",
-            "/ssl/a.crt 0A 1000",
-            "/ssl/b.crt FF 2000",
-            "### etcd-step-pki crl",
-            "ok",
-            "0A",
-        ]
-    )
-    assert found == {
-        "serials": {"/ssl/a.crt": 10, "/ssl/b.crt": 255},
-        "issued": {"/ssl/a.crt": 1000.0, "/ssl/b.crt": 2000.0},
-        "revoked": {10},
-        "crl": True,
-    }
-    assert (
-        Revocation().process(["### etcd-step-pki serials", "### etcd-step-pki crl"])["crl"] is False
-    )
+DATABASE = Path(__file__).parent / "data" / "step-ca-bbolt.db.gz"
+NOW = 1_800_000_000.0
 
 
-def _host(revoked: set[int], crl: bool = True) -> FakeHost:
-    return FakeHost(
-        {
-            Revocation: {
-                "serials": {"/ssl/a.crt": 10, "/ssl/b.crt": 255},
-                "issued": {"/ssl/a.crt": 1000.0, "/ssl/b.crt": 5000.0},
-                "revoked": revoked,
-                "crl": crl,
-            }
-        }
-    )
+def _cert(serial: int, subject: str, sans: list[str], start: float = 1000.0,
+          end: float = NOW + 1000) -> dict[str, object]:  # fmt: skip
+    return {"serial": serial, "subject": subject, "sans": sans, "not_before": start,
+            "not_after": end}  # fmt: skip
 
 
-def _revoke(host: FakeHost, **kwargs: object) -> list:
-    args = {"authority": AUTHORITY, "root": "/ssl/root_ca.crt", "reason": "r", "code": "1"}
-    return run_op(certificates_revoked, host, FILES, **{**args, **kwargs})
+RECORDS = {
+    "issued": [
+        _cert(1, "etcd-k8s-3", ["etcd-k8s-3", "localhost", "10.0.0.13"]),  # server
+        _cert(2, "etcd-k8s-peer", ["etcd-k8s-3", "localhost", "10.0.0.13"]),  # its peer
+        _cert(3, "etcd-k8s-3", ["etcd-k8s-3", "10.0.0.13"], start=5000.0),  # a renewal, later
+        _cert(4, "etcd-k8s-3", ["etcd-k8s-3"], end=NOW - 1),  # expired
+        _cert(5, "etcd-k8s-peer", ["etcd-k8s-2", "localhost", "10.0.0.12"]),  # another's
+        _cert(6, "etcd-k8s-3", ["etcd-k8s-3"]),  # revoked already
+    ],
+    "revoked": {6},
+}
+HOLDER = Holder(
+    subjects=frozenset({"etcd-k8s-3"}),
+    sans=frozenset({"etcd-k8s-3", "10.0.0.13"}),
+    san_subjects=frozenset({"etcd-k8s-3", "etcd-k8s-peer"}),
+)
 
 
-def test_only_what_the_crl_does_not_list_is_revoked_by_decimal_serial() -> None:
-    (step,) = _revoke(_host({10}))
-    assert isinstance(step, RunTimeStep) and step.args[1] == [255]
-    host = _host({10, 255})
-    assert _revoke(host) == []
-    assert host.noops == ["2 certificates of this host are revoked at the CA"]
+class _Manager:
+    """The cert-manager as Remote.of gives it: its records read as a fact."""
+
+    name = "etcd-k8s-1"
+
+    def __init__(self, records: dict[str, object] | None) -> None:
+        self.records = records
+
+    def fact(self, fact: object, **kwargs: object) -> object:
+        assert fact is CARecords and kwargs["source"] == "/etc/step-ca/db/bbolt.db"
+        return self.records
+
+
+def _revoke(records: dict[str, object] | None, **kwargs: object) -> list:
+    args = {"authority": AUTHORITY, "database": "/etc/step-ca/db/bbolt.db", "reason": "r",
+            "code": "1", "now": NOW}  # fmt: skip
+    with mock.patch.object(Remote, "of", return_value=_Manager(records)):
+        return run_op(recorded_certificates_revoked, FakeHost({}), HOLDER, **{**args, **kwargs})
+
+
+def test_every_recorded_generation_of_the_holder_not_expired_or_revoked_is_revoked() -> None:
+    (step,) = _revoke(RECORDS)
+    assert isinstance(step, RunTimeStep) and step.args[1] == [1, 2, 3]
+    assert _revoke({**RECORDS, "revoked": {1, 2, 3, 6}}) == []
 
 
 def test_a_certificate_issued_after_the_time_is_left_alone() -> None:
-    (step,) = _revoke(_host(set()), issued_before=2000.0)
-    assert step.args[1] == [10]
-    # Revoked by a run that was cut short: not revoked twice.
-    assert _revoke(_host({10}), issued_before=2000.0) == []
+    (step,) = _revoke(RECORDS, issued_before=2000.0)
+    assert step.args[1] == [1, 2]
 
 
-def test_an_unreadable_crl_stops_before_anything_is_revoked() -> None:
-    with pytest.raises(OperationError, match="CRL"):
-        _revoke(_host(set(), crl=False))
+def test_unreadable_records_stop_before_anything_is_revoked() -> None:
+    with pytest.raises(OperationError, match="records"):
+        _revoke(None)
+
+
+def test_whose_certificates_is_decided_by_subjects_and_names_no_one_else_has() -> None:
+    anyone = Holder(subjects=frozenset({"client-1"}), sans=frozenset({"10.0.0.101"}))
+    assert anyone.holds(_cert(1, "client-1", ["localhost"]))
+    assert anyone.holds(_cert(2, "anything", ["10.0.0.101"]))
+    assert not anyone.holds(_cert(3, "anything", ["localhost", "127.0.0.1"]))
+    # One cluster's membership: a SAN counts only for that cluster's subjects.
+    assert not HOLDER.holds(_cert(4, "etcd-other-peer", ["etcd-k8s-3"]))
+    assert HOLDER.holds(_cert(5, "etcd-k8s-peer", ["10.0.0.13"]))
+
+
+def test_step_cas_database_reads_as_its_issued_and_revoked_certificates() -> None:
+    found = records(gzip.decompress(DATABASE.read_bytes()))
+    assert len(found["issued"]) == 12 and found["revoked"] == set()
+    subjects = sorted(c["subject"] for c in found["issued"])
+    assert subjects.count("etcd-k8s-peer") == 5 and "client-1" in subjects
+    peer = next(c for c in found["issued"] if c["subject"] == "etcd-k8s-peer")
+    assert peer["serial"] > 2**64 and "localhost" in peer["sans"]
+
+
+def test_a_torn_or_foreign_file_does_not_read() -> None:
+    data = bytearray(gzip.decompress(DATABASE.read_bytes()))
+    with pytest.raises(BoltError):
+        BoltFile(b"\0" * 8192)
+    data[16:80] = bytes(64)  # page 0's meta gone: page 1's is older but whole
+    assert records(bytes(data))["issued"]
+    data[4096 + 16 : 4096 + 80] = bytes(64)
+    with pytest.raises(BoltError):
+        records(bytes(data))
 
 
 def test_tokens_stay_in_the_shell_and_reach_step_in_its_environment() -> None:

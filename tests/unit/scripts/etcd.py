@@ -13,7 +13,7 @@ from etcd_step_pki.facts.ca import CAState
 from etcd_step_pki.facts.certificates import NodeCertificates
 from etcd_step_pki.facts.etcd import EtcdCluster, EtcdMember
 from etcd_step_pki.facts.prometheus import PrometheusSetup
-from etcd_step_pki.facts.revocation import Revocation, RevocationLists
+from etcd_step_pki.facts.revocation import RevocationLists
 from etcd_step_pki.facts.trust import TrustFiles
 from etcd_step_pki.facts.units import Units
 from etcd_step_pki.operations.etcd.configuration import learner_start as start_learner
@@ -97,11 +97,6 @@ def node_certificates() -> str:
     return text(NodeCertificates().command("/etc/etcd/ssl", "/etc/step", PAIRS))
 
 
-def revocation() -> str:
-    crts = [crt for crt, _ in PAIRS]
-    return text(Revocation().command(crts, CRL, "/etc/etcd/ssl/root_ca.crt"))
-
-
 def revocation_lists() -> str:
     return text(
         RevocationLists().command("/etc/etcd/ssl/crl.der", CRL, "/etc/etcd/ssl/root_ca.crt")
@@ -114,6 +109,14 @@ def binaries() -> str:
 
 def units() -> str:
     return text(Units().command(["etcd-k8s-1.service", "etcd-k8s-1-peer-renew.timer"]))
+
+
+def ca_records() -> str:
+    from etcd_step_pki.facts.ca_records import CARecords
+    from etcd_step_pki.operations.ca import STEP_CA_PAUSE
+
+    pause = STEP_CA_PAUSE
+    return text(CARecords().command("/etc/step-ca/db/bbolt.db", pause.lock, pause.limit))
 
 
 def ca_state() -> str:
@@ -134,6 +137,7 @@ def trust_files() -> str:
 
 
 SAMPLES: dict[str, Callable[[], str]] = {
+    "facts/ca-records.sh.j2": ca_records,
     "etcd-v2store-check.sh.j2": v2store,
     "etcd-rolling-restart.sh.j2": rolling_restart,
     "etcd-healthy-wait.sh.j2": healthy_wait,
@@ -143,7 +147,6 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "facts/etcd-member.sh.j2": member_fact,
     "facts/etcd-cluster.sh.j2": cluster_fact,
     "facts/node-certificates.sh.j2": node_certificates,
-    "facts/revocation.sh.j2": revocation,
     "facts/revocation-lists.sh.j2": revocation_lists,
     "facts/binaries.sh.j2": binaries,
     "facts/units.sh.j2": units,
