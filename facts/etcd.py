@@ -181,13 +181,16 @@ def cluster_healthy(cluster: dict[str, Any]) -> bool:
 
 
 def _json(lines: list[str]) -> object:
+    """The JSON document etcdctl printed: whole, or the one line of it among etcdctl's own log
+    lines (JSON records with a level and a message, such as a member that does not answer)."""
     text = "\n".join(lines).strip()
-    # etcdctl prints one JSON document; a failing endpoint adds an error line after it.
-    for candidate in (text, text.split("\n")[0]):
+    for candidate in (text, *text.split("\n")):
         try:
-            return json.loads(candidate)
+            found = json.loads(candidate)
         except json.JSONDecodeError:
             continue
+        if not (isinstance(found, dict) and {"level", "msg"} <= found.keys()):
+            return found
     return None
 
 

@@ -403,7 +403,8 @@ def test_a_stopped_member_is_removed_and_every_certificate_it_had_revoked(
     finally:
         subprocess.run(["docker", "start", cluster_hosts.container(host)], check=True,
                        capture_output=True)  # fmt: skip
-        wait_ready(cluster_hosts, [FOURTH])
+        # Its member keeps failing to start (the cluster took it out): it never finishes booting.
+        wait_ready(cluster_hosts, [FOURTH], booted=False)
     # Back: the next run that reaches the host cleans it up.
     run = run_pyinfra(cluster_hosts, "deploys/remove_node.py", *remove)
     assert run.changes[host] == ["Clean up a removed member | Remove etcd-k8s-4"]

@@ -263,14 +263,20 @@ def _ssh_ready(scenario: Scenario, host: TestHost) -> bool:
         client.close()
 
 
-def wait_ready(scenario: Scenario, hosts: Sequence[TestHost] | None = None) -> None:
-    """Wait until systemd has finished booting and sshd takes the key, on every host."""
+def wait_ready(
+    scenario: Scenario, hosts: Sequence[TestHost] | None = None, *, booted: bool = True
+) -> None:
+    """Wait until systemd has finished booting and sshd takes the key, on every host; with
+    `booted` False, until sshd takes the key (a host that boots into a unit restarting over
+    and over never finishes booting)."""
     pending = list(hosts if hosts is not None else scenario.hosts)
     timeout = READY_TIMEOUT + 5 * len(pending)
     deadline = time.monotonic() + timeout
     while pending:
         pending = [
-            h for h in pending if not (_system_ready(scenario, h) and _ssh_ready(scenario, h))
+            h
+            for h in pending
+            if not ((not booted or _system_ready(scenario, h)) and _ssh_ready(scenario, h))
         ]
         if not pending:
             return

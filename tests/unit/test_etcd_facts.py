@@ -45,6 +45,20 @@ def test_cluster_fact_and_health() -> None:
     assert not cluster_healthy(EtcdCluster().process(_cluster([True, False, True])))
 
 
+def test_a_member_that_does_not_answer_is_read_among_etcdctls_log_lines() -> None:
+    """etcdctl logs a retry (a JSON record) before its answer when a member is down."""
+    log = json.dumps({"level": "warn", "ts": "2026-12-07T04:52:44Z", "msg": "retrying"})
+    health = [{"endpoint": "https://a:2379", "health": True},
+              {"endpoint": "https://d:2379", "health": False, "error": "deadline"}]  # fmt: skip
+    output = [f"{MARK}members", json.dumps({"members": [{"ID": 1, "name": "a"}]}),
+              f"{MARK}health", log, json.dumps(health), "Error: unhealthy cluster",
+              f"{MARK}status", log, "[]"]  # fmt: skip
+    fact = EtcdCluster().process(output)
+    assert fact["error"] is None
+    assert [h["healthy"] for h in fact["health"]] == [True, False]
+    assert not cluster_healthy(fact)
+
+
 def test_an_unreachable_cluster_is_not_healthy() -> None:
     fact = EtcdCluster().process([f"{MARK}members", "Error: context deadline exceeded"])
     assert fact["members"] == [] and "deadline" in fact["error"]
