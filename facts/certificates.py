@@ -129,13 +129,14 @@ class NodeCertificates(FactBase[dict[str, Any]]):
             name, _, target = line.partition(" ")
             links[name] = target.strip() or None
         pems = {}
-        for kind in ("step-root", "ssl-root"):
+        for kind in ("step-root", "ssl-root", "ssl-chain"):
             pem = "\n".join(sections.get((kind, ""), [])).strip()
             pems[kind] = pem + "\n" if pem else None
         return {
             "defaults": defaults,
             "step_root": pems["step-root"],
             "ssl_root": pems["ssl-root"],
+            "ssl_chain": pems["ssl-chain"],
             "links": links,
         }
 

@@ -22,13 +22,13 @@ from pyinfra.api.state import State
 from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAState
 from etcd_step_pki.facts.certificates import NodeCertificates
-from etcd_step_pki.facts.shell import raw, replace_file, replace_link, script
+from etcd_step_pki.facts.shell import raw, script
 from etcd_step_pki.operations import Commands, profiles, roots, tokens
 from etcd_step_pki.operations.durations import parse_duration
 from etcd_step_pki.operations.key_pairs import pair_layout, script_paths
 from etcd_step_pki.operations.profiles import Profile
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
-from etcd_step_pki.operations.roots import root_fingerprint
+from etcd_step_pki.operations.trust import trust_commands
 from etcd_step_pki.templates.scripts import script as run_script
 
 TOKEN_DIR = "/run/etcd-step-pki"
@@ -120,6 +120,11 @@ class StepNode:
     @property
     def root_file(self) -> str:
         return f"{self.ssl_dir}/root_ca.crt"
+
+    @property
+    def chain_file(self) -> str:
+        """The CA's intermediate and root: what a CRL the CA signed verifies against."""
+        return f"{self.ssl_dir}/ca-chain.crt"
 
 
 @dataclass(frozen=True)
@@ -253,7 +258,8 @@ def node_certificates(
         yield script("true  # trust and certificates once the CA exists")
         return
     intermediate = ca_material(host.state, authority.cert_manager, authority.path)["intermediate"]
-    commands = _trust_commands(node, found["trust"], root, authority.url, trust_links)
+    chain = f"{intermediate.strip()}\n{root.strip()}\n" if intermediate else None
+    commands = trust_commands(node, found["trust"], root, authority.url, trust_links, chain)
 
     wanted_sans = expected_sans(sans, found["hostname"], found["fqdn"])
     due: list[tuple[Certificate, str]] = []
@@ -316,38 +322,6 @@ def node_certificates(
         yield RunTimeStep(_issue, authority, items, command, reasons)
     elif not commands and not unpaired:
         host.noop(f"{len(certificates)} certificate(s) valid, trust in place")
-
-
-def _trust_commands(
-    node: StepNode, trust: dict[str, Any], root: str, ca_url: str, links: bool = True
-) -> list[str]:
-    """Shell commands that make the step CLI and ssl_dir trust the root (it is public)."""
-    commands = []
-    defaults = trust.get("defaults") or {}
-    fingerprint = root_fingerprint(root)
-    if (
-        defaults.get("ca-url") != ca_url
-        or defaults.get("fingerprint") != fingerprint
-        or trust.get("step_root") != root
-    ):
-        commands.append(
-            raw(
-                "STEPPATH={step_path} {step} ca bootstrap --ca-url {url} --fingerprint {fp}"
-                " --force >/dev/null",
-                step_path=node.step_path,
-                step=node.step,
-                url=ca_url,
-                fp=fingerprint,
-            )
-        )
-    if trust.get("ssl_root") != root:
-        target = node.root_file
-        commands.append(raw("install -d -m 0755 {d}", d=node.ssl_dir))
-        commands.append(replace_file(target, root))
-    for link in ("peer-ca.crt", "client-ca.crt") if links else ():
-        if trust.get("links", {}).get(link) != "root_ca.crt":
-            commands.append(replace_link(f"{node.ssl_dir}/{link}", "root_ca.crt"))
-    return commands
 
 
 def _certificate_command(

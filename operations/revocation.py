@@ -127,10 +127,20 @@ def _revoke(
     return True
 
 
+CRL_CHECK = "etcd-pki-crl-check"
+
+
+def crl_check_script(chain: str, path: str) -> str:
+    """The CRL timer's check of a fetched list (signed by the CA, not older than `path`),
+    installed as <bin_dir>/etcd-pki-crl-check."""
+    return render("crl-check.sh.j2", chain=chain, current=path)
+
+
 def crl_fetch(
-    crl_url: str, root: str, path: str, work: str, user: str
+    crl_url: str, root: str, path: str, work: str, user: str, bin_dir: str
 ) -> tuple[list[str], list[str]]:
-    """The commands that fetch the CA's CRL into `work` and check it, and those that then put
+    """The commands that fetch the CA's CRL into `work` and check its form, and those that
+    then check it (signed by the CA, not older than the list in place: CRL_CHECK) and put
     it in place at `path` (DER), for etcd to read: the CRL timer's service runs the first as
     its account (`user`) and the others privileged, reading the fetched list as the account."""
     fetch = [
@@ -143,16 +153,14 @@ def crl_fetch(
         raw("/usr/bin/openssl crl -inform DER -in {work} -noout", work=work),
     ]
     place = [
-        taken_as_account(
-            user, work, f"{path}.new", check="/usr/bin/openssl crl -inform DER -noout -in"
-        ),
+        taken_as_account(user, work, f"{path}.new", check=f"{bin_dir}/{CRL_CHECK}"),
         raw("/bin/mv -f {new} {path}", new=f"{path}.new", path=path),
     ]
     return fetch, place
 
 
 @operation()
-def crl_current(path: str, *, crl_url: str, root: str) -> Commands:
+def crl_current(path: str, *, crl_url: str, root: str, chain: str) -> Commands:
     """
     Keep this member's copy of the CA's certificate revocation list listing what the CA's
     lists (a timer refreshes it too; this runs at once, after a revocation or before etcd
@@ -161,12 +169,14 @@ def crl_current(path: str, *, crl_url: str, root: str) -> Commands:
     + path: the copy etcd reads (DER)
     + crl_url: the CA's CRL (`<CA URL>/1.0/crl`)
     + root: the root certificate on this host, to read it over TLS
+    + chain: the CA's intermediate and root on this host: the list must verify against it,
+      and be no older than the copy in place
 
     A CA that does not answer leaves a copy in place as it is; without any copy the run
     stops (etcd refuses every connection while its CRL file is missing).
     """
     found = memo.get_fact(host, RevocationLists, path=path, crl_url=crl_url, root=root)
-    command = script("crl-fetch.sh.j2", url=crl_url, root=root, path=path)
+    command = script("crl-fetch.sh.j2", url=crl_url, root=root, chain=chain, path=path)
     if found["ca"] is None:
         if found["local"] is not None:
             host.noop(f"the CA's CRL cannot be read now: {path} stays as it is")
@@ -185,8 +195,9 @@ def crl_current(path: str, *, crl_url: str, root: str) -> Commands:
 CRL_UNIT = "etcd-pki-crl"
 
 
-def crl_units(crl_url: str, root: str, path: str, user: str) -> dict[str, str]:
+def crl_units(crl_url: str, root: str, path: str, user: str, bin_dir: str) -> dict[str, str]:
     """The CRL timer and its service: `{unit file name: text}`."""
-    fetch, place = crl_fetch(crl_url, root, path, work=f"%t/{CRL_UNIT}/ca.crl", user=user)
+    work = f"%t/{CRL_UNIT}/ca.crl"
+    fetch, place = crl_fetch(crl_url, root, path, work=work, user=user, bin_dir=bin_dir)
     service = render(f"{CRL_UNIT}.service.j2", user=user, unit=CRL_UNIT, fetch=fetch, place=place)
     return {f"{CRL_UNIT}.service": service, f"{CRL_UNIT}.timer": render(f"{CRL_UNIT}.timer.j2")}

@@ -29,7 +29,9 @@ from etcd_step_pki.operations.renewal import (
     unit_files,
 )
 from etcd_step_pki.operations.revocation import (
+    CRL_CHECK,
     CRL_UNIT,
+    crl_check_script,
     crl_current,
     crl_units,
     recorded_certificates_revoked,
@@ -73,6 +75,14 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
             node=arguments.step_node(settings),
             schedule=arguments.schedule(settings),
         )
+    if settings.member_of_any:
+        files.put(
+            name="Revocation list check",
+            src=StringIO(crl_check_script(arguments.step_node(settings).chain_file,
+                                          settings.crl_file)),
+            dest=f"{settings.bin_dir}/{CRL_CHECK}",
+            mode="0755",
+        )  # fmt: skip
     renewal_units(settings)
     if settings.member_of_any:
         revocation_list(settings)
@@ -124,7 +134,8 @@ def renewal_units(
         arguments.schedule(settings),
     )
     if settings.member_of_any:
-        files |= crl_units(*_crl(settings), settings.etcd_user)
+        url, root, path = _crl(settings)
+        files |= crl_units(url, root, path, settings.etcd_user, settings.bin_dir)
     return systemd_units(
         name="Renewal units",
         units=timers(items),
@@ -144,7 +155,8 @@ def revocation_list(settings: Settings) -> OperationMeta:
     """A member's copy of the CA's revocation list, which etcd checks every connection
     against, current now (a timer of the renewal units refreshes it hourly)."""
     url, root, path = _crl(settings)
-    return crl_current(name="Revocation list", path=path, crl_url=url, root=root)
+    chain = arguments.step_node(settings).chain_file
+    return crl_current(name="Revocation list", path=path, crl_url=url, root=root, chain=chain)
 
 
 @component("Renew now")

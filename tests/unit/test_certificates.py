@@ -12,11 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from etcd_step_pki.facts.certificates import NodeCertificates, parse_certificate
-from etcd_step_pki.operations.certificates import (
-    past_renewal_point,
-    reissue_reason,
-    root_fingerprint,
-)
+from etcd_step_pki.operations.certificates import past_renewal_point, reissue_reason
+from etcd_step_pki.operations.roots import root_fingerprint
 
 NOW = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
 SANS = ("etcd-k8s-1", "etcd-k8s-1.sandbox.test", "10.0.0.1", "localhost", "127.0.0.1")

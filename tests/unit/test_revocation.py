@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import shlex
+import subprocess
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -137,7 +139,8 @@ def test_a_members_copy_of_the_crl_is_fetched_when_it_lists_otherwise_than_the_c
     def lists(local: set[int] | None, ca: set[int] | None) -> FakeHost:
         return FakeHost({RevocationLists: {"local": local, "ca": ca}})
 
-    args = {"crl_url": "https://ca.test:9000/1.0/crl", "root": "/ssl/root_ca.crt"}
+    args = {"crl_url": "https://ca.test:9000/1.0/crl", "root": "/ssl/root_ca.crt",
+            "chain": "/ssl/ca-chain.crt"}  # fmt: skip
     (command,) = raw(run_op(crl_current, lists({1}, {1, 2}), "/ssl/ca.crl", **args))
     fetch = shlex.split(command)[2]  # bash -c <script> <template>
     assert "work=/ssl/ca.crl.fetched\nnew=/ssl/ca.crl.new\n" in fetch
@@ -159,7 +162,9 @@ def test_a_members_copy_of_the_crl_is_fetched_when_it_lists_otherwise_than_the_c
 def test_the_crl_timer_fetches_as_etcd_and_puts_in_place_privileged() -> None:
     from etcd_step_pki.operations.revocation import crl_units
 
-    units = crl_units("https://ca.test:9000/1.0/crl", "/ssl/root_ca.crt", "/ssl/ca.crl", "etcd")
+    units = crl_units(
+        "https://ca.test:9000/1.0/crl", "/ssl/root_ca.crt", "/ssl/ca.crl", "etcd", "/opt/bin"
+    )
     service = units["etcd-pki-crl.service"]
     assert "User=etcd" in service
     assert (
@@ -169,6 +174,53 @@ def test_the_crl_timer_fetches_as_etcd_and_puts_in_place_privileged() -> None:
     take = next(line for line in service.splitlines() if " take " in line)
     assert take.startswith('ExecStartPost=+/bin/sh -c \'rm -f "$$2" && /usr/bin/setpriv --reuid=')
     assert take.endswith(" take %t/etcd-pki-crl/ca.crl /ssl/ca.crl.new etcd")
-    assert "/usr/bin/openssl crl -inform DER -noout -in" in take
+    assert "/opt/bin/etcd-pki-crl-check" in take
     assert "ExecStartPost=+/bin/mv -f /ssl/ca.crl.new /ssl/ca.crl" in service
     assert "OnCalendar=hourly" in units["etcd-pki-crl.timer"]
+
+
+def _crl(directory: Path, signer: str, number: int) -> Path:
+    """A CRL (DER) signed by `signer`'s key, made by openssl's own CA, with a number."""
+    (directory / "index").touch()
+    (directory / "number").write_text(f"{number:02x}\n")
+    (directory / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index\ncrlnumber = number\n"
+        "default_md = sha256\ndefault_crl_days = 1\n"
+    )
+    pem, der = directory / f"{signer}-{number}.pem", directory / f"{signer}-{number}.crl"
+    subprocess.run(["openssl", "ca", "-config", "ca.cnf", "-gencrl", "-keyfile", f"{signer}.key",
+                    "-cert", f"{signer}.crt", "-out", pem.name], cwd=directory, check=True,
+                   capture_output=True)  # fmt: skip
+    subprocess.run(["openssl", "crl", "-in", pem.name, "-outform", "DER", "-out", der.name],
+                   cwd=directory, check=True)  # fmt: skip
+    return der
+
+
+def test_a_fetched_crl_is_used_only_when_the_ca_signed_it_and_it_is_not_older(
+    tmp_path: Path,
+) -> None:
+    from etcd_step_pki.operations.revocation import crl_check_script
+
+    for name in ("ca", "other"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key", "-out",
+                        f"{name}.crt", "-subj", "/CN=etcd-pki CA", "-days", "1"],
+                       cwd=tmp_path, check=True, capture_output=True)  # fmt: skip
+    older = _crl(tmp_path, "ca", 1)
+    time.sleep(1.1)  # a second later: CRL times are to the second
+    newer = _crl(tmp_path, "ca", 2)
+    forged = _crl(tmp_path, "other", 3)
+    current = tmp_path / "ca.crl"
+    check = tmp_path / "check"
+    check.write_text(crl_check_script(str(tmp_path / "ca.crt"), str(current)))
+
+    def checked(new: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(check), str(new)], capture_output=True, text=True)
+
+    assert checked(older).returncode == 0  # nothing in place yet
+    current.write_bytes(newer.read_bytes())
+    assert checked(newer).returncode == 0
+    replayed = checked(older)
+    assert replayed.returncode == 1 and "older than the one in place" in replayed.stderr
+    wrong = checked(forged)
+    assert wrong.returncode == 1 and "not signed by the CA" in wrong.stderr

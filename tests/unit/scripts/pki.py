@@ -150,8 +150,16 @@ def crl_fetch() -> str:
 
     host = FakeHost({RevocationLists: {"local": {1}, "ca": {1, 2}}})
     url = f"{AUTHORITY}/1.0/crl"
-    (command,) = run_op(crl_current, host, "/etc/etcd/ssl/ca.crl", crl_url=url, root=ROOT)
+    chain = "/etc/etcd/ssl/ca-chain.crt"
+    path = "/etc/etcd/ssl/ca.crl"
+    (command,) = run_op(crl_current, host, path, crl_url=url, root=ROOT, chain=chain)
     return _text(command)
+
+
+def crl_check() -> str:
+    from etcd_step_pki.operations.revocation import crl_check_script
+
+    return crl_check_script("/etc/etcd/ssl/ca-chain.crt", "/etc/etcd/ssl/ca.crl")
 
 
 def account_directories() -> str:
@@ -176,6 +184,7 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "run-lock.sh.j2": run_lock,
     "account-directories.sh.j2": account_directories,
     "crl-fetch.sh.j2": crl_fetch,
+    "crl-check.sh.j2": crl_check,
     "renewal-now.sh.j2": renewal_now,
     "certificates-issue.sh.j2": certificates_issue,
     "certificates-adopt.sh.j2": certificates_adopt,
