@@ -91,6 +91,13 @@ def ca_material(state: State, cert_manager: str, ca_path: str) -> dict[str, Any]
     return material
 
 
+def ca_material_changed(state: State, node: Remote) -> bool:
+    """Run time, after a step that replaced the CA's certificates (a new intermediate): the
+    rest of the run reads them again."""
+    _ca_cache.clear()
+    return True
+
+
 def ca_root(state: State, authority: tokens.Authority) -> str:
     """The CA's root PEM, or "" while planning a run that creates the CA; at execution a
     missing root is an error."""

@@ -17,7 +17,9 @@ from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAState
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.ca import PASSWORD
+from etcd_step_pki.operations.certificates import ca_material_changed
 from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.operations.remote import RunTimeStep
 from etcd_step_pki.templates.scripts import script
 
 ROTATION_REASON = "the intermediate CA is rotated in this run"
@@ -71,3 +73,5 @@ def intermediate_rotated(
         password=PASSWORD,
         not_after=_utc(not_after),
     )
+    # The nodes' certificates and trust, later in the run, follow the new intermediate.
+    yield RunTimeStep(ca_material_changed)

@@ -251,3 +251,16 @@ def test_service_unit_restarts_a_running_service_on_a_new_file_only() -> None:
         run_op(systemd_units, _unit_host("a"), ["x.service"], running=False, enabled=False)
     )
     assert stopped == ["set -e; systemctl disable --no-reload x.service; systemctl stop x.service"]
+
+
+def test_after_a_rotation_the_run_reads_the_cas_certificates_again() -> None:
+    """The nodes' trust and certificates, later in the same run, follow the new intermediate."""
+    from etcd_step_pki.operations.certificates import ca_material_changed
+    from etcd_step_pki.operations.remote import RunTimeStep
+
+    commands = run_op(
+        intermediate_rotated, _ca_host(NOW - dt.timedelta(days=30)), path="/etc/step-ca",
+        issued_before=NOW.timestamp(), duration="87600h", now=NOW.timestamp(),
+    )  # fmt: skip
+    assert isinstance(commands[-1], RunTimeStep)
+    assert commands[-1].function is ca_material_changed

@@ -62,7 +62,7 @@ def intermediate_rotate() -> str:
     from tests.unit.test_day2_operations import NOW, _ca_host  # a CA with real certificates
 
     host = _ca_host(NOW - dt.timedelta(days=30))
-    (command,) = run_op(
+    command, _ = run_op(
         intermediate_rotated,
         host,
         path=PATH,
