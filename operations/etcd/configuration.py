@@ -22,6 +22,7 @@ from etcd_step_pki.facts.shell import previous_kept, script
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
 from etcd_step_pki.operations.etcd.membership import (
+    peers_found,
     reconfigure,
     refuse_new_cluster,
     running,
@@ -193,7 +194,7 @@ def member_joined(
         yield promote(others, learner[0]["id"], timeout)
         yield wait_healthy(member.etcdctl, timeout)
         return
-    found = running(survey(host.state, member.host, peers))
+    found = running(peers_found(host.state, member.host, peers))
     if found is None:
         host.noop(f"no member of {member.name}'s cluster runs: it starts with the others")
         return

@@ -3,7 +3,7 @@ healthy member, run on that member's host and shown under it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,12 @@ class PeerState:
 
 def survey(state: State, me: str, peers: Sequence[Member]) -> list[PeerState]:
     """Every other member, reached even when `--limit` left its host out of the run."""
-    found = []
+    return list(peers_found(state, me, peers))
+
+
+def peers_found(state: State, me: str, peers: Sequence[Member]) -> Iterator[PeerState]:
+    """The other members one at a time, each read only when asked for: a caller that needs
+    one running member stops reading hosts at the first."""
     for peer in peers:
         if peer.host == me:
             continue
@@ -43,7 +48,7 @@ def survey(state: State, me: str, peers: Sequence[Member]) -> list[PeerState]:
         if not other.connected:
             other.connect(reason="to reach the etcd cluster", show_errors=False)
         if not other.connected:
-            found.append(PeerState(peer, reachable=False))
+            yield PeerState(peer, reachable=False)
             continue
         local = memo.get_fact(
             other, EtcdMember, config=peer.config_path, data_dir=peer.data_dir, unit=peer.unit
@@ -51,13 +56,10 @@ def survey(state: State, me: str, peers: Sequence[Member]) -> list[PeerState]:
         view = None
         if local["bootstrapped"] and local["active"]:
             view = memo.get_fact(other, EtcdCluster, etcdctl_args=peer.etcdctl.args)
-        found.append(
-            PeerState(peer, True, local["bootstrapped"], local["active"], view, local["config"])
-        )
-    return found
+        yield PeerState(peer, True, local["bootstrapped"], local["active"], view, local["config"])
 
 
-def running(found: Sequence[PeerState]) -> tuple[Member, dict[str, Any]] | None:
+def running(found: Iterable[PeerState]) -> tuple[Member, dict[str, Any]] | None:
     """The first member whose etcd answers with the cluster's members, and its view."""
     for peer in found:
         if peer.view and peer.view["members"]:
@@ -95,7 +97,7 @@ def other_member(
     state: State, me: str, peers: Sequence[Member]
 ) -> tuple[Member, dict[str, Any]] | None:
     """The first other member whose etcd answers, with what it sees of the cluster."""
-    return running(survey(state, me, peers))
+    return running(peers_found(state, me, peers))
 
 
 def reconfigure(etcdctl: Etcdctl, verb: str, *args: str) -> StringCommand:
