@@ -8,10 +8,14 @@ the same units, member state and CA state several times per host (one round trip
 change anywhere may change what any host reports (a member added, the CA state replicated),
 so the memo holds only until the first one. An operation uses it only for what it reads
 before it yields its first command (its own commands are not seen until it completes).
+
+The first read on a host reads, in the same round trip, what the previous run of the same
+command line read there (facts/prefetch.py).
 """
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import weakref
@@ -22,6 +26,8 @@ from pyinfra.api import FactBase
 from pyinfra.api.arguments import pop_global_arguments
 from pyinfra.api.host import Host
 from pyinfra.api.state import BaseStateCallback, State
+
+from . import prefetch
 
 T = TypeVar("T")
 
@@ -49,8 +55,15 @@ class _RunMemo:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        # Per fact read: the items of its `NARROWS` list it was read with, and its value.
-        self.values: dict[tuple[str, str, str, str], tuple[set[str], Any]] = {}
+        # Per fact read: the items of its `NARROWS` list it was read with, its value, and
+        # the read as the next run makes it at once.
+        self.values: dict[
+            tuple[str, str, str, str], tuple[set[str], Any, prefetch.Read | None]
+        ] = {}
+        # Per host: the reads of this run, to keep for the next; whether its kept reads
+        # have been read.
+        self.reads: dict[str, dict[prefetch.Read, None]] = {}
+        self.prefetched: set[str] = set()
         # Per host and fact: the items the run's reads will ask for (`expect`).
         self.expected: dict[tuple[str, type[Any]], dict[str, list[str]]] = {}
         # How each host's facts run in each operation (None: before any), as pyinfra works
@@ -99,18 +112,68 @@ def _memo(state: State) -> _RunMemo:
     return memo
 
 
-def _key(
-    memo: _RunMemo, host: Host, cls: type[FactBase[Any]], kwargs: dict[str, Any]
-) -> tuple[str, str, str, str]:
-    place = (host.name, host.executing_op_hash)
+def _execution(memo: _RunMemo, host: Host, op_hash: str | None) -> str:
+    """How facts run on `host` in the operation `op_hash` (None: with no operation's
+    arguments, the host's own way)."""
+    place = (host.name, op_hash)
     execution = memo.execution.get(place)
     if execution is None:
-        current = dict(host.current_op_global_arguments or {})
+        current = dict((host.current_op_global_arguments if op_hash else None) or {})
         resolved, _ = pop_global_arguments(host.state, host, current)
         chosen = {name: resolved.get(name) for name in _EXECUTION}
         execution = memo.execution[place] = json.dumps(chosen, sort_keys=True, default=repr)
+    return execution
+
+
+def _key(
+    memo: _RunMemo, host: Host, cls: type[FactBase[Any]], kwargs: dict[str, Any]
+) -> tuple[str, str, str, str]:
+    execution = _execution(memo, host, host.executing_op_hash)
     arguments = json.dumps(kwargs, sort_keys=True, default=repr)
     return host.name, f"{cls.__module__}.{cls.__qualname__}", arguments, execution
+
+
+def _split(cls: type[FactBase[Any]], kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The fact's `NARROWS` argument, and its other arguments (what a read is known by)."""
+    narrows: str | None = getattr(cls, "NARROWS", None)
+    return narrows, {name: value for name, value in kwargs.items() if name != narrows}
+
+
+def _prefetch(memo: _RunMemo, host: Host) -> None:
+    """At the first read on `host`: the reads the previous run made there, in one round
+    trip, when this read runs the host's own way (the way the kept reads were made)."""
+    memo.prefetched.add(host.name)
+    if _execution(memo, host, host.executing_op_hash) != _execution(memo, host, None):
+        return
+    current = dict(host.current_op_global_arguments or {})
+    arguments, _ = pop_global_arguments(host.state, host, current)
+    found = prefetch.read_all(host, prefetch.kept_reads(host.name), dict(arguments))
+    if not memo.still_valid():
+        return  # another host changed while these were read
+    for read, value in found.items():
+        cls = read.fact_class()
+        assert cls is not None  # read_all reads only the facts it finds
+        narrows, common = _split(cls, json.loads(read.arguments))
+        held = set(json.loads(read.arguments).get(narrows, ())) if narrows else set()
+        memo.values[_key(memo, host, cls, common)] = (held, value, read)
+
+
+def _remember(memo: _RunMemo, host: Host, read: prefetch.Read | None) -> None:
+    """Keeps a read made the host's own way for the next run's first read."""
+    if read is not None and _execution(memo, host, host.executing_op_hash) == _execution(
+        memo, host, None
+    ):
+        memo.reads.setdefault(host.name, {})[read] = None
+
+
+def keep_run_reads() -> None:
+    """Keeps the reads of every run of this process for the next (at exit)."""
+    for memo in list(_memos.values()):
+        for name, reads in memo.reads.items():
+            prefetch.keep_reads(name, list(reads))
+
+
+atexit.register(keep_run_reads)
 
 
 def expect(host: Host, cls: type[FactBase[Any]], **lists: Sequence[str]) -> None:
@@ -127,21 +190,25 @@ def get_fact(host: Host, cls: type[FactBase[T]], **kwargs: Any) -> T:
     """`host.get_fact(cls, **kwargs)`, read once per run while no operation has changed a
     host (see the module's docstring for when an operation may use it)."""
     memo = _memo(host.state)
-    narrows: str | None = getattr(cls, "NARROWS", None)
+    narrows, common = _split(cls, kwargs)
     asked = set(kwargs.get(narrows, ())) if narrows else set()
-    common = {name: value for name, value in kwargs.items() if name != narrows}
     key = _key(memo, host, cls, common)
+    if memo.still_valid() and key not in memo.values and host.name not in memo.prefetched:
+        _prefetch(memo, host)
     if memo.still_valid() and key in memo.values:
-        held, known = memo.values[key]
+        held, known, made = memo.values[key]
         if asked <= held:
+            _remember(memo, host, made)
             return _narrowed(cls, cast(T, known), narrows, asked)
     read = dict(kwargs)
     if narrows:
         expected = memo.expected.get((host.name, cls), {}).get(narrows, ())
         read[narrows] = sorted(asked | set(expected))
     value = host.get_fact(cls, **read)
+    made = prefetch.Read.of(cls, read)
+    _remember(memo, host, made)
     if memo.still_valid():
-        memo.values[key] = (set(read.get(narrows, ())) if narrows else set(), value)
+        memo.values[key] = (set(read.get(narrows, ())) if narrows else set(), value, made)
     return _narrowed(cls, value, narrows, asked)
 
 

@@ -34,6 +34,7 @@ class Thresholds:
     ca_expiry_days: int = 90
     renewal_overdue_after: str = "26h"
     metrics_stale_after: str = "50h"
+    crl_refresh_failing_after: str = "6h"
     etcd_job: str = "etcd"
     # etcd's own (its monitoring mixin's, etcd-io/etcd contrib/mixin, and its defaults)
     etcd_leader_changes: int = 4  # in 15 minutes
@@ -204,6 +205,35 @@ def _etcd_rules(limits: Thresholds, job: str) -> list[dict[str, Any]]:
     return rules
 
 
+def _crl_rules(limits: Thresholds) -> list[dict[str, Any]]:
+    """On the metrics the CRL timer writes after each refresh (etcd-pki-crl-metrics)."""
+    failing = int(parse_duration(limits.crl_refresh_failing_after))
+    stale = int(parse_duration(limits.metrics_stale_after))
+    where = "the CRL of {{ $labels.host }}"
+    return [
+        _rule(
+            "EtcdPkiCrlRefreshFailing",
+            "etcd_pki_crl_last_refresh_result == 0"
+            f" and time() - etcd_pki_crl_last_success_timestamp_seconds > {failing}",
+            "warning",
+            f"{where} has not been refreshed for more than {limits.crl_refresh_failing_after}:"
+            " its refreshes fail (the etcd-pki-crl unit's journal says why)",
+        ),
+        _rule(
+            "EtcdPkiCrlExpired",
+            "time() > etcd_pki_crl_next_update_timestamp_seconds",
+            "critical",
+            f"{where} is past its next update: revocations since are not seen",
+        ),
+        _rule(
+            "EtcdPkiCrlRefreshesStopped",
+            f"time() - etcd_pki_crl_metrics_timestamp_seconds > {stale}",
+            "warning",
+            f"no refresh of {where} has run for {limits.metrics_stale_after}: is its timer on?",
+        ),
+    ]
+
+
 def alert_rules(limits: Thresholds) -> dict[str, Any]:
     """The rule group, as Prometheus's rules file holds it."""
     overdue = int(parse_duration(limits.renewal_overdue_after))
@@ -248,6 +278,7 @@ def alert_rules(limits: Thresholds) -> dict[str, Any]:
                         f"no renewal check of {where} has run for {limits.metrics_stale_after}:"
                         " is its timer on?",
                     ),
+                    *_crl_rules(limits),
                     _rule(
                         "EtcdPkiCaDown",
                         "max by (host) (etcd_pki_ca_up) == 0",

@@ -17,6 +17,7 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
 from pyinfra.api.state import State
+from pyinfra.facts.files import FindFiles
 
 from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca_records import CARecords
@@ -193,11 +194,46 @@ def crl_current(path: str, *, crl_url: str, root: str, chain: str) -> Commands:
 
 
 CRL_UNIT = "etcd-pki-crl"
+CRL_METRICS = "etcd-pki-crl-metrics"
+CRL_METRICS_FILE = "etcd_pki_crl.prom"
 
 
-def crl_units(crl_url: str, root: str, path: str, user: str, bin_dir: str) -> dict[str, str]:
-    """The CRL timer and its service: `{unit file name: text}`."""
+def crl_metrics_script(metrics_dir: str, path: str) -> str:
+    """The CRL timer's textfile-metrics helper (the last refresh's result, when the list in
+    place was put there and issued), installed as <bin_dir>/etcd-pki-crl-metrics."""
+    return render(f"{CRL_METRICS}.sh.j2", textfile_dir=metrics_dir, crl=path)
+
+
+def crl_units(
+    crl_url: str, root: str, path: str, user: str, bin_dir: str, *, metrics: bool = False
+) -> dict[str, str]:
+    """The CRL timer and its service (with `metrics`, writing the CRL's metrics after each
+    refresh, failed or not): `{unit file name: text}`."""
     work = f"%t/{CRL_UNIT}/ca.crl"
     fetch, place = crl_fetch(crl_url, root, path, work=work, user=user, bin_dir=bin_dir)
-    service = render(f"{CRL_UNIT}.service.j2", user=user, unit=CRL_UNIT, fetch=fetch, place=place)
+    service = render(
+        f"{CRL_UNIT}.service.j2",
+        user=user,
+        unit=CRL_UNIT,
+        fetch=fetch,
+        place=place,
+        metrics=f"{bin_dir}/{CRL_METRICS}" if metrics else None,
+    )
     return {f"{CRL_UNIT}.service": service, f"{CRL_UNIT}.timer": render(f"{CRL_UNIT}.timer.j2")}
+
+
+@operation()
+def crl_metrics_written(metrics_dir: str) -> Commands:
+    """
+    The CRL's metrics written now when they are missing, by a refresh of the CRL timer's
+    service (which writes them, whatever its result): alerts see a member's list from the
+    first run, not from its timer's first run (within the hour).
+
+    + metrics_dir: node-exporter's textfile directory
+    """
+    present = memo.get_fact(host, FindFiles, path=metrics_dir, maxdepth=1) or []
+    if f"{metrics_dir}/{CRL_METRICS_FILE}" in present:
+        host.noop("the CRL's metrics are written")
+        return
+    # A refresh that fails (the CA down) writes its failure: the run goes on.
+    yield raw("systemctl start {unit} || true", unit=f"{CRL_UNIT}.service")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from io import StringIO
 
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import files
 
 from etcd_step_pki.deploys.components import arguments, component
 from etcd_step_pki.deploys.components.binaries import step_binary
@@ -20,6 +18,7 @@ from etcd_step_pki.deploys.settings import (
 )
 from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.certificates import Certificate, node_certificates
+from etcd_step_pki.operations.installed_files import file_installed
 from etcd_step_pki.operations.renewal import (
     METRICS_SCRIPT,
     metrics_script,
@@ -30,9 +29,12 @@ from etcd_step_pki.operations.renewal import (
 )
 from etcd_step_pki.operations.revocation import (
     CRL_CHECK,
+    CRL_METRICS,
     CRL_UNIT,
     crl_check_script,
     crl_current,
+    crl_metrics_script,
+    crl_metrics_written,
     crl_units,
     recorded_certificates_revoked,
 )
@@ -61,12 +63,10 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
     )
     issued = issue_certificates(settings, reissue=reissue)
     if settings.renewal.metrics_dir is not None:
-        files.put(
+        file_installed(
             name="Renewal metrics helper",
-            src=StringIO(
-                metrics_script(arguments.step_node(settings), arguments.schedule(settings))
-            ),
             dest=f"{settings.bin_dir}/{METRICS_SCRIPT}",
+            text=metrics_script(arguments.step_node(settings), arguments.schedule(settings)),
             mode="0755",
         )
         metrics_written(
@@ -76,16 +76,26 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
             schedule=arguments.schedule(settings),
         )
     if settings.member_of_any:
-        files.put(
+        file_installed(
             name="Revocation list check",
-            src=StringIO(crl_check_script(arguments.step_node(settings).chain_file,
-                                          settings.crl_file)),
             dest=f"{settings.bin_dir}/{CRL_CHECK}",
+            text=crl_check_script(arguments.step_node(settings).chain_file, settings.crl_file),
             mode="0755",
-        )  # fmt: skip
+        )
+        if settings.renewal.metrics_dir is not None:
+            file_installed(
+                name="Revocation list metrics helper",
+                dest=f"{settings.bin_dir}/{CRL_METRICS}",
+                text=crl_metrics_script(settings.renewal.metrics_dir, settings.crl_file),
+                mode="0755",
+            )
     renewal_units(settings)
     if settings.member_of_any:
         revocation_list(settings)
+        if settings.renewal.metrics_dir is not None:
+            crl_metrics_written(
+                name="Revocation list metrics", metrics_dir=settings.renewal.metrics_dir
+            )
     return issued
 
 
@@ -135,7 +145,8 @@ def renewal_units(
     )
     if settings.member_of_any:
         url, root, path = _crl(settings)
-        files |= crl_units(url, root, path, settings.etcd_user, settings.bin_dir)
+        metrics = settings.renewal.metrics_dir is not None
+        files |= crl_units(url, root, path, settings.etcd_user, settings.bin_dir, metrics=metrics)
     return systemd_units(
         name="Renewal units",
         units=timers(items),

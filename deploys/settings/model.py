@@ -306,6 +306,9 @@ class HostSettings(RunOptions):
         "26h", "how long a certificate may stay due before it is overdue"
     )
     alert_metrics_stale_after: Duration = setting("50h", "renewal checks silent this long alert")
+    alert_crl_refresh_failing_after: Duration = setting(
+        "6h", "a member's CRL refreshes failing this long alert"
+    )
     alert_etcd_job: Line = setting("etcd", "the Prometheus job that scrapes `etcd_metrics_port`")
     alert_etcd_leader_changes: Annotated[int, _between(1, None, "a number of leader changes")] = (
         setting(4, "leader changes within 15 minutes that alert")

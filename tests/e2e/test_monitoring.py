@@ -139,6 +139,18 @@ def test_cluster_installs_metrics_and_rules_and_a_rerun_changes_nothing(
         ),
     )
     assert {item["metric"]["host"] for item in series} == set(NODES)
+    # Each member's revocation list: refreshed, and when the CA issued it (from the first run).
+    crls = _wait(
+        "every member's CRL metrics",
+        lambda: (
+            found
+            if len(found := _query(monitored, "etcd_pki_crl_last_refresh_result == 1")) == 3
+            else None
+        ),
+    )
+    assert {item["metric"]["host"] for item in crls} == set(NODES) - {"client-1"}
+    issued = _query(monitored, "time() - etcd_pki_crl_this_update_timestamp_seconds")
+    assert len(issued) == 3 and all(0 < float(i["value"][1]) < 86400 for i in issued)
     leaders = _wait(
         "etcd's metrics", lambda: _query(monitored, 'etcd_server_has_leader{job="etcd"} == 1')
     )
@@ -223,3 +235,30 @@ def test_an_overdue_certificate_fires_and_clears_once_renewed(monitored: Scenari
         "--data", f"renew_before={now}",
     )  # fmt: skip
     _wait("every alert to clear", lambda: _firing(monitored) == set() or None)
+
+
+def test_failing_crl_refreshes_fire_and_clear(monitored: Scenario) -> None:
+    # Refreshes failing for more than a second alert (the threshold is a setting).
+    run_pyinfra(monitored, "deploys/monitoring.py", "--data", "alert_crl_refresh_failing_after=1s")
+    refresh = "systemctl start etcd-pki-crl.service"
+    docker_exec(monitored, "etcd-k8s-1", "systemctl stop step-ca")
+    try:
+        assert docker_exec(monitored, "etcd-k8s-2", refresh, check=False).returncode != 0
+        firing = _wait(
+            "the CRL alert",
+            lambda: (
+                got
+                if ("EtcdPkiCrlRefreshFailing", "etcd-k8s-2") in (got := _firing(monitored))
+                else None
+            ),
+        )
+        assert {host for name, host in firing if name.startswith("EtcdPkiCrl")} == {"etcd-k8s-2"}
+    finally:
+        docker_exec(monitored, "etcd-k8s-1", "systemctl start step-ca")
+    _wait(
+        "step-ca",
+        lambda: docker_exec(monitored, "etcd-k8s-2", refresh, check=False).returncode == 0,
+    )
+    _wait("every alert to clear", lambda: _firing(monitored) == set() or None)
+    assert run_pyinfra(monitored, "deploys/cluster.py").changes == {}
+    run_pyinfra(monitored, "deploys/monitoring.py")  # back to the defaults

@@ -4,16 +4,26 @@ and from the host after that."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from pyinfra import host
-from pyinfra.api import Config, FactBase, Inventory, State, StringCommand, operation
+from pyinfra.api import Config, FactBase, Inventory, QuoteString, State, StringCommand, operation
 from pyinfra.api.connect import connect_all
 from pyinfra.api.operation import add_op
 from pyinfra.api.operations import run_ops
 from pyinfra.api.state import StateStage
+from pyinfra.connectors.local import LocalConnector
 
-from etcd_step_pki.facts import memo
+from etcd_step_pki.facts import memo, prefetch
+
+
+@pytest.fixture(autouse=True)
+def _this_module_s_facts_batched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kept reads of this module's facts are read again (as those of the package are)."""
+    monkeypatch.setattr(prefetch, "_PACKAGES", (*prefetch._PACKAGES, __name__))
 
 
 class Clock(FactBase[str]):
@@ -64,3 +74,74 @@ def test_a_fact_read_again_answers_from_the_first_read_while_nothing_changed() -
 def test_after_a_change_every_read_goes_to_the_host() -> None:
     before, after, later = _run((read_clock, {}), (change, {}), (read_clock, {}), (read_clock, {}))
     assert before != after != later
+
+
+class Printed(FactBase[list[str]]):
+    """The lines of `text` as printed with `printf '%b'` (the output's shape, exactly)."""
+
+    def command(self, text: str, status: int = 0) -> StringCommand:
+        return StringCommand("printf", "%b", QuoteString(text), f"; exit {status}")
+
+    def process(self, output: list[str]) -> list[str]:
+        return output
+
+    @staticmethod
+    def default() -> list[str]:
+        return ["(none)"]
+
+
+SHAPES = ["one", "one\\n", "one\\ntwo", "one\\n\\n", "\\n", "", "\\n\\nthree\\n", "  x  "]
+
+
+@operation()
+def read_printed() -> Any:
+    """Reads every shape of output through the memo, yields nothing."""
+    for text in SHAPES:
+        READS.append(repr(memo.get_fact(host, Printed, text=text)))
+    host.noop("read")
+    return
+    yield
+
+
+def _commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The commands the local connector runs from now on."""
+    ran: list[str] = []
+    original = LocalConnector.run_shell_command
+
+    def counted(self: LocalConnector, command: Any, **kwargs: Any) -> Any:
+        ran.append(str(command))
+        return original(self, command, **kwargs)
+
+    monkeypatch.setattr(LocalConnector, "run_shell_command", counted)
+    return ran
+
+
+def test_the_next_run_reads_what_the_last_one_read_in_one_round_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    ran = _commands(monkeypatch)
+    first = _run((read_printed, {}), (read_clock, {}), (read_clock, {"label": "b"}))
+    memo.keep_run_reads()
+    alone = len(ran)
+    ran.clear()
+    second = _run((read_printed, {}), (read_clock, {}), (read_clock, {"label": "b"}))
+    assert alone >= len(SHAPES) + 2
+    assert len(ran) == 1
+    assert second[: len(SHAPES)] == first[: len(SHAPES)]  # each shape read exactly
+    assert second[len(SHAPES)].startswith("a-") and second[-1].startswith("b-")
+    assert second[len(SHAPES)] != first[len(SHAPES)]  # read again, not kept
+
+
+def test_a_read_that_fails_in_the_batch_is_read_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    _run((read_clock, {}))
+    memo.keep_run_reads()
+    path = next(tmp_path.rglob("*.json"))
+    failing = {"text": "x", "status": 1}
+    path.write_text(json.dumps([{"fact": f"{__name__}:Printed", "arguments": json.dumps(failing)}]))
+    ran = _commands(monkeypatch)
+    _run((read_clock, {}))
+    assert len(ran) == 2  # the batch of the kept read, then the clock alone

@@ -4,121 +4,62 @@ the renewal units and etcd export. promtool is Debian's (tests/hosts/prerequisit
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from etcd_step_pki.facts.prometheus import loads_rules
 from etcd_step_pki.operations.monitoring import Thresholds, rules_text
+from tests.unit.promql import alert_rules_loaded, check_rules, firing, promtool, sample
 
 HOUR = 3600
 DAY = 24 * HOUR
 # One certificate as the metrics helper labels it, on a 30-day lifetime: it starts at 0,
 # expires at 720 h, and is due at 66% (475.2 h).
-CERT = '{host="etcd-k8s-1",kind="peer",file="/etc/etcd/ssl/etcd-k8s-1-peer.crt"}'
 ALERT_LABELS = {"host": "etcd-k8s-1", "kind": "peer", "file": "/etc/etcd/ssl/etcd-k8s-1-peer.crt"}
-
-
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail("promtool is missing: run tests/hosts/prerequisites.sh (Debian's prometheus)")
-    return found
-
-
-def _check(tmp_path: Path, tests: list[dict[str, Any]], limits: Thresholds | None = None) -> None:
-    rules = tmp_path / "rules.yml"
-    rules.write_text(rules_text(limits or Thresholds()))
-    spec = tmp_path / "test.yml"
-    # Rules are evaluated at each sample of the series: on the hour in hourly tests.
-    every = tests[0]["interval"]
-    spec.write_text(
-        yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": every, "tests": tests})
-    )
-    out = subprocess.run(
-        [_promtool(), "test", "rules", str(spec)], capture_output=True, text=True, check=False
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
-
-
-def _firing(
-    name: str, at: str, labels: dict[str, str] | None, severities: tuple[str, ...] | None = None
-) -> dict[str, Any]:
-    """An alert_rule_test: `name` fires with `labels` at `at`, or (None) does not fire. An
-    alert with a rule per severity fires at those `severities` (default: every one)."""
-    if labels is None:
-        return {"alertname": name, "eval_time": at, "exp_alerts": []}
-    rules = [r for r in _rules() if r["alert"] == name]
-    if severities is not None:
-        rules = [r for r in rules if r["labels"]["severity"] in severities]
-    assert rules, (name, severities)
-    alerts = []
-    for rule in rules:
-        summary = rule["annotations"]["summary"]
-        for key, value in labels.items():
-            summary = summary.replace(f"{{{{ $labels.{key} }}}}", value)
-        assert "{{" not in summary, f"{name}'s summary names a label the alert does not have"
-        alerts.append(
-            {
-                "exp_labels": {**labels, "severity": rule["labels"]["severity"]},
-                "exp_annotations": {"summary": summary},
-            }
-        )
-    return {"alertname": name, "eval_time": at, "exp_alerts": alerts}
-
-
-def _rules() -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = yaml.safe_load(rules_text(Thresholds()))["groups"][0]["rules"]
-    return rules
-
-
-def _series(name: str, values: str, labels: str = CERT) -> dict[str, str]:
-    return {"series": f"{name}{labels}", "values": values}
 
 
 def _certificate(due: int = int(475.2 * HOUR), not_after: int = 720 * HOUR) -> list[dict]:
     """The helper's series of a healthy certificate, sampled hourly for 800 h."""
     return [
-        _series("etcd_pki_renewal_due_timestamp_seconds", f"{due}+0x800"),
-        _series("etcd_pki_certificate_not_after_timestamp_seconds", f"{not_after}+0x800"),
-        _series("etcd_pki_renewal_last_result", "1+0x800"),
-        _series("etcd_pki_ca_up", "1+0x800"),
-        _series("etcd_pki_metrics_timestamp_seconds", f"0+{HOUR}x800"),
+        sample("etcd_pki_renewal_due_timestamp_seconds", f"{due}+0x800"),
+        sample("etcd_pki_certificate_not_after_timestamp_seconds", f"{not_after}+0x800"),
+        sample("etcd_pki_renewal_last_result", "1+0x800"),
+        sample("etcd_pki_ca_up", "1+0x800"),
+        sample("etcd_pki_metrics_timestamp_seconds", f"0+{HOUR}x800"),
     ]
 
 
-def test_the_rules_pass_promtool_check(tmp_path: Path) -> None:
+def test_the_rules_pass_promtoolcheck_rules(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yml"
     rules.write_text(rules_text(Thresholds(renewal_overdue_after="90m", etcd_job="etcd-k8s")))
     out = subprocess.run(
-        [_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False
+        [promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert 'job="etcd-k8s"' in rules.read_text() and "> 5400" in rules.read_text()
 
 
 def test_renewal_due_then_overdue_then_expiring_as_time_passes(tmp_path: Path) -> None:
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "1h",
                 "input_series": _certificate(),
                 "alert_rule_test": [
-                    _firing("EtcdPkiRenewalDue", "400h", None),
-                    _firing("EtcdPkiRenewalDue", "476h", ALERT_LABELS),
+                    firing("EtcdPkiRenewalDue", "400h", None),
+                    firing("EtcdPkiRenewalDue", "476h", ALERT_LABELS),
                     # Due, but its daily timer has not had its chance yet: not overdue.
-                    _firing("EtcdPkiRenewalOverdue", "500h", None),
-                    _firing("EtcdPkiRenewalOverdue", "502h", ALERT_LABELS),
-                    _firing("EtcdPkiCertificateExpiring", "551h", None),
-                    _firing("EtcdPkiCertificateExpiring", "553h", ALERT_LABELS),
-                    _firing("EtcdPkiRenewalChecksStopped", "700h", None),
-                    _firing("EtcdPkiRenewalFailed", "700h", None),
-                    _firing("EtcdPkiCaDown", "700h", None),
+                    firing("EtcdPkiRenewalOverdue", "500h", None),
+                    firing("EtcdPkiRenewalOverdue", "502h", ALERT_LABELS),
+                    firing("EtcdPkiCertificateExpiring", "551h", None),
+                    firing("EtcdPkiCertificateExpiring", "553h", ALERT_LABELS),
+                    firing("EtcdPkiRenewalChecksStopped", "700h", None),
+                    firing("EtcdPkiRenewalFailed", "700h", None),
+                    firing("EtcdPkiCaDown", "700h", None),
                 ],
             }
         ],
@@ -128,21 +69,21 @@ def test_renewal_due_then_overdue_then_expiring_as_time_passes(tmp_path: Path) -
 def test_a_renewed_certificate_clears_the_due_alert(tmp_path: Path) -> None:
     # Renewed at 480 h: a new lifetime from then, so due again only at 955.2 h.
     renewed = [
-        _series(
+        sample(
             "etcd_pki_renewal_due_timestamp_seconds", f"{int(475.2 * HOUR)}+0x480 3439440+0x320"
         ),
-        _series("etcd_pki_renewal_last_result", "1+0x800"),
+        sample("etcd_pki_renewal_last_result", "1+0x800"),
     ]
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "1h",
                 "input_series": renewed,
                 "alert_rule_test": [
-                    _firing("EtcdPkiRenewalDue", "479h", ALERT_LABELS),
-                    _firing("EtcdPkiRenewalDue", "482h", None),
-                    _firing("EtcdPkiRenewalOverdue", "700h", None),
+                    firing("EtcdPkiRenewalDue", "479h", ALERT_LABELS),
+                    firing("EtcdPkiRenewalDue", "482h", None),
+                    firing("EtcdPkiRenewalOverdue", "700h", None),
                 ],
             }
         ],
@@ -151,24 +92,24 @@ def test_a_renewed_certificate_clears_the_due_alert(tmp_path: Path) -> None:
 
 def test_failed_renewal_ca_down_and_stale_checks(tmp_path: Path) -> None:
     series = [
-        _series("etcd_pki_renewal_last_result", "1 1 0+0x100"),
-        _series("etcd_pki_ca_up", "1 1 0+0x100"),
+        sample("etcd_pki_renewal_last_result", "1 1 0+0x100"),
+        sample("etcd_pki_ca_up", "1 1 0+0x100"),
         # The last check wrote its metrics at 2 h, and none ran since.
-        _series("etcd_pki_metrics_timestamp_seconds", f"0 {HOUR} {2 * HOUR}+0x100"),
+        sample("etcd_pki_metrics_timestamp_seconds", f"0 {HOUR} {2 * HOUR}+0x100"),
     ]
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "1h",
                 "input_series": series,
                 "alert_rule_test": [
-                    _firing("EtcdPkiRenewalFailed", "1h", None),
-                    _firing("EtcdPkiRenewalFailed", "2h", ALERT_LABELS),
-                    _firing("EtcdPkiCaDown", "1h", None),
-                    _firing("EtcdPkiCaDown", "2h", {"host": "etcd-k8s-1"}),
-                    _firing("EtcdPkiRenewalChecksStopped", "51h", None),
-                    _firing("EtcdPkiRenewalChecksStopped", "53h", ALERT_LABELS),
+                    firing("EtcdPkiRenewalFailed", "1h", None),
+                    firing("EtcdPkiRenewalFailed", "2h", ALERT_LABELS),
+                    firing("EtcdPkiCaDown", "1h", None),
+                    firing("EtcdPkiCaDown", "2h", {"host": "etcd-k8s-1"}),
+                    firing("EtcdPkiRenewalChecksStopped", "51h", None),
+                    firing("EtcdPkiRenewalChecksStopped", "53h", ALERT_LABELS),
                 ],
             }
         ],
@@ -183,18 +124,18 @@ def test_root_and_intermediate_expiring(tmp_path: Path) -> None:
     )
     name = "etcd_pki_ca_certificate_not_after_timestamp_seconds"
     series = [
-        _series(name, f"{3650 * DAY}+0x100", root),
-        _series(name, f"{100 * DAY}+0x100", inter),
+        sample(name, f"{3650 * DAY}+0x100", root),
+        sample(name, f"{100 * DAY}+0x100", inter),
     ]
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "1d",
                 "input_series": series,
                 "alert_rule_test": [
-                    _firing("EtcdPkiCaCertificateExpiring", "9d", None),
-                    _firing(
+                    firing("EtcdPkiCaCertificateExpiring", "9d", None),
+                    firing(
                         "EtcdPkiCaCertificateExpiring",
                         "11d",
                         {"host": "client-1", "role": "intermediate"},
@@ -208,24 +149,24 @@ def test_root_and_intermediate_expiring(tmp_path: Path) -> None:
 def test_etcd_member_down_and_no_leader(tmp_path: Path) -> None:
     member = '{job="etcd",instance="etcd-k8s-2:2390"}'
     series = [
-        _series("up", "1 1 0+0x10", member),
-        _series("etcd_server_has_leader", "1 1 1 0+0x10", member),
-        _series("etcd_server_health_failures", "0 0 0 0 1+0x10", member),
+        sample("up", "1 1 0+0x10", member),
+        sample("etcd_server_has_leader", "1 1 1 0+0x10", member),
+        sample("etcd_server_health_failures", "0 0 0 0 1+0x10", member),
     ]
     labels = {"job": "etcd", "instance": "etcd-k8s-2:2390"}
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "1m",
                 "input_series": series,
                 "alert_rule_test": [
-                    _firing("EtcdMemberDown", "4m", None),  # down for 2 minutes only
-                    _firing("EtcdMemberDown", "6m", labels),
-                    _firing("EtcdNoLeader", "3m", None),
-                    _firing("EtcdNoLeader", "5m", labels),
-                    _firing("EtcdMemberUnhealthy", "3m", None),
-                    _firing("EtcdMemberUnhealthy", "5m", labels),
+                    firing("EtcdMemberDown", "4m", None),  # down for 2 minutes only
+                    firing("EtcdMemberDown", "6m", labels),
+                    firing("EtcdNoLeader", "3m", None),
+                    firing("EtcdNoLeader", "5m", labels),
+                    firing("EtcdMemberUnhealthy", "3m", None),
+                    firing("EtcdMemberUnhealthy", "5m", labels),
                 ],
             }
         ],
@@ -262,7 +203,7 @@ def _latencies(
     """A histogram's `_bucket` counters of 60 observations a minute, each minute's in the
     bucket up to `minutes[i]` seconds: its 99th percentile is just under that bound."""
     return [
-        _series(
+        sample(
             f"{name}_bucket",
             _counter([60 if float(upper) <= float(le) else 0 for upper in minutes]),
             _etcd(instance, **more, le=le),
@@ -277,20 +218,20 @@ def _member(instance: str = MEMBERS[0], **more: str) -> dict[str, str]:
 
 def test_etcd_too_few_members_for_a_quorum(tmp_path: Path) -> None:
     series = [
-        _series("up", "1+0x10", _etcd(MEMBERS[0])),
-        _series("up", "1 1 0+0x8", _etcd(MEMBERS[1])),
-        _series("up", "1 1 1 1 0+0x6", _etcd(MEMBERS[2])),
+        sample("up", "1+0x10", _etcd(MEMBERS[0])),
+        sample("up", "1 1 0+0x8", _etcd(MEMBERS[1])),
+        sample("up", "1 1 1 1 0+0x6", _etcd(MEMBERS[2])),
     ]
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "1m",
                 "input_series": series,
                 "alert_rule_test": [
-                    _firing("EtcdInsufficientMembers", "3m", None),  # two of three: a quorum
-                    _firing("EtcdInsufficientMembers", "6m", None),  # one, for 2 minutes only
-                    _firing("EtcdInsufficientMembers", "8m", {"job": "etcd"}),
+                    firing("EtcdInsufficientMembers", "3m", None),  # two of three: a quorum
+                    firing("EtcdInsufficientMembers", "6m", None),  # one, for 2 minutes only
+                    firing("EtcdInsufficientMembers", "8m", {"job": "etcd"}),
                 ],
             }
         ],
@@ -301,7 +242,7 @@ def _leader_changes() -> list[dict[str, str]]:
     """Six elections, a minute apart from 21 m, as every member counts them."""
     changes = [1 if 20 <= minute < 26 else 0 for minute in range(60)]
     return [
-        _series("etcd_server_leader_changes_seen_total", _counter(changes), _etcd(member))
+        sample("etcd_server_leader_changes_seen_total", _counter(changes), _etcd(member))
         for member in MEMBERS
     ]
 
@@ -312,16 +253,16 @@ def test_etcd_many_leader_changes(tmp_path: Path) -> None:
             "interval": "1m",
             "input_series": _leader_changes(),
             "alert_rule_test": [
-                _firing("EtcdHighNumberOfLeaderChanges", "22m", None),
-                _firing("EtcdHighNumberOfLeaderChanges", "33m", {"job": "etcd"}),
-                _firing("EtcdHighNumberOfLeaderChanges", "50m", None),  # none for 15 minutes
+                firing("EtcdHighNumberOfLeaderChanges", "22m", None),
+                firing("EtcdHighNumberOfLeaderChanges", "33m", {"job": "etcd"}),
+                firing("EtcdHighNumberOfLeaderChanges", "50m", None),  # none for 15 minutes
             ],
         }
     ]
-    _check(tmp_path, tests)
+    check_rules(tmp_path, tests)
     # Seven changes to alert: six do not.
-    tests[0]["alert_rule_test"] = [_firing("EtcdHighNumberOfLeaderChanges", "33m", None)]
-    _check(tmp_path, tests, Thresholds(etcd_leader_changes=7))
+    tests[0]["alert_rule_test"] = [firing("EtcdHighNumberOfLeaderChanges", "33m", None)]
+    check_rules(tmp_path, tests, Thresholds(etcd_leader_changes=7))
 
 
 def test_etcd_failed_grpc_requests_warn_then_go_critical(tmp_path: Path) -> None:
@@ -329,25 +270,25 @@ def test_etcd_failed_grpc_requests_warn_then_go_critical(tmp_path: Path) -> None
     unavailable = [0] * 10 + [12] * 30 + [60] * 30
     name = "grpc_server_handled_total"
     series = [
-        _series(name, "0+600x70", _etcd(grpc_type="unary", **RANGE, grpc_code="OK")),
-        _series(name, _counter(unavailable), _etcd(grpc_type="unary", **RANGE, grpc_code="Unavailable")),
+        sample(name, "0+600x70", _etcd(grpc_type="unary", **RANGE, grpc_code="OK")),
+        sample(name, _counter(unavailable), _etcd(grpc_type="unary", **RANGE, grpc_code="Unavailable")),
         # A client's mistake is no failure of etcd's.
-        _series(name, "0+600x70", _etcd(grpc_type="unary", grpc_service="etcdserverpb.KV", grpc_method="Put", grpc_code="InvalidArgument")),
-        _series(name, "0+600x70", _etcd(grpc_type="unary", grpc_service="etcdserverpb.KV", grpc_method="Put", grpc_code="OK")),
+        sample(name, "0+600x70", _etcd(grpc_type="unary", grpc_service="etcdserverpb.KV", grpc_method="Put", grpc_code="InvalidArgument")),
+        sample(name, "0+600x70", _etcd(grpc_type="unary", grpc_service="etcdserverpb.KV", grpc_method="Put", grpc_code="OK")),
     ]  # fmt: skip
     labels = _member(**RANGE)
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "1m",
                 "input_series": series,
                 "alert_rule_test": [
-                    _firing("EtcdHighNumberOfFailedGRPCRequests", "5m", None),
-                    _firing("EtcdHighNumberOfFailedGRPCRequests", "15m", None),  # for 10m
-                    _firing("EtcdHighNumberOfFailedGRPCRequests", "30m", labels, ("warning",)),
-                    _firing("EtcdHighNumberOfFailedGRPCRequests", "45m", labels, ("warning",)),
-                    _firing("EtcdHighNumberOfFailedGRPCRequests", "65m", labels),
+                    firing("EtcdHighNumberOfFailedGRPCRequests", "5m", None),
+                    firing("EtcdHighNumberOfFailedGRPCRequests", "15m", None),  # for 10m
+                    firing("EtcdHighNumberOfFailedGRPCRequests", "30m", labels, ("warning",)),
+                    firing("EtcdHighNumberOfFailedGRPCRequests", "45m", labels, ("warning",)),
+                    firing("EtcdHighNumberOfFailedGRPCRequests", "65m", labels),
                 ],
             }
         ],
@@ -370,23 +311,23 @@ def _slow(minutes: int = 90) -> list[dict[str, str]]:
 
 def test_etcd_slow_requests_round_trips_fsyncs_and_commits(tmp_path: Path) -> None:
     member = _member()
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "1m",
                 "input_series": _slow(),
                 "alert_rule_test": [
-                    _firing("EtcdGRPCRequestsSlow", "15m", None),
-                    _firing("EtcdGRPCRequestsSlow", "25m", None),  # for 10 minutes
-                    _firing("EtcdGRPCRequestsSlow", "35m", _member(**RANGE)),
-                    _firing("EtcdMemberCommunicationSlow", "15m", None),
-                    _firing("EtcdMemberCommunicationSlow", "35m", _member(To="8e9e05c52164694d")),
-                    _firing("EtcdHighCommitDurations", "15m", None),
-                    _firing("EtcdHighCommitDurations", "35m", member),
-                    _firing("EtcdHighFsyncDurations", "15m", None),
-                    _firing("EtcdHighFsyncDurations", "40m", member, ("warning",)),
-                    _firing("EtcdHighFsyncDurations", "80m", member),
+                    firing("EtcdGRPCRequestsSlow", "15m", None),
+                    firing("EtcdGRPCRequestsSlow", "25m", None),  # for 10 minutes
+                    firing("EtcdGRPCRequestsSlow", "35m", _member(**RANGE)),
+                    firing("EtcdMemberCommunicationSlow", "15m", None),
+                    firing("EtcdMemberCommunicationSlow", "35m", _member(To="8e9e05c52164694d")),
+                    firing("EtcdHighCommitDurations", "15m", None),
+                    firing("EtcdHighCommitDurations", "35m", member),
+                    firing("EtcdHighFsyncDurations", "15m", None),
+                    firing("EtcdHighFsyncDurations", "40m", member, ("warning",)),
+                    firing("EtcdHighFsyncDurations", "80m", member),
                 ],
             }
         ],
@@ -402,29 +343,29 @@ def test_etcd_latency_thresholds_are_settings(tmp_path: Path) -> None:
             "interval": "1m",
             "input_series": _slow(),
             "alert_rule_test": [
-                _firing("EtcdHighCommitDurations", "35m", None),
-                _firing("EtcdMemberCommunicationSlow", "35m", None),
+                firing("EtcdHighCommitDurations", "35m", None),
+                firing("EtcdMemberCommunicationSlow", "35m", None),
             ],
         }
     ]
-    _check(tmp_path, tests, limits)
+    check_rules(tmp_path, tests, limits)
 
 
 def test_etcd_failed_proposals(tmp_path: Path) -> None:
     series = [
         # 10 a second from 10 m on one member, 2 a second on another.
-        _series("etcd_server_proposals_failed_total", _counter([0] * 10 + [600] * 40), _etcd()),
-        _series("etcd_server_proposals_failed_total", "0+120x50", _etcd(MEMBERS[1])),
+        sample("etcd_server_proposals_failed_total", _counter([0] * 10 + [600] * 40), _etcd()),
+        sample("etcd_server_proposals_failed_total", "0+120x50", _etcd(MEMBERS[1])),
     ]
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "1m",
                 "input_series": series,
                 "alert_rule_test": [
-                    _firing("EtcdHighNumberOfFailedProposals", "25m", None),  # for 15 minutes
-                    _firing("EtcdHighNumberOfFailedProposals", "40m", _member()),
+                    firing("EtcdHighNumberOfFailedProposals", "25m", None),  # for 15 minutes
+                    firing("EtcdHighNumberOfFailedProposals", "40m", _member()),
                 ],
             }
         ],
@@ -439,29 +380,29 @@ def test_etcd_database_near_its_quota_growing_toward_it_and_fragmented(tmp_path:
     small = "client-1:2390"
     growing = "200000000+0x35 200000000+50000000x36"
     series = [
-        *(_series("etcd_server_quota_backend_bytes", f"{QUOTA}+0x72", _etcd(m)) for m in (*MEMBERS, small)),
-        _series(size, growing, _etcd(MEMBERS[0])),
-        _series(in_use, growing, _etcd(MEMBERS[0])),
-        _series(size, "2100000000+0x72", _etcd(MEMBERS[1])),
-        _series(in_use, "2100000000+0x72", _etcd(MEMBERS[1])),
-        _series(size, f"{1024 * MIB}+0x72", _etcd(MEMBERS[2])),
-        _series(in_use, f"{300 * MIB}+0x72", _etcd(MEMBERS[2])),
-        _series(size, f"{150 * MIB}+0x72", _etcd(small)),
-        _series(in_use, f"{50 * MIB}+0x72", _etcd(small)),
+        *(sample("etcd_server_quota_backend_bytes", f"{QUOTA}+0x72", _etcd(m)) for m in (*MEMBERS, small)),
+        sample(size, growing, _etcd(MEMBERS[0])),
+        sample(in_use, growing, _etcd(MEMBERS[0])),
+        sample(size, "2100000000+0x72", _etcd(MEMBERS[1])),
+        sample(in_use, "2100000000+0x72", _etcd(MEMBERS[1])),
+        sample(size, f"{1024 * MIB}+0x72", _etcd(MEMBERS[2])),
+        sample(in_use, f"{300 * MIB}+0x72", _etcd(MEMBERS[2])),
+        sample(size, f"{150 * MIB}+0x72", _etcd(small)),
+        sample(in_use, f"{50 * MIB}+0x72", _etcd(small)),
     ]  # fmt: skip
-    _check(
+    check_rules(
         tmp_path,
         [
             {
                 "interval": "10m",
                 "input_series": series,
                 "alert_rule_test": [
-                    _firing("EtcdDatabaseQuotaLowSpace", "0m", None),  # for 10 minutes
-                    _firing("EtcdDatabaseQuotaLowSpace", "30m", _member(MEMBERS[1])),
-                    _firing("EtcdDatabaseHighFragmentationRatio", "0m", None),
-                    _firing("EtcdDatabaseHighFragmentationRatio", "30m", _member(MEMBERS[2])),
-                    _firing("EtcdExcessiveDatabaseGrowth", "5h", None),
-                    _firing("EtcdExcessiveDatabaseGrowth", "11h", _member(MEMBERS[0])),
+                    firing("EtcdDatabaseQuotaLowSpace", "0m", None),  # for 10 minutes
+                    firing("EtcdDatabaseQuotaLowSpace", "30m", _member(MEMBERS[1])),
+                    firing("EtcdDatabaseHighFragmentationRatio", "0m", None),
+                    firing("EtcdDatabaseHighFragmentationRatio", "30m", _member(MEMBERS[2])),
+                    firing("EtcdExcessiveDatabaseGrowth", "5h", None),
+                    firing("EtcdExcessiveDatabaseGrowth", "11h", _member(MEMBERS[0])),
                 ],
             }
         ],
@@ -596,17 +537,17 @@ def test_dashboard_queries_are_valid_promql_on_series_that_exist(tmp_path: Path)
     path = tmp_path / "dashboard.rules.yml"
     path.write_text(yaml.safe_dump(rules))
     out = subprocess.run(
-        [_promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+        [promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stdout + out.stderr
     # A panel shows each series of etcd's that an alert reads, but the gRPC latencies: etcd
     # has them only with --metrics=extensive, and a panel of them would show nothing without.
     etcd = r"\b(etcd_(?!pki_)\w+|grpc_server_\w+|up)\b"
-    read = {name for rule in _rules() for name in re.findall(etcd, rule["expr"])}
+    read = {name for rule in alert_rules_loaded() for name in re.findall(etcd, rule["expr"])}
     shown = {name for query in queries for name in re.findall(etcd, query)}
     assert read - shown == {"grpc_server_handling_seconds_bucket"}
     # The alerts panel shows every alert of the rules.
     pattern = next(q for q in queries if q.startswith("ALERTS"))
     alerts = re.search(r'alertname=~"([^"]+)"', pattern)
     assert alerts is not None
-    assert all(re.fullmatch(alerts.group(1), rule["alert"]) for rule in _rules())
+    assert all(re.fullmatch(alerts.group(1), rule["alert"]) for rule in alert_rules_loaded())

@@ -1,0 +1,170 @@
+"""A host's facts read in one round trip: the facts the previous run of the same command line
+read on a host are read again, all in one command, at this run's first read there, and the
+run's memo (facts/memo.py) answers from them while nothing has changed.
+
+Without it each operation pays one round trip per host for what it reads, about 20 in a run
+of `cluster.py` that changes nothing. What a deploy reads on a host depends on the deploy,
+the inventory and the settings, and stays the same from one run to the next unless they
+change: the list of reads is kept on the controller, per host and command line, under
+`$XDG_CACHE_HOME/etcd-step-pki/fact-reads/` (fact names and their arguments only; a read
+made with other privileges than the host's own, which might carry a password, is not kept).
+A read kept but no longer needed costs its command once; a read not kept is made as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyinfra.api import FactBase, StringCommand
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from pyinfra.api.host import Host
+
+logger = logging.getLogger(__name__)
+
+# Only facts of these packages are read from a kept list (it names classes to import).
+_PACKAGES = ("etcd_step_pki.", "pyinfra.facts.")
+
+
+@dataclass(frozen=True)
+class Read:
+    """One fact read: the fact's import path and the arguments it was read with."""
+
+    fact: str
+    arguments: str  # JSON, keys sorted
+
+    @classmethod
+    def of(cls, fact: type[FactBase[Any]], arguments: dict[str, Any]) -> Read | None:
+        """The read, or None when its arguments do not survive JSON unchanged."""
+        try:
+            text = json.dumps(arguments, sort_keys=True)
+        except (TypeError, ValueError):
+            return None
+        if json.loads(text) != arguments:
+            return None
+        return cls(f"{fact.__module__}:{fact.__qualname__}", text)
+
+    def fact_class(self) -> type[FactBase[Any]] | None:
+        """The fact's class, when it is a fact of this package or of pyinfra's."""
+        module, _, name = self.fact.partition(":")
+        if not module.startswith(_PACKAGES):
+            return None
+        try:
+            found = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            return None
+        return found if isinstance(found, type) and issubclass(found, FactBase) else None
+
+
+def _list_path(host: str) -> Path:
+    """Where the reads of this command line on this host are kept."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    words = [word for word in sys.argv[1:] if not word.startswith("-")]
+    name = hashlib.sha256(json.dumps([host, words]).encode()).hexdigest()[:32]
+    return base / "etcd-step-pki" / "fact-reads" / f"{name}.json"
+
+
+def kept_reads(host: str) -> list[Read]:
+    """The reads the previous run of this command line made on `host` (none if unknown)."""
+    try:
+        items = json.loads(_list_path(host).read_text())
+        return [Read(str(item["fact"]), str(item["arguments"])) for item in items]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+
+
+def keep_reads(host: str, reads: list[Read]) -> None:
+    """Keeps this run's reads on `host` for the next run (best effort: a controller that
+    cannot write its cache reads facts one by one, as before)."""
+    path = _list_path(host)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        scratch = path.with_suffix(f".{os.getpid()}")
+        scratch.write_text(json.dumps([vars(read) for read in reads]))
+        scratch.replace(path)
+    except OSError as error:
+        logger.debug("fact reads not kept for %s: %s", host, error)
+
+
+def _command(read: Read) -> tuple[FactBase[Any], dict[str, Any], Any] | None:
+    """The fact, its arguments and its command, or None for a read not to batch: an unknown
+    fact, one whose command's presence pyinfra checks first, or one with its own shell."""
+    cls = read.fact_class()
+    if cls is None:
+        return None
+    fact, arguments = cls(), json.loads(read.arguments)
+    try:
+        if fact.shell_executable or fact.requires_command(**arguments):
+            return None
+        command = fact.command(**arguments)
+    except Exception as error:  # a stale read is only left out
+        logger.debug("fact read %s left out: %s", read, error)
+        return None
+    return fact, arguments, command
+
+
+def read_all(host: Host, reads: list[Read], global_arguments: dict[str, Any]) -> dict[Read, Any]:
+    """Reads `reads` on `host` in one command, run as the current operation runs its facts;
+    the value of each read whose command exited 0 (the others are left to be read alone)."""
+    marker = uuid.uuid4().hex
+    pieces: list[Any] = []
+    batch: list[tuple[Read, FactBase[Any]]] = []
+    for read in reads:
+        made = _command(read)
+        if made is None or made[0].check_preconditions(host.state, host):
+            continue
+        end = f"printf '\\n{marker}-{len(batch)}-%s\\n' \"$?\";"
+        pieces += [f"echo {marker}-{len(batch)}; (\n", made[2], f"\n); {end}"]
+        batch.append((read, made[0]))
+    if not batch:
+        return {}
+    executor = {
+        key: value for key, value in global_arguments.items() if key in CONNECTOR_ARGUMENT_KEYS
+    }
+    try:
+        ok, output = host.run_shell_command(
+            StringCommand(*pieces),
+            print_output=host.state.print_fact_output,
+            print_input=host.state.print_fact_input,
+            **executor,
+        )
+    except Exception as error:  # then every read is made alone
+        logger.debug("fact reads on %s not batched: %s", host.name, error)
+        return {}
+    values: dict[Read, Any] = {}
+    for index, lines in (_sections(output.stdout_lines, marker, len(batch)) if ok else {}).items():
+        read, fact = batch[index]
+        try:
+            values[read] = fact.process(lines) if lines else fact.default()
+        except Exception as error:  # read again alone, reported
+            logger.debug("fact read %s left out: %s", read, error)
+    return values
+
+
+def _sections(lines: list[str], marker: str, count: int) -> dict[int, list[str]]:
+    """Each read's output lines, for the reads whose command exited 0."""
+    found: dict[int, list[str]] = {}
+    current: int | None = None
+    taken: list[str] = []
+    for line in lines:
+        if current is None:
+            index = line.removeprefix(f"{marker}-")
+            if index != line and index.isdigit() and int(index) < count:
+                current, taken = int(index), []
+            continue
+        if line.startswith(f"{marker}-{current}-"):
+            if line == f"{marker}-{current}-0":
+                # Less the line break put before the end marker, when the output ended in one.
+                found[current] = taken[:-1] if taken and taken[-1] == "" else taken
+            current = None
+            continue
+        taken.append(line)
+    return found
