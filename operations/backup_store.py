@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,18 +105,36 @@ def new_data_key(kms: Kms, key: str) -> tuple[str, bytes, str]:
     return secret, made["CiphertextBlob"], str(made["KeyId"])
 
 
-def expire(store: Store, keep: str, days: int, now: dt.datetime) -> int:
-    """Delete backups (with their checksums) older than `days`, never `keep`."""
-    client = store.client()
-    cutoff = now - dt.timedelta(days=days)
-    old = []
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=store.bucket, Prefix=f"{store.prefix}/"
-    ):
+def backup_key(store: Store, when: dt.datetime) -> str:
+    """The object of a backup made at `when` (UTC)."""
+    return f"{store.prefix}/{when:%Y/%m}/ca-backup-{when:%Y%m%dT%H%M%SZ}{SUFFIX}"
+
+
+# A backup's object below its store's prefix, as `backup_key` names it: nothing else there
+# (another CA's backups under a prefix inside this one's included) is this CA's.
+_BACKUP_NAME = re.compile(r"\d{4}/\d{2}/ca-backup-\d{8}T\d{6}Z" + re.escape(SUFFIX))
+
+
+def _backups(store: Store, client: Any) -> list[tuple[str, dt.datetime]]:
+    """This store's backups: `(object, when it was written)`."""
+    found = []
+    start = f"{store.prefix}/"
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=start):
         for item in page.get("Contents", []):
             name = item["Key"]
-            if name.endswith(SUFFIX) and name != keep and item["LastModified"] < cutoff:
-                old.append(name)
+            if _BACKUP_NAME.fullmatch(name.removeprefix(start)):
+                found.append((name, item["LastModified"]))
+    return found
+
+
+def expire(store: Store, keep: str, days: int, now: dt.datetime) -> int:
+    """Delete this store's backups (with what lies beside them) older than `days`; never
+    `keep`, never the newest, never an object this store did not name (`_BACKUP_NAME`)."""
+    client = store.client()
+    cutoff = now - dt.timedelta(days=days)
+    backups = _backups(store, client)
+    newest = max((name for name, _ in backups), default=None)
+    old = [name for name, when in backups if when < cutoff and name not in (keep, newest)]
     for name in old:
         client.delete_objects(
             Bucket=store.bucket,

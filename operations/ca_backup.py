@@ -24,9 +24,9 @@ from etcd_step_pki.facts.ca import CAFiles
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.backup_store import (
     DATA_KEY,
-    SUFFIX,
     Kms,
     Store,
+    backup_key,
     expire,
     latest_backup,
     new_data_key,
@@ -128,7 +128,7 @@ def _backup(
     """Run time: pack, encrypt and sign on the host (the recipient key, or the data key, on
     stdin), upload the ciphertext, its signature and its wrapped data key from memory."""
     now = dt.datetime.now(dt.UTC)
-    key = f"{store.prefix}/{now:%Y/%m}/ca-backup-{now:%Y%m%dT%H%M%SZ}{SUFFIX}"
+    key = backup_key(store, now)
     meta = {"state-sha256": digest, "encryption": "kms" if kms else "gpg"}
     secret, wrapped = recipient_key or "", b""
     if kms is not None:

@@ -238,7 +238,7 @@ class HostSettings(RunOptions):
         shown="none (AWS KMS in `ca_backup_region`)",
     )
     ca_backup_retention_days: Annotated[int, _between(1, None, "a number of days (1 or more)")] = (
-        setting(30, "backups older than this are deleted (never the latest)")
+        setting(30, "this CA's backups older than this are deleted (never its newest)")
     )
     node_addresses: Annotated[tuple[IpAddress, ...] | None, BeforeValidator(_one_or_listed)] = (
         setting(

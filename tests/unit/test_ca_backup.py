@@ -18,6 +18,7 @@ from etcd_step_pki.operations.backup_store import (
     DATA_KEY,
     Kms,
     Store,
+    backup_key,
     expire,
     fetch_backup,
     fetch_data_key,
@@ -70,12 +71,29 @@ def test_no_backup_yet(bucket) -> None:
 
 
 def test_retention_deletes_old_backups_but_never_the_kept_one(bucket) -> None:
-    for name in ("old", "kept"):
-        _put(bucket, f"step-ca/2026/01/{name}.tar.gz.gpg", b"x")
+    ours = [backup_key(STORE, dt.datetime(2026, 1, day, tzinfo=dt.UTC)) for day in (1, 2, 3)]
+    for name in ours:
+        _put(bucket, name, b"x")
     future = dt.datetime.now(dt.UTC) + dt.timedelta(days=40)
-    assert expire(STORE, keep="step-ca/2026/01/kept.tar.gz.gpg", days=30, now=future) == 1
+    assert expire(STORE, keep=ours[1], days=30, now=future) == 1
     left = {o["Key"] for o in bucket.list_objects_v2(Bucket="backups")["Contents"]}
-    assert left == {"step-ca/2026/01/kept.tar.gz.gpg", "step-ca/2026/01/kept.tar.gz.gpg.sha256"}
+    assert left == {name + end for name in ours[1:] for end in ("", ".sha256")}
+
+
+def test_retention_keeps_the_newest_and_touches_no_other_ca_s_objects(bucket) -> None:
+    old, newest = (backup_key(STORE, dt.datetime(2026, 1, d, tzinfo=dt.UTC)) for d in (1, 2))
+    # Another CA whose prefix lies inside this one's, with its only backup; and objects of
+    # this prefix that no backup of this CA is named like.
+    inner = Store("backups", "step-ca/other", None, "us-east-1")
+    theirs = backup_key(inner, dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    foreign = ["step-ca/2026/01/notes.tar.gz.gpg", "step-ca/ca-backup-20260101T000000Z.tar.gz.gpg"]
+    for name in (old, newest, theirs, *foreign):
+        _put(bucket, name, b"x")
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=400)
+    # A run whose own upload is not the newest (kept: the newest as well).
+    assert expire(STORE, keep="step-ca/2025/12/gone.tar.gz.gpg", days=30, now=future) == 1
+    left = {o["Key"] for o in bucket.list_objects_v2(Bucket="backups")["Contents"]}
+    assert {newest, theirs, *foreign} <= left and old not in left
 
 
 def test_a_kms_data_key_unwraps_only_with_its_key_and_for_its_backup(bucket) -> None:
