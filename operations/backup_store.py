@@ -17,7 +17,9 @@ from pyinfra.api import OperationError
 
 SUFFIX = ".tar.gz.gpg"
 DATA_KEY = ".datakey"  # beside a KMS backup: its data key, wrapped by KMS
-BESIDE = ("", ".sha256", ".sig", DATA_KEY)  # a backup's objects
+# A backup's objects: the ciphertext, its checksum, its signature, its KMS-wrapped data key,
+# its manifest and the manifest's signature (operations/backup_manifests.py).
+BESIDE = ("", ".sha256", ".sig", DATA_KEY, ".manifest", ".manifest.sig")
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,13 @@ def latest_backup(store: Store) -> dict[str, Any] | None:
         raise
     body = client.get_object(Bucket=store.bucket, Key=store.latest)["Body"].read().decode()
     meta = head.get("Metadata", {})
+    # The newest backup's signed manifest (operations/backup_manifests.py), or, as backups
+    # made before manifests left it, the object's name alone.
+    named = [
+        line.removeprefix("object ") for line in body.splitlines() if line.startswith("object ")
+    ]
     return {
-        "key": body.strip(),
+        "key": named[0] if named else body.strip(),
         "state": meta.get("state-sha256"),
         "encryption": meta.get("encryption", "gpg"),
     }
@@ -115,7 +122,7 @@ def backup_key(store: Store, when: dt.datetime) -> str:
 _BACKUP_NAME = re.compile(r"\d{4}/\d{2}/ca-backup-\d{8}T\d{6}Z" + re.escape(SUFFIX))
 
 
-def _backups(store: Store, client: Any) -> list[tuple[str, dt.datetime]]:
+def backups(store: Store, client: Any) -> list[tuple[str, dt.datetime]]:
     """This store's backups: `(object, when it was written)`."""
     found = []
     start = f"{store.prefix}/"
@@ -132,9 +139,9 @@ def expire(store: Store, keep: str, days: int, now: dt.datetime) -> int:
     `keep`, never the newest, never an object this store did not name (`_BACKUP_NAME`)."""
     client = store.client()
     cutoff = now - dt.timedelta(days=days)
-    backups = _backups(store, client)
-    newest = max((name for name, _ in backups), default=None)
-    old = [name for name, when in backups if when < cutoff and name not in (keep, newest)]
+    found = backups(store, client)
+    newest = max((name for name, _ in found), default=None)
+    old = [name for name, when in found if when < cutoff and name not in (keep, newest)]
     for name in old:
         client.delete_objects(
             Bucket=store.bucket,

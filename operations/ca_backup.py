@@ -22,6 +22,7 @@ from pyinfra.api.state import State
 from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAFiles
 from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.backup_manifests import HEADER, MANIFEST
 from etcd_step_pki.operations.backup_store import (
     DATA_KEY,
     Kms,
@@ -44,8 +45,9 @@ def removed_work() -> StringCommand:
     return StringCommand("rm", "-rf", QuoteString(WORK))
 
 
-def _pack(encryption: str, path: str) -> StringCommand:
-    """The primary's script: the CA state packed (step-ca paused), encrypted, signed."""
+def _pack(encryption: str, path: str, key: str, created: str, digest: str) -> StringCommand:
+    """The primary's script: the CA state packed (step-ca paused), encrypted, signed, with
+    its signed manifest (`key`, `created`, `digest`: operations/backup_manifests.py)."""
     return script(
         "ca-backup-pack.sh.j2",
         work=WORK,
@@ -53,6 +55,10 @@ def _pack(encryption: str, path: str) -> StringCommand:
         signing_key=f"{path}/{BACKUP_SIGNING_KEY}",
         encryption=encryption,
         pause=STEP_CA_PAUSE,
+        header=HEADER,
+        object=key,
+        created=created,
+        state=digest,
     )
 
 
@@ -138,11 +144,12 @@ def _backup(
             return host.fail(f"KMS gave no data key under {kms.key_id!r}: {error}")
     fetched: dict[str, bytes] = {}
     try:
-        ok, out = host.run(_pack(meta["encryption"], path), stdin=secret)
+        created = f"{now:%Y-%m-%dT%H:%M:%SZ}"
+        ok, out = host.run(_pack(meta["encryption"], path, key, created, digest), stdin=secret)
         if not ok:
             return host.fail(f"packing and encrypting the CA state failed: {out.stderr}")
         signer, expected = [*out.stdout_lines, "", ""][:2]
-        for name in ("backup.gpg", "backup.gpg.sig", "signer.asc"):
+        for name in ("backup.gpg", "backup.gpg.sig", "signer.asc", "manifest", "manifest.sig"):
             buffer = BytesIO()
             if not host.get(f"{WORK}/{name}", buffer):
                 return host.fail(f"fetching {name} failed")
@@ -167,7 +174,14 @@ def _backup(
     name = key.rsplit("/", 1)[1]
     client.put_object(Bucket=store.bucket, Key=f"{key}.sha256", Body=f"{checksum}  {name}\n")
     client.put_object(Bucket=store.bucket, Key=f"{key}.sig", Body=fetched["backup.gpg.sig"])
-    client.put_object(Bucket=store.bucket, Key=store.latest, Body=key.encode(), Metadata=meta)
+    for end in ("", ".sig"):
+        body = fetched[f"manifest{end}"]
+        client.put_object(Bucket=store.bucket, Key=f"{key}{MANIFEST}{end}", Body=body)
+    # `latest`: the newest backup's manifest (its object named there), and its signature.
+    client.put_object(Bucket=store.bucket, Key=f"{store.latest}.sig", Body=fetched["manifest.sig"])
+    client.put_object(
+        Bucket=store.bucket, Key=store.latest, Body=fetched["manifest"], Metadata=meta
+    )
     removed = expire(store, keep=key, days=retention_days, now=now)
     host.log(
         f"backup s3://{store.bucket}/{key} ({len(data)} bytes)"

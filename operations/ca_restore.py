@@ -20,6 +20,7 @@ from etcd_step_pki.facts.ca import CAFiles, CAState
 from etcd_step_pki.facts.paths import FileText
 from etcd_step_pki.facts.shell import raw, replace_file
 from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.backup_manifests import staged_manifests
 from etcd_step_pki.operations.backup_store import (
     Kms,
     Store,
@@ -51,6 +52,7 @@ def restored_from_s3(
     pin: PinnedRoot | None = None,
     signer_key: str | None = None,
     kms: Kms | None = None,
+    allow_older: bool = False,
 ) -> Commands:
     """
     Restore the CA state from an S3 backup unless this host already holds that state.
@@ -65,8 +67,12 @@ def restored_from_s3(
     + signer_key: the armored public key the backup must be signed with, verified on the
       host before anything else (None: not verified)
     + kms: the KMS key that unwraps the backup's data key (a backup made with KMS)
+    + allow_older: restore a backup older than the newest signed one of the CA
     """
-    backup = fetched(store, key, private_key=private_key, kms=kms, signer_key=signer_key)
+    backup = fetched(
+        store, key, private_key=private_key, kms=kms, signer_key=signer_key,
+        allow_older=allow_older,
+    )  # fmt: skip
     key, digest, source = backup.key, backup.digest, backup.source
     if memo.get_fact(host, FileText, path=RESTORE_MARKER) == source:
         host.noop(f"{source} was restored here already")
@@ -96,10 +102,17 @@ class Fetched:
 
 
 def fetched(
-    store: Store, key: str, *, private_key: str | None, kms: Kms | None, signer_key: str | None
+    store: Store,
+    key: str,
+    *,
+    private_key: str | None,
+    kms: Kms | None,
+    signer_key: str | None,
+    allow_older: bool = False,
 ) -> Fetched:
-    """The backup `key` (or `latest`) with its checksum checked, its signature and (KMS) its
-    wrapped data key; raises, naming the problem, before anything is changed."""
+    """The backup `key` (or `latest`) with its checksum checked, its signature, its signed
+    manifest and those of newer backups (unless `allow_older`: operations/backup_manifests.py)
+    and (KMS) its wrapped data key; raises, naming the problem, before anything is changed."""
     if (kms is None) == (private_key is None):
         raise OperationError("a CA backup is decrypted with a private key or with KMS: one")
     key, data, meta = fetch_backup(store, key)
@@ -115,6 +128,7 @@ def fetched(
     staged = {"backup.gpg": data}
     if signer_key and signature is not None:
         staged |= {"backup.gpg.sig": signature, "signer.asc": signer_key.encode()}
+        staged |= staged_manifests(store, key, allow_older=allow_older)
     return Fetched(
         key=key,
         source=f"s3://{store.bucket}/{key}",

@@ -139,6 +139,7 @@ def restore_ca() -> None:
             pin=arguments.pinned_root(settings),
             signer_key=signer,
             kms=kms,
+            allow_older=bool(settings.run.ca_restore_allow_older),
         )
     elif host.get_fact(FileText, path=RESTORE_MARKER) == f"host:{source}":
         host.noop(f"the CA state of {source} was restored here already")

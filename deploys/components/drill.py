@@ -88,6 +88,7 @@ def drill() -> OperationMeta | None:
         private_key=private_key,
         kms=kms,
         signer_key=signer_key_of(settings),
+        allow_older=bool(settings.run.ca_restore_allow_older),
     )
     return drilled(
         name="DR drill from S3", plan=plan, source=backup.source, backup=backup, before=before

@@ -74,6 +74,10 @@ class RunOptions(BaseModel):
     ca_restore_any_root: bool | None = per_run(
         "CA restore: accept a backup of another root (a pinned root still applies)"
     )
+    ca_restore_allow_older: bool | None = per_run(
+        "CA restore or drill: a backup older than the CA's newest signed one (undoes what the "
+        "CA recorded since)"
+    )
     ca_accept_new_root: bool | None = per_run('record a new root (see "One root, pinned")')
     ca_restore_unsigned: bool | None = per_run(
         "restore an S3 backup without verifying its signature"

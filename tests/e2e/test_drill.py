@@ -17,7 +17,14 @@ from tests.conftest import fresh_scenario
 from tests.harness.checks import cluster_healthy, host_state
 from tests.harness.hosts import Scenario, docker_exec, scenario_hosts, set_ssh_user
 from tests.harness.pyinfra_run import run_pyinfra
-from tests.harness.s3 import BUCKET, CREDENTIALS, backup_data, boto_args, restore_data
+from tests.harness.s3 import (
+    BUCKET,
+    CREDENTIALS,
+    backup_data,
+    boto_args,
+    latest_object,
+    restore_data,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -135,7 +142,7 @@ def test_a_drill_from_a_damaged_backup_fails_and_touches_nothing(
     drill_hosts: Scenario, s3, keys
 ) -> None:
     client = boto3.client("s3", endpoint_url=s3["endpoint"], **boto_args())
-    latest = client.get_object(Bucket=BUCKET, Key="step-ca/latest")["Body"].read().decode().strip()
+    latest = latest_object(client.get_object(Bucket=BUCKET, Key="step-ca/latest")["Body"].read())
     original = client.get_object(Bucket=BUCKET, Key=latest)
     body, meta = original["Body"].read(), original["Metadata"]
     # Damaged after it was made, its checksum made to match: only the signature can tell.

@@ -35,6 +35,7 @@ from tests.harness.s3 import (
     CREDENTIALS,
     backup_data,
     boto_args,
+    latest_object,
     restore_data,
 )
 
@@ -152,7 +153,7 @@ def test_backup_to_s3_is_encrypted_to_the_recipient(ha_hosts: Scenario, s3, keys
     assert not _files_containing(password.encode(), _snapshot_controller_files() - before)
     assert set(run.changes) == {PRIMARY}
     objects = _objects(s3)
-    latest = objects["step-ca/latest"].decode()
+    latest = latest_object(objects["step-ca/latest"])
     assert latest.startswith("step-ca/") and latest.endswith(".tar.gz.gpg")
     data = objects[latest]
     # Signed by the CA's own backup key, whose public half the controller now keeps.
@@ -194,7 +195,7 @@ def _signed_by(public_key: Path, data: bytes, signature: bytes) -> bool:
 
 def test_bad_backups_are_refused_and_change_nothing(ha_hosts: Scenario, s3, keys) -> None:
     client = boto3.client("s3", endpoint_url=s3["endpoint"], **boto_args())
-    latest = _objects(s3)["step-ca/latest"].decode()
+    latest = latest_object(_objects(s3)["step-ca/latest"])
     good = _objects(s3)[latest]
     before = _ca_files(ha_hosts, PRIMARY)
     signature = _objects(s3)[f"{latest}.sig"]
@@ -213,8 +214,10 @@ def test_bad_backups_are_refused_and_change_nothing(ha_hosts: Scenario, s3, keys
                           Body=objects_sha(good) + "  x\n")  # fmt: skip
         if sig is not None:
             client.put_object(Bucket=BUCKET, Key=f"{name}.sig", Body=sig)
+        # Older than the CA's signed backups (it has no manifest), allowed: what is looked at.
         run = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys, key),
-                   "--data", f"ca_restore_key={name}", check=False)  # fmt: skip
+                   "--data", f"ca_restore_key={name}", "--data", "ca_restore_allow_older=true",
+                   check=False)  # fmt: skip
         assert run.returncode != 0, label
         assert message in run.output, (label, run.output[-2000:])
         assert _ca_files(ha_hosts, PRIMARY) == before, label
@@ -253,6 +256,57 @@ def test_restore_from_s3_after_the_ca_state_is_lost(ha_hosts: Scenario, s3, keys
     # Certificates issued before the loss still renew.
     renews_by_hand(ha_hosts, "client-1", "client")
     assert _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys)).changes == {}
+
+
+def test_old_backups_are_not_restored_in_place_of_the_newest(ha_hosts: Scenario, s3, keys) -> None:
+    """Someone who can write the bucket points `latest` at an older, validly signed backup
+    (its manifest and signature, replayed), or copies it under a newer name: refused on the
+    target, nothing changed, unless the operator allows an older backup."""
+    client = boto3.client("s3", endpoint_url=s3["endpoint"], **boto_args())
+
+    def backed_up() -> dict[str, bytes]:
+        renews_by_hand(ha_hosts, "client-1", "client")  # the CA's database changes
+        time.sleep(1)  # manifests record seconds
+        _run(ha_hosts, "deploys/backup_ca.py", *backup_data(s3, keys))
+        return _objects(s3)
+
+    # An older backup (never restored here), then the newest.
+    objects = backed_up()
+    old_latest, old_signature = objects["step-ca/latest"], objects["step-ca/latest.sig"]
+    old = latest_object(old_latest)
+    backed_up()
+    new = latest_object(_objects(s3)["step-ca/latest"])
+    assert new != old and _objects(s3)[f"{new}.manifest"] == _objects(s3)["step-ca/latest"]
+    assert _signed_by(ha_hosts.state_dir / SIGNER_RECORD, _objects(s3)[f"{new}.manifest"],
+                      _objects(s3)["step-ca/latest.sig"])  # fmt: skip
+    newest = _objects(s3)["step-ca/latest"], _objects(s3)["step-ca/latest.sig"]
+    meta = client.head_object(Bucket=BUCKET, Key="step-ca/latest")["Metadata"]
+    before = _ca_files(ha_hosts, PRIMARY)
+    copy = "step-ca/2099/01/ca-backup-20990101T000000Z.tar.gz.gpg"
+    for end in ("", ".sha256", ".sig"):
+        client.put_object(Bucket=BUCKET, Key=f"{copy}{end}", Body=objects[f"{old}{end}"])
+    try:
+        client.put_object(Bucket=BUCKET, Key="step-ca/latest", Body=old_latest)
+        client.put_object(Bucket=BUCKET, Key="step-ca/latest.sig", Body=old_signature)
+        for key in ("latest", old, copy):
+            run = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys),
+                       "--data", f"ca_restore_key={key}", check=False)  # fmt: skip
+            assert run.returncode != 0, key
+            assert f"{new} was made at" in run.output and "Nothing was changed" in run.output, key
+            assert _ca_files(ha_hosts, PRIMARY) == before, key
+        # Allowed by the operator: the older backup is restored (here, its copy).
+        allowed = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys),
+                       "--data", f"ca_restore_key={copy}", "--data", "ca_restore_allow_older=true")  # fmt: skip
+        assert PRIMARY in allowed.changes and _ca_files(ha_hosts, PRIMARY) != before
+    finally:
+        client.put_object(Bucket=BUCKET, Key="step-ca/latest", Body=newest[0], Metadata=meta)
+        client.put_object(Bucket=BUCKET, Key="step-ca/latest.sig", Body=newest[1])
+        for end in ("", ".sha256", ".sig"):
+            client.delete_object(Bucket=BUCKET, Key=f"{copy}{end}")
+    # The newest again, as a restore of `latest` brings it back (once).
+    assert PRIMARY in _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys)).changes
+    assert _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys)).changes == {}
+    renews_by_hand(ha_hosts, "client-1", "client")
 
 
 KMS_PREFIX = "step-ca-kms"

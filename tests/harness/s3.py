@@ -111,6 +111,16 @@ def boto_args() -> dict[str, str]:
     }
 
 
+def latest_object(body: bytes) -> str:
+    """The backup `latest` points at: named in the manifest it holds (or, as backups made
+    before manifests left it, its whole text)."""
+    text = body.decode()
+    named = [
+        line.removeprefix("object ") for line in text.splitlines() if line.startswith("object ")
+    ]
+    return named[0] if named else text.strip()
+
+
 def backup_data(s3: dict[str, str], keys: dict[str, GpgKey]) -> list[str]:
     """`--data` arguments of deploys/backup_ca.py against the test server."""
     return [

@@ -158,3 +158,37 @@ def test_secrets_reach_the_scripts_on_stdin_only() -> None:
     assert "g --import 2>" in scripts.backup_pack("gpg")
     assert 'cat >"$w/dk"' in scripts.restore("kms")
     assert "g --import 2>/dev/null" in scripts.restore("gpg")
+
+
+def test_a_restore_stages_its_manifest_and_every_other_backup_s(bucket) -> None:
+    import io
+    import tarfile
+
+    from etcd_step_pki.operations.backup_manifests import OTHERS, staged_manifests
+    from etcd_step_pki.operations.backup_store import latest_backup
+
+    names = [backup_key(STORE, dt.datetime(2026, 1, day, tzinfo=dt.UTC)) for day in (1, 2, 3)]
+    for name in names:
+        _put(bucket, name, b"x")
+        manifest = f"etcd-step-pki CA backup\nobject {name}\n".encode()
+        bucket.put_object(Bucket="backups", Key=f"{name}.manifest", Body=manifest)
+        bucket.put_object(Bucket="backups", Key=f"{name}.manifest.sig", Body=b"sig " + manifest)
+    # Another CA's backup under a prefix inside this one's is none of this CA's.
+    _put(bucket, backup_key(Store("backups", "step-ca/x", None, ""), dt.datetime.now(dt.UTC)), b"y")
+    bucket.put_object(Bucket="backups", Key="step-ca/latest", Body=manifest)
+    assert latest_backup(STORE)["key"] == names[2]  # named in the manifest `latest` holds
+    staged = staged_manifests(STORE, names[0], allow_older=False)
+    assert staged["object"] == names[0].encode()
+    assert staged["manifest"].startswith(b"etcd-step-pki CA backup\nobject " + names[0].encode())
+    with tarfile.open(fileobj=io.BytesIO(staged[OTHERS])) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    assert sorted(members) == ["0.manifest", "0.manifest.sig", "1.manifest", "1.manifest.sig"]
+    assert {members["0.manifest"], members["1.manifest"]} == {
+        f"etcd-step-pki CA backup\nobject {n}\n".encode() for n in names[1:]
+    }
+    # An older backup allowed: nothing else is staged.
+    assert set(staged_manifests(STORE, names[0], allow_older=True)) == {
+        "object",
+        "manifest",
+        "manifest.sig",
+    }

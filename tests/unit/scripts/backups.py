@@ -80,7 +80,10 @@ def backup_signing_key() -> str:
 
 
 def backup_pack(encryption: str = "gpg") -> str:
-    return _script(ca_backup._pack(encryption, "/etc/step-ca"))
+    key = "step-ca/2026/12/ca-backup-20261207T120000Z.tar.gz.gpg"
+    return _script(
+        ca_backup._pack(encryption, "/etc/step-ca", key, "2026-12-07T12:00:00Z", "0" * 64)
+    )
 
 
 def restore(encryption: str = "gpg", expect_root: str = "ab" * 32) -> str:
