@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import cast
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ from etcd_step_pki.deploys.settings import Settings, ca_dns_names, load_settings
 from etcd_step_pki.operations import Change, ca
 from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.binaries import release_binaries
+from etcd_step_pki.operations.custody import superseded_removed
 from etcd_step_pki.operations.units import systemd_units
 from etcd_step_pki.templates import render
 
@@ -33,6 +35,12 @@ def certificate_authority(*, step_on_nodes: bool = False) -> OperationMeta | Non
     if not settings.is_cert_manager:
         return None
     binary = install_step_ca(settings)
+    superseded_removed(
+        name="Superseded CA keys and states",
+        path=settings.ca_path,
+        days=settings.superseded_retention_days,
+        now=time.time(),
+    )
     if settings.is_primary:
         return _primary(settings, [binary])
     keep_step_ca_stopped(settings)

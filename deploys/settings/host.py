@@ -133,6 +133,7 @@ class Settings:
     ca_path: str
     durations: Durations
     intermediate_duration: str
+    superseded_retention_days: int  # superseded CA keys and states kept (operations/custody.py)
     addresses: tuple[str, ...]
     node_name: str  # etcd-<cluster>-<index> for members, the short host name for clients
     etcd_user: str

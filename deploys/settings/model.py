@@ -22,6 +22,7 @@ from etcd_step_pki.deploys.settings.values import (
     Checksums,
     CipherSuite,
     ClusterName,
+    Days,
     DbType,
     DnsNames,
     Duration,
@@ -237,8 +238,11 @@ class HostSettings(RunOptions):
         "another KMS endpoint (a VPC endpoint, a test server)",
         shown="none (AWS KMS in `ca_backup_region`)",
     )
-    ca_backup_retention_days: Annotated[int, _between(1, None, "a number of days (1 or more)")] = (
-        setting(30, "this CA's backups older than this are deleted (never its newest)")
+    ca_backup_retention_days: Days = setting(
+        30, "this CA's backups older than this are deleted (never its newest)"
+    )
+    ca_superseded_retention_days: Days = setting(
+        30, "a rotated intermediate's old key and the CA state a restore replaced: kept this long"
     )
     node_addresses: Annotated[tuple[IpAddress, ...] | None, BeforeValidator(_one_or_listed)] = (
         setting(
@@ -296,18 +300,14 @@ class HostSettings(RunOptions):
         "/etc/prometheus/etcd-step-pki.rules.yml", "the alert rules `monitoring.py` writes"
     )
     prometheus_service: Line = setting("prometheus", "the unit reloaded after a change")
-    alert_certificate_expiry_days: Annotated[int, _between(1, None, "a number of days")] = setting(
-        7, "a node certificate expiring within this alerts"
-    )
-    alert_ca_expiry_days: Annotated[int, _between(1, None, "a number of days")] = setting(
-        90, "the root or intermediate expiring within this alerts"
-    )
+    alert_certificate_expiry_days: Days = setting(7, "a node certificate expiring this soon alerts")
+    alert_ca_expiry_days: Days = setting(90, "the root or intermediate expiring within this alerts")
     alert_renewal_overdue_after: Duration = setting(
         "26h", "how long a certificate may stay due before it is overdue"
     )
     alert_metrics_stale_after: Duration = setting("50h", "renewal checks silent this long alert")
     alert_crl_refresh_failing_after: Duration = setting(
-        "6h", "a member's CRL refreshes failing this long alert"
+        "6h", "CRL refreshes failing this long alert"
     )
     alert_etcd_job: Line = setting("etcd", "the Prometheus job that scrapes `etcd_metrics_port`")
     alert_etcd_leader_changes: Annotated[int, _between(1, None, "a number of leader changes")] = (

@@ -223,6 +223,7 @@ def settings_for(
             raw.step_cert_default_duration, raw.step_cert_max_duration, raw.step_cert_min_duration
         ),
         intermediate_duration=raw.step_ca_intermediate_duration,
+        superseded_retention_days=raw.ca_superseded_retention_days,
         addresses=addresses,
         node_name=_node_name(host, groups, base, cluster)
         if cluster in own_clusters

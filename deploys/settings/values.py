@@ -317,6 +317,7 @@ Duration = Annotated[str, _check(_is_duration, "a duration such as 17520h or 90m
 Positive = Annotated[float, _check(lambda v: 0 < v < math.inf, "a number above 0")]
 Percent = Annotated[float, _check(lambda v: 0 < v <= 100, "a percentage (above 0, at most 100)")]
 Ratio = Annotated[float, _check(lambda v: 0 < v < 1, "a ratio between 0 and 1")]
+Days = Annotated[int, _between(1, None, "a number of days (1 or more)")]
 AbsolutePath = Annotated[
     str,
     _check(_absolute, "an absolute path"),
