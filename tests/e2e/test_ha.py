@@ -587,6 +587,10 @@ def test_failover_to_the_backup(ha_hosts: Scenario) -> None:
     assert took < 60
     assert "issues and renews certificates" in run.output
     assert docker_exec(ha_hosts, BACKUP, "systemctl is-active step-ca").stdout.strip() == "active"
+    # The proof's certificate and its renewal are revoked: it leaves no valid certificate.
+    crl = docker_exec(ha_hosts, BACKUP, f"curl -sf --cacert {CA}/certs/root_ca.crt "
+                      "https://127.0.0.1:9000/1.0/crl | openssl crl -inform DER -noout -text").stdout  # fmt: skip
+    assert crl.count("Cessation Of Operation") >= 2, crl
     for host in ("etcd-k8s-2", "etcd-k8s-3", "client-1"):
         defaults = json.loads(
             docker_exec(ha_hosts, host, "cat /etc/step/config/defaults.json").stdout
