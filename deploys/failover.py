@@ -7,13 +7,13 @@ the backup, points every node's step CLI and renewal units at it, and proves tha
 and renews. Then make the backup the first cert-manager of the inventory.
 """
 
-from pyinfra import host, state
+from pyinfra import state
 from pyinfra.api import deploy
 
 from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.ca import certificate_authority
 from etcd_step_pki.deploys.components.certificates import certificates
-from etcd_step_pki.deploys.components.ha import check_failover, issuance_works
+from etcd_step_pki.deploys.components.ha import check_failover, failover_told, issuance_works
 from etcd_step_pki.deploys.settings import DEFAULTS
 
 
@@ -22,10 +22,13 @@ def failover() -> None:
     """Promote a backup cert-manager when the primary is down."""
     settings = check_failover()
     started = certificate_authority()
+    promoted = settings.host == settings.primary
+    if promoted and started is not None:
+        issuance_works(settings, [started])
     issued = certificates()
-    if host.name == settings.primary:
+    if promoted:
         old_primary = state.inventory.get_group("etcd_cert_managers")[0].name
-        issuance_works(settings, old_primary, [m for m in (started, issued) if m is not None])
+        failover_told(settings, old_primary, [m for m in (started, issued) if m is not None])
 
 
 run_when_executed(globals(), failover)

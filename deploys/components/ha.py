@@ -83,22 +83,25 @@ def failover_message(settings: Settings, old_primary: str, took: float) -> str:
     )
 
 
-def issuance_works(settings: Settings, old_primary: str, changes: list[OperationMeta]) -> None:
+def issuance_works(settings: Settings, changes: list[OperationMeta]) -> None:
     """When this run promoted the CA (one of `changes` changed something), prove at
-    execution that it issues and renews; then say what to do. A run that finds the failover
-    done changes nothing."""
-    promoted = any_changed(*changes)
+    execution that it issues and renews, before the nodes read its revocation list (the
+    proof revokes what it issued). A run that finds the failover done changes nothing."""
     ca.issuance_proven(
         name="Issuance and renewal work on the promoted CA",
         path=settings.ca_path,
         port=settings.ca_port,
         provisioner=settings.ca_provisioner,
         bin_dir=settings.bin_dir,
-        _if=promoted,
+        _if=any_changed(*changes),
     )
+
+
+def failover_told(settings: Settings, old_primary: str, changes: list[OperationMeta]) -> None:
+    """When this run promoted the CA, say what to do now."""
     python.call(
         name="What to change now",
-        _if=promoted,
+        _if=any_changed(*changes),
         function=lambda: host.log_styled(
             failover_message(settings, old_primary, time.monotonic() - _started),
             fg="green",

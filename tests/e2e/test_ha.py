@@ -348,7 +348,7 @@ def test_kms_backup_wraps_a_data_key_and_restores_through_kms(
     run = _run(ha_hosts, "deploys/backup_ca.py", *data, "-vvv", "--debug")
     assert set(run.changes) == {PRIMARY}
     objects = {k: v for k, v in _objects(s3).items() if k.startswith(f"{KMS_PREFIX}/")}
-    latest = objects[f"{KMS_PREFIX}/latest"].decode()
+    latest = latest_object(objects[f"{KMS_PREFIX}/latest"])
     assert {f"{latest}{end}" for end in ("", ".sha256", ".sig", ".datakey")} <= set(objects)
     client = boto3.client("s3", endpoint_url=s3["endpoint"], **boto_args())
     meta = client.head_object(Bucket=BUCKET, Key=latest)["Metadata"]
