@@ -28,6 +28,8 @@ from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.api.host import Host
 
+from etcd_step_pki.templates.scripts import script
+
 logger = logging.getLogger(__name__)
 
 # Only facts of these packages are read from a kept list (it names classes to import).
@@ -43,12 +45,13 @@ class Read:
 
     @classmethod
     def of(cls, fact: type[FactBase[Any]], arguments: dict[str, Any]) -> Read | None:
-        """The read, or None when its arguments do not survive JSON unchanged."""
+        """The read, or None when its arguments do not survive JSON unchanged (but for
+        tuples, read again as lists: a fact's command takes either)."""
         try:
             text = json.dumps(arguments, sort_keys=True)
         except (TypeError, ValueError):
             return None
-        if json.loads(text) != arguments:
+        if json.loads(text) != _listed(arguments):
             return None
         return cls(f"{fact.__module__}:{fact.__qualname__}", text)
 
@@ -62,6 +65,15 @@ class Read:
         except (ImportError, AttributeError):
             return None
         return found if isinstance(found, type) and issubclass(found, FactBase) else None
+
+
+def _listed(value: Any) -> Any:
+    """`value` with its tuples made lists, as JSON gives them back."""
+    if isinstance(value, list | tuple):
+        return [_listed(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _listed(item) for key, item in value.items()}
+    return value
 
 
 def _list_path(host: str) -> Path:
@@ -112,17 +124,18 @@ def _command(read: Read) -> tuple[FactBase[Any], dict[str, Any], Any] | None:
 
 
 def read_all(host: Host, reads: list[Read], global_arguments: dict[str, Any]) -> dict[Read, Any]:
-    """Reads `reads` on `host` in one command, run as the current operation runs its facts;
-    the value of each read whose command exited 0 (the others are left to be read alone)."""
+    """Reads `reads` on `host` in one command (their commands side by side: facts/batch.sh.j2),
+    run as the current operation runs its facts; the value of each read whose command
+    exited 0 (the others are left to be read alone)."""
     marker = uuid.uuid4().hex
-    pieces: list[Any] = []
+    commands: list[str] = []
     batch: list[tuple[Read, FactBase[Any]]] = []
     for read in reads:
         made = _command(read)
         if made is None or made[0].check_preconditions(host.state, host):
             continue
-        end = f"printf '\\n{marker}-{len(batch)}-%s\\n' \"$?\";"
-        pieces += [f"echo {marker}-{len(batch)}; (\n", made[2], f"\n); {end}"]
+        command = made[2]
+        commands.append(command.get_raw_value() if isinstance(command, StringCommand) else command)
         batch.append((read, made[0]))
     if not batch:
         return {}
@@ -131,7 +144,7 @@ def read_all(host: Host, reads: list[Read], global_arguments: dict[str, Any]) ->
     }
     try:
         ok, output = host.run_shell_command(
-            StringCommand(*pieces),
+            script("facts/batch.sh.j2", mark=marker, commands=commands),
             print_output=host.state.print_fact_output,
             print_input=host.state.print_fact_input,
             **executor,

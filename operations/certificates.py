@@ -83,7 +83,7 @@ def ca_material(state: State, cert_manager: str, ca_path: str) -> dict[str, Any]
     manager = state.inventory.get_host(cert_manager)
     if not manager.connected:
         manager.connect(reason="to read the CA certificates", raise_exceptions=True)
-    found = manager.get_fact(CAState, path=ca_path)
+    found = memo.get_fact(manager, CAState, path=ca_path)
     material = {"root": found["root"], "intermediate": found["intermediate"]}
     if material["root"] and material["intermediate"]:
         _ca_cache.clear()

@@ -1,0 +1,19 @@
+"""The facts of a host read at once (facts/prefetch.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from etcd_step_pki.facts.paths import ExistingPaths, FileText
+from etcd_step_pki.templates import render
+
+
+def batch() -> str:
+    commands = [
+        ExistingPaths().command(["/etc/etcd/ssl/ca.crl", "/var/lib/etcd"]).get_raw_value(),
+        FileText().command("/var/lib/etcd-step-pki/ca-restored").get_raw_value(),
+    ]
+    return render("facts/batch.sh.j2", mark="0123456789abcdef", commands=commands)
+
+
+SAMPLES: dict[str, Callable[[], str]] = {"facts/batch.sh.j2": batch}
