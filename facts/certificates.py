@@ -68,7 +68,8 @@ def public_key_of(pem: str) -> str | None:
 
 
 class NodeCertificates(FactBase[dict[str, Any]]):
-    """`{"hostname", "fqdn", "trust": {...}, "files": {crt path: {...}}}`.
+    """`{"trust": {...}, "files": {crt path: {...}}}` (what the host calls itself is not
+    asked: a certificate's names come from the inventory only).
 
     Per certificate: `cert` (parsed, or None when missing or unreadable), `key_public`
     (hex DER of the key's public half, or None), `modes` of the crt and key files (through
@@ -78,7 +79,7 @@ class NodeCertificates(FactBase[dict[str, Any]]):
 
     @staticmethod
     def default() -> dict[str, Any]:
-        return {"hostname": None, "fqdn": None, "trust": {}, "files": {}}
+        return {"trust": {}, "files": {}}
 
     def command(
         self, ssl_dir: str, step_path: str, pairs: Sequence[tuple[str, str]]
@@ -94,11 +95,9 @@ class NodeCertificates(FactBase[dict[str, Any]]):
 
     def process(self, output: list[str]) -> dict[str, Any]:
         result = self.default()
-        result["hostname"] = output[0].strip() if output else None
-        result["fqdn"] = output[1].strip() if len(output) > 1 else None
         sections: dict[tuple[str, str], list[str]] = {}
         key: tuple[str, str] | None = None
-        for line in output[2:]:
+        for line in output:
             if line.startswith(MARK):
                 kind, _, arg = line[len(MARK) :].partition(" ")
                 key = (kind.strip(), arg.strip())

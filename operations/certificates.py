@@ -144,9 +144,10 @@ class Issuance:
     expires_in: str | None = None
 
 
-def expected_sans(names: Sequence[str], hostname: str | None, fqdn: str | None) -> tuple[str, ...]:
-    """The host's own hostname and FQDN, then `names`, once each."""
-    return tuple(dict.fromkeys(n for n in (hostname, fqdn, *names) if n))
+def expected_sans(names: Sequence[str]) -> tuple[str, ...]:
+    """`names` once each: the inventory's names and addresses of the host, never what the
+    host says it is called (a compromised host would name another)."""
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def past_renewal_point(cert: dict[str, Any], expires_in: str | None, now: float) -> bool:
@@ -199,6 +200,9 @@ def reissue_reason(
     missing = [san for san in sans if san not in cert["sans"]]
     if missing:
         return f"it lacks SAN {', '.join(missing)}"
+    claimed = [san for san in cert["sans"] if san not in sans and san != cert["subject"]]
+    if claimed:
+        return f"it names {', '.join(claimed)}, which the inventory does not give this host"
     differs = profile and profiles.mismatch(cert["pem"], profile)
     if differs:
         return differs
@@ -236,8 +240,7 @@ def node_certificates(
     Trust the CA and hold valid certificates, each issued only when it has to be.
 
     + certificates: the host's leaf certificates (one subject: peer/server/client, or client)
-    + sans: names and addresses every certificate carries (the host's own hostname and FQDN
-      are added)
+    + sans: names and addresses every certificate carries, from the inventory only
     + authority: the CA: its URL, and the cert-manager that mints the one-time tokens
     + node: where step, its configuration and the certificates are on this host
     + issuance: lifetime, key type and renewal point
@@ -268,7 +271,7 @@ def node_certificates(
     chain = f"{intermediate.strip()}\n{root.strip()}\n" if intermediate else None
     commands = trust_commands(node, found["trust"], root, authority.url, trust_links, chain)
 
-    wanted_sans = expected_sans(sans, found["hostname"], found["fqdn"])
+    wanted_sans = expected_sans(sans)
     due: list[tuple[Certificate, str]] = []
     unpaired: list[Certificate] = []
     for item in certificates:

@@ -94,6 +94,11 @@ def test_reasons_to_reissue(intermediate) -> None:
     assert "issued by another CA (Old cfssl CA)" in _reason(foreign, intermediate)
     short = _leaf(intermediate, sans=SANS[:-1])
     assert _reason(short, intermediate) == "it lacks SAN 127.0.0.1"
+    # A name the host claimed (an earlier release took its own FQDN): issued again without.
+    claimed = _leaf(intermediate, sans=(*SANS, "etcd-k8s-2"))
+    assert _reason(claimed, intermediate) == (
+        "it names etcd-k8s-2, which the inventory does not give this host"
+    )
     old = _leaf(intermediate, days_used=490)
     assert _reason(old, intermediate) == "it is past its renewal point"
 
@@ -131,8 +136,6 @@ def test_node_fact_reads_certificates_trust_and_modes(intermediate) -> None:
     crt, keyfile = "/etc/etcd/ssl/etcd-k8s-1-peer.crt", "/etc/etcd/ssl/etcd-k8s-1-peer.key"
     mark = "### etcd-step-pki "
     output = [
-        "etcd-k8s-1",
-        "etcd-k8s-1.sandbox.test",
         f"{mark}defaults",
         '{"ca-url": "https://ca:9000", "fingerprint": "ab"}',
         f"{mark}step-root",
@@ -149,7 +152,6 @@ def test_node_fact_reads_certificates_trust_and_modes(intermediate) -> None:
         *pub.decode().splitlines(),
     ]
     fact = NodeCertificates().process(output)
-    assert (fact["hostname"], fact["fqdn"]) == ("etcd-k8s-1", "etcd-k8s-1.sandbox.test")
     assert fact["trust"]["defaults"]["ca-url"] == "https://ca:9000"
     assert fact["trust"]["links"] == {"peer-ca.crt": "root_ca.crt", "client-ca.crt": None}
     assert fact["trust"]["ssl_root"] is None
