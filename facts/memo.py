@@ -63,6 +63,7 @@ class _RunMemo:
         # Per host: the reads of this run, to keep for the next; whether its kept reads
         # have been read.
         self.reads: dict[str, dict[prefetch.Read, None]] = {}
+        self.machines: dict[str, str | None] = {}  # what each host is (prefetch.Kept)
         self.prefetched: set[str] = set()
         # Per host and fact: the items the run's reads will ask for (`expect`).
         self.expected: dict[tuple[str, type[Any]], dict[str, list[str]]] = {}
@@ -147,7 +148,8 @@ def _prefetch(memo: _RunMemo, host: Host) -> None:
         return
     current = dict(host.current_op_global_arguments or {})
     arguments, _ = pop_global_arguments(host.state, host, current)
-    found = prefetch.read_all(host, prefetch.kept_reads(host.name), dict(arguments))
+    machine, found = prefetch.read_all(host, prefetch.kept_reads(host.name), dict(arguments))
+    memo.machines[host.name] = machine
     if not memo.still_valid():
         return  # another host changed while these were read
     for read, value in found.items():
@@ -170,7 +172,8 @@ def keep_run_reads() -> None:
     """Keeps the reads of every run of this process for the next (at exit)."""
     for memo in list(_memos.values()):
         for name, reads in memo.reads.items():
-            prefetch.keep_reads(name, list(reads))
+            kept = prefetch.Kept(memo.machines.get(name), list(reads))
+            prefetch.keep_reads(name, kept)
 
 
 atexit.register(keep_run_reads)

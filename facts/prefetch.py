@@ -84,23 +84,36 @@ def _list_path(host: str) -> Path:
     return base / "etcd-step-pki" / "fact-reads" / f"{name}.json"
 
 
-def kept_reads(host: str) -> list[Read]:
+@dataclass(frozen=True)
+class Kept:
+    """What the previous run of this command line read on a host, and which machine the
+    host was then (`/etc/machine-id`; None: not known yet): a host made anew under the
+    same name is another machine, and reading the old host's facts there is wasted."""
+
+    machine: str | None
+    reads: list[Read]
+
+
+def kept_reads(host: str) -> Kept:
     """The reads the previous run of this command line made on `host` (none if unknown)."""
     try:
-        items = json.loads(_list_path(host).read_text())
-        return [Read(str(item["fact"]), str(item["arguments"])) for item in items]
-    except (OSError, ValueError, TypeError, KeyError):
-        return []
+        kept = json.loads(_list_path(host).read_text())
+        reads = [Read(str(item["fact"]), str(item["arguments"])) for item in kept["reads"]]
+        machine = kept.get("machine")
+        return Kept(str(machine) if machine else None, reads)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return Kept(None, [])
 
 
-def keep_reads(host: str, reads: list[Read]) -> None:
+def keep_reads(host: str, kept: Kept) -> None:
     """Keeps this run's reads on `host` for the next run (best effort: a controller that
     cannot write its cache reads facts one by one, as before)."""
     path = _list_path(host)
+    text = json.dumps({"machine": kept.machine, "reads": [vars(read) for read in kept.reads]})
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         scratch = path.with_suffix(f".{os.getpid()}")
-        scratch.write_text(json.dumps([vars(read) for read in reads]))
+        scratch.write_text(text)
         scratch.replace(path)
     except OSError as error:
         logger.debug("fact reads not kept for %s: %s", host, error)
@@ -123,14 +136,16 @@ def _command(read: Read) -> tuple[FactBase[Any], dict[str, Any], Any] | None:
     return fact, arguments, command
 
 
-def read_all(host: Host, reads: list[Read], global_arguments: dict[str, Any]) -> dict[Read, Any]:
+def read_all(
+    host: Host, kept: Kept, global_arguments: dict[str, Any]
+) -> tuple[str | None, dict[Read, Any]]:
     """Reads `reads` on `host` in one command (their commands side by side: facts/batch.sh.j2),
     run as the current operation runs its facts; the value of each read whose command
     exited 0 (the others are left to be read alone)."""
     marker = uuid.uuid4().hex
     commands: list[str] = []
     batch: list[tuple[Read, FactBase[Any]]] = []
-    for read in reads:
+    for read in kept.reads:
         made = _command(read)
         if made is None or made[0].check_preconditions(host.state, host):
             continue
@@ -138,28 +153,30 @@ def read_all(host: Host, reads: list[Read], global_arguments: dict[str, Any]) ->
         commands.append(command.get_raw_value() if isinstance(command, StringCommand) else command)
         batch.append((read, made[0]))
     if not batch:
-        return {}
+        return None, {}
     executor = {
         key: value for key, value in global_arguments.items() if key in CONNECTOR_ARGUMENT_KEYS
     }
     try:
         ok, output = host.run_shell_command(
-            script("facts/batch.sh.j2", mark=marker, commands=commands),
+            script("facts/batch.sh.j2", mark=marker, commands=commands, machine=kept.machine or ""),
             print_output=host.state.print_fact_output,
             print_input=host.state.print_fact_input,
             **executor,
         )
     except Exception as error:  # then every read is made alone
         logger.debug("fact reads on %s not batched: %s", host.name, error)
-        return {}
+        return None, {}
+    printed = output.stdout_lines
+    machine = printed[0].strip() if ok and printed else None
     values: dict[Read, Any] = {}
-    for index, lines in (_sections(output.stdout_lines, marker, len(batch)) if ok else {}).items():
+    for index, lines in (_sections(printed[1:], marker, len(batch)) if ok else {}).items():
         read, fact = batch[index]
         try:
             values[read] = fact.process(lines) if lines else fact.default()
         except Exception as error:  # read again alone, reported
             logger.debug("fact read %s left out: %s", read, error)
-    return values
+    return machine, values
 
 
 def _sections(lines: list[str], marker: str, count: int) -> dict[int, list[str]]:

@@ -390,6 +390,29 @@ def test_rotate_the_intermediate_ca(day2_hosts: Scenario) -> None:
     assert _pids(day2_hosts) == after
 
 
+def test_superseded_keys_and_states_go_after_their_retention(day2_hosts: Scenario) -> None:
+    # A rotation and a restore of long ago left these (their time is in their names).
+    old = "20200101T000000Z"
+    planted = [f"{CA}/secrets/intermediate_ca_key.replaced-{old}",
+               f"{CA}/certs/intermediate_ca.crt.replaced-{old}"]  # fmt: skip
+    state = f"{CA}.before-restore-20200101000000"
+    docker_exec(day2_hosts, "etcd-k8s-1",
+                f"cp -p {CA}/secrets/intermediate_ca_key {planted[0]} && "
+                f"cp -p {CA}/certs/intermediate_ca.crt {planted[1]} && "
+                f"mkdir -m 0700 {state} && touch {state}/kept")  # fmt: skip
+    recent = docker_exec(day2_hosts, "etcd-k8s-1", f"ls {CA}/secrets/").stdout.split()
+    run = run_pyinfra(day2_hosts, "deploys/ca.py")
+    assert "Superseded CA keys and states" in " ".join(run.changes.get("etcd-k8s-1", []))
+    left = docker_exec(day2_hosts, "etcd-k8s-1", f"ls -d {' '.join(planted)} {state}",
+                       check=False).stdout  # fmt: skip
+    assert left.strip() == ""
+    # The rotation's own, made today, stay for ca_superseded_retention_days.
+    kept = docker_exec(day2_hosts, "etcd-k8s-1", f"ls {CA}/secrets/").stdout.split()
+    assert kept == [name for name in recent if old not in name]
+    assert any(".replaced-" in name for name in kept)
+    assert run_pyinfra(day2_hosts, "deploys/ca.py").changes == {}
+
+
 def test_rotation_refuses_bad_input_before_any_change(day2_hosts: Scenario) -> None:
     key = docker_exec(
         day2_hosts, "etcd-k8s-1", f"sha256sum {CA}/secrets/intermediate_ca_key"

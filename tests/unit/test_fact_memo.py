@@ -141,7 +141,28 @@ def test_a_read_that_fails_in_the_batch_is_read_alone(
     memo.keep_run_reads()
     path = next(tmp_path.rglob("*.json"))
     failing = {"text": "x", "status": 1}
-    path.write_text(json.dumps([{"fact": f"{__name__}:Printed", "arguments": json.dumps(failing)}]))
+    read = {"fact": f"{__name__}:Printed", "arguments": json.dumps(failing)}
+    path.write_text(json.dumps({"machine": None, "reads": [read]}))
     ran = _commands(monkeypatch)
     _run((read_clock, {}))
     assert len(ran) == 2  # the batch of the kept read, then the clock alone
+
+
+def test_a_host_made_anew_under_the_same_name_reads_nothing_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    _run((read_printed, {}))
+    memo.keep_run_reads()
+    _run((read_printed, {}))  # batched: the machine is known from now on
+    memo.keep_run_reads()
+    path = next(tmp_path.rglob("*.json"))
+    kept = json.loads(path.read_text())
+    assert kept["machine"] and len(kept["reads"]) == len(SHAPES)
+    path.write_text(json.dumps({**kept, "machine": "another-machine"}))
+    ran = _commands(monkeypatch)
+    _run((read_printed, {}))
+    # One command for the machine's id, then every read alone.
+    assert len(ran) == 1 + len(SHAPES)
+    memo.keep_run_reads()
+    assert json.loads(path.read_text())["machine"] == kept["machine"]

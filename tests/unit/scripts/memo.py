@@ -13,7 +13,7 @@ def batch() -> str:
         ExistingPaths().command(["/etc/etcd/ssl/ca.crl", "/var/lib/etcd"]).get_raw_value(),
         FileText().command("/var/lib/etcd-step-pki/ca-restored").get_raw_value(),
     ]
-    return render("facts/batch.sh.j2", mark="0123456789abcdef", commands=commands)
+    return render("facts/batch.sh.j2", mark="0123456789abcdef", commands=commands, machine="0" * 32)
 
 
 SAMPLES: dict[str, Callable[[], str]] = {"facts/batch.sh.j2": batch}
