@@ -249,12 +249,13 @@ def test_deleted_damaged_or_short_of_a_san_is_reissued_alone(
     docker_exec(certs_hosts, "etcd-k8s-3", f"rm {SSL}/etcd-k8s-3-server.crt")
     docker_exec(certs_hosts, "client-1", f"head -c 200 {SSL}/client-1-client.crt > /tmp/x && "
                 f"cat /tmp/x > {SSL}/client-1-client.crt")  # fmt: skip
-    # A certificate of the right CA whose SANs lack the FQDN, made by hand.
+    # A certificate of the right CA that lacks the host's address and names another member
+    # (as a host that claims another's name would have had it), made by hand.
     token = docker_exec(
         certs_hosts,
         "etcd-k8s-1",
         "STEPPATH=/etc/step-ca /opt/bin/step ca token etcd-k8s-2 --san etcd-k8s-2 "
-        "--provisioner etcd-pki --provisioner-password-file "
+        "--san etcd-k8s-1 --provisioner etcd-pki --provisioner-password-file "
         "/etc/step-ca/secrets/provisioner_password --ca-url https://etcd-k8s-1:9000 "
         "--root /etc/step-ca/certs/root_ca.crt",
     ).stdout.strip()
@@ -279,7 +280,8 @@ def test_deleted_damaged_or_short_of_a_san_is_reissued_alone(
         "etcd-k8s-2",
         f"openssl x509 -in {SSL}/etcd-k8s-2-peer.crt -noout -ext subjectAltName",
     ).stdout
-    assert "DNS:etcd-k8s-2.sandbox.test" in sans
+    address = certs_hosts.host("etcd-k8s-2").address
+    assert f"IP Address:{address}" in sans and "DNS:etcd-k8s-1" not in sans
     assert run_pyinfra(certs_hosts, "deploys/certs.py").changes == {}
 
 
