@@ -183,11 +183,12 @@ def _analysis(r: dict) -> list[str]:
     if "rerun" in r and r["rerun"] > 2 * r.get("floor", float("inf")):
         out += [
             "",
-            "The no-op re-run is above 2x the floor. A run that changes nothing reads each"
-            " concern once per host (facts/memo.py), but each operation whose first read it is"
-            " still costs a round trip (about 50 ms, paid by the slowest host), and the deploy"
-            " itself costs what the floor does not: importing and validating the settings"
-            " (pydantic builds its models in about 0.1 s) and planning every host.",
+            "The no-op re-run is above 2x the floor. A run that changes nothing makes two"
+            " commands per host: its run lock, and one batch of every fact the previous run"
+            " read there (facts/prefetch.py, the facts side by side on the host, sharing this"
+            " machine's cores with every other host). The deploy itself costs what the floor"
+            " does not: importing the package and building its settings (pydantic, about"
+            " 0.25 s in all) and planning every host.",
         ]
     return [*out, "", *GAINS]
 
