@@ -197,6 +197,15 @@ def _analysis(r: dict) -> list[str]:
 GAINS = [
     "## What each change gained",
     "",
+    "- A host's facts in one round trip (`facts/prefetch.py`, 2026-12-07): what the previous"
+    " run of the same command line read on a host is read again in one command, the facts"
+    " side by side on the host (checked first to be the same machine); helper scripts and"
+    " the CA's certificates are read through the run's memo. A no-op `cluster.py` on the"
+    " sandbox makes 8 commands (4 run locks, 4 batches) instead of 15, and takes 1.5 to"
+    " 1.8 s instead of 2.2 s (floor 0.64 s); here, the no-op re-run went from 2.0 s (2.7x)"
+    " to 1.5 s (2.4x), and the controller's CPU per extra host in issuance from 0.109 s to"
+    " 0.072 s; creation stayed at 9.6 s. Runs that change hosts gain nothing from it: their"
+    " reads after the first change go to the hosts, as before.",
     "- Facts read once per run while nothing has changed (`facts/memo.py`, 2026-12-07): the"
     " operations of a no-op `cluster.py` went from 1.3 s to 0.78 s on the sandbox (24"
     " operations; six of them no longer read anything), the whole no-op run from 2.2 s to"
