@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import copy
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -15,7 +14,8 @@ from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAHealth, CAState
 from etcd_step_pki.facts.shell import replace_file, script
 from etcd_step_pki.operations import Commands
-from etcd_step_pki.operations.profiles import Profile, provisioner_entry
+from etcd_step_pki.operations.ca_policy import Policy, render_config, with_policy
+from etcd_step_pki.operations.profiles import Profile
 from etcd_step_pki.templates.scripts import script as run_script
 
 
@@ -82,12 +82,14 @@ def desired_config(
     durations: Durations,
     provisioner: str | None = None,
     profiles: Sequence[Profile] = (),
+    names: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """ca.json as configured: names, address, database, certificate durations, a CRL kept
     up to date on every revocation, and a provisioner for each certificate profile, with the
-    key of the base `provisioner`.
+    key of the base `provisioner` and the `names` of its cluster (cluster: names).
 
-    Everything that `step ca init` generated (keys, provisioner) is kept as it is.
+    The keys `step ca init` generated are kept as they are; the base provisioner issues proof
+    certificates only, the retired shared provisioners nothing (operations/profiles.py).
     """
     config = copy.deepcopy(current)
     config["dnsNames"] = list(dns_names)
@@ -105,22 +107,11 @@ def desired_config(
         "defaultTLSCertDuration": durations.default,
     }
     if profiles:
-        entries = authority.setdefault("provisioners", [])
-        base = next((e for e in entries if e.get("name") == provisioner), None)
-        if base is None:
-            raise OperationError(f"ca.json has no provisioner {provisioner!r}")
-        for item in profiles:
-            entry = provisioner_entry(base, item)
-            at = [i for i, e in enumerate(entries) if e.get("name") == item.provisioner]
-            if at:
-                entries[at[0]] = entry
-            else:
-                entries.append(entry)
+        try:
+            with_policy(config, Policy.of(str(provisioner), profiles, names or {}))
+        except ValueError as error:
+            raise OperationError(str(error)) from error
     return config
-
-
-def render_config(config: dict[str, Any]) -> str:
-    return json.dumps(config, indent=4) + "\n"
 
 
 @operation()
@@ -180,6 +171,7 @@ def configuration(
     durations: Durations,
     provisioner: str | None = None,
     profiles: Sequence[Profile] = (),
+    names: Mapping[str, Sequence[str]] | None = None,
     modes: bool = False,
     ca_user: str = "step",
 ) -> Commands:
@@ -193,6 +185,7 @@ def configuration(
     + durations: default, max and min durations of issued certificates
     + provisioner: the JWK provisioner `step ca init` made, whose key the profiles' share
     + profiles: the certificate profiles (operations/profiles.py), a provisioner each
+    + names: each cluster's names and addresses, the only ones its provisioners issue for
     + modes: keep the owners and modes of the CA's files too (`file_modes`, with the same
       read of the CA's state)
     + ca_user: the account step-ca runs as, which owns the database
@@ -214,6 +207,7 @@ def configuration(
         durations=durations,
         provisioner=provisioner,
         profiles=profiles,
+        names=names,
     )
     fixes = _mode_fixes(path, state["files"], ca_user) if modes else []
     if wanted == current and not fixes:

@@ -200,7 +200,9 @@ def reissue_reason(
     missing = [san for san in sans if san not in cert["sans"]]
     if missing:
         return f"it lacks SAN {', '.join(missing)}"
-    claimed = [san for san in cert["sans"] if san not in sans and san != cert["subject"]]
+    # Besides the host's names: its subject, and the name the CA adds to open the client port.
+    allowed = {*sans, cert["subject"], profile.client_mark if profile else None}
+    claimed = [san for san in cert["sans"] if san not in allowed]
     if claimed:
         return f"it names {', '.join(claimed)}, which the inventory does not give this host"
     differs = profile and profiles.mismatch(cert["pem"], profile)

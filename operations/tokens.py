@@ -17,6 +17,7 @@ import gevent.lock
 from pyinfra.api import StringCommand
 from pyinfra.api.state import State
 
+from etcd_step_pki.operations.ca_policy import Policy, policy_current
 from etcd_step_pki.operations.remote import Remote
 from etcd_step_pki.operations.roots import PinnedRoot
 from etcd_step_pki.templates.scripts import script
@@ -39,6 +40,8 @@ class Authority:
     bin_dir: str = "/opt/bin"
     # The root hosts may trust (operations/roots.py); None: whatever the CA has.
     pin: PinnedRoot | None = None
+    # What the CA must allow before tokens are minted (operations/ca_policy.py); None: as is.
+    policy: Policy | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class TokenRequest:
 class _Batch:
     requests: dict[str, TokenRequest] = field(default_factory=dict)
     minted: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
+    policy_checked: bool = False
     lock: gevent.lock.Semaphore = field(default_factory=gevent.lock.Semaphore)
 
 
@@ -155,6 +159,9 @@ def _mint(batch: _Batch, primary: Remote, authority: Authority, node: str) -> No
         for name, request in batch.requests.items()
         if name == node or name not in batch.minted or now - batch.minted[name][0] > FRESH
     ]
+    if authority.policy is not None and not batch.policy_checked:
+        policy_current(primary, authority.path, authority.url, authority.policy)
+        batch.policy_checked = True
     ok, output = primary.run(mint_command(authority, pending))
     if not ok:
         raise RuntimeError(f"minting tokens on {primary.name} failed: {output.stderr}")

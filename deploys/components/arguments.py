@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from etcd_step_pki.deploys.settings import Settings, SettingsError
+from etcd_step_pki.deploys.settings import Settings, SettingsError, cluster_names
 from etcd_step_pki.operations.ca import UNIT as STEP_CA_UNIT
 from etcd_step_pki.operations.ca import database_source
+from etcd_step_pki.operations.ca_policy import Policy
 from etcd_step_pki.operations.certificates import Issuance, StepNode
 from etcd_step_pki.operations.etcd.configuration import MemberOptions, TLSFiles
 from etcd_step_pki.operations.etcd.member import Etcdctl, Member
@@ -30,6 +31,7 @@ def authority(settings: Settings) -> Authority:
         provisioner=settings.ca_provisioner,
         bin_dir=settings.bin_dir,
         pin=pinned_root(settings),
+        policy=Policy.of(settings.ca_provisioner, settings.ca_profiles, cluster_names()),
     )
 
 
@@ -72,11 +74,6 @@ def schedule(settings: Settings) -> RenewalSchedule:
     )
 
 
-def sans(settings: Settings) -> list[str]:
-    """Inventory name, every address, localhost, 127.0.0.1 and the extra SANs."""
-    return [settings.host, *settings.addresses, "localhost", "127.0.0.1", *settings.extra_sans]
-
-
 def etcdctl(settings: Settings, cert: str | None = None, key: str | None = None,
             ca: str | None = None) -> Etcdctl:  # fmt: skip
     """etcdctl on a host against its own member, with its client certificate (or others')."""
@@ -111,9 +108,11 @@ def members(everyone: Iterable[Settings]) -> tuple[Member, ...]:
 
 def standard_tls(settings: Settings, *, peers_checked: bool = True) -> TLSFiles:
     """This tool's files: step-ca certificates; trust in peer-ca.crt and client-ca.crt; the
-    peer port open to this cluster's peer certificates only (unless `peers_checked` is
-    False: while some peers still hold certificates of another CA)."""
+    peer port open to this cluster's peer certificates only, the client port to its client
+    certificates only (unless `peers_checked` is False: while some hosts still hold
+    certificates of another CA)."""
     files = {c.kind: c for c in settings.certificates}
+    peer, client = files["peer"].profile, files["client"].profile
     return TLSFiles(
         files["peer"].crt,
         files["peer"].key,
@@ -121,8 +120,9 @@ def standard_tls(settings: Settings, *, peers_checked: bool = True) -> TLSFiles:
         files["server"].key,
         f"{settings.ssl_dir}/peer-ca.crt",
         f"{settings.ssl_dir}/client-ca.crt",
-        files["peer"].profile.common_name if peers_checked and files["peer"].profile else None,
+        peer.common_name if peers_checked and peer else None,
         settings.crl_file if settings.is_member else None,
+        client.client_mark if peers_checked and client else None,
     )
 
 
@@ -161,11 +161,11 @@ def holder(target: Settings, everyone: Iterable[Settings], *, cluster: bool = Fa
     only those of its membership of the current cluster (a peer certificate's subject is
     the whole cluster's: it counts only with one of the target's names in it)."""
     others = [s for s in everyone if s.host != target.host]
-    taken = {value for s in others for value in sans(s)} | {
+    taken = {value for s in others for value in s.sans} | {
         item.common_name for s in others for item in s.host_certificates
     }
     items = target.certificates if cluster else target.host_certificates
-    own_sans = frozenset(sans(target)) - taken - _SHARED
+    own_sans = frozenset(target.sans) - taken - _SHARED
     subjects = frozenset(item.common_name for item in items)
     return Holder(
         subjects=subjects - taken,

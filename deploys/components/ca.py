@@ -11,7 +11,7 @@ from pyinfra.api.operation import OperationMeta
 
 from etcd_step_pki.deploys.components import component
 from etcd_step_pki.deploys.components.binaries import installed_with_step, run_binaries, step_binary
-from etcd_step_pki.deploys.settings import Settings, ca_dns_names, load_settings
+from etcd_step_pki.deploys.settings import Settings, ca_dns_names, cluster_names, load_settings
 from etcd_step_pki.operations import Change, ca
 from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.binaries import release_binaries
@@ -107,6 +107,7 @@ def _primary(settings: Settings, changes: list[Change]) -> OperationMeta:
         durations=settings.durations,
         provisioner=settings.ca_provisioner,
         profiles=settings.ca_profiles,
+        names=cluster_names(),
         modes=True,
         ca_user=settings.ca_user,
     )

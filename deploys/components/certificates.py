@@ -118,7 +118,7 @@ def issue_certificates(
     return node_certificates(
         name="Trust and certificates",
         certificates=settings.host_certificates if certificates is None else certificates,
-        sans=arguments.sans(settings),
+        sans=settings.sans,
         authority=arguments.authority(settings),
         node=arguments.step_node(settings),
         issuance=arguments.issuance(settings),

@@ -31,6 +31,7 @@ from etcd_step_pki.deploys.settings.reading import SettingsError
 from etcd_step_pki.deploys.settings.run import (
     all_settings,
     ca_dns_names,
+    cluster_names,
     cluster_views,
     each_cluster,
     load_settings,
@@ -57,6 +58,7 @@ __all__ = [
     "SettingsError",
     "all_settings",
     "ca_dns_names",
+    "cluster_names",
     "cluster_views",
     "each_cluster",
     "is_dns_name",

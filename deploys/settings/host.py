@@ -235,14 +235,8 @@ class Settings:
 
     @property
     def ca_profiles(self) -> list[Profile]:
-        """Every profile the CA issues: each cluster's peers, and the shared server and
-        client provisioners."""
-        found = {
-            item.provisioner: item
-            for cluster in self.clusters
-            for item in self.profiles_of(cluster).values()
-        }
-        return list(found.values())
+        """Every profile the CA issues: each kind of each cluster."""
+        return [item for cluster in self.clusters for item in self.profiles_of(cluster).values()]
 
     @property
     def crl_file(self) -> str:
@@ -252,6 +246,12 @@ class Settings:
     @property
     def root_file(self) -> str:
         return f"{self.ssl_dir}/root_ca.crt"
+
+    @property
+    def sans(self) -> list[str]:
+        """What the host's certificates name: its inventory name, every address, localhost,
+        127.0.0.1 and the extra SANs (never what the host says it is called)."""
+        return [self.host, *self.addresses, "localhost", "127.0.0.1", *self.extra_sans]
 
     @property
     def address(self) -> str:

@@ -90,6 +90,23 @@ def cluster_views() -> list[Settings]:
     return [run.views[cluster][host.name] for cluster, _ in mine.memberships]
 
 
+def cluster_names() -> dict[str, tuple[str, ...]]:
+    """Each cluster's names and addresses, from the inventory: every subject and SAN that the
+    certificates of its members and clients carry, the only ones its provisioners issue for."""
+    run = _run_settings()
+    return {
+        cluster: tuple(
+            dict.fromkeys(
+                name
+                for s in views.values()
+                if s.needs_certificates
+                for name in (s.node_name, *s.sans)
+            )
+        )
+        for cluster, views in run.views.items()
+    }
+
+
 def one_cluster(deploy: str) -> str:
     """The cluster a deploy that acts on one cluster acts on: the inventory's only one, or
     the one named by `etcd_cluster`; refused when several are and none is named."""

@@ -45,6 +45,7 @@ from etcd_step_pki.deploys.settings.values import checksums_for, is_dns_name, is
 from etcd_step_pki.operations.binaries import Artifact
 from etcd_step_pki.operations.ca import Durations
 from etcd_step_pki.operations.monitoring import Thresholds
+from etcd_step_pki.operations.profiles import CLIENT_MARK_SUFFIX
 from etcd_step_pki.templates import url_host
 
 if TYPE_CHECKING:
@@ -70,6 +71,19 @@ def _addresses(host: Host, data: dict[str, object], raw: HostSettings) -> tuple[
         return raw.node_addresses
     ssh_host = str(data.get("ssh_hostname") or host.name)
     return (ssh_host,) if is_ip(ssh_host) else ()
+
+
+def _refuse_client_marks(host: Host, raw: HostSettings) -> None:
+    """No host names what the CA adds to open a cluster's client port: with it, any of the
+    host's certificates (its peer certificate, another cluster's) would open that port."""
+    for key, name in (
+        ("inventory name", host.name),
+        *(("cert_extra_sans", n) for n in raw.cert_extra_sans),
+    ):
+        if name.lower().rstrip(".").endswith(CLIENT_MARK_SUFFIX):
+            raise invalid(
+                host.name, key, f"{name!r} ends in {CLIENT_MARK_SUFFIX}, which only the CA gives"
+            )
 
 
 def _node_name(host: Host, groups: tuple[str, ...], raw: HostSettings, cluster: str) -> str:
@@ -185,6 +199,7 @@ def settings_for(
     groups = tuple(g for g in host.groups if g in GROUPS)
     if not groups:
         raise invalid(host.name, "groups", f"the host is in none of the groups {GROUPS}")
+    _refuse_client_marks(host, raw)
     addresses = _addresses(host, data, raw)
     if "etcd" in groups and not addresses:
         raise invalid(

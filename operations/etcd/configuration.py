@@ -51,6 +51,9 @@ class TLSFiles:
     # The CA's certificate revocation list (DER): revoked certificates are refused on both
     # ports; None: no revocation check.
     crl: str | None = None
+    # The DNS name a certificate needs on the client port (every client certificate of the
+    # cluster has it; operations/profiles.py); None: any the trust accepts.
+    client_allowed_hostname: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
-import subprocess
-import tarfile
-import time
 import types
 
 import pytest
@@ -25,45 +21,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.harness.artifacts import VERSIONS, go_binary
+from tests.harness.local_step import (
+    CA_TGZ,
+    STEP_TGZ,
+    clean_env,
+    initialised_ca,
+    run,
+    serving,
+    step,
+)
 
 pytestmark = pytest.mark.artifacts
 
 STEP_VERSION = VERSIONS["step"]
 CA_VERSION = VERSIONS["step-ca"]
-STEP_TGZ = f"step_linux_{STEP_VERSION}_amd64.tar.gz"
-CA_TGZ = f"step-ca_linux_{CA_VERSION}_amd64.tar.gz"
 
 
-# --- helpers ---------------------------------------------------------------
-
-
-def clean_env(**extra):
-    """The process environment without STEP_* variables, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STEP")}
-    env.update(extra)
-    return env
-
-
-def run(cmd, env, check=True, timeout=60, input=None):
-    proc = subprocess.run(
-        [str(c) for c in cmd],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}),
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{cmd} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        )
-    return proc
-
-
-def step(release, env, *args, check=True, input=None):
-    """Run the unpacked step binary."""
-    return run([release.step, *args], env, check=check, input=input)
+# --- helpers and fixtures ---------------------------------------------------
 
 
 def read_chain(path):
@@ -76,97 +50,13 @@ def sans(cert):
     return {str(n) for n in names}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# --- fixtures --------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def release(step_artifacts, tmp_path_factory):
-    """The archives, checked against checksums.txt and unpacked."""
-    root = tmp_path_factory.mktemp("release")
-    sums = {}
-    for line in (step_artifacts / "checksums.txt").read_text().splitlines():
-        digest, name = line.split("  ", 1)  # sha256sum / goreleaser format
-        sums[name] = digest
-    assert set(sums) == {STEP_TGZ, CA_TGZ}
-    for name, digest in sums.items():
-        assert hashlib.sha256((step_artifacts / name).read_bytes()).hexdigest() == digest, name
-    members = {}
-    for name in sums:
-        with tarfile.open(step_artifacts / name) as tar:
-            members[name] = sorted(m.name for m in tar.getmembers() if not m.isdir())
-            tar.extractall(root, filter="data")
-    return types.SimpleNamespace(
-        dir=step_artifacts,
-        members=members,
-        step=root / f"step_{STEP_VERSION}" / "bin" / "step",
-        step_ca=root / "step-ca",
-    )
-
-
 @pytest.fixture(scope="module")
 def ca(release, tmp_path_factory):
     """A CA made by `step ca init`, patched to bbolt and served by step-ca."""
-    base = tmp_path_factory.mktemp("pki")
-    port = free_port()
-    pw, ppw = base / "password", base / "provisioner-password"
-    pw.write_text("ca-password\n")
-    ppw.write_text("provisioner-password\n")
-    steppath = base / "ca"
-    env = clean_env(STEPPATH=str(steppath), HOME=str(base))
-    step(
-        release, env, "ca", "init", "--deployment-type", "standalone", "--name", "Test CA",
-        "--dns", "localhost", "--dns", "127.0.0.1", "--address", f"127.0.0.1:{port}",
-        "--provisioner", "admin", "--password-file", pw, "--provisioner-password-file", ppw,
-    )  # fmt: skip
-    config = steppath / "config" / "ca.json"
-    original = json.loads(config.read_text())
-    bbolt = {"type": "bbolt", "dataSource": str(steppath / "db" / "bbolt.db")}
-    config.write_text(json.dumps(dict(original, db=bbolt), indent=2))
-
-    log_path = base / "step-ca.log"
-    with log_path.open("w") as log:
-        # Flags after the configuration path, as in the documented invocation.
-        proc = subprocess.Popen(
-            [str(release.step_ca), str(config), "--password-file", str(pw)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        url = f"https://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            health = step(release, env, "ca", "health", "--ca-url", url, check=False)
-            if health.returncode == 0:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"step-ca did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield types.SimpleNamespace(
-            base=base,
-            steppath=steppath,
-            env=env,
-            url=url,
-            port=port,
-            ppw=ppw,
-            original_config=original,
-            health=health,
-            root=steppath / "certs" / "root_ca.crt",
-            intermediate=steppath / "certs" / "intermediate_ca.crt",
-        )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    made = initialised_ca(release, tmp_path_factory.mktemp("pki"), "admin")
+    with serving(release, made) as health:
+        made.health = health
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -140,6 +140,42 @@ def test_a_client_writes_to_both_and_each_keeps_its_own_data(two_clusters: Scena
         assert got == cluster
 
 
+def test_each_clusters_client_port_accepts_its_own_client_certificates_only(
+    two_clusters: Scenario,
+) -> None:
+    """One CA issues both clusters' certificates, and they chain to the same root: a client
+    port still accepts only its own cluster's client certificates, which the CA gave its
+    cluster's client name; /health still answers there."""
+
+    def read(host: str, cert: str, port: int) -> int:
+        command = (
+            f"/opt/bin/etcdctl --endpoints=https://etcd-k8s-2:{port} --cacert={SSL}/root_ca.crt"
+            f" --cert={SSL}/{cert}.crt --key={SSL}/{cert}.key --dial-timeout=3s"
+            " --command-timeout=5s get /which"
+        )
+        return docker_exec(two_clusters, host, command, check=False).returncode
+
+    own_client = {"k8s": "client-1-client", "k8s-events": "client-1-k8s-events-client"}
+    for cluster, port in CLUSTERS.items():
+        other = next(c for c in CLUSTERS if c != cluster)
+        member, others = _member(cluster, "etcd-k8s-1"), _member(other, "etcd-k8s-1")
+        assert read("client-1", own_client[cluster], port) == 0
+        assert read("etcd-k8s-1", f"{member}-client", port) == 0
+        # Another cluster's client certificates, and any peer or server certificate: refused.
+        assert read("client-1", own_client[other], port) != 0
+        assert read("etcd-k8s-1", f"{others}-client", port) != 0
+        assert read("etcd-k8s-1", f"{member}-peer", port) != 0
+        assert read("etcd-k8s-1", f"{member}-server", port) != 0
+        health = docker_exec(
+            two_clusters,
+            "client-1",
+            f"curl -s --max-time 5 --cacert {SSL}/root_ca.crt --cert {SSL}/{own_client[cluster]}.crt"
+            f" --key {SSL}/{own_client[cluster]}.key https://etcd-k8s-2:{port}/health",
+            check=False,
+        ).stdout
+        assert json.loads(health)["health"] == "true"
+
+
 def test_a_member_of_one_cluster_is_refused_on_the_others_peer_port(
     two_clusters: Scenario,
 ) -> None:

@@ -63,13 +63,12 @@ def test_each_host_has_a_view_of_each_cluster_with_its_own_ports_and_names() -> 
     assert events.unit == "etcd-k8s-events-2.service"
     assert events.profiles["peer"].common_name == "etcd-k8s-events-peer"
     assert events.profiles["peer"].provisioner == "etcd-pki-k8s-events-peer"
-    # The host issues and renews the certificates of both; the CA names both clusters' peers.
+    # The host issues and renews the certificates of both; the CA has each cluster's provisioners.
     assert len(k8s.host_certificates) == 6
     assert {p.provisioner for p in k8s.ca_profiles} == {
-        "etcd-pki-k8s-peer",
-        "etcd-pki-k8s-events-peer",
-        "etcd-pki-server",
-        "etcd-pki-client",
+        f"etcd-pki-{cluster}-{kind}"
+        for cluster in ("k8s", "k8s-events")
+        for kind in ("peer", "server", "client")
     }
     assert k8s.data_dirs == ["/var/lib/etcd/etcd-k8s-2", "/var/lib/etcd/etcd-k8s-events-2"]
     # The client: its short name in its first cluster, with the cluster's in the other.

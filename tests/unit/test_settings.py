@@ -78,6 +78,8 @@ def test_every_host_of_the_inventory_is_validated() -> None:
         ({"node_addresses": ["not-an-ip"]}, "node_addresses"),
         ({"etcd_cluster_name": "K8S"}, "etcd_cluster_name"),
         ({"step_ca_intermediate_duration": "ten years"}, "step_ca_intermediate_duration"),
+        # The name the CA adds to open a cluster's client port: no host may name it.
+        ({"cert_extra_sans": ["k8s.etcd-clients.invalid"]}, "cert_extra_sans"),
     ],
 )  # fmt: skip
 def test_bad_input_names_the_setting_and_host(data: dict, setting: str) -> None:
@@ -88,6 +90,18 @@ def test_bad_input_names_the_setting_and_host(data: dict, setting: str) -> None:
 def test_no_cert_manager_group_is_refused() -> None:
     with pytest.raises(SettingsError, match="no primary cert-manager"):
         validate_inventory(_inventory(managers=()))
+
+
+def test_a_host_named_like_a_clusters_client_port_is_refused() -> None:
+    inventory = Inventory(
+        ([("ca-1", {}), ("K8S.etcd-clients.invalid", {"ssh_hostname": "10.0.0.9"})], {}),
+        etcd_cert_managers=(["ca-1"], {}),
+        etcd_clients=(["K8S.etcd-clients.invalid"], {}),
+    )
+    with pytest.raises(
+        SettingsError, match=r"`inventory name` for host K8S\.etcd-clients\.invalid"
+    ):
+        validate_inventory(inventory)
 
 
 def test_a_host_in_no_known_group_is_refused() -> None:
