@@ -9,13 +9,16 @@ from typing import Any, NamedTuple
 
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, operation
+from pyinfra.api.state import State
 
 from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAHealth, CAState
 from etcd_step_pki.facts.shell import replace_file, script
-from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations import Commands, roots
 from etcd_step_pki.operations.ca_policy import Policy, render_config, with_policy
 from etcd_step_pki.operations.profiles import Profile
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.roots import PinnedRoot
 from etcd_step_pki.templates.scripts import script as run_script
 
 
@@ -123,9 +126,11 @@ def authority(
     port: int,
     provisioner: str,
     bin_dir: str = "/opt/bin",
+    root_pin: PinnedRoot | None = None,
 ) -> Commands:
     """
-    Initialise the CA (root, intermediate, JWK provisioner) unless one exists.
+    Initialise the CA (root, intermediate, JWK provisioner) unless one exists, and record its
+    new root on the controller where `root_pin` names a record and nothing pins a root yet.
 
     + path: the CA's `$STEPPATH`, e.g. `/etc/step-ca`
     + ca_name: the name of the root and intermediate certificates
@@ -159,6 +164,18 @@ def authority(
         address=f":{port}",
         provisioner=provisioner,
     )
+    yield RunTimeStep(_new_root_recorded, path, root_pin)
+
+
+def _new_root_recorded(state: State, remote: Remote, path: str, pin: PinnedRoot | None) -> bool:
+    """Run time, right after `step ca init`: the new root's fingerprint in the record that
+    every later run holds the CA to (operations/roots.py)."""
+    del state
+    ok, out = remote.run(script("cat {root}", root=f"{path}/certs/root_ca.crt"))
+    if not ok:
+        return remote.fail(f"reading the new root failed: {out.stderr}")
+    roots.record(out.stdout, pin, new_ca=True)
+    return True
 
 
 @operation()

@@ -99,7 +99,8 @@ def backed_up(
     + recipient_key: armored GnuPG public key the backup is encrypted to (without `kms`)
     + retention_days: backups older than this are deleted (never the latest)
     + signer_record: a file on the controller that keeps the public half of the signing key
-      (the first backup writes it; a backup signed by another key is refused)
+      (the first backup of the CA writes it; a backup signed by another key is refused, and
+      so is any later backup while the record is missing)
     + kms: the KMS key that wraps the backup's data key, in place of a recipient
     """
     if (kms is None) == (recipient_key is None):
@@ -109,6 +110,15 @@ def backed_up(
         raise OperationError(f"no CA state at {path} to back up")
     digest = state_digest(files)
     latest = latest_backup(store)
+    if latest and signer_record and not Path(signer_record).is_file():
+        # Only the first backup of a CA records its signer: after that, a controller without
+        # the record would trust whatever key signs.
+        raise OperationError(
+            f"s3://{store.bucket}/{store.latest} names backups of this CA, but the record of "
+            f"the key that signs them is missing ({signer_record}: a fresh checkout, or "
+            "another controller?): nothing was backed up. Put the record back (commit it "
+            "with the inventory, where the first backup wrote it)"
+        )
     encryption = "kms" if kms else "gpg"
     if latest and latest["state"] == digest and latest["encryption"] == encryption:
         host.noop(f"the latest backup ({latest['key']}) holds this CA state")

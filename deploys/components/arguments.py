@@ -37,14 +37,15 @@ def authority(settings: Settings) -> Authority:
 
 def pinned_root(settings: Settings) -> PinnedRoot:
     """The root hosts may trust: the one set, else the one recorded on the controller (none
-    yet: the run records the one it finds; ca_accept_new_root=true: it records the new one)."""
+    yet: only the run that initialises the CA records it; ca_accept_new_root=true: the run
+    records the root it finds)."""
     pin = settings.root_pin
     if pin.fingerprint:
         return PinnedRoot(pin.fingerprint)
+    if settings.run.ca_accept_new_root:
+        return PinnedRoot(None, pin.record, accept_found=True)
     record = Path(pin.record)
-    if settings.run.ca_accept_new_root or not record.is_file():
-        return PinnedRoot(None, pin.record)
-    found = record.read_text().split()
+    found = record.read_text().split() if record.is_file() else []
     return PinnedRoot(found[0] if found else None, pin.record, f"recorded in {pin.record}")
 
 

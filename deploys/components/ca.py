@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from pyinfra.api.operation import OperationMeta
 
 from etcd_step_pki.deploys.components import component
+from etcd_step_pki.deploys.components.arguments import pinned_root
 from etcd_step_pki.deploys.components.binaries import installed_with_step, run_binaries, step_binary
 from etcd_step_pki.deploys.settings import Settings, ca_dns_names, cluster_names, load_settings
 from etcd_step_pki.operations import Change, ca
@@ -97,6 +98,7 @@ def _primary(settings: Settings, changes: list[Change]) -> OperationMeta:
         port=settings.ca_port,
         provisioner=settings.ca_provisioner,
         bin_dir=settings.bin_dir,
+        root_pin=pinned_root(settings),
     )
     config = ca.configuration(
         name="Configure ca.json and file modes",

@@ -186,9 +186,9 @@ class HostSettings(RunOptions):
     )
     step_ca_root_record: Line | None = setting(
         None,
-        "without `step_ca_root_fingerprint`: where the first run records the root it finds; later "
-        "runs refuse another root unless run with `--data ca_accept_new_root=true`, which records "
-        "the new one",
+        "without `step_ca_root_fingerprint`: where the run that initialises the CA records its "
+        "root (commit it with the inventory); a run without it, or with another root, trusts "
+        "nothing unless run with `--data ca_accept_new_root=true`, which records the root found",
         shown="`<inventory>.<cluster>.root-sha256` beside the inventory file",
     )
     step_ca_db_type: DbType = setting(

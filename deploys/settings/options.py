@@ -78,7 +78,7 @@ class RunOptions(BaseModel):
         "CA restore or drill: a backup older than the CA's newest signed one (undoes what the "
         "CA recorded since)"
     )
-    ca_accept_new_root: bool | None = per_run('record a new root (see "One root, pinned")')
+    ca_accept_new_root: bool | None = per_run('record the root found (see "One root, pinned")')
     ca_restore_unsigned: bool | None = per_run(
         "restore an S3 backup without verifying its signature"
     )

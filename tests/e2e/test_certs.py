@@ -372,6 +372,31 @@ def test_back_to_defaults_converges(certs_hosts: Scenario, deployed) -> None:
     assert run_pyinfra(certs_hosts, "deploys/certs.py").changes == {}
 
 
+def test_without_the_roots_record_no_root_is_trusted(certs_hosts: Scenario, deployed) -> None:
+    """A fresh checkout or another controller lacks the record of the root: a run trusts no
+    root then (only the run that initialises a CA records its root), and says how to record
+    it; accepting it on purpose writes the record, and changes nothing else."""
+    record = certs_hosts.state_dir / ROOT_RECORD
+    kept = record.read_text()
+    serials = _serials(certs_hosts)
+    record.unlink()
+    try:
+        for deploy in ("deploys/certs.py", "deploys/cluster.py"):
+            refused = run_pyinfra(certs_hosts, deploy, check=False)
+            assert refused.returncode != 0
+            assert f"nothing pins the root this inventory trusts: {record} is missing" in (
+                refused.output
+            )
+            assert f"step_ca_root_fingerprint={kept.strip()}" in refused.output
+            assert refused.changes == {} and not record.exists()
+        accepted = run_pyinfra(certs_hosts, "deploys/certs.py", "--data", "ca_accept_new_root=true")
+        assert accepted.changes == {}
+        assert record.read_text() == kept
+        assert _serials(certs_hosts) == serials
+    finally:
+        record.write_text(kept)
+
+
 def test_a_root_other_than_the_recorded_one_is_refused(certs_hosts: Scenario, deployed) -> None:
     """The first run recorded the root on the controller; a CA replaced behind the operator's
     back (a new root) is refused before any node trusts it, and nothing changes."""

@@ -227,6 +227,30 @@ def test_bad_backups_are_refused_and_change_nothing(ha_hosts: Scenario, s3, keys
     assert "Starting operation" not in missing.output
 
 
+def test_without_the_signers_record_nothing_is_backed_up_or_restored(
+    ha_hosts: Scenario, s3, keys
+) -> None:
+    """A controller without the record of the CA's backup signer (a fresh checkout) trusts no
+    signer: once the bucket holds this CA's backups, neither a backup nor a restore runs."""
+    signer = ha_hosts.state_dir / SIGNER_RECORD
+    kept = signer.read_bytes()
+    objects = _objects(s3)
+    before = _ca_files(ha_hosts, PRIMARY)
+    signer.unlink()
+    try:
+        backup = _run(ha_hosts, "deploys/backup_ca.py", *backup_data(s3, keys), check=False)
+        assert backup.returncode != 0
+        assert f"the record of the key that signs them is missing ({signer}" in backup.output
+        restore = _run(ha_hosts, "deploys/restore_ca.py", *restore_data(s3, keys), check=False)
+        assert restore.returncode != 0 and "no recorded backup signer key" in restore.output
+        assert backup.changes == {} and restore.changes == {}
+        assert not signer.exists()
+        assert _objects(s3) == objects
+        assert _ca_files(ha_hosts, PRIMARY) == before
+    finally:
+        signer.write_bytes(kept)
+
+
 def objects_sha(data: bytes) -> str:
     import hashlib
 
