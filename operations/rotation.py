@@ -11,7 +11,8 @@ import datetime as dt
 
 from cryptography import x509
 from pyinfra import host
-from pyinfra.api import OperationError, operation
+from pyinfra.api import OperationError, StringCommand, operation
+from pyinfra.api.state import State
 
 from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAState
@@ -19,7 +20,9 @@ from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.ca import PASSWORD
 from etcd_step_pki.operations.certificates import ca_material_changed
 from etcd_step_pki.operations.durations import parse_duration
-from etcd_step_pki.operations.remote import RunTimeStep
+from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.root_key import ROOT_KEY, OfflineRoot, offline_root_key
+from etcd_step_pki.operations.roots import root_fingerprint
 from etcd_step_pki.templates.scripts import script
 
 ROTATION_REASON = "the intermediate CA is rotated in this run"
@@ -36,7 +39,13 @@ def _utc(timestamp: float) -> str:
 
 @operation()
 def intermediate_rotated(
-    *, path: str, issued_before: float, duration: str, now: float, bin_dir: str = "/opt/bin"
+    *,
+    path: str,
+    issued_before: float,
+    duration: str,
+    now: float,
+    bin_dir: str = "/opt/bin",
+    offline_root: OfflineRoot | None = None,
 ) -> Commands:
     """
     Replace the intermediate CA when it was issued before `issued_before`.
@@ -46,6 +55,7 @@ def intermediate_rotated(
     + duration: validity of the new intermediate, cut to the root's end
     + now: the time the new validity is counted from
     + bin_dir: where `step` is
+    + offline_root: where the root key is when it is on no cert-manager (operations/root_key.py)
 
     step-ca has to be restarted afterwards to sign with the new intermediate.
     """
@@ -64,14 +74,28 @@ def intermediate_rotated(
     if not_after <= now:
         raise OperationError(f"the root CA at {path} has expired: rotate the root first")
     names = current.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    offline = f"{path}/{ROOT_KEY}" not in found["files"]
     # No password in the script: `step` reads the password file (ca-intermediate-rotate.sh.j2).
-    yield script(
+    command = script(
         "ca-intermediate-rotate.sh.j2",
         step_path=path,
         step=f"{bin_dir}/step",
         subject=str(names[0].value) if names else "Intermediate CA",
         password=PASSWORD,
         not_after=_utc(not_after),
+        root_key_offline=offline,
     )
+    if offline:
+        secret = offline_root_key(offline_root, root_fingerprint(found["root"]), path)
+        yield RunTimeStep(_rotated_with, command, secret)
+    else:
+        yield command
     # The nodes' certificates and trust, later in the run, follow the new intermediate.
     yield RunTimeStep(ca_material_changed)
+
+
+def _rotated_with(state: State, remote: Remote, command: StringCommand, secret: str) -> bool:
+    """Run time: the rotation, the root key and the key that decrypts it on standard input."""
+    del state
+    ok, out = remote.run(command, stdin=secret)
+    return ok or remote.fail(f"rotating the intermediate failed: {out.stderr}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from pyinfra import host
+
 from etcd_step_pki.deploys.settings import Settings, SettingsError, cluster_names
 from etcd_step_pki.operations.ca import UNIT as STEP_CA_UNIT
 from etcd_step_pki.operations.ca import database_source
@@ -183,3 +185,17 @@ def ca_database(settings: Settings) -> str:
             f" {settings.ca_db_type!r} is not read by these deploys"
         )
     return database_source(settings.ca_path, settings.ca_db_type)
+
+
+def key_file(setting: str, name: str | None, kind: str) -> str:
+    """The armored GnuPG key in the controller file `name` (the value of `setting`)."""
+    path = Path(str(name)) if name else None
+    if path is None or not path.is_file():
+        raise SettingsError(
+            f"invalid setting `{setting}` for host {host.name}: {name!r} is no file on the "
+            f"controller holding the {kind} key"
+        )
+    text = path.read_text()
+    if f"BEGIN PGP {kind.upper()} KEY BLOCK" not in text:
+        raise SettingsError(f"invalid setting `{setting}`: {path} holds no armored {kind} key")
+    return text

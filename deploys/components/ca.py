@@ -10,13 +10,14 @@ from urllib.parse import urlsplit
 from pyinfra.api.operation import OperationMeta
 
 from etcd_step_pki.deploys.components import component
-from etcd_step_pki.deploys.components.arguments import pinned_root
+from etcd_step_pki.deploys.components.arguments import key_file, pinned_root
 from etcd_step_pki.deploys.components.binaries import installed_with_step, run_binaries, step_binary
 from etcd_step_pki.deploys.settings import Settings, ca_dns_names, cluster_names, load_settings
 from etcd_step_pki.operations import Change, ca
 from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.binaries import release_binaries
 from etcd_step_pki.operations.custody import superseded_removed
+from etcd_step_pki.operations.root_key import root_key_offline
 from etcd_step_pki.operations.units import systemd_units
 from etcd_step_pki.templates import render
 
@@ -43,9 +44,26 @@ def certificate_authority(*, step_on_nodes: bool = False) -> OperationMeta | Non
         now=time.time(),
     )
     if settings.is_primary:
-        return _primary(settings, [binary])
+        started = _primary(settings, [binary])
+        root_key_kept_offline(settings)
+        return started
     keep_step_ca_stopped(settings)
+    root_key_kept_offline(settings)
     return None
+
+
+def root_key_kept_offline(settings: Settings) -> None:
+    """With `ca_root_key_offline`: no root key on this cert-manager's disks, the controller
+    keeping it encrypted (operations/root_key.py)."""
+    if settings.root_key.offline:
+        root_key_offline(
+            name="The root key offline",
+            path=settings.ca_path,
+            export_file=settings.root_key.file,
+            recipient_key=key_file(
+                "ca_backup_recipient_key", settings.backup.recipient_key, "public"
+            ),
+        )
 
 
 def install_step_ca(settings: Settings) -> Change:

@@ -37,20 +37,6 @@ def kms_of(settings: Settings) -> Kms | None:
     return Kms(backup.kms_key_id, backup.kms_endpoint_url, backup.region)
 
 
-def key_file(setting: str, name: str | None, kind: str) -> str:
-    """The armored GnuPG key in the controller file `name` (the value of `setting`)."""
-    path = Path(str(name)) if name else None
-    if path is None or not path.is_file():
-        raise SettingsError(
-            f"invalid setting `{setting}` for host {host.name}: {name!r} is no file on the "
-            f"controller holding the {kind} key"
-        )
-    text = path.read_text()
-    if f"BEGIN PGP {kind.upper()} KEY BLOCK" not in text:
-        raise SettingsError(f"invalid setting `{setting}`: {path} holds no armored {kind} key")
-    return text
-
-
 @component("Back up the CA")
 def backup_ca() -> None:
     """On the primary: an encrypted archive of the whole CA state, uploaded to S3."""
@@ -60,7 +46,7 @@ def backup_ca() -> None:
     recipient = (
         None
         if kms
-        else key_file("ca_backup_recipient_key", settings.backup.recipient_key, "public")
+        else arguments.key_file("ca_backup_recipient_key", settings.backup.recipient_key, "public")
     )
     if not settings.is_primary:
         return
@@ -114,7 +100,7 @@ def restore_ca() -> None:
     if source == "s3":
         store = store_of(settings)
         if kms is None:
-            private_key = key_file(
+            private_key = arguments.key_file(
                 "ca_restore_private_key", settings.run.ca_restore_private_key, "private"
             )
         signer = signer_key_of(settings)

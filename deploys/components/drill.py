@@ -7,7 +7,8 @@ from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 
 from etcd_step_pki.deploys.components import arguments, component
-from etcd_step_pki.deploys.components.ca_backup import key_file, kms_of, signer_key_of, store_of
+from etcd_step_pki.deploys.components.arguments import key_file
+from etcd_step_pki.deploys.components.ca_backup import kms_of, signer_key_of, store_of
 from etcd_step_pki.deploys.settings import Settings, SettingsError, load_settings, time_setting
 from etcd_step_pki.operations.ca_restore import fetched
 from etcd_step_pki.operations.drill import DrillPlan, drilled

@@ -13,8 +13,8 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files
 
 from etcd_step_pki.deploys.components import arguments, component
+from etcd_step_pki.deploys.components.arguments import key_file
 from etcd_step_pki.deploys.components.binaries import etcd_release_checked, installed_with_step
-from etcd_step_pki.deploys.components.ca_backup import key_file
 from etcd_step_pki.deploys.components.certificates import owns_data_dir
 from etcd_step_pki.deploys.settings import (
     Settings,

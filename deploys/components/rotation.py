@@ -7,9 +7,11 @@ import time
 from pyinfra import host
 
 from etcd_step_pki.deploys.components import component
+from etcd_step_pki.deploys.components.arguments import key_file
 from etcd_step_pki.deploys.components.ca import run_step_ca
-from etcd_step_pki.deploys.settings import SettingsError, load_settings, time_setting
+from etcd_step_pki.deploys.settings import Settings, SettingsError, load_settings, time_setting
 from etcd_step_pki.operations.certificates import ca_material
+from etcd_step_pki.operations.root_key import OfflineRoot
 from etcd_step_pki.operations.rotation import ROTATION_REASON, intermediate_rotated, issued_at
 
 
@@ -40,6 +42,15 @@ def rotate_intermediate() -> str | None:
             duration=settings.intermediate_duration,
             now=time.time(),
             bin_dir=settings.bin_dir,
+            offline_root=_offline_root(settings),
         )
         run_step_ca(settings, [rotated])
     return ROTATION_REASON if issued_at(material["intermediate"]) < before else None
+
+
+def _offline_root(settings: Settings) -> OfflineRoot:
+    """Where the root key is when it is on no cert-manager: the controller's ciphertext, and
+    the private key (`ca_restore_private_key`) that decrypts it, when given."""
+    given = settings.run.ca_restore_private_key
+    private = key_file("ca_restore_private_key", given, "private") if given else None
+    return OfflineRoot(settings.root_key.file, private)

@@ -76,6 +76,15 @@ class RootPin:
 
 
 @dataclass(frozen=True)
+class RootKey:
+    """Where the root key is kept: on the cert-managers, or (`offline`) only in `file` on the
+    controller, encrypted to the backup recipient (operations/root_key.py)."""
+
+    offline: bool
+    file: str
+
+
+@dataclass(frozen=True)
 class Backup:
     """Where CA backups go in S3 and how they are encrypted and kept."""
 
@@ -134,6 +143,7 @@ class Settings:
     durations: Durations
     intermediate_duration: str
     superseded_retention_days: int  # superseded CA keys and states kept (operations/custody.py)
+    root_key: RootKey
     addresses: tuple[str, ...]
     node_name: str  # etcd-<cluster>-<index> for members, the short host name for clients
     etcd_user: str

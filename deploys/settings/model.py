@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainValidator, model_validator
 
+from etcd_step_pki.deploys.settings import combinations
 from etcd_step_pki.deploys.settings.options import RunOptions
 from etcd_step_pki.deploys.settings.values import (
     CLUSTER_SETTINGS,
@@ -31,7 +32,6 @@ from etcd_step_pki.deploys.settings.values import (
     HttpsUrl,
     HttpUrl,
     InstallFrom,
-    Invalid,
     IpAddress,
     KeyType,
     Line,
@@ -53,9 +53,6 @@ from etcd_step_pki.deploys.settings.values import (
     _one_or_listed,
     setting,
 )
-from etcd_step_pki.operations.durations import parse_duration
-from etcd_step_pki.operations.etcd.releases import settings_problem
-from etcd_step_pki.operations.etcd.tls import suites_with_version_problem
 
 __all__ = ["CLUSTER_SETTINGS", "HostSettings", "KeyType"]
 
@@ -244,6 +241,11 @@ class HostSettings(RunOptions):
     ca_superseded_retention_days: Days = setting(
         30, "a rotated intermediate's old key and the CA state a restore replaced: kept this long"
     )
+    ca_root_key_offline: bool = setting(
+        False,
+        "after initialisation the root key leaves every cert-manager, encrypted to "
+        '`ca_backup_recipient_key` beside the inventory (see "The root key offline")',
+    )
     node_addresses: Annotated[tuple[IpAddress, ...] | None, BeforeValidator(_one_or_listed)] = (
         setting(
             None,
@@ -347,54 +349,7 @@ class HostSettings(RunOptions):
     )
 
     @model_validator(mode="after")
-    def default_duration_within_bounds(self) -> HostSettings:
-        default, low, high = (
-            self.step_cert_default_duration,
-            self.step_cert_min_duration,
-            self.step_cert_max_duration,
-        )
-        if not parse_duration(low) <= parse_duration(default) <= parse_duration(high):
-            raise Invalid(
-                "step_cert_default_duration",
-                f"{default} must lie between step_cert_min_duration ({low}) and "
-                f"step_cert_max_duration ({high})",
-            )
-        return self
-
-    @model_validator(mode="after")
-    def etcd_would_start(self) -> HostSettings:
-        """Combinations etcd refuses at start: found here, not by a member that fails."""
-        problem = suites_with_version_problem(self.etcd_cipher_suites, self.etcd_tls_min_version)
-        if problem:
-            raise Invalid("etcd_cipher_suites", problem)
-        if self.etcd_install_from == "archive":
-            release = settings_problem(self.etcd_version, self.etcd_feature_gates)
-            if release:
-                raise Invalid(*release)
-        if self.etcd_client_port == self.etcd_peer_port:
-            raise Invalid("etcd_peer_port", f"{self.etcd_peer_port} is etcd_client_port as well")
-        if self.etcd_metrics_port in (self.etcd_client_port, self.etcd_peer_port):
-            raise Invalid("etcd_metrics_port", f"{self.etcd_metrics_port} is one of etcd's ports")
-        if self.step_ca_user in ("root", self.etcd_user):
-            raise Invalid(
-                "step_ca_user", "step-ca needs an account of its own, not root's or etcd's"
-            )
-        if self.step_ca_port in (self.etcd_client_port, self.etcd_peer_port):
-            raise Invalid("step_ca_port", f"{self.step_ca_port} is one of etcd's ports")
-        return self
-
-    @model_validator(mode="after")
-    def kms_key_named(self) -> HostSettings:
-        if self.ca_backup_encryption == "kms" and not self.ca_backup_kms_key_id:
-            raise Invalid(
-                "ca_backup_kms_key_id", "a KMS key is needed with ca_backup_encryption=kms"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def artifact_source_complete(self) -> HostSettings:
-        if self.artifact_source == "mirror" and self.artifact_mirror_url is None:
-            raise Invalid("artifact_mirror_url", "an http(s) URL is needed with mirror")
-        if self.artifact_source == "local" and self.artifact_dir is None:
-            raise Invalid("artifact_dir", "a directory on the controller is needed")
+    def combinations_valid(self) -> HostSettings:
+        """Checks that read several settings (combinations.py)."""
+        combinations.check(self)
         return self

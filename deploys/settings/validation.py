@@ -28,6 +28,7 @@ from etcd_step_pki.deploys.settings.host import (
     Cfssl,
     Etcd,
     Renewal,
+    RootKey,
     RootPin,
     Settings,
 )
@@ -132,8 +133,13 @@ def _etcd(raw: HostSettings) -> Etcd:
     )
 
 
+def _beside_root_record(root_record: str, suffix: str) -> str:
+    """A controller file kept with the root's record: its name, `suffix` for `root-sha256`."""
+    return re.sub(r"(\.?root-sha256)?$", "", root_record, count=1) + suffix
+
+
 def _backup(raw: HostSettings, root_record: str) -> Backup:
-    signer = re.sub(r"(\.?root-sha256)?$", "", root_record, count=1) + ".backup-signer.asc"
+    signer = _beside_root_record(root_record, ".backup-signer.asc")
     prefix = raw.ca_backup_prefix.strip("/")
     return _grouped(Backup, raw, "ca_backup_", prefix=prefix, signer_record=signer)
 
@@ -239,6 +245,9 @@ def settings_for(
         ),
         intermediate_duration=raw.step_ca_intermediate_duration,
         superseded_retention_days=raw.ca_superseded_retention_days,
+        root_key=RootKey(
+            raw.ca_root_key_offline, _beside_root_record(root_record, ".root-key.gpg")
+        ),
         addresses=addresses,
         node_name=_node_name(host, groups, base, cluster)
         if cluster in own_clusters

@@ -253,12 +253,13 @@ def test_deleted_damaged_or_short_of_a_san_is_reissued_alone(
     docker_exec(certs_hosts, "client-1", f"head -c 200 {SSL}/client-1-client.crt > /tmp/x && "
                 f"cat /tmp/x > {SSL}/client-1-client.crt")  # fmt: skip
     # A certificate of the right CA that lacks the host's address and names another member
-    # (as a host that claims another's name would have had it), made by hand.
+    # (as a host that claims another's name would have had it), made by hand with the
+    # cluster's peer provisioner (whose policy allows every name of the cluster).
     token = docker_exec(
         certs_hosts,
         "etcd-k8s-1",
         "STEPPATH=/etc/step-ca /opt/bin/step ca token etcd-k8s-2 --san etcd-k8s-2 "
-        "--san etcd-k8s-1 --provisioner etcd-pki --provisioner-password-file "
+        "--san etcd-k8s-1 --provisioner etcd-pki-k8s-peer --provisioner-password-file "
         "/etc/step-ca/secrets/provisioner_password --ca-url https://etcd-k8s-1:9000 "
         "--root /etc/step-ca/certs/root_ca.crt",
     ).stdout.strip()

@@ -166,6 +166,7 @@ def _service(scenario: Scenario, host: TestHost) -> dict[str, object]:
 
 ROOT_RECORD = "root-sha256"  # the sandbox's step_ca_root_record, in its state directory
 SIGNER_RECORD = ".backup-signer.asc"  # the backup signer's record, beside it
+ROOT_KEY_FILE = ".root-key.gpg"  # the encrypted root key, with ca_root_key_offline
 
 
 def write_scenario(scenario: Scenario) -> None:
@@ -174,7 +175,7 @@ def write_scenario(scenario: Scenario) -> None:
     (scenario.state_dir / "authorized_keys").write_text(_ensure_key(scenario.key_file))
     # New hosts, a new CA: the root and backup signer recorded for the hosts before are no
     # longer theirs.
-    for record in (ROOT_RECORD, SIGNER_RECORD):
+    for record in (ROOT_RECORD, SIGNER_RECORD, ROOT_KEY_FILE):
         (scenario.state_dir / record).unlink(missing_ok=True)
     compose = {
         "services": {host.name: _service(scenario, host) for host in scenario.hosts},

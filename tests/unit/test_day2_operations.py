@@ -53,7 +53,7 @@ def _ca_host(intermediate_start: dt.datetime, root_days: int = 3650) -> FakeHost
         "config": {},
         "root": _pem(root[0]),
         "intermediate": _pem(intermediate[0]),
-        "files": {},
+        "files": {"/etc/step-ca/secrets/root_ca_key": {"type": "f", "mode": "400"}},
     }
     return FakeHost({CAState: state})
 
@@ -74,9 +74,8 @@ def test_an_intermediate_issued_before_the_time_is_replaced() -> None:
     assert (
         "certificate create 'etcd-k8s CA Intermediate CA' certs/intermediate_ca.crt.new" in command
     )
-    assert (
-        "--profile intermediate-ca --ca certs/root_ca.crt --ca-key secrets/root_ca_key" in command
-    )
+    assert '--profile intermediate-ca --ca certs/root_ca.crt --ca-key "$root_key"' in command
+    assert "root_key=secrets/root_ca_key" in command
     assert "--ca-password-file secrets/password --password-file secrets/password" in command
     # Cut to the root's end (the root started 400 days ago and lives 3650 days).
     root_end = (NOW - dt.timedelta(days=400) + dt.timedelta(days=3650)).strftime(

@@ -3,10 +3,13 @@ the installation of release binaries."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from pyinfra.api import StringCommand
 
+from etcd_step_pki.facts.ca import CAState
 from etcd_step_pki.operations import ca
 from tests.unit.fakes import FakeHost, run_op
 
@@ -22,7 +25,7 @@ def ca_init() -> str:
     from etcd_step_pki.facts.ca import CAState
 
     state = {"config": None, "root": None, "intermediate": None, "files": {}}
-    (command,) = run_op(
+    command, _record = run_op(
         ca.authority,
         FakeHost({CAState: state}),
         PATH,
@@ -55,22 +58,37 @@ def binaries_install() -> str:
     return _text(install)
 
 
+def root_key_export() -> str:
+    from etcd_step_pki.templates.scripts import script
+
+    return _text(script("ca-root-key-export.sh.j2", key=f"{PATH}/secrets/root_ca_key"))
+
+
 def intermediate_rotate() -> str:
+    """With the root key offline: the online form differs by the line that names the key."""
     import datetime as dt
 
+    from etcd_step_pki.operations.root_key import OfflineRoot
+    from etcd_step_pki.operations.roots import root_fingerprint
     from etcd_step_pki.operations.rotation import intermediate_rotated
     from tests.unit.test_day2_operations import NOW, _ca_host  # a CA with real certificates
 
     host = _ca_host(NOW - dt.timedelta(days=30))
-    command, _ = run_op(
-        intermediate_rotated,
-        host,
-        path=PATH,
-        issued_before=NOW.timestamp(),
-        duration="87600h",
-        now=NOW.timestamp(),
-    )
-    return _text(command)
+    host.facts[CAState]["files"] = {}  # the root key on no disk
+    with tempfile.TemporaryDirectory() as directory:
+        export = Path(directory, "root-key.gpg")
+        fingerprint = root_fingerprint(host.facts[CAState]["root"])
+        export.write_text(f"# root {fingerprint}\n-----BEGIN PGP MESSAGE-----\n")
+        step, _ = run_op(
+            intermediate_rotated,
+            host,
+            path=PATH,
+            issued_before=NOW.timestamp(),
+            duration="87600h",
+            now=NOW.timestamp(),
+            offline_root=OfflineRoot(str(export), "private"),
+        )
+    return _text(step.args[0])
 
 
 AUTHORITY = "https://etcd-k8s-1:9000"
@@ -191,6 +209,7 @@ SAMPLES: dict[str, Callable[[], str]] = {
     "ca-tokens-mint.sh.j2": tokens_mint,
     "ca-revoke.sh.j2": revoke,
     "ca-intermediate-rotate.sh.j2": intermediate_rotate,
+    "ca-root-key-export.sh.j2": root_key_export,
     "binaries-install.sh.j2": binaries_install,
     "ca-init.sh.j2": ca_init,
     "ca-healthy-wait.sh.j2": ca_healthy_wait,
