@@ -5,16 +5,17 @@ Each kind of each cluster is issued by a JWK provisioner of its own whose x509 t
 the extended key usages, whatever the request asks for, and refuses any name that is not one of
 the cluster's hosts' (from the inventory, in the provisioner's `templateData`): a node that
 could ask the CA for a token still gets no certificate for another cluster's member or for the
-CA. Each kind carries only the usages etcd needs: a peer certificate serverAuth and clientAuth
-(a peer dials other peers), a server certificate serverAuth, a client certificate clientAuth.
+CA. Each kind carries only the usages it needs: a peer certificate serverAuth and clientAuth
+(a peer dials other peers), a server certificate serverAuth and clientAuth (step-ca renews a
+certificate only when it authenticates with it as a TLS client), a client certificate
+clientAuth.
 
 Every peer certificate of a cluster has the subject common name `etcd-<cluster>-peer`, and its
 peer port accepts that name only (`allowed-cn`). Every client certificate of a cluster carries
 the DNS name `<cluster>.etcd-clients.invalid` (added by the CA, never asked for), and its
 client port accepts only certificates with that name (`client-cert-allowed-hostname`): no other
 cluster's certificate of the same CA, no peer, server or proof certificate is a client. (etcd's
-HTTP gateway cannot run beside that check, etcd-io/etcd#15755: the members run without it,
-and no certificate of theirs needs clientAuth for it.)
+HTTP gateway cannot run beside that check, etcd-io/etcd#15755: the members run without it.)
 
 The provisioners share the key `step ca init` made for the base provisioner: tokens are minted
 on the CA host with it, as before. The base provisioner itself issues only the throwaway
@@ -39,7 +40,7 @@ USAGE_OIDS = {
 }
 USAGES = {
     "peer": ("serverAuth", "clientAuth"),
-    "server": ("serverAuth",),
+    "server": ("serverAuth", "clientAuth"),
     "client": ("clientAuth",),
 }
 # The subjects of the throwaway certificates that prove a CA issues (failover, drills).

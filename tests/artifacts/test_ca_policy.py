@@ -100,7 +100,11 @@ def test_each_cluster_issues_for_its_own_names_and_marks_its_clients(release, up
     assert code == 0, err
     cert = _load(crt)
     assert _dns(cert) == ["etcd-k8s-1"]
-    assert _usages(cert) == {ExtendedKeyUsageOID.SERVER_AUTH}
+    assert _usages(cert) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+    # step-ca renews only a certificate that authenticates as a TLS client: every kind does.
+    step(release, ca.env, "ca", "renew", crt, crt.with_suffix(".key"), "--force",
+         "--ca-url", ca.url, "--root", ca.root)  # fmt: skip
+    assert _load(crt).serial_number != cert.serial_number
     code, err, crt = _request(release, ca, f"{BASE}-k8s-client", "client-1", "client-1")
     assert code == 0, err
     assert _dns(_load(crt)) == ["client-1", "k8s.etcd-clients.invalid"]
