@@ -23,6 +23,8 @@ from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.ca_backup import WORK
 from etcd_step_pki.operations.ca_restore import Fetched, staged
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
+from etcd_step_pki.operations.revocation import revoke_command
+from etcd_step_pki.operations.tokens import Authority
 from etcd_step_pki.templates.scripts import script
 
 DRILL_DIR = "/run/etcd-step-pki/drill"  # tmpfs: the CA's keys never reach a disk here
@@ -41,6 +43,9 @@ class DrillPlan:
     live_root: str  # the root this host trusts: the drill's certificates must chain to it
     expect_root: str  # its SHA-256 fingerprint (the pinned root)
     live_certificate: tuple[str, str]  # a live certificate and key of this host, copied
+    # The live CA, which revokes every certificate the drill made (signed by the live
+    # intermediate, unknown to the live CA's records); None: nothing revoked.
+    authority: Authority | None = None
 
     @property
     def step(self) -> str:
@@ -70,6 +75,18 @@ def drilled(
             " or drill from S3 (--data drill_from=s3); nothing was changed"
         )
     yield RunTimeStep(_drill, plan, source, backup)
+
+
+def _revoked_live(state: State, authority: Authority, serials: list[int], source: str) -> bool:
+    """Run time: the drill's certificates revoked at the live CA (which never recorded them,
+    and lists them in its CRL from now on)."""
+    primary = Remote.of(state, authority.cert_manager, "to revoke the drill's certificates")
+    reason = f"made by a DR drill from {source}"
+    ok, out = primary.run(revoke_command(authority, serials, reason, "cessationOfOperation"))
+    if not ok:
+        return primary.fail(f"revoking the drill's certificates failed: {out.stderr}")
+    primary.log(f"revoked ({reason}): serial numbers {', '.join(map(str, serials))}")
+    return True
 
 
 def _last(text: str | None) -> dict[str, object]:
@@ -126,6 +143,9 @@ def _drill(
     )
     if ready is None or "proven" not in out.stdout_lines:
         return host.fail(f"the drill from {source} ended without its proofs: {out.stdout}")
+    minted = [int(line.split()[1], 16) for line in out.stdout_lines if line.startswith("minted ")]
+    if plan.authority is not None and not _revoked_live(state, plan.authority, minted, source):
+        return False
     seconds = round(staging + ready / 1000, 1)
     host.log(
         f"DR drill from {source}: a restored CA issued, renewed and renewed a copy of "

@@ -62,6 +62,7 @@ def _plan(settings: Settings) -> DrillPlan:
         live_root=settings.root_file,
         expect_root=pin.fingerprint,
         live_certificate=(certificates[0].crt, certificates[0].key),
+        authority=arguments.authority(settings),
     )
 
 

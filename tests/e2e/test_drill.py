@@ -40,11 +40,14 @@ def _run(scenario: Scenario, *args: str, check: bool = True):
 
 def _live(scenario: Scenario) -> dict[str, str]:
     """Everything live on every host (files, modes, units: checks.host_state) but the drill's
-    own record, the primary's step-ca process, and the etcd members' processes."""
+    own record, the CA's database (where the live CA revokes what the drill made), the
+    primary's step-ca process, and the etcd members' processes."""
     found = {}
     for name in HOSTS:
         state = "\n".join(
-            line for line in host_state(scenario, name).splitlines() if RECORD not in line
+            line
+            for line in host_state(scenario, name).splitlines()
+            if RECORD not in line and "/etc/step-ca/db/" not in line
         )
         pids = docker_exec(
             scenario,
@@ -90,10 +93,31 @@ def test_a_drill_from_the_replica_proves_the_ca_and_touches_nothing_live(
     assert _live(drill_hosts) == before
     assert _left_behind(drill_hosts) == ""
     assert cluster_healthy(drill_hosts)
+    # What the drill made (a proof, its renewal, a renewed copy of a live certificate) is
+    # signed by the live intermediate: the live CA revoked all three.
+    assert len(_revoked_by_the_drill(drill_hosts, run.output)) == 3
     # No secret of the CA in the run's output, even at -vvv --debug.
     for secret in ("password", "provisioner_password"):
         value = docker_exec(drill_hosts, BACKUP, f"cat /etc/step-ca/secrets/{secret}").stdout
         assert value.strip() and value.strip() not in run.output
+
+
+def _revoked_by_the_drill(scenario: Scenario, output: str) -> set[int]:
+    """The serial numbers the run says the live CA revoked for the drill, each checked to be
+    in the live CA's revocation list."""
+    line = next(x for x in output.splitlines() if "made by a DR drill" in x)
+    serials = {int(s) for s in line.split("serial numbers ", 1)[1].split(", ")}
+    crl = docker_exec(
+        scenario, PRIMARY, "curl -sf --cacert /etc/step-ca/certs/root_ca.crt"
+        " https://etcd-k8s-1:9000/1.0/crl | openssl crl -inform DER -noout -text"
+    ).stdout  # fmt: skip
+    listed = {
+        int(line.split(":", 1)[1].strip(), 16)
+        for line in crl.splitlines()
+        if line.strip().startswith("Serial Number:")
+    }
+    assert serials <= listed, (serials, crl)
+    return serials
 
 
 def test_drill_before_skips_a_drill_that_succeeded_since(drill_hosts: Scenario) -> None:
