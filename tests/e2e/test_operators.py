@@ -14,7 +14,13 @@ import pytest
 
 from tests.conftest import fresh_scenario
 from tests.harness.checks import SSL, cluster_healthy, host_state, renews_by_hand
-from tests.harness.hosts import Scenario, docker_exec, point_name, scenario_hosts
+from tests.harness.hosts import (
+    ROOT_KEY_FILE,
+    Scenario,
+    docker_exec,
+    point_name,
+    scenario_hosts,
+)
 from tests.harness.pyinfra_run import PyinfraRun, run_pyinfra
 from tests.harness.s3 import CREDENTIALS, GpgKey, backup_data, restore_data
 
@@ -142,6 +148,9 @@ def _dry_cases(s3: dict[str, str], keys: dict[str, GpgKey], snapshot: Path) -> l
     return [
         ("deploys/cluster.py", [], False),
         ("deploys/ca.py", [], False),
+        # The root key leaving the cert-managers: planned, neither exported nor removed.
+        ("deploys/ca.py", ["--data", "ca_root_key_offline=true",
+                           "--data", f"ca_backup_recipient_key={key.public}"], True),
         ("deploys/certs.py", ["--data", 'cert_extra_sans=["dry.example"]'], True),
         ("deploys/replicate_ca.py", [], False),
         ("deploys/status.py", [], False),
@@ -187,6 +196,7 @@ def test_dry_changes_nothing_on_any_host_for_any_deploy(
         for host in HOSTS:
             assert host_state(admin_hosts, host) == before[host], (deploy, host)
         assert _ca_database(admin_hosts) == tokens_before, deploy
+    assert not (admin_hosts.state_dir / ROOT_KEY_FILE).exists()
     assert cluster_healthy(admin_hosts)
 
 
