@@ -176,6 +176,32 @@ def test_each_clusters_client_port_accepts_its_own_client_certificates_only(
         assert json.loads(health)["health"] == "true"
 
 
+def test_the_ca_refuses_a_name_outside_the_provisioners_cluster(two_clusters: Scenario) -> None:
+    """A token of one cluster's provisioner for the other cluster's member (as a stolen
+    provisioner key would mint it) gets no certificate: step-ca refuses it."""
+    token = docker_exec(
+        two_clusters,
+        "etcd-k8s-1",
+        "STEPPATH=/etc/step-ca /opt/bin/step ca token etcd-k8s-events-2 --san etcd-k8s-2"
+        " --provisioner etcd-pki-k8s-server --provisioner-password-file"
+        " /etc/step-ca/secrets/provisioner_password --ca-url https://etcd-k8s-1:9000"
+        " --root /etc/step-ca/certs/root_ca.crt",
+    ).stdout.strip()
+    refused = docker_exec(
+        two_clusters,
+        "etcd-k8s-2",
+        'cd /tmp && STEP_TOKEN="$(cat)" STEPPATH=/etc/step /opt/bin/step ca certificate'
+        " etcd-k8s-events-2 stolen.crt stolen.key --force",
+        input=token,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "etcd-k8s-events-2 is not a name of cluster k8s" in refused.stderr
+    assert docker_exec(
+        two_clusters, "etcd-k8s-2", "test -e /tmp/stolen.crt", check=False
+    ).returncode
+
+
 def test_a_member_of_one_cluster_is_refused_on_the_others_peer_port(
     two_clusters: Scenario,
 ) -> None:
