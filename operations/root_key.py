@@ -83,7 +83,9 @@ def _root_keys(path: str) -> list[str]:
 
 
 @operation()
-def root_key_offline(path: str, *, export_file: str, recipient_key: str) -> Commands:
+def root_key_offline(
+    path: str, *, export_file: str, recipient_key: str, primary: bool = False
+) -> Commands:
     """
     Keep the root key off this cert-manager: exported encrypted to the controller once, then
     removed from the host (also right after a CA is initialised in the same run).
@@ -91,10 +93,14 @@ def root_key_offline(path: str, *, export_file: str, recipient_key: str) -> Comm
     + path: the CA's `$STEPPATH`
     + export_file: the controller file that keeps the encrypted root key
     + recipient_key: the armored GnuPG public key it is encrypted to (on standard input)
+    + primary: this host initialises the CA when there is none
     """
     found = memo.get_fact(host, CAState, path=path)
     fingerprint = None
     if found["config"] is None:
+        if not primary:
+            host.noop("no CA state here yet: it comes without the root key")
+            return
         copies = [f"{path}/{ROOT_KEY}"]  # the CA this run initialises
     else:
         copies = _root_keys(path)
@@ -131,9 +137,14 @@ def _kept_offline(
     export fails."""
     del state
     if fingerprint is None:
-        ok, out = remote.run(raw("cat -- {root}", root=f"{path}/certs/root_ca.crt"))
+        # The CA this run initialised (when the run did initialise it).
+        ok, out = remote.run(
+            raw("[ ! -e {key} ] || cat -- {root}", key=copies[0], root=f"{path}/certs/root_ca.crt")
+        )
         if not ok:
             return remote.fail(f"reading the root failed: {out.stderr}")
+        if not out.stdout.strip():
+            return True
         fingerprint = root_fingerprint(out.stdout)
         try:
             _refuse_another(export_file, fingerprint)

@@ -63,6 +63,7 @@ def root_key_kept_offline(settings: Settings) -> None:
             recipient_key=key_file(
                 "ca_backup_recipient_key", settings.backup.recipient_key, "public"
             ),
+            primary=settings.is_primary,
         )
 
 

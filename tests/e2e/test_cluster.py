@@ -445,6 +445,11 @@ def test_two_new_members_join_in_one_run_one_at_a_time(cluster_hosts: Scenario, 
     )
     set_inventory(cluster_hosts, ["etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3", "client-1"])
     assert set(members(cluster_hosts)) == {"etcd-k8s-1", "etcd-k8s-2", "etcd-k8s-3"}
+    # The CA's policy follows the inventory: without the host, its names are no longer allowed.
+    converged = run_pyinfra(cluster_hosts, "deploys/cluster.py")
+    assert "step-ca | Configure ca.json and file modes" in converged.changes["etcd-k8s-1"]
+    config = docker_exec(cluster_hosts, "etcd-k8s-1", "cat /etc/step-ca/config/ca.json").stdout
+    assert FOURTH.name not in config and FOURTH.address not in config
 
 
 def test_snapshot_save_and_restore(

@@ -105,7 +105,7 @@ def test_a_drill_from_the_replica_proves_the_ca_and_touches_nothing_live(
 def _revoked_by_the_drill(scenario: Scenario, output: str) -> set[int]:
     """The serial numbers the run says the live CA revoked for the drill, each checked to be
     in the live CA's revocation list."""
-    line = next(x for x in output.splitlines() if "made by a DR drill" in x)
+    line = next(x for x in output.splitlines() if "revoked (made by a DR drill" in x)
     serials = {int(s) for s in line.split("serial numbers ", 1)[1].split(", ")}
     crl = docker_exec(
         scenario, PRIMARY, "curl -sf --cacert /etc/step-ca/certs/root_ca.crt"
