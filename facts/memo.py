@@ -140,24 +140,41 @@ def _split(cls: type[FactBase[Any]], kwargs: dict[str, Any]) -> tuple[str | None
     return narrows, {name: value for name, value in kwargs.items() if name != narrows}
 
 
-def _prefetch(memo: _RunMemo, host: Host) -> None:
+def _prefetch(memo: _RunMemo, host: Host, holder: str | None = None) -> str | None:
     """At the first read on `host`: the reads the previous run made there, in one round
-    trip, when this read runs the host's own way (the way the kept reads were made)."""
+    trip, when this read runs the host's own way (the way the kept reads were made). With
+    `holder`, the run's lock is taken in the same round trip: its answer, or None when
+    nothing ran (no kept read), and nothing is kept unless the lock is taken."""
     memo.prefetched.add(host.name)
     if _execution(memo, host, host.executing_op_hash) != _execution(memo, host, None):
-        return
+        return None
     current = dict(host.current_op_global_arguments or {})
     arguments, _ = pop_global_arguments(host.state, host, current)
-    machine, found = prefetch.read_all(host, prefetch.kept_reads(host.name), dict(arguments))
-    memo.machines[host.name] = machine
+    kept = prefetch.kept_reads(host.name)
+    found = prefetch.read_all(host, kept, dict(arguments), holder)
+    if holder is not None and found.lock != "taken":
+        memo.prefetched.discard(host.name)  # read again once the lock is taken
+        return found.lock
+    memo.machines[host.name] = found.machine
     if not memo.still_valid():
-        return  # another host changed while these were read
-    for read, value in found.items():
+        return found.lock  # another host changed while these were read
+    for read, value in found.values.items():
         cls = read.fact_class()
         assert cls is not None  # read_all reads only the facts it finds
         narrows, common = _split(cls, json.loads(read.arguments))
         held = set(json.loads(read.arguments).get(narrows, ())) if narrows else set()
         memo.values[_key(memo, host, cls, common)] = (held, value, read)
+    return found.lock
+
+
+def locked_with_reads(host: Host, holder: str) -> str | None:
+    """The run's lock on `host` taken together with the first reads (one round trip for
+    both): the lock's answer (`taken`, `held <holder>`, `failed`), or None when there was no
+    read to make with it (the caller takes the lock alone)."""
+    memo = _memo(host.state)
+    if host.name in memo.prefetched or not memo.still_valid():
+        return None
+    return _prefetch(memo, host, holder)
 
 
 def _remember(memo: _RunMemo, host: Host, read: prefetch.Read | None) -> None:

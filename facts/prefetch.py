@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +136,24 @@ def _command(read: Read) -> tuple[FactBase[Any], dict[str, Any], Any] | None:
     return fact, arguments, command
 
 
+@dataclass
+class Batch:
+    """What one batch gave: the machine it ran on, each read's value (for the reads whose
+    command exited 0; the others are left to be read alone), and, when it took the run's
+    lock, the lock's answer (`taken`, `held <holder>`, `failed`; None: not asked)."""
+
+    machine: str | None = None
+    values: dict[Read, Any] = field(default_factory=dict)
+    lock: str | None = None
+
+
 def read_all(
-    host: Host, kept: Kept, global_arguments: dict[str, Any]
-) -> tuple[str | None, dict[Read, Any]]:
+    host: Host, kept: Kept, global_arguments: dict[str, Any], holder: str | None = None
+) -> Batch:
     """Reads `reads` on `host` in one command (their commands side by side: facts/batch.sh.j2),
-    run as the current operation runs its facts; the value of each read whose command
-    exited 0 (the others are left to be read alone)."""
+    run as the current operation runs its facts; with `holder`, the run's lock on the host is
+    taken first, in the same command, and nothing is read unless it is taken. Nothing runs
+    when no read can be batched."""
     marker = uuid.uuid4().hex
     commands: list[str] = []
     batch: list[tuple[Read, FactBase[Any]]] = []
@@ -153,30 +165,40 @@ def read_all(
         commands.append(command.get_raw_value() if isinstance(command, StringCommand) else command)
         batch.append((read, made[0]))
     if not batch:
-        return None, {}
+        return Batch()
     executor = {
         key: value for key, value in global_arguments.items() if key in CONNECTOR_ARGUMENT_KEYS
     }
     try:
         ok, output = host.run_shell_command(
-            script("facts/batch.sh.j2", mark=marker, commands=commands, machine=kept.machine or ""),
+            script(
+                "facts/batch.sh.j2",
+                mark=marker,
+                commands=commands,
+                machine=kept.machine or "",
+                holder=holder,
+            ),
             print_output=host.state.print_fact_output,
             print_input=host.state.print_fact_input,
             **executor,
         )
     except Exception as error:  # then every read is made alone
         logger.debug("fact reads on %s not batched: %s", host.name, error)
-        return None, {}
-    printed = output.stdout_lines
-    machine = printed[0].strip() if ok and printed else None
-    values: dict[Read, Any] = {}
-    for index, lines in (_sections(printed[1:], marker, len(batch)) if ok else {}).items():
+        return Batch()
+    printed = list(output.stdout_lines) if ok else []
+    found = Batch()
+    if holder is not None:
+        found.lock = printed.pop(0).removeprefix("lock ").strip() if printed else "failed"
+        if found.lock != "taken":
+            return found
+    found.machine = printed[0].strip() if printed else None
+    for index, lines in _sections(printed[1:], marker, len(batch)).items():
         read, fact = batch[index]
         try:
-            values[read] = fact.process(lines) if lines else fact.default()
+            found.values[read] = fact.process(lines) if lines else fact.default()
         except Exception as error:  # read again alone, reported
             logger.debug("fact read %s left out: %s", read, error)
-    return machine, values
+    return found
 
 
 def _sections(lines: list[str], marker: str, count: int) -> dict[int, list[str]]:

@@ -52,8 +52,8 @@ def component(title: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             stop_at_first_failure()
             settings = load_settings()
-            run_lock(settings.run_lock_wait)
             memo.expect(host, Units, units=arguments.managed_units(settings))
+            run_lock(settings.run_lock_wait)
             result = func(*args, **kwargs)
             barrier(name=f"{title}: every host done", label=f"{title} done")
             return result
