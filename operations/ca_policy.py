@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from pyinfra.api import StringCommand
+from pyinfra.connectors.util import CommandOutput
+
 from etcd_step_pki.facts.shell import replace_file, script
 from etcd_step_pki.operations import profiles
 from etcd_step_pki.operations.profiles import Profile
@@ -81,9 +84,25 @@ def policy_current(primary: Remote, path: str, url: str, policy: Policy) -> None
         raise RuntimeError(f"{config_file} on {primary.name}: {error}") from error
     if wanted == current:
         return
+    restart = _restart(path, url)
+    failed = _written_and_restarted(primary, config_file, render_config(wanted), restart)
+    if failed is None:
+        primary.log("the CA's policy now allows the inventory's names (step-ca restarted)")
+        return
+    # step-ca did not come back on the new ca.json: the one it served with goes back, so that
+    # a failed run leaves the CA issuing what it issued before.
+    restored = _written_and_restarted(primary, config_file, render_config(current), restart)
+    raise RuntimeError(
+        f"bringing the CA's policy on {primary.name} to the inventory's failed: "
+        f"{failed.stderr}; its previous ca.json was put back"
+        + ("" if restored is None else f", and step-ca failed on it too: {restored.stderr}")
+    )
+
+
+def _restart(path: str, url: str) -> tuple[str | StringCommand, ...]:
+    """Restart step-ca and wait until it answers on `url` with the CA's root."""
     name, port = urlsplit(url).hostname or "localhost", urlsplit(url).port or 443
-    for command in (
-        replace_file(config_file, render_config(wanted), "0600"),
+    return (
         "systemctl restart step-ca.service",
         run_script(
             "ca-healthy-wait.sh.j2",
@@ -93,11 +112,16 @@ def policy_current(primary: Remote, path: str, url: str, policy: Policy) -> None
             port=port,
             timeout=60,
         ),
-    ):
+    )
+
+
+def _written_and_restarted(
+    primary: Remote, config_file: str, text: str, restart: Sequence[str | StringCommand]
+) -> CommandOutput | None:
+    """ca.json written as `text`, then step-ca restarted and healthy: None, else the output
+    of the command that failed."""
+    for command in (replace_file(config_file, text, "0600"), *restart):
         ok, output = primary.run(command)
         if not ok:
-            raise RuntimeError(
-                f"bringing the CA's policy on {primary.name} to the inventory's failed: "
-                f"{output.stderr}"
-            )
-    primary.log("the CA's policy now allows the inventory's names (step-ca restarted)")
+            return output
+    return None

@@ -113,7 +113,7 @@ def standard_tls(settings: Settings, *, peers_checked: bool = True) -> TLSFiles:
     """This tool's files: step-ca certificates; trust in peer-ca.crt and client-ca.crt; the
     peer port open to this cluster's peer certificates only, the client port to its client
     certificates only (unless `peers_checked` is False: while some hosts still hold
-    certificates of another CA)."""
+    certificates of another CA; or `etcd_http_gateway`, which etcd cannot serve beside it)."""
     files = {c.kind: c for c in settings.certificates}
     peer, client = files["peer"].profile, files["client"].profile
     return TLSFiles(
@@ -125,7 +125,7 @@ def standard_tls(settings: Settings, *, peers_checked: bool = True) -> TLSFiles:
         f"{settings.ssl_dir}/client-ca.crt",
         peer.common_name if peers_checked and peer else None,
         settings.crl_file if settings.is_member else None,
-        client.client_mark if peers_checked and client else None,
+        None if settings.etcd.http_gateway or not (peers_checked and client) else client.client_mark,
     )
 
 
@@ -179,11 +179,6 @@ def holder(target: Settings, everyone: Iterable[Settings], *, cluster: bool = Fa
 
 def ca_database(settings: Settings) -> str:
     """step-ca's database on the cert-managers, whose records say what the CA issued."""
-    if settings.ca_db_type != "bbolt":
-        raise SettingsError(
-            f"step_ca_db_type: revocation reads step-ca's records from its bbolt database;"
-            f" {settings.ca_db_type!r} is not read by these deploys"
-        )
     return database_source(settings.ca_path, settings.ca_db_type)
 
 

@@ -47,6 +47,7 @@ class Etcd:
     config_dir: str
     tls_min_version: str
     cipher_suites: tuple[str, ...]
+    http_gateway: bool
     compaction_retention: str
     feature_gates: tuple[tuple[str, bool], ...]
     defrag_min_free_bytes: int

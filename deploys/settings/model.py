@@ -116,6 +116,12 @@ class HostSettings(RunOptions):
         "read by its unit (`EnvironmentFile=`); etcd reads its CRL files only this way, a "
         "configuration file (`--config-file`) cannot name them",
     )
+    etcd_http_gateway: bool = setting(
+        False,
+        "serve etcd's JSON gateway (`/v3/` over HTTP) on the client port; etcd cannot then check "
+        "that a client certificate is this cluster's (etcd-io/etcd#15755): every client "
+        "certificate of the CA, and every member's peer and server certificate, is a client",
+    )
     etcd_tls_min_version: TlsVersion = setting("TLS1.2", "`TLS1.2` or `TLS1.3`")
     etcd_cipher_suites: Annotated[tuple[CipherSuite, ...], BeforeValidator(_listed)] = setting(
         [],
@@ -190,7 +196,8 @@ class HostSettings(RunOptions):
     )
     step_ca_db_type: DbType = setting(
         "bbolt",
-        "step-ca's database: one file, simple to back up and replicate; `badgerv2` is selectable",
+        "step-ca's database: one file, simple to back up and replicate, whose records revocation "
+        "reads (no other type is accepted: these deploys could not revoke from its records)",
     )
     step_ca_path: AbsolutePath = setting("/etc/step-ca", "the CA's `$STEPPATH`")
     step_cert_default_duration: Duration = setting(

@@ -231,6 +231,7 @@ CLUSTER_SETTINGS = (
     "etcd_defrag_min_free_bytes",
     "etcd_tls_min_version",
     "etcd_cipher_suites",
+    "etcd_http_gateway",
 )
 
 
@@ -352,7 +353,9 @@ ObjectPrefix = Annotated[
 ]
 
 ArtifactSource = Literal["upstream", "mirror", "local"]
-DbType = Literal["bbolt", "badgerv2", "badgerv1", "badger", "mysql", "postgresql"]
+# bbolt only: revocation reads the CA's records from its bbolt file (facts/bolt.py), and no
+# other database's records can be read by these deploys.
+DbType = Literal["bbolt"]
 InstallFrom = Literal["archive", "package"]
 TlsVersion = Literal["TLS1.2", "TLS1.3"]
 KeyType = Literal["EC", "OKP", "RSA"]  # the keys of operations.certificates.KEY_TYPES

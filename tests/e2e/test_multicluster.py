@@ -71,6 +71,19 @@ def _status(scenario: Scenario, cluster: str, via: str = "etcd-k8s-1") -> dict[s
     return found
 
 
+def _gateway_read(scenario: Scenario, client: str, port: int) -> int:
+    """The HTTP status of a read through etcd's JSON gateway with `client`'s certificate."""
+    return int(
+        docker_exec(
+            scenario,
+            "client-1",
+            f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 --cacert {SSL}/root_ca.crt"
+            f" --cert {SSL}/{client}-client.crt --key {SSL}/{client}-client.key"
+            f' -d \'{{"key": "Lw=="}}\' https://etcd-k8s-2:{port}/v3/kv/range',
+        ).stdout
+    )
+
+
 @pytest.fixture(scope="module")
 def two_clusters(release_archives: Path) -> Iterator[Scenario]:
     scenario = fresh_scenario("pki-test-multi", "172.28.77.0/24", release_archives)
@@ -225,8 +238,12 @@ def test_a_member_of_one_cluster_is_refused_on_the_others_peer_port(
 def test_a_rolling_restart_of_one_cluster_leaves_the_other_untouched(
     two_clusters: Scenario,
 ) -> None:
+    """k8s-events changes its compaction and asks for etcd's JSON gateway: its members restart
+    onto both, the gateway answers there (and, without etcd's client check, to the other
+    cluster's client too), and k8s keeps its processes, its leader and its gateway off."""
     before = {cluster: _status(two_clusters, cluster) for cluster in CLUSTERS}
-    _set_clusters(two_clusters, _clusters({"etcd_compaction_retention": "2h"}))
+    changed = {"etcd_compaction_retention": "2h", "etcd_http_gateway": True}
+    _set_clusters(two_clusters, _clusters(changed))
     port = CLUSTERS["k8s-events"]
     endpoints = ",".join(f"https://{h}:{port}" for h in HOSTS)
     put = _etcdctl("client-1-k8s-events", port, "put /events/$i $i", endpoints=endpoints)
@@ -246,6 +263,9 @@ def test_a_rolling_restart_of_one_cluster_leaves_the_other_untouched(
             k8s_env = docker_exec(two_clusters, host, f"cat /etc/etcd/{_member('k8s', host)}.env")
             assert "ETCD_AUTO_COMPACTION_RETENTION=1h\n" in k8s_env.stdout
             assert "etcd | Rolling restart after a change" in run.changes[host]
+        assert _gateway_read(two_clusters, "client-1-k8s-events", 2381) == 200
+        assert _gateway_read(two_clusters, "client-1", 2381) == 200
+        assert _gateway_read(two_clusters, "client-1", 2379) == 404
         assert run_pyinfra(two_clusters, "deploys/cluster.py").changes == {}
     finally:
         _set_clusters(two_clusters, _clusters())

@@ -141,3 +141,26 @@ def test_the_member_index_comes_from_the_name_in_any_of_its_clusters() -> None:
     assert run.views["b"]["etcd-k8s-2"].node_name == "etcd-b-2"
     assert run.views["b"]["etcd-k8s-3"].node_name == "etcd-b-7"
     assert run.views["a"]["etcd-k8s-3"].node_name == "etcd-a-3"
+
+
+def test_the_http_gateway_is_one_clusters_choice_and_drops_its_client_check() -> None:
+    """etcd cannot serve its JSON gateway beside the client check (etcd-io/etcd#15755): the
+    cluster that asks for the gateway runs without the check, the other keeps it."""
+    from etcd_step_pki.deploys.components import arguments
+    from etcd_step_pki.operations.etcd.configuration import member_config
+
+    clusters = {"k8s": {}, "k8s-events": {**TWO["etcd_clusters"]["k8s-events"]}}
+    clusters["k8s-events"]["etcd_http_gateway"] = True
+    run = validate_run(_inventory({"etcd_clusters": clusters}))
+    env = {
+        cluster: member_config(
+            arguments.member(view), arguments.member_options(view), "x", "new"
+        ).splitlines()
+        for cluster, view in ((c, run.views[c]["etcd-k8s-2"]) for c in run.clusters)
+    }
+    assert "ETCD_CLIENT_CERT_ALLOWED_HOSTNAME=k8s.etcd-clients.invalid" in env["k8s"]
+    assert "ETCD_ENABLE_GRPC_GATEWAY=false" in env["k8s"]
+    assert not [line for line in env["k8s-events"] if "ALLOWED_HOSTNAME" in line]
+    assert not [line for line in env["k8s-events"] if "GRPC_GATEWAY" in line]
+    # The peer port keeps its own check.
+    assert "ETCD_PEER_CERT_ALLOWED_CN=etcd-k8s-events-peer" in env["k8s-events"]

@@ -181,3 +181,68 @@ def test_the_database_is_step_cas_account_and_everything_else_roots() -> None:
     ]
     kept = _files(f"700 step step d {PATH}/db", f"600 step step f {PATH}/db/bbolt.db")
     assert raw(run_op(ca.file_modes, FakeHost({CAState: {"files": kept}}), PATH)) == []
+
+
+class _Primary:
+    """A cert-manager reached at run time: ca.json as given, step-ca failing to come back
+    while the ca.json written last holds `refused` (None: it always comes back)."""
+
+    name = "etcd-k8s-1"
+
+    def __init__(self, config: dict, refused: str | None) -> None:
+        from pyinfra.connectors.util import CommandOutput
+
+        self.output = CommandOutput
+        self.written = [json.dumps(config)]
+        self.refused = refused
+        self.logged: list[str] = []
+
+    def run(self, command, *, stdin=None):
+        text = command if isinstance(command, str) else command.get_raw_value()
+        if text.startswith("cat "):
+            return True, self._out(self.written[-1])
+        if "ca.json" in text:
+            self.written.append(text)
+            return True, self._out("")
+        if "systemctl restart" in text and self.refused and self.refused in self.written[-1]:
+            return False, self._out("", "step-ca.service: Failed with result 'exit-code'")
+        return True, self._out("")
+
+    def _out(self, stdout: str, stderr: str = ""):
+        from pyinfra.connectors.util import OutputLine
+
+        lines = [OutputLine("stdout", line) for line in stdout.splitlines()]
+        return self.output([*lines, *(OutputLine("stderr", line) for line in stderr.splitlines())])
+
+    def log(self, message: str) -> None:
+        self.logged.append(message)
+
+
+def _policy():
+    from etcd_step_pki.operations import profiles
+    from etcd_step_pki.operations.ca_policy import Policy
+
+    kinds = [
+        profiles.profile(kind, base="etcd-pki", cluster="k8s")
+        for kind in ("peer", "server", "client")
+    ]
+    return Policy.of("etcd-pki", kinds, {"k8s": ["etcd-k8s-1", "client-1"]})
+
+
+def test_a_policy_that_step_ca_does_not_come_back_on_is_put_back() -> None:
+    """The CA restarted onto the inventory's policy does not come back: its previous ca.json
+    goes back and step-ca is restarted on it; the run fails, naming why."""
+    from etcd_step_pki.operations.ca_policy import policy_current
+
+    config = json.loads(json.dumps(INIT_CONFIG))
+    config["authority"]["provisioners"][0]["key"] = {"kty": "EC"}
+    primary = _Primary(config, refused="etcd-pki-k8s-peer")
+    with pytest.raises(RuntimeError, match=r"exit-code.*previous ca.json was put back"):
+        policy_current(primary, PATH, "https://ca.local:9000", _policy())  # type: ignore[arg-type]
+    assert "etcd-pki-k8s-peer" in primary.written[1]
+    assert "etcd-pki-k8s-peer" not in primary.written[-1]
+    assert not primary.logged
+    # When step-ca comes back, the policy stays.
+    primary = _Primary(config, refused=None)
+    policy_current(primary, PATH, "https://ca.local:9000", _policy())  # type: ignore[arg-type]
+    assert len(primary.written) == 2 and primary.logged

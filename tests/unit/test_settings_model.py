@@ -84,6 +84,9 @@ def test_paths_are_absolute_one_line_strings(value: object) -> None:
         ({"etcd_tls_min_version": "TLS1.1"}, "etcd_tls_min_version"),
         ({"cert_key_type": "DSA"}, "cert_key_type"),
         ({"etcd_install_from": "rpm"}, "etcd_install_from"),
+        # Revocation reads the CA's records from bbolt only.
+        ({"step_ca_db_type": "badgerv2"}, "step_ca_db_type"),
+        ({"etcd_http_gateway": "sometimes"}, "etcd_http_gateway"),
         ({"etcd_cipher_suites": ["rc4"]}, "etcd_cipher_suites"),
         ({"etcd_member_index": 0}, "etcd_member_index"),
         ({"etcd_defrag_min_free_bytes": -1}, "etcd_defrag_min_free_bytes"),
