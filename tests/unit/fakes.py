@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from unittest import mock
 
 from pyinfra.api import StringCommand
+from pyinfra.connectors.util import CommandOutput, OutputLine
 from pyinfra.context import ctx_host, ctx_state
 
 from etcd_step_pki.facts import memo
@@ -58,3 +59,30 @@ def run_op(op, fake: FakeHost, *args, **kwargs) -> list:
 
 def raw(commands: list) -> list[str]:
     return [c.get_raw_value() for c in commands if isinstance(c, StringCommand)]
+
+
+@dataclass
+class FakeRemote:
+    """A host reached at run time (operations/remote.py): `answer(command, stdin)` gives each
+    command's (ok, stdout, stderr); commands, log lines and failures are recorded."""
+
+    answer: Callable[[str, str | None], tuple[bool, str, str]]
+    name: str = "etcd-k8s-1"
+    commands: list[str] = field(default_factory=list)
+    logged: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def run(self, command, *, stdin: str | None = None) -> tuple[bool, CommandOutput]:
+        text = command if isinstance(command, str) else command.get_raw_value()
+        self.commands.append(text)
+        ok, stdout, stderr = self.answer(text, stdin)
+        lines = [OutputLine("stdout", line) for line in stdout.splitlines()]
+        lines += [OutputLine("stderr", line) for line in stderr.splitlines()]
+        return ok, CommandOutput(lines)
+
+    def log(self, message: str) -> None:
+        self.logged.append(message)
+
+    def fail(self, message: str) -> bool:
+        self.failures.append(message)
+        return False

@@ -11,7 +11,7 @@ from pyinfra.api import OperationError
 from etcd_step_pki.facts.ca import CAHealth, CAState
 from etcd_step_pki.operations import ca
 from etcd_step_pki.operations.ca import Durations
-from tests.unit.fakes import FakeHost, FakeState, raw, run_op
+from tests.unit.fakes import FakeHost, FakeRemote, FakeState, raw, run_op
 
 PATH = "/etc/step-ca"
 DURATIONS = Durations("17520h", "26280h", "1h")
@@ -183,39 +183,22 @@ def test_the_database_is_step_cas_account_and_everything_else_roots() -> None:
     assert raw(run_op(ca.file_modes, FakeHost({CAState: {"files": kept}}), PATH)) == []
 
 
-class _Primary:
+def _primary(config: dict, refused: str | None) -> tuple[FakeRemote, list[str]]:
     """A cert-manager reached at run time: ca.json as given, step-ca failing to come back
-    while the ca.json written last holds `refused` (None: it always comes back)."""
+    while the ca.json written last holds `refused` (None: it always comes back); with the
+    ca.json texts it held, in order."""
+    written = [json.dumps(config)]
 
-    name = "etcd-k8s-1"
+    def answer(command: str, stdin: str | None) -> tuple[bool, str, str]:
+        if command.startswith("cat "):
+            return True, written[-1], ""
+        if "ca.json" in command:
+            written.append(command)
+        elif "systemctl restart" in command and refused and refused in written[-1]:
+            return False, "", "step-ca.service: Failed with result 'exit-code'"
+        return True, "", ""
 
-    def __init__(self, config: dict, refused: str | None) -> None:
-        from pyinfra.connectors.util import CommandOutput
-
-        self.output = CommandOutput
-        self.written = [json.dumps(config)]
-        self.refused = refused
-        self.logged: list[str] = []
-
-    def run(self, command, *, stdin=None):
-        text = command if isinstance(command, str) else command.get_raw_value()
-        if text.startswith("cat "):
-            return True, self._out(self.written[-1])
-        if "ca.json" in text:
-            self.written.append(text)
-            return True, self._out("")
-        if "systemctl restart" in text and self.refused and self.refused in self.written[-1]:
-            return False, self._out("", "step-ca.service: Failed with result 'exit-code'")
-        return True, self._out("")
-
-    def _out(self, stdout: str, stderr: str = ""):
-        from pyinfra.connectors.util import OutputLine
-
-        lines = [OutputLine("stdout", line) for line in stdout.splitlines()]
-        return self.output([*lines, *(OutputLine("stderr", line) for line in stderr.splitlines())])
-
-    def log(self, message: str) -> None:
-        self.logged.append(message)
+    return FakeRemote(answer), written
 
 
 def _policy():
@@ -236,13 +219,13 @@ def test_a_policy_that_step_ca_does_not_come_back_on_is_put_back() -> None:
 
     config = json.loads(json.dumps(INIT_CONFIG))
     config["authority"]["provisioners"][0]["key"] = {"kty": "EC"}
-    primary = _Primary(config, refused="etcd-pki-k8s-peer")
+    primary, written = _primary(config, refused="etcd-pki-k8s-peer")
     with pytest.raises(RuntimeError, match=r"exit-code.*previous ca.json was put back"):
         policy_current(primary, PATH, "https://ca.local:9000", _policy())  # type: ignore[arg-type]
-    assert "etcd-pki-k8s-peer" in primary.written[1]
-    assert "etcd-pki-k8s-peer" not in primary.written[-1]
+    assert "etcd-pki-k8s-peer" in written[1]
+    assert "etcd-pki-k8s-peer" not in written[-1]
     assert not primary.logged
     # When step-ca comes back, the policy stays.
-    primary = _Primary(config, refused=None)
+    primary, written = _primary(config, refused=None)
     policy_current(primary, PATH, "https://ca.local:9000", _policy())  # type: ignore[arg-type]
-    assert len(primary.written) == 2 and primary.logged
+    assert len(written) == 2 and primary.logged

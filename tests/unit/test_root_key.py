@@ -16,7 +16,7 @@ from etcd_step_pki.operations import root_key
 from etcd_step_pki.operations.remote import RunTimeStep
 from etcd_step_pki.operations.roots import root_fingerprint
 from etcd_step_pki.operations.rotation import intermediate_rotated
-from tests.unit.fakes import FakeHost, run_op
+from tests.unit.fakes import FakeHost, FakeRemote, run_op
 from tests.unit.test_day2_operations import NOW, _ca_host
 
 PATH = "/etc/step-ca"
@@ -97,3 +97,29 @@ def test_a_rotation_brings_the_offline_root_key_back_for_its_step(tmp_path: Path
     assert "PRIVATE KEY BLOCK-----\ny" not in text and PRIVATE not in repr(
         root_key.OfflineRoot(str(export), PRIVATE)
     )
+
+
+@pytest.mark.parametrize(
+    "export_output", [(False, "", "gpg: no valid OpenPGP data"), (True, "", "")]
+)
+def test_a_failed_export_removes_no_copy_and_keeps_no_file(
+    tmp_path: Path, export_output: tuple[bool, str, str]
+) -> None:
+    """The export fails, or prints no ciphertext: no key is removed and no file is kept; when
+    it works, the ciphertext is kept first and the copies are removed as names (`rm -f --`)."""
+    export = tmp_path / "prod.k8s.root-key.gpg"
+    copies = [KEY, f"{PATH}.before-restore-20261201120000/secrets/root_ca_key"]
+    fingerprint = "cd" * 32
+
+    def answer(command: str, stdin: str | None) -> tuple[bool, str, str]:
+        return export_output if stdin == PUBLIC else (True, "", "")
+
+    remote = FakeRemote(answer)
+    kept = root_key._kept_offline(None, remote, PATH, str(export), fingerprint, PUBLIC, copies)  # type: ignore[arg-type]
+    assert not kept and remote.failures and not export.exists()
+    assert not [c for c in remote.commands if c.startswith("rm ")]
+    remote = FakeRemote(lambda command, stdin: (True, MESSAGE, "") if stdin else (True, "", ""))
+    assert root_key._kept_offline(None, remote, PATH, str(export), fingerprint, PUBLIC, copies)  # type: ignore[arg-type]
+    assert export.read_text() == f"# root {fingerprint}\n{MESSAGE}"
+    assert oct(export.stat().st_mode & 0o777) == "0o600"
+    assert remote.commands[-1] == "rm -f -- " + " ".join(shlex.quote(c) for c in copies)
