@@ -8,6 +8,7 @@ or, in a deploy file of your own, `from etcd_step_pki import cluster` and `clust
 settings are host data (README, "Settings"); the functions take no arguments.
 """
 
+from etcd_step_pki import planning
 from etcd_step_pki.deploys.backup_ca import backup_ca
 from etcd_step_pki.deploys.ca import ca
 from etcd_step_pki.deploys.certs import certs
@@ -49,3 +50,6 @@ __all__ = [
     "rotate_intermediate",
     "status",
 ]
+
+# pyinfra plans each operation faster with these (etcd_step_pki/planning.py).
+planning.applied()

@@ -28,6 +28,7 @@ from pyinfra.api import FactBase, StringCommand
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.api.host import Host
 
+from etcd_step_pki.templates import controller_cache
 from etcd_step_pki.templates.scripts import script
 
 logger = logging.getLogger(__name__)
@@ -78,10 +79,9 @@ def _listed(value: Any) -> Any:
 
 def _list_path(host: str) -> Path:
     """Where the reads of this command line on this host are kept."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     words = [word for word in sys.argv[1:] if not word.startswith("-")]
     name = hashlib.sha256(json.dumps([host, words]).encode()).hexdigest()[:32]
-    return base / "etcd-step-pki" / "fact-reads" / f"{name}.json"
+    return controller_cache("fact-reads") / f"{name}.json"
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
+import jinja2.bccache
 
 DIRECTORY = Path(__file__).resolve().parent
 
@@ -42,9 +45,43 @@ def one_line(value: object) -> object:
     return value
 
 
-def _environment(finalize: Callable[[object], object] | None = None) -> jinja2.Environment:
+def controller_cache(name: str) -> Path:
+    """A directory of this tool's under the controller user's cache (`$XDG_CACHE_HOME`, else
+    `~/.cache`), for what one run keeps for the next."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "etcd-step-pki" / name
+
+
+class _CompiledTemplates(jinja2.FileSystemBytecodeCache):
+    """Templates compiled by an earlier run, kept in the controller's cache (Jinja checks
+    each against its source): a run then compiles none of the twenty or so it renders. One
+    directory per environment: Jinja's key is the template's name, and the code compiled
+    depends on the environment (`finalize`). A cache that cannot be read or written is only
+    not used."""
+
+    def __init__(self, environment: str) -> None:
+        directory = controller_cache("templates") / environment
+        with contextlib.suppress(OSError):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        super().__init__(str(directory))
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, ValueError, EOFError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _environment(
+    name: str, finalize: Callable[[object], object] | None = None
+) -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(DIRECTORY)),
+        bytecode_cache=_CompiledTemplates(name),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -57,8 +94,8 @@ def _environment(finalize: Callable[[object], object] | None = None) -> jinja2.E
     return environment
 
 
-_scripts = _environment()
-_line_files = _environment(finalize=one_line)
+_scripts = _environment("scripts")
+_line_files = _environment("line-files", finalize=one_line)
 
 
 def render(template: str, **values: object) -> str:

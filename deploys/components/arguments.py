@@ -125,7 +125,9 @@ def standard_tls(settings: Settings, *, peers_checked: bool = True) -> TLSFiles:
         f"{settings.ssl_dir}/client-ca.crt",
         peer.common_name if peers_checked and peer else None,
         settings.crl_file if settings.is_member else None,
-        None if settings.etcd.http_gateway or not (peers_checked and client) else client.client_mark,
+        None
+        if settings.etcd.http_gateway or not (peers_checked and client)
+        else client.client_mark,
     )
 
 
