@@ -183,12 +183,13 @@ def _analysis(r: dict) -> list[str]:
     if "rerun" in r and r["rerun"] > 2 * r.get("floor", float("inf")):
         out += [
             "",
-            "The no-op re-run is above 2x the floor. A run that changes nothing makes two"
-            " commands per host: its run lock, and one batch of every fact the previous run"
-            " read there (facts/prefetch.py, the facts side by side on the host, sharing this"
-            " machine's cores with every other host). The deploy itself costs what the floor"
-            " does not: importing the package and building its settings (pydantic, about"
-            " 0.25 s in all) and planning every host.",
+            "The no-op re-run is above 2x the floor. A run that changes nothing makes one"
+            " command per host, as the floor does: its run lock taken with one batch of every"
+            " fact the previous run read there (facts/prefetch.py, the facts side by side on"
+            " the host, about 0.25 s of CPU on a member, sharing this machine's cores with"
+            " every other host). The deploy itself costs what the floor does not: importing"
+            " the package and building its settings (pydantic, about 0.25 s in all) and"
+            " planning every host.",
         ]
     return [*out, "", *GAINS]
 
