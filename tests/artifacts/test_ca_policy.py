@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from etcd_step_pki.operations import ca as ca_config
 from etcd_step_pki.operations import profiles
-from tests.harness.local_step import initialised_ca, serving, step
+from tests.harness.local_step import certificate, initialised_ca, serving, step, token
 
 pytestmark = pytest.mark.artifacts
 
@@ -44,16 +44,9 @@ def _configure(ca: types.SimpleNamespace) -> None:
 def _request(release, ca, provisioner: str, subject: str, *sans: str) -> tuple[int, str, Path]:
     """A token for `subject` and `sans` from `provisioner`, then `step ca certificate` with it:
     the exit code, the error, and where the certificate went."""
-    flags = [x for san in sans for x in ("--san", san)]
-    token = step(
-        release, ca.env, "ca", "token", subject, *flags, "--provisioner", provisioner,
-        "--provisioner-password-file", ca.ppw, "--ca-url", ca.url, "--root", ca.root,
-    ).stdout.strip()  # fmt: skip
     crt = ca.base / f"{provisioner}-{subject}-{'-'.join(sans)}.crt"
-    done = step(
-        release, ca.env, "ca", "certificate", subject, crt, crt.with_suffix(".key"),
-        "--token", token, "--ca-url", ca.url, "--root", ca.root, "--force", check=False,
-    )  # fmt: skip
+    one_time = token(release, ca, provisioner, subject, *sans)
+    done = certificate(release, ca, subject, one_time, crt)
     return done.returncode, done.stderr, crt
 
 

@@ -12,7 +12,7 @@ import subprocess
 import tarfile
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -126,19 +126,53 @@ def serving(release: Any, ca: types.SimpleNamespace) -> Iterator[subprocess.Comp
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            health = step(release, ca.env, "ca", "health", "--ca-url", ca.url, check=False)
-            if health.returncode == 0:
-                break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"step-ca did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield health
+        health: list[subprocess.CompletedProcess[str]] = []
+
+        def answers() -> bool:
+            health[:] = [step(release, ca.env, "ca", "health", "--ca-url", ca.url, check=False)]
+            return health[0].returncode == 0
+
+        started(proc, answers, 30, log_path)
+        yield health[0]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stopped(proc, 10)
+
+
+def started(
+    proc: subprocess.Popen[Any], ready: Callable[[], bool], timeout: float, log: pathlib.Path
+) -> None:
+    """Wait until `ready()`; AssertionError with the log when `proc` ends or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{proc.args[0]} did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def stopped(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """`proc` ended: asked to, then killed after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def token(release: Any, ca: types.SimpleNamespace, provisioner: str, subject: str,
+          *sans: str) -> str:  # fmt: skip
+    """A one-time token of `provisioner` for `subject` and `sans`, minted at `ca`."""
+    flags = [x for san in sans for x in ("--san", san)]
+    return step(
+        release, ca.env, "ca", "token", subject, *flags, "--provisioner", provisioner,
+        "--provisioner-password-file", ca.ppw, "--ca-url", ca.url, "--root", ca.root,
+    ).stdout.strip()  # fmt: skip
+
+
+def certificate(release: Any, ca: types.SimpleNamespace, subject: str, one_time: str,
+                crt: pathlib.Path) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """`step ca certificate` at `ca` with the token `one_time`: the key beside `crt`."""
+    return step(
+        release, ca.env, "ca", "certificate", subject, crt, crt.with_suffix(".key"),
+        "--token", one_time, "--ca-url", ca.url, "--root", ca.root, "--force", check=False,
+    )  # fmt: skip

@@ -2,15 +2,17 @@
 # The programs the controller-side tests and `make lint` call, installed from Debian's
 # packages when missing: gpg (backup keys, replication's encryption), openssl (certificate
 # checks), shellcheck (every rendered script, tests/unit/test_shell_scripts.py) and promtool
-# (the alert rules' unit tests; only the binary is taken from Debian's prometheus package).
+# (the alert rules' unit tests; only the binary is taken from Debian's prometheus package),
+# and MariaDB's server and client programs (step-ca on a shared SQL database,
+# tests/artifacts/test_ca_shared_database.py; the packages without a service of their own).
 # Without root, nothing is installed: what is missing is named, with this script as the fix.
 set -euo pipefail
 
 say() { echo "controller-tools: $*" >&2; }
 
 missing=()
-for tool in gpg openssl shellcheck promtool; do
-    command -v "$tool" >/dev/null || missing+=("$tool")
+for tool in gpg openssl shellcheck promtool mariadbd mariadb-install-db mariadb; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
 done
 [ "${#missing[@]}" = 0 ] && exit 0
 
@@ -27,6 +29,8 @@ for tool in "${missing[@]}"; do
     case "$tool" in
         gpg) packages+=(gnupg) ;;
         openssl | shellcheck) packages+=("$tool") ;;
+        mariadbd | mariadb-install-db) packages+=(mariadb-server-core) ;;
+        mariadb) packages+=(mariadb-client-core) ;;
     esac
 done
 if [ "${#packages[@]}" != 0 ]; then

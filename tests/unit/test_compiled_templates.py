@@ -39,6 +39,8 @@ def test_a_cache_that_cannot_be_written_is_not_used(
     (tmp_path / "etcd-step-pki").write_text("a file where the directory would be")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     environment = templates._environment("scripts")
-    assert environment.get_template("facts/batch.sh.j2").render(
-        mark="m", commands=["true"], machine="", holder=None
-    ).startswith("#")
+    assert (
+        environment.get_template("facts/batch.sh.j2")
+        .render(mark="m", commands=["true"], machine="", holder=None)
+        .startswith("#")
+    )
