@@ -19,6 +19,7 @@ from pyinfra.api import OperationError, operation
 from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.prometheus import PrometheusSetup, loads_rules
 from etcd_step_pki.operations import Commands
+from etcd_step_pki.operations.ca_probe import probe_rules
 from etcd_step_pki.operations.durations import parse_duration
 from etcd_step_pki.templates.scripts import script
 
@@ -35,6 +36,7 @@ class Thresholds:
     renewal_overdue_after: str = "26h"
     metrics_stale_after: str = "50h"
     crl_refresh_failing_after: str = "6h"
+    ca_down_after: str = "2m"
     etcd_job: str = "etcd"
     # etcd's own (its monitoring mixin's, etcd-io/etcd contrib/mixin, and its defaults)
     etcd_leader_changes: int = 4  # in 15 minutes
@@ -279,6 +281,7 @@ def alert_rules(limits: Thresholds) -> dict[str, Any]:
                         " is its timer on?",
                     ),
                     *_crl_rules(limits),
+                    *probe_rules(limits.ca_down_after, _rule),
                     _rule(
                         "EtcdPkiCaDown",
                         "max by (host) (etcd_pki_ca_up) == 0",

@@ -17,6 +17,7 @@ from etcd_step_pki.deploys.settings import (
     time_setting,
 )
 from etcd_step_pki.operations.accounts import system_account
+from etcd_step_pki.operations.ca_probe import PROBE_UNIT, probe_script, probe_units
 from etcd_step_pki.operations.certificates import Certificate, node_certificates
 from etcd_step_pki.operations.installed_files import file_installed
 from etcd_step_pki.operations.renewal import (
@@ -74,6 +75,13 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
             certificates=settings.host_certificates,
             node=arguments.step_node(settings),
             schedule=arguments.schedule(settings),
+        )
+    if settings.renewal.metrics_dir is not None:
+        file_installed(
+            name="CA probe",
+            dest=f"{settings.bin_dir}/{PROBE_UNIT}",
+            text=probe_script([settings.ca_url], settings.root_file),
+            mode="0755",
         )
     if settings.member_of_any:
         file_installed(
@@ -133,8 +141,8 @@ def renewal_units(
     settings: Settings, certificates: Sequence[Certificate] | None = None
 ) -> OperationMeta:
     """The renewal service and timer of each certificate (default: of all the host's
-    clusters), the timers on or off; on a member, the revocation list's timer too, always on
-    (whatever `renewal_enabled` says)."""
+    clusters), the timers on or off; on a member, the revocation list's timer too, and with
+    metrics the CA probe's, always on (whatever `renewal_enabled` says)."""
     enabled = settings.renewal.enabled
     items = settings.host_certificates if certificates is None else certificates
     files = unit_files(
@@ -143,17 +151,24 @@ def renewal_units(
         settings.ca_url,
         arguments.schedule(settings),
     )
+    always_on = []
+    metrics_dir = settings.renewal.metrics_dir
     if settings.member_of_any:
         url, root, path = _crl(settings)
-        metrics = settings.renewal.metrics_dir is not None
+        metrics = metrics_dir is not None
         files |= crl_units(url, root, path, settings.etcd_user, settings.bin_dir, metrics=metrics)
+        always_on.append(f"{CRL_UNIT}.timer")
+    if metrics_dir is not None:
+        interval = settings.renewal.probe_interval
+        files |= probe_units(settings.etcd_user, settings.bin_dir, metrics_dir, interval)
+        always_on.append(f"{PROBE_UNIT}.timer")
     return systemd_units(
         name="Renewal units",
         units=timers(items),
         files=files,
         running=enabled,
         enabled=enabled,
-        always_on=[f"{CRL_UNIT}.timer"] if settings.member_of_any else [],
+        always_on=always_on,
     )
 
 

@@ -8,12 +8,14 @@ run when anything needs attention, so monitoring can act on the exit code.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from pyinfra import host, state
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.facts.files import FindInFile
 
 from etcd_step_pki.deploys.components import arguments
 from etcd_step_pki.deploys.settings import Settings, cluster_views, load_settings
@@ -21,7 +23,9 @@ from etcd_step_pki.facts.ca import CAHealth, CAState
 from etcd_step_pki.facts.certificates import NodeCertificates, parse_certificate
 from etcd_step_pki.facts.etcd import EtcdCluster, cluster_healthy, member_status
 from etcd_step_pki.facts.units import Units
+from etcd_step_pki.operations.ca_probe import PROBE_FILE, PROBE_UNIT, PROBES_STALE_AFTER
 from etcd_step_pki.operations.certificates import past_renewal_point
+from etcd_step_pki.operations.durations import parse_duration
 
 DAY = 86400.0
 
@@ -80,6 +84,15 @@ def attention(report: dict[str, Any], renewal_enabled: bool) -> list[str]:
             days = ca.get(f"{kind}_days_left")
             if days is not None and days < ca["expiry_window_days"]:
                 found.append(f"{name}: the {kind} CA certificate expires in {days:.0f} days")
+    probe = report.get("ca_probe")
+    if probe is not None:
+        if probe["timer"] != "active":
+            found.append(f"{name}: the CA probe's timer is {probe['timer']}")
+        found += [f"{name}: does not reach the CA {ca}" for ca, up in probe["up"].items() if not up]
+        age = probe["seconds_since"]
+        if age is None or age > parse_duration(PROBES_STALE_AFTER):
+            ran = "has never run" if age is None else f"last ran {age} s ago"
+            found.append(f"{name}: the CA probe {ran}")
     for cluster, etcd in report.get("etcd_clusters", {}).items():
         if not etcd["healthy"]:
             found.append(
@@ -97,6 +110,25 @@ def attention(report: dict[str, Any], renewal_enabled: bool) -> list[str]:
         if renewal_enabled and row["timer"] != "active":
             found.append(f"{label}: the renewal timer is {row['timer']}")
     return found
+
+
+# The lines of the CA probe's metrics that say what it found (operations/ca_probe.py).
+PROBED = "^etcd_pki_ca_probe_(up|timestamp_seconds)"
+
+
+def probe_part(lines: list[str] | None, timer: str, now: float) -> dict[str, Any]:
+    """What this host's CA probe last found: each CA reached or not, and how long ago."""
+    up: dict[str, bool] = {}
+    when = None
+    for line in lines or []:
+        match = re.fullmatch(r'etcd_pki_ca_probe_up\{host="[^"]*",ca="([^"]*)"\} ([01])', line)
+        if match:
+            up[match.group(1)] = match.group(2) == "1"
+        stamp = re.fullmatch(r"etcd_pki_ca_probe_timestamp_seconds\{[^}]*\} (\d+)", line)
+        if stamp:
+            when = int(stamp.group(1))
+    since = None if when is None else max(int(now) - when, 0)
+    return {"timer": timer, "up": up, "seconds_since": since}
 
 
 def _ca_part(settings: Settings, now: float, window: int) -> dict[str, Any]:
@@ -157,8 +189,16 @@ def report_for_host(settings: Settings, now: float, window: int) -> dict[str, An
             pairs=[(c.crt, c.key) for c in items],
         )
         names = [f"{c.unit}.{kind}" for c in items for kind in ("service", "timer")]
+        metrics_dir = settings.renewal.metrics_dir
+        if metrics_dir is not None:
+            names.append(f"{PROBE_UNIT}.timer")
         units = host.get_fact(Units, units=names)
         report["certificates"] = certificate_rows(settings, found, units, now)
+        if metrics_dir is not None:
+            probe_file = f"{metrics_dir}/{PROBE_FILE}"
+            lines = host.get_fact(FindInFile, path=probe_file, pattern=PROBED, extended_regex=True)
+            timer = units["states"].get(f"{PROBE_UNIT}.timer", {})
+            report["ca_probe"] = probe_part(lines, timer.get("ActiveState", "missing"), now)
     report["attention"] = attention(report, settings.renewal.enabled)
     return report
 
@@ -180,6 +220,13 @@ def format_text(report: dict[str, Any]) -> str:
             f"{name} etcd-{cluster}: {word} members={healthy}/{len(etcd['members'])}"
             f" leader={etcd['leader']} revision={etcd['revision']} db-size={etcd['db_size']}"
             f" version={etcd['version']}"
+        )
+    probe = report.get("ca_probe")
+    if probe is not None:
+        reached = " ".join(f"{ca}={'up' if up else 'DOWN'}" for ca, up in probe["up"].items())
+        lines.append(
+            f"{name} CA probe: {reached or 'no result'} timer={probe['timer']}"
+            f" seconds-since={probe['seconds_since']}"
         )
     for row in report.get("certificates", []):
         if not row["present"]:

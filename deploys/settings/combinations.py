@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from etcd_step_pki.deploys.settings.values import Invalid
+from etcd_step_pki.operations.ca_probe import PROBE_TIMEOUT
 from etcd_step_pki.operations.durations import parse_duration
 from etcd_step_pki.operations.etcd.releases import settings_problem
 from etcd_step_pki.operations.etcd.tls import suites_with_version_problem
@@ -22,6 +23,7 @@ def check(settings: HostSettings) -> None:
         kms_key_named,
         artifact_source_complete,
         root_key_offline_encrypted,
+        ca_probe_outlasts_a_probe,
     ):
         each(settings)
 
@@ -77,4 +79,13 @@ def root_key_offline_encrypted(s: HostSettings) -> None:
             "ca_root_key_offline",
             "the root key leaves the cert-managers encrypted to ca_backup_recipient_key "
             "(ca_backup_encryption=gpg): set it",
+        )
+
+
+def ca_probe_outlasts_a_probe(s: HostSettings) -> None:
+    """A CA probe waits up to PROBE_TIMEOUT seconds: the next must not start before."""
+    if parse_duration(s.ca_probe_interval) <= PROBE_TIMEOUT:
+        raise Invalid(
+            "ca_probe_interval",
+            f"{s.ca_probe_interval} is not longer than a probe may wait ({PROBE_TIMEOUT}s)",
         )

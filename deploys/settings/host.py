@@ -20,6 +20,8 @@ class Renewal:
     randomized_delay: str
     expires_in: str | None
     metrics_dir: str | None
+    # How often the CA probe runs (operations/ca_probe.py), with metrics on.
+    probe_interval: str
 
 
 @dataclass(frozen=True)

@@ -301,6 +301,11 @@ class HostSettings(RunOptions):
     metrics_textfile_dir: AbsolutePath | None = setting(
         None, "node-exporter textfile directory for renewal metrics", shown="none (no metrics)"
     )
+    ca_probe_interval: Duration = setting(
+        "30s",
+        "with `metrics_textfile_dir`: how often each host with certificates asks the CA's "
+        "health for its metrics (longer than the 5 s a probe may wait)",
+    )
     prometheus_config: AbsolutePath = setting(
         "/etc/prometheus/prometheus.yml",
         "on the `prometheus` hosts: its `rule_files` must load `prometheus_rules_file`",
@@ -317,6 +322,9 @@ class HostSettings(RunOptions):
     alert_metrics_stale_after: Duration = setting("50h", "renewal checks silent this long alert")
     alert_crl_refresh_failing_after: Duration = setting(
         "6h", "CRL refreshes failing this long alert"
+    )
+    alert_ca_down_after: Duration = setting(
+        "2m", "a CA that no host's probe reaches this long alerts (also one host cut off from it)"
     )
     alert_etcd_job: Line = setting("etcd", "the Prometheus job that scrapes `etcd_metrics_port`")
     alert_etcd_leader_changes: Annotated[int, _between(1, None, "a number of leader changes")] = (

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from tests.harness.artifacts import VERSIONS, go_binary, upstream
 from tests.harness.hosts import REPO
+from tests.harness.served import served
 
 pytestmark = pytest.mark.artifacts
 
@@ -101,13 +101,8 @@ def release_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root = tmp_path / "www"
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served(server):
         yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _download(url: str, cache: Path, *args: str) -> subprocess.CompletedProcess[str]:

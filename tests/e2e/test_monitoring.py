@@ -100,7 +100,9 @@ def monitored(release_archives: Path) -> Iterator[Scenario]:
     scenario = fresh_scenario("pki-test-mon", SUBNET, release_archives)
     address = str(ipaddress.ip_network(SUBNET)[200])
     scenario.hosts.append(TestHost(MONITOR, address, ("prometheus",)))
-    scenario.extra.update(metrics_textfile_dir=TEXTFILES, etcd_metrics_port=METRICS_PORT)
+    scenario.extra.update(
+        metrics_textfile_dir=TEXTFILES, etcd_metrics_port=METRICS_PORT, ca_probe_interval="6s"
+    )
     with scenario_hosts(scenario) as started:
         # The operator's monitoring, already there: node-exporter on every node, Prometheus
         # on the monitor (its configuration not yet loading this tool's rules).
@@ -259,5 +261,36 @@ def test_failing_crl_refreshes_fire_and_clear(monitored: Scenario) -> None:
         "step-ca",
         lambda: docker_exec(monitored, "etcd-k8s-2", refresh, check=False).returncode == 0,
     )
+    _wait("every alert to clear", lambda: _firing(monitored) == set() or None)
+    run_pyinfra(monitored, "deploys/monitoring.py")  # back to the defaults
+
+
+def test_a_ca_that_stops_answering_fires_within_seconds_and_clears(monitored: Scenario) -> None:
+    """Every host probes the CA every `ca_probe_interval` (6 s here), as the etcd account;
+    root puts the metrics in place. The CA stopped: the alert fires from the probes, not
+    from the next daily renewal check; started again: it clears."""
+    for host in NODES:
+        docker_exec(monitored, host, "systemctl is-active etcd-pki-ca-probe.timer")
+        found = docker_exec(monitored, host, f"stat -c '%a %U' {TEXTFILES}/etcd_pki_ca_probe.prom")
+        assert found.stdout.split() == ["644", "root"]
+    up = _wait(
+        "every host's probe",
+        lambda: (
+            found if len(found := _query(monitored, "etcd_pki_ca_probe_up == 1")) == 4 else None
+        ),
+    )
+    # One CA: the primary's URL (standby cert-managers keep their step-ca stopped).
+    assert len({item["metric"]["ca"] for item in up}) == 1
+    run_pyinfra(monitored, "deploys/monitoring.py", "--data", "alert_ca_down_after=1s")
+    docker_exec(monitored, "etcd-k8s-1", "systemctl stop step-ca")
+    try:
+        _wait(
+            "the CA alert",
+            lambda: ("EtcdPkiCaUnreachable", "") in _firing(monitored) or None,
+            timeout=60,
+        )
+        assert len(_query(monitored, "etcd_pki_ca_probe_up == 0")) == 4
+    finally:
+        docker_exec(monitored, "etcd-k8s-1", "systemctl start step-ca")
     _wait("every alert to clear", lambda: _firing(monitored) == set() or None)
     run_pyinfra(monitored, "deploys/monitoring.py")  # back to the defaults

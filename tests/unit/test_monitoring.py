@@ -517,8 +517,14 @@ def dashboard_queries() -> list[str]:
 def test_dashboard_queries_are_valid_promql_on_series_that_exist(tmp_path: Path) -> None:
     import re
 
-    helper = Path(__file__).resolve().parents[2] / "templates" / "etcd-pki-renewal-metrics.sh.j2"
-    written = set(re.findall(r"^# TYPE (etcd_pki_\w+) gauge$", helper.read_text(), re.M))
+    templates = Path(__file__).resolve().parents[2] / "templates"
+    written = {
+        name
+        for helper in ("etcd-pki-renewal-metrics.sh.j2", "etcd-pki-ca-probe.sh.j2")
+        for name in re.findall(
+            r"^# TYPE (etcd_pki_\w+) gauge$", (templates / helper).read_text(), re.M
+        )
+    }
     queries = dashboard_queries()
     for query in queries:
         names = set(re.findall(r"\b(etcd_\w+|grpc_server_\w+|up|ALERTS)\b", query))
