@@ -75,6 +75,7 @@ def systemd_units(
     restart_after: Sequence[Change] = (),
     keep_previous: bool = False,
     always_on: Sequence[str] = (),
+    always_off: Sequence[str] = (),
 ) -> Commands:
     """
     Keep unit files as given, and the units running (or stopped) and enabled (or not).
@@ -89,9 +90,11 @@ def systemd_units(
     + keep_previous: keep each replaced unit file as `<file>.previous` (for a rollback)
     + always_on: more units kept running and enabled whatever `running` and `enabled` say
       (a timer that must run even where the others are switched off)
+    + always_off: more units kept stopped and disabled where they exist (a timer that a
+      setting switched off)
     """
     files = dict(files or {})
-    units = [*units, *(u for u in always_on if u not in units)]
+    units = [*units, *(u for u in [*always_on, *always_off] if u not in units)]
     found = memo.get_fact(host, Units, units=sorted({*units, *files}))
     changed = sorted(
         name for name, text in files.items() if found["files"].get(name) != digest(text)
@@ -107,7 +110,8 @@ def systemd_units(
 
     is_enabled = {u: states.get(u, {}).get("UnitFileState") == "enabled" for u in units}
     is_active = {u: states.get(u, {}).get("ActiveState") in _ACTIVE for u in units}
-    wanted = {u: (True, True) if u in always_on else (running, enabled) for u in units}
+    wanted = {u: (running, enabled) for u in units}
+    wanted |= {u: (True, True) for u in always_on} | {u: (False, False) for u in always_off}
     for state in (True, False):
         switch = [u for u in units if wanted[u][1] is state and state != is_enabled[u]]
         if switch:

@@ -169,6 +169,8 @@ def renewal_units(
         running=enabled,
         enabled=enabled,
         always_on=always_on,
+        # Metrics switched off: the probe stops (its last metrics stay where they were).
+        always_off=[] if metrics_dir is not None else [f"{PROBE_UNIT}.timer"],
     )
 
 

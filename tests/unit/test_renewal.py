@@ -221,3 +221,20 @@ def test_a_timer_always_on_runs_where_the_others_are_switched_off() -> None:
         " { systemctl start crl.timer || { systemctl daemon-reload && systemctl start crl.timer;"
         " }; }; systemctl stop a.timer"
     )
+
+
+def test_a_timer_always_off_is_stopped_where_it_runs_and_left_alone_where_it_is_not() -> None:
+    """Metrics switched off stop the CA probe's timer; a host that never had it reads one
+    unit more, and changes nothing."""
+    files = {"a.service": "s", "a.timer": "t"}
+    host = _host({**files, "probe.timer": "p"}, active=True)
+    (command,) = raw(
+        run_op(systemd_units, host, ["a.timer"], files=files, running=True, enabled=True,
+               always_off=["probe.timer"])
+    )  # fmt: skip
+    assert (
+        command == "set -e; systemctl disable --no-reload probe.timer; systemctl stop probe.timer"
+    )
+    never = _host(files, active=True)
+    assert run_op(systemd_units, never, ["a.timer"], files=files, running=True, enabled=True,
+                  always_off=["probe.timer"]) == []  # fmt: skip
