@@ -48,7 +48,8 @@ def _wheel(dist: Path) -> Path:
 
 def _checkout_files(suffixes: tuple[str, ...]) -> set[str]:
     """The package's files in the checkout, as paths inside the installed package."""
-    found = {"etcd_step_pki/__init__.py", "etcd_step_pki/py.typed"}
+    found = {"etcd_step_pki/py.typed"}
+    found |= {f"etcd_step_pki/{path.name}" for path in (REPO / "etcd_step_pki").glob("*.py")}
     for package in PACKAGES:
         for path in (REPO / package).rglob("*"):
             if path.suffix in suffixes and "__pycache__" not in path.parts:
