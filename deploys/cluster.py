@@ -14,6 +14,7 @@ from etcd_step_pki.deploys import run_when_executed
 from etcd_step_pki.deploys.components.ca import certificate_authority
 from etcd_step_pki.deploys.components.certificates import certificates
 from etcd_step_pki.deploys.components.etcd import etcd_cluster
+from etcd_step_pki.deploys.components.galera import galera_cluster
 from etcd_step_pki.deploys.components.ha import replicate_ca
 from etcd_step_pki.deploys.components.monitoring import monitoring
 from etcd_step_pki.deploys.settings import DEFAULTS, each_cluster
@@ -23,6 +24,8 @@ from etcd_step_pki.deploys.settings import DEFAULTS, each_cluster
 def cluster() -> None:
     """The whole system: CA, trust, certificates, renewal, the etcd clusters, alert rules."""
     certificate_authority(step_on_nodes=True)
+    # Active-active: the CA's Galera cluster, before the nodes' certificates and replication.
+    galera_cluster()
     certificates()
     # After the certificates: issuing them writes to the CA's database.
     replicate_ca()

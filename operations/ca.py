@@ -14,7 +14,7 @@ from pyinfra.api.state import State
 from etcd_step_pki.facts import memo
 from etcd_step_pki.facts.ca import CAHealth, CAState
 from etcd_step_pki.facts.shell import replace_file, script
-from etcd_step_pki.operations import Commands, roots
+from etcd_step_pki.operations import Commands, galera, roots
 from etcd_step_pki.operations.ca_policy import Policy, render_config, with_policy
 from etcd_step_pki.operations.profiles import Profile
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
@@ -86,6 +86,7 @@ def desired_config(
     provisioner: str | None = None,
     profiles: Sequence[Profile] = (),
     names: Mapping[str, Sequence[str]] | None = None,
+    db_user: str = "step",
 ) -> dict[str, Any]:
     """ca.json as configured: names, address, database, certificate durations, a CRL kept
     up to date on every revocation, and a provisioner for each certificate profile, with the
@@ -97,8 +98,12 @@ def desired_config(
     config = copy.deepcopy(current)
     config["dnsNames"] = list(dns_names)
     config["address"] = f":{port}"
-    source = database_source(path, db_type)
-    config["db"] = {**config.get("db", {}), "type": db_type, "dataSource": source}
+    if db_type == "mysql":
+        # Active-active: the Galera node on this host (operations/galera.py).
+        config["db"] = galera.data_source(db_user)
+    else:
+        source = database_source(path, db_type)
+        config["db"] = {**config.get("db", {}), "type": db_type, "dataSource": source}
     # A certificate revoked at the CA is listed in its CRL at once (`/1.0/crl`), which the
     # members fetch and etcd checks.
     config["crl"] = {**config.get("crl", {}), "enabled": True, "generateOnRevoke": True}
@@ -225,7 +230,14 @@ def configuration(
         provisioner=provisioner,
         profiles=profiles,
         names=names,
+        db_user=ca_user,
     )
+    moved = (current.get("db") or {}).get("type"), wanted["db"]["type"]
+    if moved == ("bbolt", "mysql"):
+        raise OperationError(
+            "ca_ha=active-active: this CA keeps its records in bbolt, and moving them to the "
+            "Galera database is not done by these deploys yet; nothing was changed"
+        )
     fixes = _mode_fixes(path, state["files"], ca_user) if modes else []
     if wanted == current and not fixes:
         host.noop(f"{path}/config/ca.json is as configured" + (", file modes too" if modes else ""))

@@ -46,6 +46,9 @@ class Certificate:
     key: str
     # What the CA issues it for (operations/profiles.py); None: the authority's provisioner.
     profile: Profile | None = None
+    # What its renewal runs (as root) once the new certificate is in place: a program that
+    # reads it again without a restart (Galera's TLS); None: nothing, etcd reads it anyway.
+    reload: str | None = None
 
     @property
     def pair(self) -> str:
@@ -237,6 +240,7 @@ def node_certificates(
     trust_links: bool = True,
     reissue: str | None = None,
     issued_before: float | None = None,
+    request: str | None = None,
 ) -> Commands:
     """
     Trust the CA and hold valid certificates, each issued only when it has to be.
@@ -253,6 +257,8 @@ def node_certificates(
       that need it)
     + issued_before: a certificate that started before this time (seconds since the epoch;
       step-ca backdates by a minute) is issued again, with a new key (a compromised host)
+    + request: the name its tokens are minted under (default: the host's); another set of
+      the host's certificates in the same run needs a name of its own
 
     The tokens are minted on the cert-manager, in one batch for every node of the run, and
     that step is shown under the cert-manager; with `--limit` the cert-manager is reached
@@ -315,7 +321,7 @@ def node_certificates(
         tokens.register(
             host.state,
             tokens.TokenRequest(
-                host=host.name,
+                host=request or host.name,
                 items=tuple(
                     tokens.TokenItem(
                         item.kind,
@@ -331,7 +337,7 @@ def node_certificates(
         )
         reasons = "; ".join(f"{item.kind}: {why}" for item, why in due)
         command = _certificate_command(node, authority.url, issuance, items)
-        yield RunTimeStep(_issue, authority, items, command, reasons)
+        yield RunTimeStep(_issue, authority, items, command, reasons, request or host.name)
     elif not commands and not unpaired:
         host.noop(f"{len(certificates)} certificate(s) valid, trust in place")
 
@@ -366,11 +372,12 @@ def _issue(
     items: Sequence[Certificate],
     command: str,
     reasons: str,
+    request: str,
 ) -> bool:
     """Run time: the tokens from the cert-manager, handed to the node on stdin, used there."""
     node.log(f"issuing certificates ({reasons})")
     try:
-        minted = tokens.tokens_for(state, authority, node.name)
+        minted = tokens.tokens_for(state, authority, request)
     except RuntimeError as error:
         return node.fail(str(error))
     text = "".join(f"{place} {minted[str(place)]}\n" for place in range(len(items)))

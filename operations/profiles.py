@@ -42,7 +42,14 @@ USAGES = {
     "peer": ("serverAuth", "clientAuth"),
     "server": ("serverAuth", "clientAuth"),
     "client": ("clientAuth",),
+    # Galera's replication (ca_ha=active-active): each node dials the others and accepts them.
+    "galera": ("serverAuth", "clientAuth"),
 }
+# The key of the Galera nodes' names among the clusters' names: no cluster is named so
+# (cluster names are lower-case letters, digits and -).
+GALERA_SCOPE = "@galera"
+# The kinds of a cluster's certificates.
+CLUSTER_KINDS = ("peer", "server", "client")
 # The subjects of the throwaway certificates that prove a CA issues (failover, drills).
 PROOF_NAMES = ("failover-proof", "drill-proof")
 
@@ -85,6 +92,12 @@ def profile(kind: str, *, base: str, cluster: str) -> Profile:
         return Profile(kind, name, USAGES[kind], peer_common_name(cluster), cluster)
     mark = client_mark(cluster) if kind == "client" else None
     return Profile(kind, name, USAGES[kind], cluster=cluster, client_mark=mark)
+
+
+def galera_profile(base: str) -> Profile:
+    """The certificates of the CA's database nodes (MariaDB Galera and its arbitrator), for
+    their names only."""
+    return Profile("galera", f"{base}-galera", USAGES["galera"], cluster=GALERA_SCOPE)
 
 
 def proof_profile(base: str) -> Profile:
@@ -132,13 +145,20 @@ def template_data(item: Profile, names: Sequence[str]) -> dict[str, object]:
     step-ca's refusal), and the names the CA fixes."""
     data: dict[str, object] = {
         "etcdPkiNames": list(dict.fromkeys(names)),
-        "etcdPkiScope": f"cluster {item.cluster}" if item.cluster else "the proof certificates",
+        "etcdPkiScope": _scope(item),
     }
     if item.common_name:
         data["etcdPkiCommonName"] = item.common_name
     if item.client_mark:
         data["etcdPkiClientMark"] = item.client_mark
     return data
+
+
+def _scope(item: Profile) -> str:
+    """What the names are of, in step-ca's refusal."""
+    if item.cluster == GALERA_SCOPE:
+        return "the CA's database nodes"
+    return f"cluster {item.cluster}" if item.cluster else "the proof certificates"
 
 
 def x509_options(item: Profile, names: Sequence[str]) -> dict[str, object]:

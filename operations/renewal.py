@@ -93,6 +93,7 @@ def _values(
             own=True,
         ),
         "kind": item.kind,
+        "reload": item.reload,
         "unit": item.unit,
         "subject": item.subject,
         "crt": item.crt,

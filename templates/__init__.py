@@ -16,7 +16,7 @@ DIRECTORY = Path(__file__).resolve().parent
 
 # Files read line by line, where a value that ends a line would add a setting of its own: a
 # unit (systemd ends a line at \r as well) or an environment file (one variable a line).
-LINE_FILES = (".service.j2", ".timer.j2", ".env.j2")
+LINE_FILES = (".service.j2", ".timer.j2", ".env.j2", ".cnf.j2")
 
 
 def url_host(address: str) -> str:

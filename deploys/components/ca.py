@@ -12,8 +12,9 @@ from pyinfra.api.operation import OperationMeta
 from etcd_step_pki.deploys.components import component
 from etcd_step_pki.deploys.components.arguments import key_file, pinned_root
 from etcd_step_pki.deploys.components.binaries import installed_with_step, run_binaries, step_binary
+from etcd_step_pki.deploys.components.galera import database_prepared
 from etcd_step_pki.deploys.settings import Settings, ca_dns_names, cluster_names, load_settings
-from etcd_step_pki.operations import Change, ca
+from etcd_step_pki.operations import Change, ca, galera
 from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.binaries import release_binaries
 from etcd_step_pki.operations.custody import superseded_removed
@@ -43,11 +44,14 @@ def certificate_authority(*, step_on_nodes: bool = False) -> OperationMeta | Non
         days=settings.superseded_retention_days,
         now=time.time(),
     )
+    database_prepared(settings)
     if settings.is_primary:
         started = _primary(settings, [binary])
         root_key_kept_offline(settings)
         return started
-    keep_step_ca_stopped(settings)
+    if not settings.active_active:
+        # Active-active: step-ca starts on the state replication brings (components/ha.py).
+        keep_step_ca_stopped(settings)
     root_key_kept_offline(settings)
     return None
 
@@ -161,4 +165,6 @@ def step_ca_unit(settings: Settings) -> str:
         user=settings.ca_user,
         runtime="step-ca",
         source="/run/step-ca-source",
+        # Active-active: MariaDB's socket directory (operations/galera.py).
+        database=galera.SOCKET.rsplit("/", 1)[0] if settings.active_active else None,
     )

@@ -12,6 +12,7 @@ from pyinfra.operations import python
 from pyinfra.operations.util import any_changed
 
 from etcd_step_pki.deploys.components import arguments, component
+from etcd_step_pki.deploys.components.ca import run_step_ca
 from etcd_step_pki.deploys.settings import Settings, SettingsError, all_settings, load_settings
 from etcd_step_pki.facts.ca import CAHealth
 from etcd_step_pki.operations import ca
@@ -23,12 +24,15 @@ def replicate_ca() -> None:
     """Copy the primary's complete CA state to every backup cert-manager."""
     settings = load_settings()
     if settings.is_cert_manager and not settings.is_primary:
-        replicated(
+        copied = replicated(
             name=f"CA state from {settings.primary}",
             primary=settings.primary,
             path=settings.ca_path,
             pin=arguments.pinned_root(settings),
         )
+        if settings.active_active:
+            # Every cert-manager serves, on the records all share (the Galera database).
+            run_step_ca(settings, [copied])
 
 
 _started = time.monotonic()

@@ -9,8 +9,9 @@ from etcd_step_pki.deploys.settings.options import RunOptions
 from etcd_step_pki.operations.binaries import Artifact
 from etcd_step_pki.operations.ca import Durations
 from etcd_step_pki.operations.certificates import Certificate
+from etcd_step_pki.operations.galera import GALERA_SSL_DIR, RELOAD
 from etcd_step_pki.operations.monitoring import Thresholds
-from etcd_step_pki.operations.profiles import Profile, profile
+from etcd_step_pki.operations.profiles import Profile, galera_profile, profile
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,30 @@ class Alerting:
 
 
 @dataclass(frozen=True)
+class GaleraNode:
+    """A host of the CA's Galera cluster: its inventory name and the address it replicates
+    on (its first)."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Galera:
+    """The CA's database with `ca_ha=active-active` (galera.py builds it): a MariaDB Galera
+    node on every cert-manager, and the arbitrator's vote when one is named."""
+
+    nodes: tuple[GaleraNode, ...]
+    arbitrator: GaleraNode | None
+    group: str  # Galera's cluster name
+
+    @property
+    def members(self) -> tuple[GaleraNode, ...]:
+        """Every voter: the nodes, then the arbitrator."""
+        return self.nodes + ((self.arbitrator,) if self.arbitrator else ())
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a deploy needs to know about one host, validated."""
 
@@ -161,6 +186,10 @@ class Settings:
     alerting: Alerting
     run: RunOptions
     run_lock_wait: int
+    ha: str = "standby"  # `ca_ha`
+    galera_arbitrator: str | None = None  # `ca_galera_arbitrator`
+    # With ca_ha=active-active, the CA's database cluster (galera.py, after every host).
+    galera: Galera | None = None
 
     @property
     def is_primary(self) -> bool:
@@ -169,6 +198,39 @@ class Settings:
     @property
     def is_cert_manager(self) -> bool:
         return "etcd_cert_managers" in self.groups
+
+    @property
+    def active_active(self) -> bool:
+        """step-ca on every cert-manager over the Galera database (`ca_ha`)."""
+        return self.ha == "active-active"
+
+    @property
+    def galera_role(self) -> str | None:
+        """`node` (MariaDB with Galera), `arbitrator` (garbd), or None: none of the CA's
+        database here."""
+        if self.galera is None:
+            return None
+        if any(n.name == self.host for n in self.galera.nodes):
+            return "node"
+        arbitrator = self.galera.arbitrator
+        return "arbitrator" if arbitrator and arbitrator.name == self.host else None
+
+    @property
+    def galera_certificates(self) -> tuple[Certificate, ...]:
+        """A Galera host's certificate for replication, for its names only."""
+        role = self.galera_role
+        if role is None:
+            return ()
+        return (
+            Certificate(
+                "galera",
+                self.host,
+                f"{GALERA_SSL_DIR}/galera.crt",
+                f"{GALERA_SSL_DIR}/galera.key",
+                galera_profile(self.ca_provisioner),
+                reload=RELOAD[role],
+            ),
+        )
 
     @property
     def in_cluster(self) -> bool:
@@ -248,8 +310,11 @@ class Settings:
 
     @property
     def ca_profiles(self) -> list[Profile]:
-        """Every profile the CA issues: each kind of each cluster."""
-        return [item for cluster in self.clusters for item in self.profiles_of(cluster).values()]
+        """Every profile the CA issues: each kind of each cluster, and Galera's."""
+        items = [item for cluster in self.clusters for item in self.profiles_of(cluster).values()]
+        if self.active_active:
+            items.append(galera_profile(self.ca_provisioner))
+        return items
 
     @property
     def crl_file(self) -> str:

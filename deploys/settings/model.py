@@ -20,6 +20,7 @@ from etcd_step_pki.deploys.settings.values import (
     AbsolutePath,
     ArtifactSource,
     BackupEncryption,
+    CaHa,
     Checksums,
     CipherSuite,
     ClusterName,
@@ -200,6 +201,19 @@ class HostSettings(RunOptions):
         "reads (no other type is accepted: these deploys could not revoke from its records)",
     )
     step_ca_path: AbsolutePath = setting("/etc/step-ca", "the CA's `$STEPPATH`")
+    ca_ha: CaHa = setting(
+        "standby",
+        "`standby`: step-ca runs on the first cert-manager, the others wait with a copy of its "
+        "state; `active-active`: step-ca on every cert-manager over one MariaDB Galera database "
+        '(see "Active-active CA")',
+    )
+    ca_galera_arbitrator: Line | None = setting(
+        None,
+        "with `active-active`: the inventory host (no cert-manager) that runs Galera's "
+        "arbitrator, `garbd`, a third vote where two cert-managers alone would lose their "
+        "majority with one host",
+        shown="none",
+    )
     step_cert_default_duration: Duration = setting(
         "17520h", "lifetime of issued certificates (2 years)"
     )

@@ -23,6 +23,7 @@ from etcd_step_pki.deploys.settings.validation import (
     validate_run,
 )
 from etcd_step_pki.deploys.settings.values import parse_time
+from etcd_step_pki.operations.profiles import GALERA_SCOPE
 
 # The run whose settings were validated (its State, kept so that it is not mistaken for a
 # later one) and every host's settings: validated once a run.
@@ -92,9 +93,10 @@ def cluster_views() -> list[Settings]:
 
 def cluster_names() -> dict[str, tuple[str, ...]]:
     """Each cluster's names and addresses, from the inventory: every subject and SAN that the
-    certificates of its members and clients carry, the only ones its provisioners issue for."""
+    certificates of its members and clients carry, the only ones its provisioners issue for
+    (and, with `ca_ha=active-active`, the Galera hosts' under GALERA_SCOPE)."""
     run = _run_settings()
-    return {
+    names = {
         cluster: tuple(
             dict.fromkeys(
                 name
@@ -105,6 +107,11 @@ def cluster_names() -> dict[str, tuple[str, ...]]:
         )
         for cluster, views in run.views.items()
     }
+    galera = [s for s in run.views[run.clusters[0]].values() if s.galera_role]
+    if galera:
+        # The Galera hosts' names, for their replication certificates' provisioner.
+        names[GALERA_SCOPE] = tuple(dict.fromkeys(n for s in galera for n in (s.host, *s.sans)))
+    return names
 
 
 def one_cluster(deploy: str) -> str:

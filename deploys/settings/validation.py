@@ -22,6 +22,7 @@ from etcd_step_pki.deploys.settings.defaults import (
     STEP_CA_CHECKSUMS,
     STEP_CHECKSUMS,
 )
+from etcd_step_pki.deploys.settings.galera import with_galera
 from etcd_step_pki.deploys.settings.host import (
     Alerting,
     Backup,
@@ -238,7 +239,8 @@ def settings_for(
         ca_dns_names=raw.step_ca_dns_names,
         ca_provisioner=raw.step_ca_provisioner,
         root_pin=RootPin(raw.step_ca_root_fingerprint, root_record),
-        ca_db_type=raw.step_ca_db_type,
+        # Active-active: step-ca's records in the Galera cluster's MariaDB.
+        ca_db_type="mysql" if raw.ca_ha == "active-active" else raw.step_ca_db_type,
         ca_path=raw.step_ca_path,
         durations=Durations(
             raw.step_cert_default_duration, raw.step_cert_max_duration, raw.step_cert_min_duration
@@ -275,6 +277,8 @@ def settings_for(
         ),
         run=_run_options(raw),
         run_lock_wait=raw.run_lock_wait,
+        ha=raw.ca_ha,
+        galera_arbitrator=raw.ca_galera_arbitrator,
     )
 
 
@@ -306,6 +310,7 @@ def validate_run(inventory: Inventory) -> RunSettings:
         cluster: {h.name: settings_for(h, inventory, cluster, clusters) for h in inventory}
         for cluster in clusters
     }
+    views = with_galera(views)
     for hosts in views.values():
         seen: dict[str, str] = {}
         for name, item in hosts.items():

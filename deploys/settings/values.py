@@ -356,6 +356,7 @@ ArtifactSource = Literal["upstream", "mirror", "local"]
 # bbolt only: revocation reads the CA's records from its bbolt file (facts/bolt.py), and no
 # other database's records can be read by these deploys.
 DbType = Literal["bbolt"]
+CaHa = Literal["standby", "active-active"]
 InstallFrom = Literal["archive", "package"]
 TlsVersion = Literal["TLS1.2", "TLS1.3"]
 KeyType = Literal["EC", "OKP", "RSA"]  # the keys of operations.certificates.KEY_TYPES

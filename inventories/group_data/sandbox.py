@@ -20,6 +20,8 @@ __all__ = [
     "artifact_dir",
     "artifact_mirror_url",
     "artifact_source",
+    "ca_galera_arbitrator",
+    "ca_ha",
     "etcd_checksums",
     "etcd_clusters",
     "etcd_metrics_port",
@@ -72,3 +74,6 @@ etcd_checksums = _checksums("etcd")
 # Metrics and alerting when the scenario asks for them (tests/e2e/test_monitoring).
 metrics_textfile_dir = _state.get("metrics_textfile_dir")
 etcd_metrics_port = _state.get("etcd_metrics_port")
+# step-ca active on both cert-managers when the scenario asks (tests/e2e/test_active_active).
+ca_ha = _state.get("ca_ha", "standby")
+ca_galera_arbitrator = _state.get("ca_galera_arbitrator")

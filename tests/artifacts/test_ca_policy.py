@@ -30,7 +30,9 @@ NAMES = {
 
 def _configure(ca: types.SimpleNamespace) -> None:
     """ca.json as deploys/components/ca.py keeps it, for both clusters."""
-    items = [profiles.profile(k, base=BASE, cluster=c) for c in NAMES for k in profiles.USAGES]
+    items = [
+        profiles.profile(k, base=BASE, cluster=c) for c in NAMES for k in profiles.CLUSTER_KINDS
+    ]
     current = json.loads(ca.config.read_text())
     wanted = ca_config.desired_config(
         current, path=str(ca.steppath), dns_names=["localhost", "127.0.0.1"], port=ca.port,

@@ -52,7 +52,7 @@ def _as_step_ca_renders(
 
 
 def test_each_kind_gets_only_the_usages_it_needs() -> None:
-    kinds = {k: profiles.profile(k, base="etcd-pki", cluster="k8s") for k in profiles.USAGES}
+    kinds = {k: profiles.profile(k, base="etcd-pki", cluster="k8s") for k in profiles.CLUSTER_KINDS}
     assert kinds["client"].provisioner == "etcd-pki-k8s-client"
     assert kinds["peer"].provisioner == "etcd-pki-k8s-peer"
     client = _as_step_ca_renders(kinds["client"], common_name="client-1", sans=["client-1"],
@@ -88,7 +88,7 @@ def test_ca_json_gets_a_provisioner_per_profile_with_the_base_key() -> None:
     base = {"type": "JWK", "name": "etcd-pki", "key": {"kid": "k1"}, "encryptedKey": "e"}
     old = {"type": "JWK", "name": "etcd-pki-server", "key": {"kid": "k1"}, "encryptedKey": "e"}
     current = {"authority": {"provisioners": [base, old]}}
-    items = [profiles.profile(k, base="etcd-pki", cluster="k8s") for k in profiles.USAGES]
+    items = [profiles.profile(k, base="etcd-pki", cluster="k8s") for k in profiles.CLUSTER_KINDS]
     args = {"path": "/etc/step-ca", "dns_names": ["ca"], "port": 9000, "db_type": "bbolt",
             "durations": Durations("17520h", "26280h", "1h"),
             "names": {"k8s": ["etcd-k8s-1", "10.0.0.1"]}}  # fmt: skip

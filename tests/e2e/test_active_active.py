@@ -1,0 +1,123 @@
+"""ca_ha=active-active: step-ca on both cert-managers over a MariaDB Galera cluster of the
+two and an arbitrator, replicating over TLS with certificates of the CA itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from tests.conftest import fresh_scenario
+from tests.harness.hosts import Scenario, docker_exec, scenario_hosts
+from tests.harness.pyinfra_run import run_pyinfra
+
+pytestmark = pytest.mark.e2e
+
+SUBNET = "172.28.84.0/24"
+NODES = ("etcd-k8s-1", "etcd-k8s-2")
+ARBITRATOR = "etcd-k8s-3"
+GALERA = "/etc/etcd-pki/galera"
+CA = "/etc/step-ca"
+
+
+@pytest.fixture(scope="module")
+def active(release_archives: Path) -> Iterator[Scenario]:
+    scenario = fresh_scenario("pki-test-aa", SUBNET, release_archives)
+    scenario.extra.update(ca_ha="active-active", ca_galera_arbitrator=ARBITRATOR)
+    with scenario_hosts(scenario) as started:
+        run_pyinfra(started, "deploys/cluster.py")
+        yield started
+
+
+def _sql(scenario: Scenario, host: str, query: str) -> str:
+    return docker_exec(scenario, host, f'mariadb -N -B -e "{query}"').stdout.strip()
+
+
+def _status(scenario: Scenario, host: str, name: str) -> str:
+    return _sql(scenario, host, f"SHOW GLOBAL STATUS LIKE '{name}'").split("\t")[-1]
+
+
+def test_every_cert_manager_is_a_synced_node_of_three_voters(active: Scenario) -> None:
+    for name in NODES:
+        assert _status(active, name, "wsrep_cluster_status") == "Primary"
+        assert _status(active, name, "wsrep_local_state_comment") == "Synced"
+        assert _status(active, name, "wsrep_cluster_size") == "3"
+    unit = "etcd-pki-garbd.service"
+    assert docker_exec(active, ARBITRATOR, f"systemctl is-active {unit}").stdout.strip() == "active"
+    user = docker_exec(active, ARBITRATOR, f"systemctl show -p User --value {unit}").stdout
+    assert user.strip() == "garbd"
+
+
+def test_replication_runs_over_tls_with_the_cas_certificates(active: Scenario) -> None:
+    intermediate = x509.load_pem_x509_certificate(
+        docker_exec(active, NODES[0], f"cat {CA}/certs/intermediate_ca.crt").stdout.encode()
+    )
+    for name, owner in zip((*NODES, ARBITRATOR), ("mysql", "mysql", "garbd"), strict=True):
+        options = _sql(active, name, "SELECT @@wsrep_provider_options") if owner == "mysql" else ""
+        if owner == "mysql":
+            assert f"socket.ssl_cert = {GALERA}/galera.crt" in options
+            assert "socket.ssl = YES" in options
+        pem = docker_exec(active, name, f"cat {GALERA}/galera.crt").stdout.encode()
+        cert = x509.load_pem_x509_certificate(pem)
+        assert cert.issuer == intermediate.subject
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert name in sans.get_values_for_type(x509.DNSName)
+        key = docker_exec(active, name, f"stat -L -c '%U %a' {GALERA}/galera.key").stdout
+        assert key.split() == [owner, "400"]
+        timer = f"step-renew-{name}-galera.timer"
+        assert (
+            docker_exec(active, name, f"systemctl is-enabled {timer}").stdout.strip() == "enabled"
+        )
+
+
+def test_step_ca_serves_on_both_from_the_shared_database(active: Scenario) -> None:
+    for name in NODES:
+        assert docker_exec(active, name, "systemctl is-active step-ca").stdout.strip() == "active"
+        config = docker_exec(active, name, f"cat {CA}/config/ca.json").stdout
+        assert '"type": "mysql"' in config and "step@unix(/run/mysqld/mysqld.sock)/" in config
+        health = docker_exec(
+            active,
+            "client-1",
+            f"curl -sS --cacert /etc/etcd/ssl/root_ca.crt --resolve {name}:9000:"
+            f"$(getent hosts {name} | cut -d' ' -f1) https://{name}:9000/health",
+        ).stdout
+        assert '"ok"' in health
+    counts = {name: _sql(active, name, "SELECT COUNT(*) FROM step_ca.x509_certs") for name in NODES}
+    # Every node holds every certificate the CA issued: members', clients', Galera's.
+    assert counts[NODES[0]] == counts[NODES[1]] and int(counts[NODES[0]]) >= 10
+    grants = _sql(active, NODES[1], "SHOW GRANTS FOR 'step'@'localhost'")
+    assert "unix_socket" in grants
+    assert (
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `step_ca`.* TO `step`@`localhost`"
+        in grants
+    )
+    # Nothing on every database but the right to connect (USAGE).
+    assert [line for line in grants.splitlines() if "ON *.*" in line] == [
+        "GRANT USAGE ON *.* TO `step`@`localhost` IDENTIFIED VIA unix_socket"
+    ]
+
+
+def test_a_token_used_at_one_ca_is_refused_at_the_other(active: Scenario) -> None:
+    mint = (
+        f"STEPPATH={CA} /opt/bin/step ca token drill-proof --provisioner etcd-pki "
+        f"--password-file {CA}/secrets/provisioner_password --ca-url https://{NODES[0]}:9000 "
+        f"--root {CA}/certs/root_ca.crt --not-after 5m"
+    )
+    token = docker_exec(active, NODES[0], mint).stdout.strip()
+    ask = (
+        "cd $(mktemp -d) && STEPPATH=$PWD /opt/bin/step ca certificate drill-proof a.crt a.key "
+        '--token "$(cat)" --ca-url https://{}:9000 --root /etc/etcd/ssl/root_ca.crt'
+    )
+    first = docker_exec(active, "client-1", ask.format(NODES[1]), input=token, check=False)
+    assert first.returncode == 0, first.stderr
+    again = docker_exec(active, "client-1", ask.format(NODES[0]), input=token, check=False)
+    assert again.returncode != 0
+    # The client is told it lacks authorization; the CA says why.
+    log = docker_exec(active, NODES[0], "journalctl -u step-ca --no-pager").stdout
+    assert "token already used" in log
+
+
+def test_a_second_run_changes_nothing(active: Scenario) -> None:
+    assert run_pyinfra(active, "deploys/cluster.py").changes == {}
