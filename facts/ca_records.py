@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography import x509
@@ -27,8 +28,15 @@ def records(data: bytes) -> dict[str, Any]:
     """`{"issued": [certificate...], "revoked": {serial}}` of a database file's bytes; each
     certificate as facts.certificates.parse_certificate gives it, its serial an int."""
     bolt = BoltFile(data)
+    issued = _issued(der for _, der in bolt.items(ISSUED))
+    revoked = {int(key) for key, _ in bolt.items(REVOKED) if key.isdigit()}
+    return {"issued": issued, "revoked": revoked}
+
+
+def _issued(ders: Iterable[bytes]) -> list[dict[str, Any]]:
+    """Each certificate that parses, as parse_certificate gives it, its serial an int."""
     issued = []
-    for _, der in bolt.items(ISSUED):
+    for der in ders:
         try:
             cert = x509.load_der_x509_certificate(der)
         except ValueError:
@@ -38,8 +46,7 @@ def records(data: bytes) -> dict[str, Any]:
         found["serial"] = cert.serial_number
         del found["pem"]
         issued.append(found)
-    revoked = {int(key) for key, _ in bolt.items(REVOKED) if key.isdigit()}
-    return {"issued": issued, "revoked": revoked}
+    return issued
 
 
 class CARecords(FactBase[dict[str, Any] | None]):
@@ -63,3 +70,26 @@ class CARecords(FactBase[dict[str, Any] | None]):
             return records(base64.b64decode("".join(found["database"]), validate=True))
         except (BoltError, binascii.Error, ValueError) as error:
             raise FactProcessError(f"step-ca's database does not read: {error}") from error
+
+
+class GaleraRecords(FactBase[dict[str, Any] | None]):
+    """step-ca's records in the Galera database (ca_ha=active-active) as `records()` gives
+    them, read on a node; None where MariaDB does not answer. Every node holds all of them."""
+
+    @staticmethod
+    def default() -> None:
+        return None
+
+    def command(self, database: str) -> StringCommand:
+        return run_script("facts/galera-records.sh.j2", database=database, mark=MARK)
+
+    def process(self, output: list[str]) -> dict[str, Any] | None:
+        found = sections(output)
+        if "issued" not in found:
+            return None
+        try:
+            ders = [bytes.fromhex(line.strip()) for line in found["issued"] if line.strip()]
+        except ValueError as error:
+            raise FactProcessError(f"step-ca's records do not read: {error}") from error
+        revoked = {int(key) for key in found.get("revoked", []) if key.strip().isdigit()}
+        return {"issued": _issued(ders), "revoked": revoked}

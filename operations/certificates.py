@@ -101,13 +101,23 @@ def ca_material_changed(state: State, node: Remote) -> bool:
     return True
 
 
+def authority_material(state: State, authority: tokens.Authority) -> tuple[str, dict[str, Any]]:
+    """The cert-manager that answers for the CA (the first reached), and its CA material."""
+    try:
+        name = tokens.reached_name(state, authority, "to read the CA certificates")
+    except RuntimeError as error:
+        raise OperationError(str(error)) from error
+    return name, ca_material(state, name, authority.path)
+
+
 def ca_root(state: State, authority: tokens.Authority) -> str:
     """The CA's root PEM, or "" while planning a run that creates the CA; at execution a
     missing root is an error."""
-    root = ca_material(state, authority.cert_manager, authority.path)["root"]
+    name, material = authority_material(state, authority)
+    root = material["root"]
     if not root and state.is_executing:
-        raise OperationError(f"the CA on {authority.cert_manager} has no root certificate yet")
-    roots.refuse_other(root, authority.pin, f"the CA on {authority.cert_manager}")
+        raise OperationError(f"the CA on {name} has no root certificate yet")
+    roots.refuse_other(root, authority.pin, f"the CA on {name}")
     if state.is_executing:
         roots.record(root, authority.pin)
     return root or ""
@@ -275,7 +285,7 @@ def node_certificates(
     if not root:
         yield script("true  # trust and certificates once the CA exists")
         return
-    intermediate = ca_material(host.state, authority.cert_manager, authority.path)["intermediate"]
+    intermediate = authority_material(host.state, authority)[1]["intermediate"]
     chain = f"{intermediate.strip()}\n{root.strip()}\n" if intermediate else None
     commands = trust_commands(node, found["trust"], root, authority.url, trust_links, chain)
 
@@ -336,18 +346,19 @@ def node_certificates(
             ),
         )
         reasons = "; ".join(f"{item.kind}: {why}" for item, why in due)
-        command = _certificate_command(node, authority.url, issuance, items)
+        command = _certificate_command(node, authority.every_url, issuance, items)
         yield RunTimeStep(_issue, authority, items, command, reasons, request or host.name)
     elif not commands and not unpaired:
         host.noop(f"{len(certificates)} certificate(s) valid, trust in place")
 
 
 def _certificate_command(
-    node: StepNode, ca_url: str, issuance: Issuance, items: Sequence[Certificate]
+    node: StepNode, ca_urls: Sequence[str], issuance: Issuance, items: Sequence[Certificate]
 ) -> str:
     """Each certificate made on the node (key included) with its token, read from stdin
     (`<place> <token>` lines, the place of its certificate in `items`) into a 0600 file in
-    the 0700 TOKEN_DIR, removed on exit (certificates-issue.sh.j2)."""
+    the 0700 TOKEN_DIR, removed on exit (certificates-issue.sh.j2), at the first of
+    `ca_urls` that answers."""
     kty, curve = KEY_TYPES[issuance.key_type]
     key_flags = ["--kty", kty] + (["--curve", curve] if curve else ["--size", "2048"])
     return run_script(
@@ -359,7 +370,7 @@ def _certificate_command(
         certificates=script_paths(items),
         key_flags=key_flags,
         duration=issuance.duration,
-        url=ca_url,
+        urls=list(ca_urls),
         root=node.root_file,
         user=node.owner,
     ).get_raw_value()

@@ -24,7 +24,7 @@ from etcd_step_pki.operations.ca_backup import WORK
 from etcd_step_pki.operations.ca_restore import Fetched, staged
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
 from etcd_step_pki.operations.revocation import revoke_command
-from etcd_step_pki.operations.tokens import Authority
+from etcd_step_pki.operations.tokens import Authority, reached
 from etcd_step_pki.templates.scripts import script
 
 DRILL_DIR = "/run/etcd-step-pki/drill"  # tmpfs: the CA's keys never reach a disk here
@@ -80,7 +80,7 @@ def drilled(
 def _revoked_live(state: State, authority: Authority, serials: list[int], source: str) -> bool:
     """Run time: the drill's certificates revoked at the live CA (which never recorded them,
     and lists them in its CRL from now on)."""
-    primary = Remote.of(state, authority.cert_manager, "to revoke the drill's certificates")
+    primary = reached(state, authority, "to revoke the drill's certificates")
     reason = f"made by a DR drill from {source}"
     ok, out = primary.run(revoke_command(authority, serials, reason, "cessationOfOperation"))
     if not ok:

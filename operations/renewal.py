@@ -21,6 +21,7 @@ from etcd_step_pki.operations.certificates import (
     StepNode,
 )
 from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.operations.every_ca import at_first_ca
 from etcd_step_pki.operations.units import taken_as_account
 from etcd_step_pki.templates import render
 from etcd_step_pki.templates.scripts import script as run_script
@@ -40,9 +41,13 @@ class RenewalSchedule:
 
 
 def unit_files(
-    certificates: Sequence[Certificate], node: StepNode, ca_url: str, schedule: RenewalSchedule
+    certificates: Sequence[Certificate],
+    node: StepNode,
+    ca_url: str | Sequence[str],
+    schedule: RenewalSchedule,
 ) -> dict[str, str]:
-    """`{unit file name: text}` of the renewal service and timer of every certificate."""
+    """`{unit file name: text}` of the renewal service and timer of every certificate; with
+    several CA URLs, each renewal reaches the first CA that answers."""
     files = {}
     for item in certificates:
         values = _values(item, node, ca_url, schedule)
@@ -72,8 +77,9 @@ def metrics_script(node: StepNode, schedule: RenewalSchedule) -> str:
 
 
 def _values(
-    item: Certificate, node: StepNode, ca_url: str, schedule: RenewalSchedule
+    item: Certificate, node: StepNode, ca_url: str | Sequence[str], schedule: RenewalSchedule
 ) -> dict[str, object]:
+    first_ca, url = at_first_ca(node.bin_dir, ca_url)
     expires = f" --expires-in {schedule.expires_in}" if schedule.expires_in else ""
     helper = f"{node.bin_dir}/{METRICS_SCRIPT}"
     args = f"{_metrics_name(item)} {item.kind} {item.crt}"
@@ -102,7 +108,8 @@ def _values(
         "user": node.owner,
         "bin_dir": node.bin_dir,
         "step_path": node.step_path,
-        "ca_url": ca_url,
+        "ca_url": url,
+        "first_ca": first_ca,
         "root": node.root_file,
         "on_calendar": schedule.on_calendar,
         "randomized_delay": schedule.randomized_delay,

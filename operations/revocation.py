@@ -20,14 +20,14 @@ from pyinfra.api.state import State
 from pyinfra.facts.files import FindFiles
 
 from etcd_step_pki.facts import memo
-from etcd_step_pki.facts.ca_records import CARecords
+from etcd_step_pki.facts.ca_records import CARecords, GaleraRecords
 from etcd_step_pki.facts.revocation import RevocationLists
 from etcd_step_pki.facts.shell import raw
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.ca import STEP_CA_PAUSE
 from etcd_step_pki.operations.certificates import BACKDATE
 from etcd_step_pki.operations.remote import Remote, RunTimeStep
-from etcd_step_pki.operations.tokens import Authority, key_values
+from etcd_step_pki.operations.tokens import Authority, key_values, reached
 from etcd_step_pki.operations.units import taken_as_account
 from etcd_step_pki.templates import render
 from etcd_step_pki.templates.scripts import script
@@ -87,16 +87,20 @@ def recorded_certificates_revoked(
 
     + holder: whose certificates (from the inventory)
     + authority: the CA, and the cert-manager whose step-ca records and revokes
-    + database: step-ca's database file (bbolt), read from a copy made with step-ca paused
+    + database: step-ca's database file (bbolt), read from a copy made with step-ca paused;
+      with ca_ha=active-active, the Galera database's name
     + reason: why, recorded with each revocation
     + code: the RFC 5280 reason code (a number or a name such as `keyCompromise`)
     + now: the time expiry is judged at (seconds since the epoch)
     + issued_before: only certificates that started before this time (step-ca backdates a
       certificate by a minute): one issued later is left alone
     """
-    manager = Remote.of(host.state, authority.cert_manager, "to read the CA's records")
-    records = manager.fact(
-        CARecords, source=database, lock=STEP_CA_PAUSE.lock, limit=STEP_CA_PAUSE.limit
+    manager = reached(host.state, authority, "to read the CA's records")
+    records = (
+        manager.fact(CARecords, source=database, lock=STEP_CA_PAUSE.lock, limit=STEP_CA_PAUSE.limit)
+        if database.startswith("/")
+        # Active-active: the records every CA shares, on the node of the cert-manager reached.
+        else manager.fact(GaleraRecords, database=database)
     )
     if records is None:
         raise OperationError(
@@ -120,7 +124,7 @@ def _revoke(
     state: State, node: Remote, authority: Authority, serials: list[int], reason: str, code: str
 ) -> bool:
     """Run time, on the cert-manager: revoke, and say so under it."""
-    primary = Remote.of(state, authority.cert_manager, "to revoke certificates")
+    primary = reached(state, authority, "to revoke certificates")
     ok, out = primary.run(revoke_command(authority, serials, reason, code))
     if not ok:
         return node.fail(f"revoking on {primary.name} failed, nothing was removed: {out.stderr}")
@@ -138,14 +142,17 @@ def crl_check_script(chain: str, path: str) -> str:
 
 
 def crl_fetch(
-    crl_url: str, root: str, path: str, work: str, user: str, bin_dir: str
+    crl_url: str, root: str, path: str, work: str, user: str, bin_dir: str, first_ca: str = ""
 ) -> tuple[list[str], list[str]]:
     """The commands that fetch the CA's CRL into `work` and check its form, and those that
     then check it (signed by the CA, not older than the list in place: CRL_CHECK) and put
     it in place at `path` (DER), for etcd to read: the CRL timer's service runs the first as
-    its account (`user`) and the others privileged, reading the fetched list as the account."""
+    its account (`user`) and the others privileged, reading the fetched list as the account.
+    `first_ca`: the prefix that fetches from the first of several CAs that answers
+    (operations/every_ca.py)."""
     fetch = [
-        raw(
+        first_ca
+        + raw(
             "/usr/bin/curl -sf --max-time 20 --retry 2 --cacert {root} -o {work} {url}",
             root=root,
             work=work,
@@ -205,12 +212,19 @@ def crl_metrics_script(metrics_dir: str, path: str) -> str:
 
 
 def crl_units(
-    crl_url: str, root: str, path: str, user: str, bin_dir: str, *, metrics: bool = False
+    crl_url: str,
+    root: str,
+    path: str,
+    user: str,
+    bin_dir: str,
+    *,
+    metrics: bool = False,
+    first_ca: str = "",
 ) -> dict[str, str]:
     """The CRL timer and its service (with `metrics`, writing the CRL's metrics after each
     refresh, failed or not): `{unit file name: text}`."""
     work = f"%t/{CRL_UNIT}/ca.crl"
-    fetch, place = crl_fetch(crl_url, root, path, work=work, user=user, bin_dir=bin_dir)
+    fetch, place = crl_fetch(crl_url, root, path, work, user, bin_dir, first_ca)
     service = render(
         f"{CRL_UNIT}.service.j2",
         user=user,

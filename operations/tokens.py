@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 import gevent.lock
 from pyinfra.api import StringCommand
@@ -20,6 +21,7 @@ from pyinfra.api.state import State
 from etcd_step_pki.operations.ca_policy import Policy, policy_current
 from etcd_step_pki.operations.remote import Remote
 from etcd_step_pki.operations.roots import PinnedRoot
+from etcd_step_pki.templates import url_host
 from etcd_step_pki.templates.scripts import script
 
 TOKEN_VALIDITY = 300.0  # seconds, `step ca token --not-after 5m`
@@ -42,6 +44,58 @@ class Authority:
     pin: PinnedRoot | None = None
     # What the CA must allow before tokens are minted (operations/ca_policy.py); None: as is.
     policy: Policy | None = None
+    # The other cert-managers with the CA's state and records (ca_ha=active-active): the
+    # run turns to them, in order, when `cert_manager` cannot be reached.
+    others: tuple[str, ...] = ()
+    # Every CA's URL, in the order nodes try them (several with ca_ha=active-active); empty:
+    # `url` alone.
+    urls: tuple[str, ...] = ()
+
+    @property
+    def every_url(self) -> tuple[str, ...]:
+        return self.urls or (self.url,)
+
+    def at(self, name: str) -> Authority:
+        """The same CA as `name` (one of `others`) serves it: its own URL where `url` names
+        the first cert-manager (a name of all the CAs stays as it is)."""
+        if name == self.cert_manager:
+            return self
+        parts = urlsplit(self.url)
+        url = self.url
+        if parts.hostname == self.cert_manager:
+            url = parts._replace(netloc=f"{url_host(name)}:{parts.port or 443}").geturl()
+        return replace(self, cert_manager=name, url=url, others=())
+
+
+# The run (its State) and the cert-manager it reached, for each first cert-manager.
+_reached: dict[str, tuple[State, str]] = {}
+
+
+def reached_name(state: State, authority: Authority, reason: str) -> str:
+    """The first of the authority's cert-managers that can be reached, the same for the
+    whole run. RuntimeError naming each one's failure when none can."""
+    if not authority.others:
+        return authority.cert_manager  # no other to turn to: its own errors say what failed
+    kept = _reached.get(authority.cert_manager)
+    if kept is not None and kept[0] is state:
+        return kept[1]
+    failures = []
+    for name in (authority.cert_manager, *authority.others):
+        other = state.inventory.get_host(name)
+        try:
+            if not other.connected:
+                other.connect(reason=reason, raise_exceptions=True)
+        except Exception as error:
+            failures.append(f"{name}: {error}")
+            continue
+        _reached[authority.cert_manager] = (state, name)
+        return name
+    raise RuntimeError(f"no cert-manager can be reached {reason}: {'; '.join(failures)}")
+
+
+def reached(state: State, authority: Authority, reason: str) -> Remote:
+    """The cert-manager of reached_name, with its connector arguments."""
+    return Remote.of(state, reached_name(state, authority, reason), reason)
 
 
 @dataclass(frozen=True)
@@ -110,9 +164,12 @@ def key_values(authority: Authority) -> dict[str, object]:
     }
 
 
-def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> StringCommand:
+def mint_command(
+    authority: Authority, requests: Sequence[TokenRequest], url: str | None = None
+) -> StringCommand:
     """The cert-manager's command printing `<host> <label> <token>` for every item of every
-    request (ca-tokens-mint.sh.j2)."""
+    request (ca-tokens-mint.sh.j2); `url`: the CA every token is for (default: each
+    request's), where `step` asks for the provisioners."""
     jobs = [
         {
             "index": index,
@@ -121,7 +178,7 @@ def mint_command(authority: Authority, requests: Sequence[TokenRequest]) -> Stri
             "subject": item.subject,
             "sans": request.sans,
             "provisioner": item.provisioner or authority.provisioner,
-            "url": request.ca_url,
+            "url": url or request.ca_url,
             "duration": request.duration,
         }
         for index, (request, label, item) in enumerate(
@@ -145,14 +202,17 @@ def tokens_for(state: State, authority: Authority, node: str) -> dict[str, str]:
     Raises RuntimeError with the cert-manager's message when minting fails."""
     batch = _batch(state)
     with batch.lock:
-        primary = Remote.of(state, authority.cert_manager, "to mint certificate tokens")
+        primary = reached(state, authority, "to mint certificate tokens")
         minted = batch.minted.get(node)
         if minted is None or time.monotonic() - minted[0] > FRESH:
-            _mint(batch, primary, authority, node)
+            moved = primary.name != authority.cert_manager
+            _mint(batch, primary, authority.at(primary.name), node, moved)
         return batch.minted.pop(node)[1]
 
 
-def _mint(batch: _Batch, primary: Remote, authority: Authority, node: str) -> None:
+def _mint(batch: _Batch, primary: Remote, authority: Authority, node: str, moved: bool) -> None:
+    """Mint for every pending request on `primary`; `moved`: not the first cert-manager,
+    which does not answer: the tokens are for `primary`'s own CA."""
     now = time.monotonic()
     pending = [
         request
@@ -162,7 +222,7 @@ def _mint(batch: _Batch, primary: Remote, authority: Authority, node: str) -> No
     if authority.policy is not None and not batch.policy_checked:
         policy_current(primary, authority.path, authority.url, authority.policy)
         batch.policy_checked = True
-    ok, output = primary.run(mint_command(authority, pending))
+    ok, output = primary.run(mint_command(authority, pending, authority.url if moved else None))
     if not ok:
         raise RuntimeError(f"minting tokens on {primary.name} failed: {output.stderr}")
     found: dict[str, dict[str, str]] = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 from pyinfra import host
 
 from etcd_step_pki.deploys.settings import Settings, SettingsError, cluster_names
+from etcd_step_pki.operations import galera
 from etcd_step_pki.operations.ca import UNIT as STEP_CA_UNIT
 from etcd_step_pki.operations.ca import database_source
 from etcd_step_pki.operations.ca_policy import Policy
@@ -34,6 +35,9 @@ def authority(settings: Settings) -> Authority:
         bin_dir=settings.bin_dir,
         pin=pinned_root(settings),
         policy=Policy.of(settings.ca_provisioner, settings.ca_profiles, cluster_names()),
+        # Active-active: any cert-manager mints and answers when the first cannot be reached.
+        others=settings.backups if settings.active_active else (),
+        urls=settings.every_ca_url,
     )
 
 
@@ -180,7 +184,10 @@ def holder(target: Settings, everyone: Iterable[Settings], *, cluster: bool = Fa
 
 
 def ca_database(settings: Settings) -> str:
-    """step-ca's database on the cert-managers, whose records say what the CA issued."""
+    """step-ca's database on the cert-managers, whose records say what the CA issued: its
+    file, or with ca_ha=active-active the Galera database's name."""
+    if settings.active_active:
+        return galera.DATABASE
     return database_source(settings.ca_path, settings.ca_db_type)
 
 

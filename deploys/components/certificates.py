@@ -19,6 +19,7 @@ from etcd_step_pki.deploys.settings import (
 from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.ca_probe import PROBE_UNIT, probe_script, probe_units
 from etcd_step_pki.operations.certificates import Certificate, node_certificates
+from etcd_step_pki.operations.every_ca import FIRST_CA, at_first_ca, first_ca_script
 from etcd_step_pki.operations.installed_files import file_installed
 from etcd_step_pki.operations.renewal import (
     METRICS_SCRIPT,
@@ -80,7 +81,14 @@ def certificates(reissue: str | None = None) -> OperationMeta | None:
         file_installed(
             name="CA probe",
             dest=f"{settings.bin_dir}/{PROBE_UNIT}",
-            text=probe_script([settings.ca_url], settings.root_file),
+            text=probe_script(settings.every_ca_url, settings.root_file),
+            mode="0755",
+        )
+    if len(settings.every_ca_url) > 1:
+        file_installed(
+            name="The first CA that answers",
+            dest=f"{settings.bin_dir}/{FIRST_CA}",
+            text=first_ca_script(),
             mode="0755",
         )
     if settings.member_of_any:
@@ -148,15 +156,19 @@ def renewal_units(
     files = unit_files(
         items,
         arguments.step_node(settings),
-        settings.ca_url,
+        settings.every_ca_url,
         arguments.schedule(settings),
     )
     always_on = []
     metrics_dir = settings.renewal.metrics_dir
     if settings.member_of_any:
-        url, root, path = _crl(settings)
-        metrics = metrics_dir is not None
-        files |= crl_units(url, root, path, settings.etcd_user, settings.bin_dir, metrics=metrics)
+        _, root, path = _crl(settings)
+        # From whichever CA answers (several with ca_ha=active-active).
+        first_ca, url = at_first_ca(settings.bin_dir, settings.every_ca_url)
+        files |= crl_units(
+            f"{url}/1.0/crl", root, path, settings.etcd_user, settings.bin_dir,
+            metrics=metrics_dir is not None, first_ca=first_ca,
+        )  # fmt: skip
         always_on.append(f"{CRL_UNIT}.timer")
     if metrics_dir is not None:
         interval = settings.renewal.probe_interval

@@ -70,7 +70,7 @@ def galera_cluster() -> None:
     systemd_units(
         name="Replication certificate renewal",
         units=timers(items),
-        files=unit_files(items, node, settings.ca_url, arguments.schedule(settings)),
+        files=unit_files(items, node, settings.every_ca_url, arguments.schedule(settings)),
         running=enabled,
         enabled=enabled,
     )

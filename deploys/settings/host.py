@@ -186,6 +186,9 @@ class Settings:
     alerting: Alerting
     run: RunOptions
     run_lock_wait: int
+    # Every CA's URL, in the order hosts try them, when several serve (active-active with
+    # no `step_ca_url`); empty: `ca_url` alone.
+    ca_urls: tuple[str, ...] = ()
     ha: str = "standby"  # `ca_ha`
     galera_arbitrator: str | None = None  # `ca_galera_arbitrator`
     # With ca_ha=active-active, the CA's database cluster (galera.py, after every host).
@@ -198,6 +201,11 @@ class Settings:
     @property
     def is_cert_manager(self) -> bool:
         return "etcd_cert_managers" in self.groups
+
+    @property
+    def every_ca_url(self) -> tuple[str, ...]:
+        """The CAs hosts reach, in the order they try them."""
+        return self.ca_urls or (self.ca_url,)
 
     @property
     def active_active(self) -> bool:

@@ -277,6 +277,9 @@ def settings_for(
         ),
         run=_run_options(raw),
         run_lock_wait=raw.run_lock_wait,
+        ca_urls=tuple(f"https://{url_host(m)}:{raw.step_ca_port}" for m in managers)
+        if raw.ca_ha == "active-active" and not raw.step_ca_url
+        else (),
         ha=raw.ca_ha,
         galera_arbitrator=raw.ca_galera_arbitrator,
     )

@@ -3,7 +3,10 @@ two and an arbitrator, replicating over TLS with certificates of the CA itself."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -120,4 +123,92 @@ def test_a_token_used_at_one_ca_is_refused_at_the_other(active: Scenario) -> Non
 
 
 def test_a_second_run_changes_nothing(active: Scenario) -> None:
+    assert run_pyinfra(active, "deploys/cluster.py").changes == {}
+
+
+def test_renewals_and_revocation_lists_reach_either_ca(active: Scenario) -> None:
+    urls = " ".join(f"https://{name}:9000" for name in NODES)
+    unit = docker_exec(active, "client-1", "systemctl cat step-renew-client-1-client.service")
+    assert f"ExecStart=/opt/bin/etcd-pki-first-ca {urls} -- /opt/bin/step ca renew" in unit.stdout
+    assert "--ca-url @CA@" in unit.stdout
+    crl = docker_exec(active, ARBITRATOR, "systemctl cat etcd-pki-crl.service").stdout
+    assert f"/opt/bin/etcd-pki-first-ca {urls} -- /usr/bin/curl" in crl and "@CA@/1.0/crl" in crl
+
+
+def _serial(scenario: Scenario, host: str, crt: str) -> str:
+    pem = docker_exec(scenario, host, f"cat {crt}").stdout.encode()
+    return str(x509.load_pem_x509_certificate(pem).serial_number)
+
+
+def _until(what: str, check: Callable[[], bool], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(2)
+
+
+def test_revocation_reads_the_shared_records_and_every_ca_lists_it(active: Scenario) -> None:
+    """A compromised client: what it holds comes from the records in the Galera database;
+    revoked at one CA, the certificates are listed by the other's CRL too."""
+    client = "/etc/etcd/ssl/client-1-client.crt"
+    old = int(_serial(active, "client-1", client))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    run_pyinfra(active, "deploys/revoke.py", "--data", "revoke_host=client-1",
+                "--data", f"revoke_before={now}")  # fmt: skip
+    assert int(_serial(active, "client-1", client)) != old
+    for name in NODES:
+        der = docker_exec(
+            active,
+            "client-1",
+            f"curl -sf --cacert /etc/etcd/ssl/root_ca.crt https://{name}:9000/1.0/crl | base64 -w0",
+        ).stdout
+        crl = x509.load_der_x509_crl(base64.b64decode(der))
+        assert crl.get_revoked_certificate_by_serial_number(old) is not None, name
+        found = _sql(
+            active, name, f"SELECT COUNT(*) FROM step_ca.revoked_x509_certs WHERE nkey='{old}'"
+        )
+        assert found == "1"
+
+
+def test_a_dead_cert_manager_stops_neither_renewal_nor_issuance(active: Scenario) -> None:
+    """The first cert-manager (the primary of the standby layout) stopped whole: a renewal
+    and a new certificate go through the other CA with no change of settings; back, the
+    host catches up on its own and holds every record issued while it was away."""
+    client = "/etc/etcd/ssl/client-1-client.crt"
+    before = _serial(active, "client-1", client)
+    subprocess.run(["docker", "stop", active.container(NODES[0])], check=True, capture_output=True)
+    try:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        run_pyinfra(active, "deploys/renew.py", "--limit", "client-1", "--data",
+                    f"renew_before={now}", "--data", "renew_kinds=client")  # fmt: skip
+        renewed = _serial(active, "client-1", client)
+        assert renewed != before
+        # A new certificate: tokens minted on the cert-manager that answers.
+        docker_exec(active, ARBITRATOR, "rm -f /etc/etcd/ssl/etcd-k8s-3-client.crt")
+        run_pyinfra(active, "deploys/certs.py", "--limit", ARBITRATOR)
+        issued = _serial(active, ARBITRATOR, "/etc/etcd/ssl/etcd-k8s-3-client.crt")
+    finally:
+        subprocess.run(["docker", "start", active.container(NODES[0])], check=True,
+                       capture_output=True)  # fmt: skip
+    _until(
+        "the first cert-manager back in the cluster",
+        lambda: docker_exec(active, NODES[0], "mariadb -N -B -e \"SHOW GLOBAL STATUS LIKE "
+                            "'wsrep_local_state_comment'\"", check=False).stdout.split()[-1:]
+        == ["Synced"],
+    )  # fmt: skip
+    for serial in (renewed, issued):
+        for name in NODES:
+            found = _sql(
+                active, name, f"SELECT COUNT(*) FROM step_ca.x509_certs WHERE nkey='{serial}'"
+            )
+            assert found == "1", (name, serial)
+    assert _status(active, NODES[1], "wsrep_cluster_size") == "3"
+    _until(
+        "step-ca back on the first cert-manager",
+        lambda: (
+            docker_exec(active, NODES[0], "systemctl is-active step-ca", check=False).stdout.strip()
+            == "active"
+        ),
+    )
     assert run_pyinfra(active, "deploys/cluster.py").changes == {}

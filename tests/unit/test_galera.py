@@ -150,3 +150,132 @@ def test_a_ca_with_bbolt_records_is_not_switched_silently() -> None:
             db_type="mysql",
             durations=Durations("17520h", "26280h", "1h"),
         )
+
+
+def test_hosts_reach_every_ca_in_order_and_the_units_try_each() -> None:
+    from etcd_step_pki.operations.every_ca import at_first_ca
+
+    settings = validate_inventory(_inventory(ACTIVE))
+    urls = ("https://etcd-k8s-1:9000", "https://etcd-k8s-2:9000")
+    assert settings["client-1"].every_ca_url == urls
+    assert validate_inventory(_inventory())["client-1"].every_ca_url == ("https://etcd-k8s-1:9000",)
+    named = validate_inventory(_inventory({**ACTIVE, "step_ca_url": "https://ca.example:9000"}))
+    assert named["client-1"].every_ca_url == ("https://ca.example:9000",)
+    assert at_first_ca("/opt/bin", urls[:1]) == ("", urls[0])
+    prefix, mark = at_first_ca("/opt/bin", urls)
+    assert prefix == f"/opt/bin/etcd-pki-first-ca {' '.join(urls)} -- " and mark == "@CA@"
+
+
+def test_the_helper_runs_the_command_at_each_ca_until_one_answers(tmp_path) -> None:
+    import subprocess
+
+    from etcd_step_pki.operations.every_ca import first_ca_script
+
+    helper = tmp_path / "first-ca"
+    helper.write_text(first_ca_script())
+    log = tmp_path / "log"
+    # The command fails for the first CA and works for the second: the third is never asked.
+    command = [
+        "sh",
+        "-c",
+        'echo "$1" >> "$2"; [ "$1" = https://b/1.0/crl ]',
+        "x",
+        "@CA@/1.0/crl",
+        str(log),
+    ]
+    run = subprocess.run(["bash", str(helper), "https://a", "https://b", "https://c", "--", *command],
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode == 0
+    assert log.read_text().split() == ["https://a/1.0/crl", "https://b/1.0/crl"]
+    assert "failed at https://a" in run.stderr
+    failing = subprocess.run(["bash", str(helper), "https://a", "--", "sh", "-c", "exit 7"],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert failing.returncode == 7
+
+
+def test_renewal_units_try_every_ca() -> None:
+    from etcd_step_pki.operations.renewal import RenewalSchedule, unit_files
+
+    settings = validate_inventory(_inventory(ACTIVE))["client-1"]
+    from etcd_step_pki.deploys.components.arguments import step_node
+
+    files = unit_files(settings.host_certificates, step_node(settings), settings.every_ca_url,
+                       RenewalSchedule())  # fmt: skip
+    service = files["step-renew-client-1-client.service"]
+    assert (
+        "ExecStart=/opt/bin/etcd-pki-first-ca https://etcd-k8s-1:9000 https://etcd-k8s-2:9000 -- "
+        "/opt/bin/step ca renew --force --ca-url @CA@ " in service
+    )
+
+
+class _Host:
+    def __init__(self, name: str, up: bool) -> None:
+        self.name, self.up, self.connected = name, up, False
+
+    def connect(self, reason: str, raise_exceptions: bool) -> None:
+        if not self.up:
+            raise ConnectionError(f"{self.name} does not answer")
+        self.connected = True
+
+
+class _State:
+    def __init__(self, hosts: dict[str, _Host]) -> None:
+        self.hosts = hosts
+        self.inventory = self
+
+    def get_host(self, name: str) -> _Host:
+        return self.hosts[name]
+
+
+def test_tokens_and_ca_material_come_from_the_first_cert_manager_that_answers() -> None:
+    from etcd_step_pki.operations.tokens import Authority, reached_name
+
+    authority = Authority("https://etcd-k8s-1:9000", "etcd-k8s-1", others=("etcd-k8s-2",))
+    down = _State(
+        {"etcd-k8s-1": _Host("etcd-k8s-1", False), "etcd-k8s-2": _Host("etcd-k8s-2", True)}
+    )
+    assert reached_name(down, authority, "to mint") == "etcd-k8s-2"  # type: ignore[arg-type]
+    both = _State(
+        {"etcd-k8s-1": _Host("etcd-k8s-1", False), "etcd-k8s-2": _Host("etcd-k8s-2", False)}
+    )
+    with pytest.raises(RuntimeError, match="etcd-k8s-1 does not answer; etcd-k8s-2: etcd-k8s-2"):
+        reached_name(both, authority, "to mint")  # type: ignore[arg-type]
+    # The standby layout has no other: the first is named, its connection's error says more.
+    standby = Authority("https://etcd-k8s-1:9000", "etcd-k8s-1")
+    assert reached_name(both, standby, "to mint") == "etcd-k8s-1"  # type: ignore[arg-type]
+    # Minting on another: its own URL, where the URL named the first.
+    assert authority.at("etcd-k8s-2").url == "https://etcd-k8s-2:9000"
+    named = Authority("https://ca.example:9000", "etcd-k8s-1", others=("etcd-k8s-2",))
+    assert named.at("etcd-k8s-2").url == "https://ca.example:9000"
+
+
+def test_the_records_every_ca_shares_are_read_from_a_galera_node() -> None:
+    import datetime
+
+    from cryptography import x509 as x
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    from etcd_step_pki.facts.ca_records import GaleraRecords
+    from etcd_step_pki.facts.sections import MARK
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x.Name([x.NameAttribute(NameOID.COMMON_NAME, "client-1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(4242).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    output = [
+        f"{MARK}issued",
+        cert.public_bytes(Encoding.DER).hex().upper(),
+        f"{MARK}revoked",
+        "17",
+    ]
+    found = GaleraRecords().process(output)
+    assert found is not None
+    assert [c["serial"] for c in found["issued"]] == [4242] and found["revoked"] == {17}
+    assert GaleraRecords().process([]) is None

@@ -1,4 +1,5 @@
-"""The CA's Galera database's scripts: its status fact, step-ca's account, a node's start."""
+"""Active-active's scripts: the Galera status fact, step-ca's account, a node's start, and
+the helper that reaches the first CA that answers."""
 
 from __future__ import annotations
 
@@ -35,7 +36,21 @@ def node_start() -> str:
     )
 
 
+def records() -> str:
+    from etcd_step_pki.facts.ca_records import GaleraRecords
+
+    return _text(GaleraRecords().command(galera.DATABASE))
+
+
+def first_ca() -> str:
+    from etcd_step_pki.operations.every_ca import first_ca_script
+
+    return first_ca_script()
+
+
 SAMPLES: dict[str, Callable[[], str]] = {
+    "etcd-pki-first-ca.sh.j2": first_ca,
+    "facts/galera-records.sh.j2": records,
     "facts/galera-status.sh.j2": status,
     "galera-account.sh.j2": account,
     "galera-node-start.sh.j2": node_start,
