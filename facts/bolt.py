@@ -93,6 +93,10 @@ class BoltFile:
         root, _ = _BUCKET.unpack_from(value, 0)
         return value[_BUCKET.size :] if root == 0 else self._page(root)
 
+    def buckets(self) -> list[bytes]:
+        """The names of the top-level buckets, in key order."""
+        return [key for flags, key, _ in self._walk(self._page(self.root)) if flags & _BUCKET_LEAF]
+
     def items(self, bucket: bytes) -> Iterator[tuple[bytes, bytes]]:
         """The key/value pairs of the top-level bucket `bucket` (none if it does not exist)."""
         for flags, key, value in self._walk(self._page(self.root)):

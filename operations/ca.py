@@ -196,6 +196,7 @@ def configuration(
     names: Mapping[str, Sequence[str]] | None = None,
     modes: bool = False,
     ca_user: str = "step",
+    records_moved: bool = False,
 ) -> Commands:
     """
     Keep ca.json as configured (names, address, database, durations, profiles).
@@ -211,6 +212,9 @@ def configuration(
     + modes: keep the owners and modes of the CA's files too (`file_modes`, with the same
       read of the CA's state)
     + ca_user: the account step-ca runs as, which owns the database
+    + records_moved: an operation before this one moves bbolt's records to the Galera
+      database (operations/galera_migration.py); without it ca.json is never switched from
+      bbolt to the database
     """
     state = memo.get_fact(host, CAState, path=path)
     current = state["config"]
@@ -233,10 +237,10 @@ def configuration(
         db_user=ca_user,
     )
     moved = (current.get("db") or {}).get("type"), wanted["db"]["type"]
-    if moved == ("bbolt", "mysql"):
+    if moved == ("bbolt", "mysql") and not records_moved:
         raise OperationError(
-            "ca_ha=active-active: this CA keeps its records in bbolt, and moving them to the "
-            "Galera database is not done by these deploys yet; nothing was changed"
+            "ca_ha=active-active: this CA keeps its records in bbolt, and nothing moves them to "
+            "the Galera database in this run; ca.json was not changed"
         )
     fixes = _mode_fixes(path, state["files"], ca_user) if modes else []
     if wanted == current and not fixes:

@@ -59,20 +59,30 @@ def probe_units(user: str, bin_dir: str, metrics_dir: str, interval: str) -> dic
     """The probe's timer and service: `{unit file name: text}`. The probe runs as `user`;
     root takes its metrics into `metrics_dir`, checked, and renames them into place (node
     exporter reads `*.prom` only, never a half-written file)."""
-    probe = f"{bin_dir}/{PROBE_UNIT}"
-    new = f"{metrics_dir}/.{PROBE_FILE}.new"
-    take = taken_as_account(user, f"%t/{PROBE_UNIT}/ca.prom", new, check=f"{probe} check")
-    seconds = int(parse_duration(interval))
+    return timed_metrics_units(PROBE_UNIT, PROBE_FILE, "ca.prom", user, bin_dir, metrics_dir,
+                               interval)  # fmt: skip
+
+
+def timed_metrics_units(
+    unit: str, prom: str, written: str, user: str, bin_dir: str, metrics_dir: str, interval: str
+) -> dict[str, str]:
+    """The timer and service (`<unit>.timer.j2`, `<unit>.service.j2`) of a script
+    `<bin_dir>/<unit>` that writes textfile metrics as `user` into its runtime directory
+    (`written`), which root takes, checked by the script's `check`, as `prom` in
+    `metrics_dir`: `{unit file name: text}`."""
+    script = f"{bin_dir}/{unit}"
+    new = f"{metrics_dir}/.{prom}.new"
+    take = taken_as_account(user, f"%t/{unit}/{written}", new, check=f"{script} check")
     service = render(
-        f"{PROBE_UNIT}.service.j2",
+        f"{unit}.service.j2",
         user=user,
-        unit=PROBE_UNIT,
-        probe=probe,
+        unit=unit,
+        probe=script,
         take=take,
-        place=raw("/bin/mv -f {new} {target}", new=new, target=f"{metrics_dir}/{PROBE_FILE}"),
+        place=raw("/bin/mv -f {new} {target}", new=new, target=f"{metrics_dir}/{prom}"),
     )
-    timer = render(f"{PROBE_UNIT}.timer.j2", interval=seconds)
-    return {f"{PROBE_UNIT}.service": service, f"{PROBE_UNIT}.timer": timer}
+    timer = render(f"{unit}.timer.j2", interval=int(parse_duration(interval)))
+    return {f"{unit}.service": service, f"{unit}.timer": timer}
 
 
 def probe_rules(down_after: str, rule: Any) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pyinfra import host
 from pyinfra.api import operation
@@ -137,36 +138,77 @@ def database_account(user: str) -> Commands:
 
 
 @operation()
-def bootstrapped(peers: GaleraPeers) -> Commands:
+def bootstrapped(peers: GaleraPeers, *, cold_only: bool = False) -> Commands:
     """
-    On the first node: a new cluster of one, from this node's data, when no node of the
-    cluster runs and none has ever held Galera data (the first run of active-active).
-    Otherwise nothing: the nodes join what runs (node_in_cluster), and a cold start of a
-    cluster with data is the operator's.
+    On the first node: when no node of the cluster runs, a new primary component started
+    on the most advanced node, from its data: the first node when none has data yet (the
+    first run of active-active); after a cold start of every node, the one Galera marked
+    safe to start from (the last to stop), else the one with the highest committed
+    position (read with `galera_recovery` after a crash). Every node must answer for that
+    choice. Where a node runs in a primary component, nothing: the others join it
+    (node_in_cluster). After a cold start the first node joins at once (its step-ca
+    needs it).
 
     + peers: the cluster and this node's place in it
+    + cold_only: only a cold start (some node has data): before step-ca starts on the
+      first node, which needs its database
     """
     found = memo.get_fact(host, GaleraStatus, grastate=GRASTATE, account=account("-"))
     if found["running"] and found["status"].get("wsrep_cluster_status") == "Primary":
         host.noop("the CA's Galera cluster runs")
         return
-    yield RunTimeStep(_bootstrapped, peers)
+    yield RunTimeStep(_bootstrapped, peers, cold_only)
 
 
-def _bootstrapped(state: State, node: Remote, peers: GaleraPeers) -> bool:
-    running, fresh = _others(state, node, peers)
-    mine = node.fact(GaleraStatus, grastate=GRASTATE, account=account("-"))
-    if running or mine["status"].get("wsrep_cluster_status") == "Primary":
+def _bootstrapped(state: State, node: Remote, peers: GaleraPeers, cold_only: bool) -> bool:
+    nodes: dict[str, Remote] = {}
+    for name, _ in peers.nodes:
+        try:
+            nodes[name] = node if name == node.name else Remote.of(state, name, "to start Galera")
+        except Exception as error:
+            return node.fail(f"{name} does not answer ({error}): {_COLD_START}")
+    found = {name: remote.fact(GaleraStatus, grastate=GRASTATE, account=account("-"))
+             for name, remote in nodes.items()}  # fmt: skip
+    if any(f["status"].get("wsrep_cluster_status") == "Primary" for f in found.values()):
         return True
-    if not fresh or _holds_data(mine):
-        return node.fail(_COLD_START)
-    node.log("Galera: a new cluster, from this node's data")
-    return _started(node, "bootstrap")
+    if not any(_holds_data(f) for f in found.values()):
+        if cold_only:
+            return True  # a new cluster: started once the CA has issued its certificates
+        node.log("Galera: a new cluster, from this node's data")
+        return _started(node, "bootstrap")
+    chosen, reason = _most_advanced(nodes, found)
+    if chosen is None:
+        return node.fail(f"{reason}: {_COLD_START}")
+    node.log(f"Galera: every node was down; the cluster starts again from {chosen} ({reason})")
+    if not _started(nodes[chosen], "bootstrap", claim=True):
+        return node.fail(f"the cluster did not start again from {chosen}")
+    return chosen == node.name or _started(node, "restart")
+
+
+def _most_advanced(
+    nodes: dict[str, Remote], found: dict[str, dict[str, Any]]
+) -> tuple[str | None, str]:
+    """The node to start the cluster from, and why (None, and why not)."""
+    for name in nodes:
+        if found[name]["grastate"].get("safe_to_bootstrap") == "1":
+            return name, "the last node to stop"
+    positions = {}
+    for name, remote in nodes.items():
+        seqno = found[name]["grastate"].get("seqno", "-1")
+        if seqno in ("", "-1"):
+            # A crash: the position is in InnoDB, read by a recovery run of MariaDB.
+            ok, output = remote.run(script("galera-position.sh.j2"))
+            seqno = output.stdout.strip().rpartition(":")[2] if ok else ""
+        if not seqno.lstrip("-").isdigit():
+            return None, f"the position of {name} cannot be read"
+        positions[name] = int(seqno)
+    chosen = max(nodes, key=lambda name: positions[name])
+    return chosen, f"the highest position, {positions[chosen]}"
 
 
 _COLD_START = (
-    "no node of the CA's Galera cluster runs, and data exists: start the most advanced node "
-    "with galera_new_cluster (see the README, cold start), then run again"
+    "no node of the CA's Galera cluster runs: start the most advanced node with "
+    "galera_new_cluster (see the README, cold start), then run again"
 )
 
 
@@ -215,7 +257,8 @@ def _joined(
     if not running and not in_cluster:
         return node.fail(_COLD_START)
     node.log(f"Galera: joining through {', '.join(running) or 'itself'}")
-    return _started(node, "restart")
+    # A node still starting (waiting for a primary component at boot) joins by itself.
+    return _started(node, "restart" if changed else "start")
 
 
 def _others(state: State, node: Remote, peers: GaleraPeers) -> tuple[list[str], bool]:
@@ -232,8 +275,12 @@ def _others(state: State, node: Remote, peers: GaleraPeers) -> tuple[list[str], 
     return running, fresh
 
 
-def _started(node: Remote, action: str) -> bool:
-    ok, output = node.run(script("galera-node-start.sh.j2", action=action, wait=SYNCED_WAIT))
+def _started(node: Remote, action: str, *, claim: bool = False) -> bool:
+    """`claim`: a bootstrap from a node Galera did not mark safe to start from (chosen by
+    its position): it is marked so first."""
+    command = script("galera-node-start.sh.j2", action=action, wait=SYNCED_WAIT, claim=claim,
+                     grastate=GRASTATE)  # fmt: skip
+    ok, output = node.run(command)
     if not ok:
         return node.fail(f"the Galera node did not sync: {output.stderr}")
     return True

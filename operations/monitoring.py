@@ -21,6 +21,7 @@ from etcd_step_pki.facts.prometheus import PrometheusSetup, loads_rules
 from etcd_step_pki.operations import Commands
 from etcd_step_pki.operations.ca_probe import probe_rules
 from etcd_step_pki.operations.durations import parse_duration
+from etcd_step_pki.operations.galera_metrics import galera_rules
 from etcd_step_pki.templates.scripts import script
 
 DAY = 86400
@@ -282,6 +283,7 @@ def alert_rules(limits: Thresholds) -> dict[str, Any]:
                     ),
                     *_crl_rules(limits),
                     *probe_rules(limits.ca_down_after, _rule),
+                    *galera_rules(limits.ca_down_after, _rule),
                     _rule(
                         "EtcdPkiCaDown",
                         "max by (host) (etcd_pki_ca_up) == 0",

@@ -18,6 +18,7 @@ from etcd_step_pki.operations import Change, ca, galera
 from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.binaries import release_binaries
 from etcd_step_pki.operations.custody import superseded_removed
+from etcd_step_pki.operations.galera_migration import records_moved
 from etcd_step_pki.operations.root_key import root_key_offline
 from etcd_step_pki.operations.units import systemd_units
 from etcd_step_pki.templates import render
@@ -123,6 +124,10 @@ def _primary(settings: Settings, changes: list[Change]) -> OperationMeta:
         bin_dir=settings.bin_dir,
         root_pin=pinned_root(settings),
     )
+    if settings.active_active:
+        # A CA of the standby layout: its records first (step-ca stopped until ca.json
+        # names the database).
+        records_moved(name="The CA's records move to the Galera database", path=path)
     config = ca.configuration(
         name="Configure ca.json and file modes",
         path=path,
@@ -135,6 +140,7 @@ def _primary(settings: Settings, changes: list[Change]) -> OperationMeta:
         names=cluster_names(),
         modes=True,
         ca_user=settings.ca_user,
+        records_moved=settings.active_active,
     )
     return run_step_ca(settings, [init, config, *changes])
 

@@ -10,11 +10,11 @@ from pyinfra.operations import apt
 from etcd_step_pki.deploys.components import arguments, component
 from etcd_step_pki.deploys.components.binaries import step_binary
 from etcd_step_pki.deploys.settings import Settings, load_settings
-from etcd_step_pki.operations import galera
+from etcd_step_pki.operations import galera, galera_metrics
 from etcd_step_pki.operations.accounts import system_account
 from etcd_step_pki.operations.certificates import StepNode, node_certificates
 from etcd_step_pki.operations.installed_files import file_installed
-from etcd_step_pki.operations.renewal import timers, unit_files
+from etcd_step_pki.operations.renewal import METRICS_SCRIPT, metrics_script, timers, unit_files
 from etcd_step_pki.operations.units import systemd_units
 
 
@@ -30,6 +30,9 @@ def database_prepared(settings: Settings) -> None:
         mode="0644",
     )  # fmt: skip
     if settings.is_primary:
+        # After every node was down, the cluster first: step-ca needs its database.
+        galera.bootstrapped(name="The CA's Galera cluster runs again", peers=peers_of(settings),
+                            cold_only=True)  # fmt: skip
         galera.started_alone(name="MariaDB runs (alone until Galera exists)")
         galera.database_account(name="step-ca's database and account", user=settings.ca_user)
 
@@ -67,6 +70,14 @@ def galera_cluster() -> None:
         request=f"{settings.host}+galera",
     )
     enabled = settings.renewal.enabled
+    if settings.renewal.metrics_dir is not None and not settings.holds_certificates:
+        # The renewal units record their metrics with the helper hosts with certificates have.
+        file_installed(
+            name="Renewal metrics helper",
+            dest=f"{settings.bin_dir}/{METRICS_SCRIPT}",
+            text=metrics_script(node, arguments.schedule(settings)),
+            mode="0755",
+        )
     systemd_units(
         name="Replication certificate renewal",
         units=timers(items),
@@ -75,12 +86,7 @@ def galera_cluster() -> None:
         enabled=enabled,
     )
     layout = settings.galera
-    peers = galera.peers_of(
-        layout.group,
-        settings.host,
-        [(n.name, n.address) for n in layout.nodes],
-        [m.address for m in layout.members],
-    )
+    peers = peers_of(settings)
     if role == "node":
         written = file_installed(
             name="Galera's settings", dest=galera.GALERA_CONFIG, text=galera.galera_config(peers),
@@ -96,6 +102,7 @@ def galera_cluster() -> None:
             bootstrap=started,
             _serial=True,
         )
+        node_watched(settings, len(layout.members))
     else:
         systemd_units(
             name="Galera's arbitrator runs",
@@ -104,3 +111,36 @@ def galera_cluster() -> None:
             running=True,
             enabled=True,
         )
+
+
+def node_watched(settings: Settings, voters: int) -> None:
+    """With metrics on, the node's place in the cluster read on the CA probe's interval
+    (operations/galera_metrics.py); with metrics off, its timer stopped."""
+    metrics_dir = settings.renewal.metrics_dir
+    timer = f"{galera_metrics.METRICS_UNIT}.timer"
+    if metrics_dir is None:
+        systemd_units(name="Galera metrics off", units=[], always_off=[timer])
+        return
+    file_installed(
+        name="Galera metrics script",
+        dest=f"{settings.bin_dir}/{galera_metrics.METRICS_UNIT}",
+        text=galera_metrics.metrics_script(voters),
+        mode="0755",
+    )
+    interval = settings.renewal.probe_interval
+    units = galera_metrics.metrics_units(
+        galera.NODE_ACCOUNT, settings.bin_dir, metrics_dir, interval
+    )
+    systemd_units(name="Galera metrics", units=[timer], files=units, running=True, enabled=True)
+
+
+def peers_of(settings: Settings) -> galera.GaleraPeers:
+    """This host's place in the CA's Galera cluster (a Galera host's settings)."""
+    layout = settings.galera
+    assert layout is not None
+    return galera.peers_of(
+        layout.group,
+        settings.host,
+        [(n.name, n.address) for n in layout.nodes],
+        [m.address for m in layout.members],
+    )

@@ -22,7 +22,9 @@ from etcd_step_pki.deploys.settings import Settings, cluster_views, load_setting
 from etcd_step_pki.facts.ca import CAHealth, CAState
 from etcd_step_pki.facts.certificates import NodeCertificates, parse_certificate
 from etcd_step_pki.facts.etcd import EtcdCluster, cluster_healthy, member_status
+from etcd_step_pki.facts.galera import GaleraStatus
 from etcd_step_pki.facts.units import Units
+from etcd_step_pki.operations import galera
 from etcd_step_pki.operations.ca_probe import PROBE_FILE, PROBE_UNIT, PROBES_STALE_AFTER
 from etcd_step_pki.operations.certificates import past_renewal_point
 from etcd_step_pki.operations.durations import parse_duration
@@ -93,6 +95,7 @@ def attention(report: dict[str, Any], renewal_enabled: bool) -> list[str]:
         if age is None or age > parse_duration(PROBES_STALE_AFTER):
             ran = "has never run" if age is None else f"last ran {age} s ago"
             found.append(f"{name}: the CA probe {ran}")
+    found += database_attention(name, report.get("ca_database"))
     for cluster, etcd in report.get("etcd_clusters", {}).items():
         if not etcd["healthy"]:
             found.append(
@@ -109,6 +112,36 @@ def attention(report: dict[str, Any], renewal_enabled: bool) -> list[str]:
             found.append(f"{label}: the last renewal failed")
         if renewal_enabled and row["timer"] != "active":
             found.append(f"{label}: the renewal timer is {row['timer']}")
+    return found
+
+
+def database_part(found: dict[str, Any], voters: int) -> dict[str, Any]:
+    """A Galera node of the CA's database (active-active): what MariaDB says of its place."""
+    status = found["status"]
+    size = status.get("wsrep_cluster_size", "0")
+    return {
+        "running": found["running"],
+        "component": status.get("wsrep_cluster_status", "none"),
+        "state": status.get("wsrep_local_state_comment", "none"),
+        "size": int(size) if size.isdigit() else 0,
+        "voters": voters,
+    }
+
+
+def database_attention(name: str, part: dict[str, Any] | None) -> list[str]:
+    if part is None:
+        return []
+    if not part["running"]:
+        return [f"{name}: the CA's database node (MariaDB) is not running"]
+    found = []
+    if part["component"] != "Primary":
+        found.append(f"{name}: the CA's database node is {part['component']}, not Primary")
+    if part["state"] != "Synced":
+        found.append(f"{name}: the CA's database node is {part['state']}, not Synced")
+    if part["size"] < part["voters"]:
+        found.append(
+            f"{name}: the CA's database node sees {part['size']} of {part['voters']} voters"
+        )
     return found
 
 
@@ -172,8 +205,11 @@ def _etcd_part(settings: Settings) -> dict[str, Any]:
 def report_for_host(settings: Settings, now: float, window: int) -> dict[str, Any]:
     """One host's part of the report (facts only)."""
     report: dict[str, object] = {"host": settings.host, "groups": list(settings.groups)}
-    if settings.is_primary:
+    if settings.is_primary or (settings.active_active and settings.is_cert_manager):
         report["ca"] = _ca_part(settings, now, window)
+    if settings.galera_role == "node" and settings.galera is not None:
+        found = host.get_fact(GaleraStatus, grastate=galera.GRASTATE, account=galera.account("-"))
+        report["ca_database"] = database_part(found, len(settings.galera.members))
     views = [view for view in cluster_views() if view.is_member]
     if views:
         # Each cluster the host is a member of; "etcd" is the first's, as with one cluster.
@@ -212,6 +248,12 @@ def format_text(report: dict[str, Any]) -> str:
         lines.append(
             f"{name} step-ca: {state_word} root-days-left={ca.get('root_days_left')}"
             f" intermediate-days-left={ca.get('intermediate_days_left')}"
+        )
+    database = report.get("ca_database")
+    if database is not None:
+        lines.append(
+            f"{name} CA database: {database['component']} {database['state']}"
+            f" voters={database['size']}/{database['voters']}"
         )
     for cluster, etcd in report.get("etcd_clusters", {}).items():
         healthy = sum(1 for ok in etcd["health"].values() if ok)

@@ -22,6 +22,7 @@ __all__ = [
     "artifact_source",
     "ca_galera_arbitrator",
     "ca_ha",
+    "ca_probe_interval",
     "etcd_checksums",
     "etcd_clusters",
     "etcd_metrics_port",
@@ -73,6 +74,7 @@ etcd_clusters = _state.get("etcd_clusters")
 etcd_checksums = _checksums("etcd")
 # Metrics and alerting when the scenario asks for them (tests/e2e/test_monitoring).
 metrics_textfile_dir = _state.get("metrics_textfile_dir")
+ca_probe_interval = _state.get("ca_probe_interval", "30s")
 etcd_metrics_port = _state.get("etcd_metrics_port")
 # step-ca active on both cert-managers when the scenario asks (tests/e2e/test_active_active).
 ca_ha = _state.get("ca_ha", "standby")

@@ -140,7 +140,7 @@ def test_a_ca_with_bbolt_records_is_not_switched_silently() -> None:
         "intermediate": None,
         "files": {},
     }
-    with pytest.raises(OperationError, match="moving them to the Galera database"):
+    with pytest.raises(OperationError, match="nothing moves them to the Galera database"):
         run_op(
             ca.configuration,
             FakeHost({CAState: state}),
@@ -279,3 +279,41 @@ def test_the_records_every_ca_shares_are_read_from_a_galera_node() -> None:
     assert found is not None
     assert [c["serial"] for c in found["issued"]] == [4242] and found["revoked"] == {17}
     assert GaleraRecords().process([]) is None
+
+
+class _Node:
+    """A Galera node as Remote gives it: what its recovery run prints."""
+
+    def __init__(self, position: str | None) -> None:
+        self.position, self.ran = position, 0
+
+    def run(self, command: object) -> tuple[bool, object]:
+        from types import SimpleNamespace
+
+        self.ran += 1
+        return self.position is not None, SimpleNamespace(stdout=self.position or "")
+
+
+def _grastate(seqno: str, safe: str = "0") -> dict:
+    return {"grastate": {"uuid": "6c3e-1", "seqno": seqno, "safe_to_bootstrap": safe}}
+
+
+def test_a_cold_start_begins_at_the_most_advanced_node() -> None:
+    from etcd_step_pki.operations.galera import _most_advanced
+
+    # A clean stop of every node: Galera marked the last one safe to start from.
+    nodes = {"etcd-k8s-1": _Node(None), "etcd-k8s-2": _Node(None)}
+    found = {"etcd-k8s-1": _grastate("40"), "etcd-k8s-2": _grastate("41", safe="1")}
+    assert _most_advanced(nodes, found) == ("etcd-k8s-2", "the last node to stop")  # type: ignore[arg-type]
+    # A crash of every node: positions read by recovery runs where the file says -1.
+    nodes = {"etcd-k8s-1": _Node("6c3e-1:57\n"), "etcd-k8s-2": _Node("6c3e-1:56\n")}
+    found = {"etcd-k8s-1": _grastate("-1"), "etcd-k8s-2": _grastate("-1")}
+    assert _most_advanced(nodes, found) == ("etcd-k8s-1", "the highest position, 57")  # type: ignore[arg-type]
+    nodes = {"etcd-k8s-1": _Node("6c3e-1:57"), "etcd-k8s-2": _Node("6c3e-1:56")}
+    found = {"etcd-k8s-1": _grastate("-1"), "etcd-k8s-2": _grastate("58")}
+    assert _most_advanced(nodes, found)[0] == "etcd-k8s-2"  # type: ignore[arg-type]
+    assert nodes["etcd-k8s-2"].ran == 0
+    # A position that cannot be read: no guess.
+    nodes = {"etcd-k8s-1": _Node(None), "etcd-k8s-2": _Node("6c3e-1:56")}
+    chosen, why = _most_advanced(nodes, found | {"etcd-k8s-2": _grastate("-1")})  # type: ignore[arg-type]
+    assert chosen is None and why == "the position of etcd-k8s-1 cannot be read"

@@ -520,7 +520,11 @@ def test_dashboard_queries_are_valid_promql_on_series_that_exist(tmp_path: Path)
     templates = Path(__file__).resolve().parents[2] / "templates"
     written = {
         name
-        for helper in ("etcd-pki-renewal-metrics.sh.j2", "etcd-pki-ca-probe.sh.j2")
+        for helper in (
+            "etcd-pki-renewal-metrics.sh.j2",
+            "etcd-pki-ca-probe.sh.j2",
+            "etcd-pki-galera-metrics.sh.j2",
+        )
         for name in re.findall(
             r"^# TYPE (etcd_pki_\w+) gauge$", (templates / helper).read_text(), re.M
         )
