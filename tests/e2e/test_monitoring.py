@@ -163,9 +163,10 @@ def test_cluster_installs_metrics_and_rules_and_a_rerun_changes_nothing(
     assert {item["metric"]["role"] for item in roles} == {"root", "intermediate"}
     time.sleep(6)  # a few evaluations
     assert _firing(monitored) == set()
-    # Every panel of the Grafana dashboard shows data (but the firing alerts: none).
+    # Every panel of the Grafana dashboard shows data (but the firing alerts: none, and the
+    # CA database's panels: this layout has none; test_active_active reads its metrics).
     for query in dashboard_queries():
-        if not query.startswith("ALERTS"):
+        if not query.startswith("ALERTS") and "etcd_pki_galera_" not in query:
             assert _query(monitored, query), query
     # The status report takes the monitor (in no etcd group) in its stride.
     report = run_pyinfra(monitored, "deploys/status.py", "--data", "status_format=json")
